@@ -1,0 +1,77 @@
+# petl: build, tests, benchmarks. `make bench` and `make test` are the two commands a user types.
+CC      ?= cc
+OPT     ?= -O3 -march=native
+BLAS_INC = /usr/include/x86_64-linux-gnu/openblas-openmp
+BLAS_LIB = /usr/lib/x86_64-linux-gnu/openblas-openmp
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I. -I$(BLAS_INC) -I/usr/include/stb
+LDLIBS   = -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -lcjson -lpng -lz -lstb -lm -lpthread
+ifeq ($(NO_OMP),1)
+  CFLAGS += -Wno-unknown-pragmas
+else
+  CFLAGS  += -fopenmp
+  LDFLAGS += -fopenmp
+endif
+B ?= build
+
+LIB_DIRS = nn vit loaders methods bench
+LIB_SRC  = $(filter-out bench/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o)
+TEST_SRC = $(wildcard tests/test_*.c)
+TEST_BIN = $(TEST_SRC:tests/%.c=$(B)/tests/%)
+PERF_SRC = $(wildcard bench/perf/*.c)
+PERF_BIN = $(PERF_SRC:bench/perf/%.c=$(B)/perf/%)
+HDRS     = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.h)) tests/test.h
+
+.PHONY: all deps test test-asan bench bench-quick perf data pretrain clean
+all: petl
+
+DEPS_PKGS = libopenblas-openmp-dev libcjson-dev libstb-dev libpng-dev zlib1g-dev gnuplot-nox \
+            dataset-fashion-mnist python3-numpy pkg-config
+deps:
+	@./tools/deps.sh $(DEPS_PKGS)
+
+$(B)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/libpetl.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+petl: $(B)/bench/main.o $(B)/libpetl.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: tests/%.c $(B)/libpetl.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libpetl.a $(LDLIBS)
+
+$(B)/perf/%: bench/perf/%.c $(B)/libpetl.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libpetl.a $(LDLIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory petl $(TEST_BIN)
+	@./tests/run_all.sh $(B) $(TEST_BIN)
+
+test-asan: deps
+	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined" \
+	  LDFLAGS="-fsanitize=address,undefined -fopenmp" petl build-asan/libpetl.a \
+	  $(TEST_SRC:tests/%.c=build-asan/tests/%)
+	@ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 PETL_BIN=./build-asan/petl-asan \
+	  ./tests/run_all.sh build-asan $(TEST_SRC:tests/%.c=build-asan/tests/%)
+
+perf: deps
+	@$(MAKE) --no-print-directory petl $(PERF_BIN)
+	@./bench/perf.sh $(B)
+
+bench: deps
+	@$(MAKE) --no-print-directory petl
+	@./bench/bench.sh
+
+bench-quick: deps
+	@$(MAKE) --no-print-directory petl
+	@./bench/bench.sh quick
+
+clean:
+	rm -rf build build-asan petl

@@ -1,0 +1,9 @@
+// Subcommands of the petl program: each takes the arguments after its name.
+#ifndef BENCH_CMDS_H
+#define BENCH_CMDS_H
+int cmd_info(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+#endif

@@ -1,0 +1,57 @@
+// Backbones by preset or checkpoint, and closed-form parameter counts.
+#include "bench/common.h"
+
+#include <string.h>
+
+void vit_count(const VitConfig *c, VitCounts *k) {
+    long D = c->dim, M = c->mlp, N = vit_tokens(c);
+    k->patch = D * c->in_ch * c->patch * c->patch + D;
+    k->cls_pos = D + N * D;
+    k->attn = 3 * D * D + 3 * D + D * D + D;
+    k->mlp = M * D + M + D * M + D;
+    k->norms = 4 * D;
+    k->blocks = c->depth * (k->attn + k->mlp + k->norms);
+    k->final_norm = 2 * D;
+    k->head = c->classes > 0 ? (long)c->classes * D + c->classes : 0;
+    k->backbone = k->patch + k->cls_pos + k->blocks + k->final_norm;
+}
+
+int path_is_checkpoint(const char *s) {
+    size_t L = strlen(s);
+    return (L > 12 && !strcmp(s + L - 12, ".safetensors")) || (L > 4 && !strcmp(s + L - 4, ".npz"));
+}
+
+int backbone_load(const char *backbone, int heads, int img, int classes, uint64_t seed, Vit *v) {
+    if (path_is_checkpoint(backbone)) return vit_load(v, backbone, heads, img, classes);
+    VitConfig c;
+    if (vit_preset(backbone, &c)) return -1;
+    if (img > 0) c.img = img;
+    if (heads > 0) c.heads = heads;
+    if (classes >= 0) c.classes = classes;
+    if (c.img % c.patch) {
+        nn_seterr("image size %d is not a multiple of the patch size %d", c.img, c.patch);
+        return -1;
+    }
+    vit_init(v, &c);
+    vit_init_random(v, seed);
+    return 0;
+}
+
+int backbone_config(const char *backbone, int heads, int img, int classes, VitConfig *c) {
+    if (!path_is_checkpoint(backbone)) {
+        if (vit_preset(backbone, c)) return -1;
+        if (img > 0) c->img = img;
+        if (heads > 0) c->heads = heads;
+        if (classes >= 0) c->classes = classes;
+        if (c->img % c->patch) {
+            nn_seterr("image size %d is not a multiple of the patch size %d", c->img, c->patch);
+            return -1;
+        }
+        return 0;
+    }
+    Vit v;
+    if (vit_load(&v, backbone, heads, img, classes)) return -1;
+    *c = v.cfg;
+    vit_free(&v);
+    return 0;
+}

@@ -1,0 +1,246 @@
+// ViT: presets, parameters (timm names), forward through sites, and the forward cost model.
+// Weight import/export lives in vit_io.c.
+#include "vit/vit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "nn/ops.h"
+
+typedef struct {
+    const char *name;
+    int img, patch, dim, depth, heads, mlp;
+} Preset;
+
+static const Preset g_presets[] = {
+    {"vit-ti16", 224, 16, 192, 12, 3, 768},   {"vit-s16", 224, 16, 384, 12, 6, 1536},
+    {"vit-b16", 224, 16, 768, 12, 12, 3072},  {"vit-l16", 224, 16, 1024, 24, 16, 4096},
+    {"vit-ti4", 32, 4, 192, 12, 3, 768},      {"vit-s4", 32, 4, 384, 12, 6, 1536},
+    {"vit-micro", 32, 4, 128, 6, 4, 512},     {"vit-nano", 32, 4, 64, 4, 2, 256},
+};
+
+const char *vit_preset_names(void) {
+    return "vit-ti16, vit-s16, vit-b16, vit-l16 (224 px, patch 16); vit-ti4, vit-s4, vit-micro, "
+           "vit-nano (32 px, patch 4)";
+}
+
+int vit_preset(const char *name, VitConfig *c) {
+    for (size_t i = 0; i < sizeof g_presets / sizeof g_presets[0]; i++) {
+        const Preset *p = &g_presets[i];
+        if (strcmp(p->name, name)) continue;
+        memset(c, 0, sizeof *c);
+        snprintf(c->name, sizeof c->name, "%s", p->name);
+        c->img = p->img;
+        c->patch = p->patch;
+        c->in_ch = 3;
+        c->dim = p->dim;
+        c->depth = p->depth;
+        c->heads = p->heads;
+        c->mlp = p->mlp;
+        c->classes = 1000;
+        c->ln_eps = 1e-6f;
+        return 0;
+    }
+    nn_seterr("unknown backbone preset '%s' (expected one of: %s, or a .safetensors/.npz checkpoint)",
+              name, vit_preset_names());
+    return -1;
+}
+
+int vit_grid(const VitConfig *c) { return c->img / c->patch; }
+int vit_tokens(const VitConfig *c) { return vit_grid(c) * vit_grid(c) + 1; }
+
+const char *vit_site_name(VitSite s) {
+    static const char *n[SITE_COUNT] = {"qkv", "proj", "fc1", "fc2", "norm1", "norm2",
+                                        "patch", "norm", "head"};
+    return (s >= 0 && s < SITE_COUNT) ? n[s] : "?";
+}
+
+static Tensor *add1(Vit *v, const char *name, int d0) {
+    int s[1] = {d0};
+    return ps_add(&v->ps, name, 1, s, 1);
+}
+static Tensor *add2(Vit *v, const char *name, int d0, int d1) {
+    int s[2] = {d0, d1};
+    return ps_add(&v->ps, name, 2, s, 1);
+}
+
+void vit_init(Vit *v, const VitConfig *c) {
+    memset(v, 0, sizeof *v);
+    v->cfg = *c;
+    ps_init(&v->ps);
+    NN_ASSERT(c->img % c->patch == 0, "image size %d is not a multiple of the patch size %d", c->img,
+              c->patch);
+    NN_ASSERT(c->dim % c->heads == 0, "dim %d is not a multiple of heads %d", c->dim, c->heads);
+    int D = c->dim, N = vit_tokens(c);
+    int ps4[4] = {D, c->in_ch, c->patch, c->patch};
+    v->patch_w = ps_add(&v->ps, "patch_embed.proj.weight", 4, ps4, 1);
+    v->patch_b = add1(v, "patch_embed.proj.bias", D);
+    int s3[3] = {1, 1, D};
+    v->cls = ps_add(&v->ps, "cls_token", 3, s3, 1);
+    s3[1] = N;
+    v->pos = ps_add(&v->ps, "pos_embed", 3, s3, 1);
+    v->blocks = nn_calloc(sizeof(VitBlock) * c->depth);
+    char nm[128];
+    for (int l = 0; l < c->depth; l++) {
+        VitBlock *b = &v->blocks[l];
+#define P1(field, suffix, d0) (snprintf(nm, sizeof nm, "blocks.%d.%s", l, suffix), b->field = add1(v, nm, d0))
+#define P2(field, suffix, d0, d1) \
+    (snprintf(nm, sizeof nm, "blocks.%d.%s", l, suffix), b->field = add2(v, nm, d0, d1))
+        P1(norm1_w, "norm1.weight", D);
+        P1(norm1_b, "norm1.bias", D);
+        P2(qkv_w, "attn.qkv.weight", 3 * D, D);
+        P1(qkv_b, "attn.qkv.bias", 3 * D);
+        P2(proj_w, "attn.proj.weight", D, D);
+        P1(proj_b, "attn.proj.bias", D);
+        P1(norm2_w, "norm2.weight", D);
+        P1(norm2_b, "norm2.bias", D);
+        P2(fc1_w, "mlp.fc1.weight", c->mlp, D);
+        P1(fc1_b, "mlp.fc1.bias", c->mlp);
+        P2(fc2_w, "mlp.fc2.weight", D, c->mlp);
+        P1(fc2_b, "mlp.fc2.bias", D);
+#undef P1
+#undef P2
+        for (int i = 0; i < D; i++) b->norm1_w->data[i] = b->norm2_w->data[i] = 1.0f;
+    }
+    v->norm_w = add1(v, "norm.weight", D);
+    v->norm_b = add1(v, "norm.bias", D);
+    for (int i = 0; i < D; i++) v->norm_w->data[i] = 1.0f;
+    if (c->classes > 0) {
+        v->head_w = add2(v, "head.weight", c->classes, D);
+        v->head_b = add1(v, "head.bias", c->classes);
+    }
+}
+
+void vit_free(Vit *v) {
+    ps_free(&v->ps);
+    free(v->blocks);
+    memset(v, 0, sizeof *v);
+}
+
+// timm: trunc_normal(std .02) for linear weights and the position embedding, zero biases,
+// cls token N(0, 1e-6), LayerNorms (1, 0); the patch embedding as a linear (lecun-like timm
+// default is trunc_normal too in the jax-free path).
+void vit_init_random(Vit *v, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 12345;
+    for (int i = 0; i < v->ps.n; i++) {
+        Param *p = v->ps.p[i];
+        const char *n = p->name;
+        size_t L = strlen(n);
+        int is_w = L > 7 && !strcmp(n + L - 7, ".weight");
+        if (strstr(n, "norm")) continue;   // keep (1, 0)
+        if (!strcmp(n, "cls_token")) rng_fill_normal(&s, p->t.data, p->t.n, 0, 1e-6f);
+        else if (!strcmp(n, "pos_embed")) rng_fill_trunc_normal(&s, p->t.data, p->t.n, 0.02f);
+        else if (is_w) rng_fill_trunc_normal(&s, p->t.data, p->t.n, 0.02f);
+        else memset(p->t.data, 0, sizeof(float) * p->t.n);
+    }
+}
+
+// New heads start at zero (as the ViT paper's fine-tuning does): the first step is then
+// plain logistic regression on the features and no random projection is learned away.
+void vit_reset_head(Vit *v, int classes, uint64_t seed) {
+    (void)seed;
+    if (v->head_w) {
+        ps_remove(&v->ps, "head.weight");
+        ps_remove(&v->ps, "head.bias");
+        v->head_w = v->head_b = NULL;
+    }
+    v->cfg.classes = classes;
+    if (classes > 0) {
+        v->head_w = add2(v, "head.weight", classes, v->cfg.dim);
+        v->head_b = add1(v, "head.bias", classes);
+    }
+}
+
+// ---------------------------------------------------------------- forward
+static Tensor *site_post(const VitSites *st, Graph *g, int layer, VitSite s, Tensor *y) {
+    return (st && st->post) ? st->post(st->ctx, g, layer, s, y) : y;
+}
+
+static Tensor *site_linear(const VitSites *st, Graph *g, int layer, VitSite s, Tensor *x, Tensor *W,
+                           Tensor *b, Tensor *residual) {
+    Tensor *y;
+    if (st && st->has_linear && st->linear && st->has_linear(st->ctx, layer, s))
+        y = st->linear(st->ctx, g, layer, s, x, W, b, residual);
+    else y = op_linear(g, x, W, b, residual);
+    return y;
+}
+
+// With a post hook at a residual-fused site, the residual has to be added after the hook.
+static int has_post(const VitSites *st) { return st && st->post; }
+
+static Tensor *block_forward(Vit *v, Graph *g, int l, Tensor *x, const VitSites *st) {
+    const VitConfig *c = &v->cfg;
+    VitBlock *b = &v->blocks[l];
+    AttnOpts ao = {.heads = c->heads};
+    int fuse_attn = !(st && st->after_attn) && !has_post(st);
+    int fuse_mlp = !(st && st->after_mlp) && !has_post(st);
+
+    Tensor *h = site_post(st, g, l, SITE_NORM1, op_layernorm(g, x, b->norm1_w, b->norm1_b, c->ln_eps));
+    Tensor *qkv = site_post(st, g, l, SITE_QKV, site_linear(st, g, l, SITE_QKV, h, b->qkv_w, b->qkv_b, NULL));
+    Tensor *a = op_attention_qkv(g, qkv, &ao);
+    if (fuse_attn) {
+        x = site_linear(st, g, l, SITE_PROJ, a, b->proj_w, b->proj_b, x);
+    } else {
+        Tensor *o = site_post(st, g, l, SITE_PROJ, site_linear(st, g, l, SITE_PROJ, a, b->proj_w, b->proj_b, NULL));
+        if (st && st->after_attn) o = st->after_attn(st->ctx, g, l, x, h, o);
+        x = op_add(g, x, o);
+    }
+
+    h = site_post(st, g, l, SITE_NORM2, op_layernorm(g, x, b->norm2_w, b->norm2_b, c->ln_eps));
+    Tensor *f = site_post(st, g, l, SITE_FC1, site_linear(st, g, l, SITE_FC1, h, b->fc1_w, b->fc1_b, NULL));
+    int fc2_hooked = st && st->has_linear && st->linear && st->has_linear(st->ctx, l, SITE_FC2);
+    Tensor *m;
+    if (fuse_mlp && !fc2_hooked) return op_gelu_linear(g, f, b->fc2_w, b->fc2_b, x);
+    if (fc2_hooked) m = st->linear(st->ctx, g, l, SITE_FC2, op_gelu(g, f), b->fc2_w, b->fc2_b, NULL);
+    else m = op_gelu_linear(g, f, b->fc2_w, b->fc2_b, NULL);
+    m = site_post(st, g, l, SITE_FC2, m);
+    if (st && st->after_mlp) m = st->after_mlp(st->ctx, g, l, x, h, m);
+    return op_add(g, x, m);
+}
+
+static Tensor *embed(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
+    const VitConfig *c = &v->cfg;
+    char sh[64];
+    tensor_shape_str(img, sh, sizeof sh);
+    NN_ASSERT(img->ndim == 4 && img->shape[1] == c->in_ch && img->shape[2] == c->img && img->shape[3] == c->img,
+              "ViT input is %s, expected (B, %d, %d, %d)", sh, c->in_ch, c->img, c->img);
+    int D = c->dim, N = vit_tokens(c);
+    Tensor *p = op_patchify(g, img, c->patch);
+    int ws[2] = {D, c->in_ch * c->patch * c->patch};
+    Tensor *W = graph_view(g, v->patch_w, 2, ws);
+    Tensor *x = site_post(st, g, -1, SITE_PATCH, site_linear(st, g, -1, SITE_PATCH, p, W, v->patch_b, NULL));
+    x = op_concat_tokens(g, v->cls, x);
+    int pshape[2] = {N, D};
+    return op_add(g, x, graph_view(g, v->pos, 2, pshape));
+}
+
+Tensor *vit_features(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
+    const VitConfig *c = &v->cfg;
+    Tensor *x = embed(v, g, img, st);
+    for (int l = 0; l < c->depth; l++) {
+        if (st && st->tokens) x = st->tokens(st->ctx, g, l, x);
+        x = block_forward(v, g, l, x, st);
+        if (st && st->tap) st->tap(st->ctx, g, l, x);
+    }
+    // LayerNorm is per token: normalising the class token alone is the same as slicing after.
+    Tensor *cls = op_slice_tokens(g, x, 0, 1);
+    int s2[2] = {cls->shape[0], c->dim};
+    cls = graph_view(g, cls, 2, s2);
+    return site_post(st, g, -1, SITE_NORM_FINAL, op_layernorm(g, cls, v->norm_w, v->norm_b, c->ln_eps));
+}
+
+Tensor *vit_forward(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
+    Tensor *f = vit_features(v, g, img, st);
+    if (st && st->head) return st->head(st->ctx, g, f);
+    if (!v->head_w) return f;
+    return op_linear(g, f, v->head_w, v->head_b, NULL);
+}
+
+double vit_forward_macs(const VitConfig *c) {
+    double D = c->dim, N = vit_tokens(c), M = c->mlp, np = N - 1;
+    double patch = np * D * c->in_ch * c->patch * c->patch;
+    double per_block = N * (3 * D * D) + N * D * D + 2 * N * D * M + 2 * N * N * D;   // qkv, proj, mlp, QK^T and AV
+    double head = c->classes > 0 ? D * c->classes : 0;
+    return patch + c->depth * per_block + head;
+}

@@ -1,0 +1,102 @@
+// Pre-norm Vision Transformer as timm's VisionTransformer: patch embedding, class token, learned
+// position embedding, blocks (LayerNorm eps 1e-6, fused qkv, GELU MLP), final norm, class-token head.
+// Methods attach through named sites (VitSites); the ViT knows no particular method.
+#ifndef VIT_VIT_H
+#define VIT_VIT_H
+
+#include "nn/nn.h"
+
+typedef struct {
+    char name[32];
+    int img, patch, in_ch;
+    int dim, depth, heads, mlp;     // mlp: hidden width of the MLP
+    int classes;                    // 0: no head
+    float ln_eps;
+} VitConfig;
+
+// Presets: vit-ti16, vit-s16, vit-b16, vit-l16 (224 px, patch 16); vit-ti4, vit-s4, vit-micro
+// (32 px, patch 4). Returns 0, or -1 with nn_err() listing the presets.
+int vit_preset(const char *name, VitConfig *c);
+const char *vit_preset_names(void);
+int vit_tokens(const VitConfig *c);         // patches + class token
+int vit_grid(const VitConfig *c);           // patches per side
+
+typedef struct {
+    Tensor *norm1_w, *norm1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
+    Tensor *norm2_w, *norm2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+} VitBlock;
+
+typedef struct {
+    VitConfig cfg;
+    ParamStore ps;                  // timm names; methods add their own parameters here too
+    Tensor *patch_w, *patch_b, *cls, *pos;
+    VitBlock *blocks;
+    Tensor *norm_w, *norm_b, *head_w, *head_b;
+} Vit;
+
+// Sites. Linear sites inside block l; SITE_PATCH, SITE_NORM_FINAL and SITE_HEAD are outside.
+typedef enum {
+    SITE_QKV, SITE_PROJ, SITE_FC1, SITE_FC2,       // linear layers
+    SITE_NORM1, SITE_NORM2,                        // layernorm outputs
+    SITE_PATCH, SITE_NORM_FINAL, SITE_HEAD,
+    SITE_COUNT
+} VitSite;
+const char *vit_site_name(VitSite s);
+
+// Every hook is optional (NULL). A method fills the ones it needs.
+typedef struct VitSites {
+    void *ctx;
+    // Replace the tokens before block l (l = 0 .. depth-1): prompts. x: (B, T, D).
+    Tensor *(*tokens)(void *ctx, Graph *g, int layer, Tensor *x);
+    // Does this method handle linear site s in block l? (Then `linear` is called for it.)
+    int (*has_linear)(void *ctx, int layer, VitSite s);
+    // Compute y = x W^T + b (+ residual) with the method's branch or reparametrisation.
+    Tensor *(*linear)(void *ctx, Graph *g, int layer, VitSite s, Tensor *x, Tensor *W, Tensor *b,
+                      Tensor *residual);
+    // Called with a site's output y (norm1, norm2, qkv, proj, fc1, fc2, patch, final norm):
+    // returns a replacement (a scale and shift, say). layer = -1 outside blocks.
+    Tensor *(*post)(void *ctx, Graph *g, int layer, VitSite s, Tensor *y);
+    // Block modules. attn_out / mlp_out: the sub-layer output before the residual add;
+    // x: the block input (residual stream), h: the normalised input of the sub-layer.
+    // Return the replacement sub-layer output (adapter, parallel adapter, ...).
+    Tensor *(*after_attn)(void *ctx, Graph *g, int layer, Tensor *x, Tensor *h, Tensor *attn_out);
+    Tensor *(*after_mlp)(void *ctx, Graph *g, int layer, Tensor *x, Tensor *h, Tensor *mlp_out);
+    // Hidden state after block l (read only; side networks).
+    void (*tap)(void *ctx, Graph *g, int layer, Tensor *x);
+    // Replace the head: gets the final-normed class token (B, D).
+    Tensor *(*head)(void *ctx, Graph *g, Tensor *feat);
+} VitSites;
+
+// Creates the parameters (zero) in v->ps; vit_init_random fills them as timm does.
+void vit_init(Vit *v, const VitConfig *c);
+void vit_init_random(Vit *v, uint64_t seed);
+void vit_free(Vit *v);
+// Replace the head for K classes (trunc-normal weights, std 0.02? zero as timm's new heads; see .c).
+void vit_reset_head(Vit *v, int classes, uint64_t seed);
+
+// img: (B, in_ch, img, img), normalised. Returns logits (B, classes), or the final-normed class
+// token (B, D) when the model has no head. sites may be NULL.
+Tensor *vit_forward(Vit *v, Graph *g, Tensor *img, const VitSites *sites);
+// The features the head sees (B, D): final-normed class token.
+Tensor *vit_features(Vit *v, Graph *g, Tensor *img, const VitSites *sites);
+
+// Cost of one image's forward through the plain backbone (+ head): multiply-adds.
+double vit_forward_macs(const VitConfig *c);
+
+// Checkpoints. vit_load reads timm- or Hugging Face-named safetensors, or Google's .npz, taking
+// the config from __metadata__ when present, else from the tensor shapes (heads: `heads` if > 0,
+// else metadata, else dim/64). img_size > 0 resamples the position embedding (bicubic, class
+// token kept); classes > 0 and different from the checkpoint's makes a new head.
+// 0 on success, -1 with nn_err().
+int vit_load(Vit *v, const char *path, int heads, int img_size, int classes);
+// Saves every backbone parameter (timm names) and the config in __metadata__, plus extra
+// metadata pairs (NULL-terminated key, value list).
+int vit_save(const Vit *v, const char *path, const char *const *extra_meta);
+// Resample a (1, g0*g0+1, D) position embedding to (1, g1*g1+1, D), bicubic (PyTorch a=-0.75,
+// align_corners=False), class token kept.
+void vit_resample_pos(const float *src, int g0, float *dst, int g1, int D);
+// Config as JSON text (caller frees) and back.
+char *vit_config_json(const VitConfig *c);
+int vit_config_from_json(const char *json, VitConfig *c);
+
+#endif
