@@ -2,7 +2,23 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/cmd_data.h"
+#include "bench/cmd_gen.h"
 #include "bench/cmds.h"
+
+int cmd_data(int argc, char **argv) {
+    if (argc < 1 || !strcmp(argv[0], "--help")) {
+        printf("usage: petl data inspect DIR [--format F] [--task T] [--json]\n"
+               "       petl data fewshot --from DIR --shots 1,2,4,8,16 --seeds 0,1,2 --out DIR\n"
+               "       petl data make [--out data] [--only t1,t2] [--force]\n");
+        return argc < 1 ? 2 : 0;
+    }
+    if (!strcmp(argv[0], "inspect")) return cmd_data_inspect(argc, argv);
+    if (!strcmp(argv[0], "fewshot")) return cmd_data_fewshot(argc, argv);
+    if (!strcmp(argv[0], "make")) return cmd_data_make(argc, argv);
+    fprintf(stderr, "petl data: unknown subcommand '%s' (inspect, fewshot or make)\n", argv[0]);
+    return 2;
+}
 
 static void usage(void) {
     printf("petl: parameter-efficient transfer benchmark for vision transformers\n\n"

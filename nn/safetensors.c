@@ -190,8 +190,11 @@ static int parse_tensor(StFile *f, const cJSON *it, StEntry *e, size_t data_star
     int i = 0;
     for (const cJSON *x = sh->child; x; x = x->next, i++) {
         int64_t v;
-        if (json_int(x, -9007199254740992.0, &v))
+        if (json_int(x, -9007199254740992.0, &v)) {
+            if (cJSON_IsNumber(x))
+                return fail(P, "tensor '%s': shape[%d] must be a whole number, found %g", name, i, x->valuedouble);
             return fail(P, "tensor '%s': shape[%d] must be a whole number, found %s", name, i, json_type(x));
+        }
         if (v < 0) return fail(P, "tensor '%s': shape[%d] is %lld, expected a dimension >= 0", name, i, (long long)v);
         e->shape[i] = (long)v;
     }

@@ -102,7 +102,7 @@ static void test_adamw_steps(void) {
     oc.beta2 = 0.999f;
     oc.eps = 1e-8f;
     oc.weight_decay = 0.05f;
-    oc.decay_skip_no_decay = 0;
+    oc.skip_no_decay = 0;
     oc.clip_norm = 0;
     Optimizer *o = opt_new(&v.ps, oc);
     float *want = ref_get("adamw_losses", NULL);

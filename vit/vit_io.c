@@ -110,7 +110,10 @@ typedef struct {
 static const StEntry *src_find(const Src *s, const char *name) {
     char full[300];
     snprintf(full, sizeof full, "%s%s", s->prefix, name);
-    return st_find(&s->f, full);
+    const StEntry *e = st_find(&s->f, full);
+    // Hugging Face keeps the classifier outside the "vit." prefix
+    if (!e && s->fmt == FMT_HF && !strncmp(name, "classifier.", 11)) e = st_find(&s->f, name);
+    return e;
 }
 
 static int count_blocks(const Src *s) {
@@ -253,7 +256,7 @@ static int load_block(Src *s, Vit *v, int l) {
     const VitConfig *c = &v->cfg;
     VitBlock *b = &v->blocks[l];
     int D = c->dim, M = c->mlp;
-    char nm[256];
+    char nm[320];
     float *t = NULL, *u = NULL;
 #define COPY(dst, name_fmt, n)                                   \
     do {                                                         \
@@ -309,7 +312,7 @@ static int load_block(Src *s, Vit *v, int l) {
         COPY(b->fc2_b, "encoder.layer.%d.output.dense.bias", D);
     } else {
         const char *pre = "Transformer/encoderblock_%d/";
-        char f[200];
+        char f[160];
 #define NPZ(x) (snprintf(f, sizeof f, "%s%s", pre, x), f)
         COPY(b->norm1_w, NPZ("LayerNorm_0/scale"), D);
         COPY(b->norm1_b, NPZ("LayerNorm_0/bias"), D);
@@ -317,7 +320,7 @@ static int load_block(Src *s, Vit *v, int l) {
         COPY(b->norm2_b, NPZ("LayerNorm_2/bias"), D);
         static const char *qkv[3] = {"query", "key", "value"};
         for (int j = 0; j < 3; j++) {
-            char g2[200];
+            char g2[80];
             snprintf(g2, sizeof g2, "MultiHeadDotProductAttention_1/%s/kernel", qkv[j]);
             // kernel (D, H, hd) = (in, out): W rows are outputs
             COPY_T(b->qkv_w->data + (long)j * D * D, NPZ(g2), D, D);

@@ -1,0 +1,99 @@
+// `petl data make [--out data] [--seed 0] [--only t1,t2] [--force]`: writes every embedded task,
+// skipping the ones already complete with the same options, then data/README.md.
+#include "bench/cmd_gen.h"
+#include "bench/args.h"
+#include "loaders/gen.h"
+#include "nn/nn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+int cmd_data_make(int argc, char **argv) {
+    const char *out = "data", *only = NULL, *fashion = NULL;
+    int seed = 0, force = 0, help = 0, ntrain = 0, nval = 0, ntest = 0, fclasses = 0;
+    Opt opts[] = {
+        {"--out", OPT_STR, &out, "output folder (default data)"},
+        {"--seed", OPT_INT, &seed, "generation seed (default 0)"},
+        {"--only", OPT_STR, &only, "comma-separated tasks (default: all)"},
+        {"--force", OPT_FLAG, &force, "regenerate tasks that are already complete"},
+        {"--fashion-dir", OPT_STR, &fashion, "Fashion-MNIST IDX gz folder (default " GEN_FASHION_DIR ")"},
+        {"--train", OPT_INT, &ntrain, "train images per task (default 800; fractal 10000)"},
+        {"--val", OPT_INT, &nval, "val images per task (default 200; fractal 1000)"},
+        {"--test", OPT_INT, &ntest, "test images per task (default 1000)"},
+        {"--fractal-classes", OPT_INT, &fclasses, "classes of the fractal corpus (default 100)"},
+        {"--help", OPT_FLAG, &help, "this help"},
+    };
+    int nopts = (int)(sizeof opts / sizeof opts[0]);
+    if (args_parse("data make", argc - 1, argv + 1, opts, nopts, NULL, 0, NULL)) return 2;
+    if (help) {
+        args_usage("data make", "[--out data] [--seed 0] [--only t1,t2] [--force]", opts, nopts);
+        printf("tasks:");
+        for (int t = 0; t < gen_task_count(); t++) printf(" %s", gen_task_name(t));
+        printf("\n");
+        return 0;
+    }
+    if (seed < 0 || ntrain < 0 || nval < 0 || ntest < 0 || fclasses < 0) {
+        fprintf(stderr, "petl data make: --seed, --train, --val, --test, --fractal-classes must be >= 0\n");
+        return 2;
+    }
+    int want[64] = {0}, nt = gen_task_count();
+    if (only) {
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%s", only);
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            int t = gen_task_find(tok);
+            if (t < 0) {
+                fprintf(stderr, "petl data make: unknown task '%s' in --only (known:", tok);
+                for (int k = 0; k < nt; k++) fprintf(stderr, " %s", gen_task_name(k));
+                fprintf(stderr, ")\n");
+                return 2;
+            }
+            want[t] = 1;
+        }
+    } else
+        for (int t = 0; t < nt; t++) want[t] = 1;
+
+    GenOptions o = {0};
+    o.seed = (uint64_t)seed;
+    o.n_train = ntrain;
+    o.n_val = nval;
+    o.n_test = ntest;
+    o.fractal_classes = fclasses;
+    o.fashion_dir = fashion;
+    o.verbose = 1;
+    char cmdline[2048] = "petl data";
+    for (int i = 0; i < argc; i++) {
+        size_t L = strlen(cmdline);
+        snprintf(cmdline + L, sizeof cmdline - L, " %s", argv[i]);
+    }
+    double t0 = now_s();
+    int failed = 0;
+    for (int t = 0; t < nt; t++) {
+        if (!want[t]) continue;
+        const char *name = gen_task_name(t);
+        if (!force && gen_task_is_complete(out, name, &o)) {
+            printf("[data] %s: complete, skipped\n", name);
+            continue;
+        }
+        if (gen_task_write(out, name, &o)) {
+            fprintf(stderr, "petl data make: %s: %s\n", name, nn_err());
+            failed++;   // the other tasks do not depend on this one
+        }
+        printf("[data] elapsed %.1f s\n", now_s() - t0);
+        fflush(stdout);
+    }
+    if (gen_readme_write(out, &o, cmdline)) {
+        fprintf(stderr, "petl data make: %s\n", nn_err());
+        return 1;
+    }
+    printf("[data] %s: %s in %.1f s\n", out, failed ? "FAILED" : "done", now_s() - t0);
+    return failed ? 1 : 0;
+}

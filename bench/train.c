@@ -1,0 +1,223 @@
+// The train/eval loop shared by `petl train`, `petl pretrain` and `petl run`.
+#include "bench/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench/args.h"
+#include "loaders/batch.h"
+#include "loaders/transform.h"
+#include "nn/ops.h"
+#include "nn/optim.h"
+
+void train_opts_default(TrainOpts *o) {
+    memset(o, 0, sizeof *o);
+    o->epochs = 10;
+    o->batch = 64;
+    o->seed = 0;
+    o->lr = 1e-3f;
+    o->min_lr = 0;
+    o->weight_decay = 1e-4f;
+    o->momentum = 0.9f;
+    o->warmup = 1;
+    o->optimizer = "adamw";
+    o->norm = "inception";
+    o->log_every = 1;
+    o->clip_norm = 0;
+}
+
+int train_opts_table(TrainOpts *o, void *out) {
+    Opt t[] = {
+        {"--epochs", OPT_INT, &o->epochs, "training epochs"},
+        {"--batch", OPT_INT, &o->batch, "batch size"},
+        {"--lr", OPT_FLOAT, &o->lr, "peak learning rate"},
+        {"--min-lr", OPT_FLOAT, &o->min_lr, "final learning rate of the cosine schedule"},
+        {"--wd", OPT_FLOAT, &o->weight_decay, "decoupled weight decay"},
+        {"--warmup", OPT_FLOAT, &o->warmup, "linear warmup, in epochs"},
+        {"--optimizer", OPT_STR, &o->optimizer, "adamw | sgd"},
+        {"--momentum", OPT_FLOAT, &o->momentum, "SGD momentum"},
+        {"--label-smoothing", OPT_FLOAT, &o->label_smoothing, "cross-entropy label smoothing"},
+        {"--clip", OPT_FLOAT, &o->clip_norm, "global gradient-norm clip (0: none)"},
+        {"--seed", OPT_INT, &o->seed, "seed (data order, init, dropout)"},
+        {"--augment", OPT_FLAG, &o->augment, "random resized crop + flip (off: VTAB-1k protocol)"},
+        {"--norm", OPT_STR, &o->norm, "normalisation: inception (0.5/0.5) | imagenet | none"},
+        {"--decay-all", OPT_FLAG, &o->decay_all, "weight decay on biases, norms and tokens too"},
+        {"--log-every", OPT_INT, &o->log_every, "a log line every N steps (0: none)"},
+    };
+    int n = sizeof t / sizeof t[0];
+    memcpy(out, t, sizeof t);
+    return n;
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static BatchIter *make_iter(const Dataset *d, const Vit *v, const TrainOpts *o, int train) {
+    BatchOpts bo;
+    if (train) bi_opts_default(&bo);
+    else bi_opts_eval(&bo);
+    bo.batch = o->batch;
+    bo.size = v->cfg.img;
+    bo.seed = (uint64_t)o->seed;
+    bo.shuffle = train;
+    bo.drop_last = 0;
+    bo.augment = train && o->augment;
+    bo.cache = 1;
+    if (tf_norm_preset(o->norm, bo.mean, bo.std)) {
+        nn_seterr("unknown normalisation '%s' (expected inception, imagenet or none)", o->norm);
+        return NULL;
+    }
+    return bi_new(d, &bo);
+}
+
+int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpts *o, TrainStats *s,
+                FILE *log) {
+    memset(s, 0, sizeof *s);
+    if (train->num_classes > v->cfg.classes && !(st && st->head)) {
+        nn_seterr("%s: %d classes but the model's head has %d", train->list ? train->list : train->root,
+                  train->num_classes, v->cfg.classes);
+        return -1;
+    }
+    OptConfig oc = opt_defaults(strcmp(o->optimizer, "sgd") ? OPT_ADAMW : OPT_SGD);
+    if (strcmp(o->optimizer, "sgd") && strcmp(o->optimizer, "adamw")) {
+        nn_seterr("unknown optimizer '%s' (expected adamw or sgd)", o->optimizer);
+        return -1;
+    }
+    oc.lr = o->lr;
+    oc.weight_decay = o->weight_decay;
+    oc.momentum = o->momentum;
+    oc.clip_norm = o->clip_norm;
+    oc.skip_no_decay = !o->decay_all;
+    oc.sgd_decoupled_wd = 1;
+    BatchIter *it = make_iter(train, v, o, 1);
+    if (!it) return -1;
+    Optimizer *opt = opt_new(&v->ps, oc);
+    Graph *g = graph_new(0);
+    graph_seed(g, (uint64_t)o->seed * 7919 + 1);
+    graph_set_training(g, 1);
+    int B = o->batch, S = v->cfg.img;
+    long per_epoch = (train->n + B - 1) / B, total = per_epoch * o->epochs;
+    long warm = (long)(o->warmup * per_epoch + 0.5);
+    if (warm >= total) warm = total / 10;
+    float *x = nn_malloc(sizeof(float) * B * 3 * S * S);
+    int *y = nn_malloc(sizeof(int) * B);
+    double t0 = now(), epoch_loss = 0;
+    long step = 0, epoch_n = 0;
+    int rc = 0;
+    for (int ep = 0; ep < o->epochs && !rc; ep++) {
+        bi_reset_epoch(it, ep);
+        epoch_loss = 0;
+        epoch_n = 0;
+        int nvalid;
+        for (;;) {
+            int got = bi_next(it, x, y, &nvalid);
+            if (got < 0) {
+                rc = -1;
+                break;
+            }
+            if (got == 0) break;
+            double ts = now();
+            float lr = sched_lr(step, total, warm, o->lr, o->min_lr);
+            int shp[4] = {nvalid, 3, S, S};
+            Tensor *xt = graph_tensor(g, 4, shp);
+            memcpy(xt->data, x, sizeof(float) * xt->n);
+            Tensor *logits = vit_forward(v, g, xt, st);
+            Tensor *loss = op_cross_entropy(g, logits, y, o->label_smoothing, -1);
+            float lv = loss->data[0];
+            if (!isfinite(lv)) {
+                nn_seterr("training diverged: loss is %g at step %ld (epoch %d); lower --lr", lv, step, ep + 1);
+                s->diverged = 1;
+                rc = -1;
+                graph_reset(g);
+                break;
+            }
+            ps_zero_grad(&v->ps);
+            graph_backward(g, loss);
+            float gn = opt_step(opt, lr);
+            graph_reset(g);
+            double dt = now() - ts;
+            epoch_loss += lv * nvalid;
+            epoch_n += nvalid;
+            s->images += nvalid;
+            step++;
+            if (log && o->log_every > 0 && (step % o->log_every == 0 || step == total)) {
+                double el = now() - t0, eta = el / step * (total - step);
+                fprintf(log,
+                        "step=%ld/%ld epoch=%d loss=%.5f lr=%.3g grad_norm=%.4g ms=%.1f img_s=%.1f elapsed_s=%.0f "
+                        "eta_s=%.0f\n",
+                        step, total, ep + 1, lv, lr, gn, dt * 1e3, nvalid / dt, el, eta);
+                fflush(log);
+            }
+        }
+        if (ep == 0 && epoch_n) s->first_loss = epoch_loss / epoch_n;
+    }
+    s->steps = step;
+    s->wall_s = now() - t0;
+    s->images_per_s = s->wall_s > 0 ? s->images / s->wall_s : 0;
+    s->flops_fwd = graph_flops_fwd(g);
+    s->flops_bwd = graph_flops_bwd(g);
+    if (epoch_n) s->final_loss = epoch_loss / epoch_n;
+    free(x);
+    free(y);
+    graph_free(g);
+    opt_free(opt);
+    bi_free(it);
+    return rc;
+}
+
+int eval_model(Vit *v, const VitSites *st, const Dataset *d, const TrainOpts *o, EvalStats *e) {
+    memset(e, 0, sizeof *e);
+    BatchIter *it = make_iter(d, v, o, 0);
+    if (!it) return -1;
+    Graph *g = graph_new(0);
+    graph_set_grad_enabled(g, 0);
+    graph_set_training(g, 0);
+    int B = o->batch, S = v->cfg.img;
+    float *x = nn_malloc(sizeof(float) * B * 3 * S * S);
+    int *y = nn_malloc(sizeof(int) * B);
+    int nvalid, rc = 0;
+    long correct = 0;
+    double t0 = now(), loss_sum = 0;
+    bi_reset_epoch(it, 0);
+    for (;;) {
+        int got = bi_next(it, x, y, &nvalid);
+        if (got < 0) {
+            rc = -1;
+            break;
+        }
+        if (got == 0) break;
+        int shp[4] = {nvalid, 3, S, S};
+        Tensor *xt = graph_tensor(g, 4, shp);
+        memcpy(xt->data, x, sizeof(float) * xt->n);
+        Tensor *logits = vit_forward(v, g, xt, st);
+        Tensor *loss = op_cross_entropy(g, logits, y, 0, -1);
+        int K = tensor_last(logits);
+        for (int i = 0; i < nvalid; i++) {
+            const float *r = logits->data + (long)i * K;
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (r[k] > r[best]) best = k;
+            correct += best == y[i];
+        }
+        loss_sum += (double)loss->data[0] * nvalid;
+        e->n += nvalid;
+        graph_reset(g);
+    }
+    double wall = now() - t0;
+    if (e->n) {
+        e->acc = (double)correct / e->n;
+        e->loss = loss_sum / e->n;
+        e->flops_per_image = graph_flops_fwd(g) / e->n;
+        e->images_per_s = e->n / wall;
+    }
+    free(x);
+    free(y);
+    graph_free(g);
+    bi_free(it);
+    return rc;
+}

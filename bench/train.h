@@ -1,0 +1,51 @@
+// The train/eval loop: minibatches from a Dataset through a ViT (with a method's sites),
+// AdamW or SGD with warmup + cosine, one parseable log line per step, evaluation.
+#ifndef BENCH_TRAIN_H
+#define BENCH_TRAIN_H
+#include <stdio.h>
+
+#include "loaders/dataset.h"
+#include "vit/vit.h"
+
+typedef struct {
+    int epochs, batch, seed;
+    float lr, min_lr, weight_decay, momentum, label_smoothing, clip_norm;
+    float warmup;              // warmup length in epochs (fractional allowed)
+    const char *optimizer;     // "adamw" | "sgd"
+    int decay_all;             // 1: weight decay on biases/norms/tokens too
+    int augment;               // random resized crop + flip (off by default, as VTAB-1k)
+    const char *norm;          // normalisation preset: inception (default) | imagenet | none
+    float drop_path;           // unused by the plain loop (kept for the record)
+    int log_every;             // a line every N steps (1 = every step; 0 = none)
+    int threads;
+} TrainOpts;
+
+void train_opts_default(TrainOpts *o);
+// Fills opts[] with the shared training options (--epochs, --lr, ...) bound to o; returns how
+// many (at most TRAIN_NOPTS).
+#define TRAIN_NOPTS 16
+struct Opt_;
+int train_opts_table(TrainOpts *o, void *opts /* Opt[TRAIN_NOPTS] */);
+
+typedef struct {
+    long steps, images;
+    double wall_s, images_per_s;
+    double flops_fwd, flops_bwd;       // summed over training, measured by the engine
+    double final_loss;                 // mean training loss over the last epoch
+    double first_loss;                 // mean training loss over the first epoch
+    int diverged;                      // a non-finite loss stopped training
+} TrainStats;
+
+// Trains the parameters of v->ps that are trainable. log: per-step lines (NULL: none).
+// Returns 0, or -1 with nn_err() (bad data, divergence).
+int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpts *o, TrainStats *s, FILE *log);
+
+typedef struct {
+    double acc, loss;
+    long n;
+    double flops_per_image;            // forward FLOPs per image, measured
+    double images_per_s;
+} EvalStats;
+int eval_model(Vit *v, const VitSites *st, const Dataset *d, const TrainOpts *o, EvalStats *e);
+
+#endif

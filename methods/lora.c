@@ -1,0 +1,178 @@
+// LoRA (Hu et al. 2022): W' = W + (alpha/r) B A on chosen projections, A (r, in) Kaiming-uniform,
+// B (out, r) zero, applied unmerged as two thin GEMMs (never the d x d increment) and merged
+// for inference. Targets among q, k, v, o, fc1, fc2 ('+'-separated, default q+v).
+// variant=noah: NOAH's LoRA, one A (r, d) shared by q, k and v with B (3d, r), no scaling.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "methods/registry.h"
+#include "nn/ops.h"
+
+enum { T_Q, T_K, T_V, T_O, T_FC1, T_FC2, T_N };
+static const char *g_tnames[T_N] = {"q", "k", "v", "o", "fc1", "fc2"};
+
+typedef struct {
+    int r, noah, targets[T_N];
+    float scale;
+    Tensor **A, **B;   // [layer * T_N + t]; noah: index T_Q holds the shared qkv pair
+} Lora;
+
+static int lora_has(void *ctx, int layer, VitSite s) {
+    Lora *L = ctx;
+    if (layer < 0) return 0;
+    switch (s) {
+    case SITE_QKV: return L->targets[T_Q] || L->targets[T_K] || L->targets[T_V];
+    case SITE_PROJ: return L->targets[T_O];
+    case SITE_FC1: return L->targets[T_FC1];
+    case SITE_FC2: return L->targets[T_FC2];
+    default: return 0;
+    }
+}
+
+static Tensor *branch(Graph *g, Tensor *x, Tensor *A, Tensor *B) {
+    return op_linear(g, op_linear(g, x, A, NULL, NULL), B, NULL, NULL);
+}
+
+static Tensor *lora_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tensor *W, Tensor *b,
+                           Tensor *residual) {
+    Lora *L = ctx;
+    Tensor *y = op_linear(g, x, W, b, residual);
+    Tensor **A = L->A + l * T_N, **B = L->B + l * T_N;
+    if (s == SITE_QKV) {
+        if (L->noah) return op_add(g, y, branch(g, x, A[T_Q], B[T_Q]));
+        int D = tensor_last(x);
+        for (int t = T_Q; t <= T_V; t++)
+            if (L->targets[t]) y = op_add_cols(g, y, branch(g, x, A[t], B[t]), t * D, L->scale);
+        return y;
+    }
+    int t = s == SITE_PROJ ? T_O : s == SITE_FC1 ? T_FC1 : T_FC2;
+    return op_add_cols(g, y, branch(g, x, A[t], B[t]), 0, L->scale);
+}
+
+static int parse_targets(const char *s, int *targets, int *any) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    *any = 0;
+    for (char *tok = strtok(buf, "+"); tok; tok = strtok(NULL, "+")) {
+        int found = 0;
+        for (int t = 0; t < T_N; t++)
+            if (!strcmp(tok, g_tnames[t])) targets[t] = found = *any = 1;
+        if (!found) {
+            nn_seterr("lora: target '%s' is not a site of the ViT (targets: q, k, v, o, fc1, fc2, joined by '+')", tok);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int lora_attach(Method *m, Vit *v, uint64_t seed) {
+    Lora *L = nn_calloc(sizeof *L);
+    m->state = L;
+    L->r = method_arg_int(m, "r");
+    float alpha = method_arg_float(m, "alpha");
+    const char *variant = method_arg(m, "variant");
+    L->noah = !strcmp(variant, "noah");
+    if (!L->noah && strcmp(variant, "standard")) {
+        nn_seterr("lora: unknown variant '%s' (standard or noah)", variant);
+        return -1;
+    }
+    if (L->r <= 0) {
+        nn_seterr("lora: rank r=%d must be positive", L->r);
+        return -1;
+    }
+    L->scale = L->noah ? 1.0f : alpha / L->r;
+    int any;
+    if (L->noah) L->targets[T_Q] = L->targets[T_K] = L->targets[T_V] = any = 1;
+    else if (parse_targets(method_arg(m, "targets"), L->targets, &any)) return -1;
+    if (!any) {
+        nn_seterr("lora: no targets");
+        return -1;
+    }
+    method_freeze_backbone_train_head(v);
+    const VitConfig *c = &v->cfg;
+    int depth = c->depth, D = c->dim;
+    L->A = nn_calloc(sizeof(Tensor *) * depth * T_N);
+    L->B = nn_calloc(sizeof(Tensor *) * depth * T_N);
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 101;
+    char nm[96];
+    for (int l = 0; l < depth; l++)
+        for (int t = 0; t < T_N; t++) {
+            if (!L->targets[t] || (L->noah && t != T_Q)) continue;
+            int in = t == T_FC2 ? c->mlp : D;
+            int out = L->noah ? 3 * D : t == T_FC1 ? c->mlp : D;
+            int sa[2] = {L->r, in}, sb[2] = {out, L->r};
+            snprintf(nm, sizeof nm, "lora.blocks.%d.%s.A", l, L->noah ? "qkv" : g_tnames[t]);
+            L->A[l * T_N + t] = method_param(v, nm, 2, sa);
+            snprintf(nm, sizeof nm, "lora.blocks.%d.%s.B", l, L->noah ? "qkv" : g_tnames[t]);
+            L->B[l * T_N + t] = method_param(v, nm, 2, sb);
+            method_init_kaiming_uniform(L->A[l * T_N + t], in, &rng);
+        }
+    m->sites.ctx = L;
+    m->sites.has_linear = lora_has;
+    m->sites.linear = lora_linear;
+    return 0;
+}
+
+static void lora_detach(Method *m) {
+    Lora *L = m->state;
+    if (!L) return;
+    free(L->A);
+    free(L->B);
+    free(L);
+    m->state = NULL;
+}
+
+static double lora_macs(const Method *m, const VitConfig *c) {
+    const Lora *L = m->state;
+    double T = vit_tokens(c), macs = 0;
+    for (int t = 0; t < T_N; t++) {
+        if (!L->targets[t] || (L->noah && t != T_Q)) continue;
+        double in = t == T_FC2 ? c->mlp : c->dim, out = L->noah ? 3.0 * c->dim : t == T_FC1 ? c->mlp : c->dim;
+        macs += T * L->r * (in + out);
+    }
+    return macs * c->depth;
+}
+
+// W[rows off..off+out) += scale * B A
+static void fold(Tensor *W, int off, const Tensor *A, const Tensor *B, float scale) {
+    int r = A->shape[0], in = A->shape[1], out = B->shape[0];
+    for (int o = 0; o < out; o++)
+        for (int i = 0; i < in; i++) {
+            double s = 0;
+            for (int k = 0; k < r; k++) s += (double)B->data[(long)o * r + k] * A->data[(long)k * in + i];
+            W->data[(long)(off + o) * in + i] += scale * (float)s;
+        }
+}
+
+static int lora_merge(Method *m, Vit *v) {
+    Lora *L = m->state;
+    int D = v->cfg.dim;
+    for (int l = 0; l < v->cfg.depth; l++) {
+        VitBlock *b = &v->blocks[l];
+        Tensor **A = L->A + l * T_N, **B = L->B + l * T_N;
+        if (L->noah) {
+            fold(b->qkv_w, 0, A[T_Q], B[T_Q], 1.0f);
+            continue;
+        }
+        for (int t = T_Q; t <= T_V; t++)
+            if (L->targets[t]) fold(b->qkv_w, t * D, A[t], B[t], L->scale);
+        if (L->targets[T_O]) fold(b->proj_w, 0, A[T_O], B[T_O], L->scale);
+        if (L->targets[T_FC1]) fold(b->fc1_w, 0, A[T_FC1], B[T_FC1], L->scale);
+        if (L->targets[T_FC2]) fold(b->fc2_w, 0, A[T_FC2], B[T_FC2], L->scale);
+    }
+    memset(&m->sites, 0, sizeof m->sites);
+    return 0;
+}
+
+const MethodDesc method_lora = {
+    .name = "lora",
+    .summary = "LoRA: W + (alpha/r) B A on chosen projections (two thin GEMMs; merges)",
+    .args = (const MethodArg[]){{"r", "8", "rank"},
+                                {"alpha", "8", "scaling numerator: the branch is scaled by alpha/r"},
+                                {"targets", "q+v", "projections among q, k, v, o, fc1, fc2, joined by '+'"},
+                                {"variant", "standard", "standard | noah (one A shared by q, k, v; no scaling)"},
+                                {0}},
+    .mergeable = 1,
+    .attach = lora_attach, .detach = lora_detach, .extra_macs = lora_macs, .merge = lora_merge,
+};

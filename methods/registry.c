@@ -1,0 +1,31 @@
+// The registry of methods and helpers every method uses.
+#include "methods/registry.h"
+
+#include <math.h>
+#include <stdio.h>
+
+static const MethodDesc *const g_methods[] = {
+    &method_full, &method_linear, &method_bitfit, &method_lora,
+};
+
+const MethodDesc *const *method_registry(int *n) {
+    *n = sizeof g_methods / sizeof g_methods[0];
+    return g_methods;
+}
+
+void method_freeze_backbone_train_head(Vit *v) {
+    ps_freeze_all(&v->ps);
+    for (int i = 0; i < v->ps.n; i++)
+        if (method_is_head(v->ps.p[i]->name)) ps_set_trainable(&v->ps, v->ps.p[i], 1);
+}
+
+Tensor *method_param(Vit *v, const char *name, int ndim, const int *shape) {
+    char nm[128];
+    snprintf(nm, sizeof nm, "pet.%s", name);
+    return ps_add(&v->ps, nm, ndim, shape, 1);
+}
+
+void method_init_kaiming_uniform(Tensor *t, int fan_in, uint64_t *rng) {
+    float b = 1.0f / sqrtf((float)fan_in);
+    rng_fill_uniform(rng, t->data, t->n, -b, b);
+}
