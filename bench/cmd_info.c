@@ -1,28 +1,32 @@
 // petl info: parameters per component and forward cost per image of a backbone.
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench/args.h"
 #include "bench/cmds.h"
 #include "bench/common.h"
+#include "methods/method.h"
 #include "vit/vit.h"
 
 int cmd_info(int argc, char **argv) {
-    const char *backbone = NULL;
+    const char *backbone = NULL, *method = NULL, *margs = "";
     int img = 0, classes = -1, json = 0, help = 0, heads = 0;
     Opt opts[] = {
         {"--backbone", OPT_STR, &backbone, "preset name (vit-b16, ...) or checkpoint (.safetensors/.npz)"},
         {"--image-size", OPT_INT, &img, "image size (resamples the position embedding)"},
         {"--classes", OPT_INT, &classes, "head classes (0: no head)"},
         {"--heads", OPT_INT, &heads, "attention heads when a checkpoint does not say"},
+        {"--method", OPT_STR, &method, "a PET method: its trainable parameters and extra cost"},
+        {"--method-args", OPT_STR, &margs, "k=v,k=v"},
         {"--json", OPT_FLAG, &json, "print JSON"},
         {"--help", OPT_FLAG, &help, "this help"},
     };
     int nopt = sizeof opts / sizeof opts[0];
     if (args_parse("info", argc, argv, opts, nopt, NULL, 0, NULL)) return 2;
     if (help || !backbone) {
-        args_usage("info", "--backbone NAME|CKPT [--image-size N] [--classes K] [--json]", opts, nopt);
+        args_usage("info", "--backbone NAME|CKPT [--method M [--method-args k=v,...]] [--image-size N] [--classes K] [--json]", opts, nopt);
         return help ? 0 : 2;
     }
     VitConfig c;
@@ -33,10 +37,35 @@ int cmd_info(int argc, char **argv) {
     VitCounts k;
     vit_count(&c, &k);
     double macs = vit_forward_macs(&c);
+    // A method is attached to a zero-initialised model of this config (pages stay untouched).
+    long m_own = 0, m_head = 0;
+    double m_extra = 0;
+    int m_merge = 0;
+    char m_args[1024] = "";
+    if (method) {
+        Method *m = method_new(method, margs);
+        Vit v;
+        if (!m) {
+            fprintf(stderr, "petl info: %s\n", nn_err());
+            return 1;
+        }
+        vit_init(&v, &c);
+        if (method_attach(m, &v, 0)) {
+            fprintf(stderr, "petl info: %s\n", nn_err());
+            return 1;
+        }
+        m_own = method_trainable(&v, &m_head);
+        m_extra = m->desc->extra_macs ? m->desc->extra_macs(m, &c) : 0;
+        m_merge = m->desc->mergeable;
+        method_args_string(m, m_args, sizeof m_args);
+        method_free(m);
+        vit_free(&v);
+    }
     if (json) {
         cJSON *o = cJSON_CreateObject();
-        cJSON *cfg = cJSON_Parse(vit_config_json(&c));
-        cJSON_AddItemToObject(o, "config", cfg);
+        char *cs = vit_config_json(&c);
+        cJSON_AddItemToObject(o, "config", cJSON_Parse(cs));
+        free(cs);
         cJSON *p = cJSON_AddObjectToObject(o, "parameters");
         cJSON_AddNumberToObject(p, "patch_embed", k.patch);
         cJSON_AddNumberToObject(p, "cls_pos", k.cls_pos);
@@ -51,6 +80,17 @@ int cmd_info(int argc, char **argv) {
         cJSON *f = cJSON_AddObjectToObject(o, "forward_per_image");
         cJSON_AddNumberToObject(f, "multiply_adds", macs);
         cJSON_AddNumberToObject(f, "flops", 2 * macs);
+        if (method) {
+            cJSON *mj = cJSON_AddObjectToObject(o, "method");
+            cJSON_AddStringToObject(mj, "name", method);
+            cJSON_AddStringToObject(mj, "args", m_args);
+            cJSON_AddNumberToObject(mj, "trainable", m_own);
+            cJSON_AddNumberToObject(mj, "trainable_with_head", m_own + m_head);
+            cJSON_AddNumberToObject(mj, "percent_of_backbone", 100.0 * m_own / k.backbone);
+            cJSON_AddNumberToObject(mj, "extra_inference_flops_unmerged", 2 * m_extra);
+            cJSON_AddNumberToObject(mj, "extra_inference_flops_merged", m_merge ? 0 : 2 * m_extra);
+            cJSON_AddBoolToObject(mj, "mergeable", m_merge);
+        }
         char *s = cJSON_Print(o);
         printf("%s\n", s);
         cJSON_free(s);
@@ -71,5 +111,14 @@ int cmd_info(int argc, char **argv) {
     printf("forward cost per image\n");
     printf("  %-28s %14.4f G\n", "multiply-adds", macs / 1e9);
     printf("  %-28s %14.4f G  (2 per multiply-add)\n", "FLOPs", 2 * macs / 1e9);
+    if (method) {
+        printf("method %s (%s)\n", method, m_args);
+        printf("  %-28s %14ld  (%.4f%% of the backbone)\n", "trainable without head", m_own, 100.0 * m_own / k.backbone);
+        printf("  %-28s %14ld\n", "trainable with head", m_own + m_head);
+        printf("  %-28s %14.6f G\n", "extra FLOPs/image unmerged", 2 * m_extra / 1e9);
+        printf("  %-28s %14.6f G%s\n", "extra FLOPs/image merged", m_merge ? 0.0 : 2 * m_extra / 1e9,
+               m_merge ? "" : "  (does not merge)");
+        printf("  %-28s %14s\n", "merges into the backbone", m_merge ? "yes" : "no");
+    }
     return 0;
 }

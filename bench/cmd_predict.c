@@ -8,6 +8,7 @@
 #include "bench/common.h"
 #include "loaders/img.h"
 #include "loaders/transform.h"
+#include "methods/method.h"
 #include "nn/ops.h"
 #include "vit/vit.h"
 
@@ -19,10 +20,11 @@ static int parse_triple(const char *s, float v[3]) {
 }
 
 int cmd_predict(int argc, char **argv) {
-    const char *ckpt = NULL, *mean_s = "0.5", *std_s = "0.5";
+    const char *ckpt = NULL, *delta = NULL, *mean_s = "0.5", *std_s = "0.5";
     int heads = 0, help = 0;
     Opt opts[] = {
         {"--checkpoint", OPT_STR, &ckpt, "ViT checkpoint (.safetensors timm/HF names, or Google .npz)"},
+        {"--delta", OPT_STR, &delta, "a method's delta checkpoint (petl run --save-delta) to apply"},
         {"--heads", OPT_INT, &heads, "attention heads when the checkpoint's metadata does not say"},
         {"--mean", OPT_STR, &mean_s, "normalisation mean: one value or three (default 0.5)"},
         {"--std", OPT_STR, &std_s, "normalisation std: one value or three (default 0.5)"},
@@ -33,7 +35,7 @@ int cmd_predict(int argc, char **argv) {
     int nimg = 0;
     if (args_parse("predict", argc, argv, opts, nopt, imgs, 1024, &nimg)) return 2;
     if (help || !ckpt || nimg == 0) {
-        args_usage("predict", "--checkpoint M.safetensors [--heads H] [--mean m --std s] IMAGE...", opts, nopt);
+        args_usage("predict", "--checkpoint M.safetensors [--delta D] [--heads H] [--mean m --std s] IMAGE...", opts, nopt);
         return help ? 0 : 2;
     }
     float mean[3], sd[3];
@@ -42,7 +44,8 @@ int cmd_predict(int argc, char **argv) {
         return 2;
     }
     Vit v;
-    if (vit_load(&v, ckpt, heads, 0, -1)) {
+    Method *m = NULL;
+    if (delta ? load_with_delta(ckpt, delta, heads, &v, &m) : vit_load(&v, ckpt, heads, 0, -1)) {
         fprintf(stderr, "petl predict: %s\n", nn_err());
         return 1;
     }
@@ -65,7 +68,7 @@ int cmd_predict(int argc, char **argv) {
         free(tmp);
         img_free(&im);
     }
-    Tensor *y = vit_forward(&v, g, x, NULL);
+    Tensor *y = vit_forward(&v, g, x, m ? method_sites(m) : NULL);
     int K = tensor_last(y);
     printf("{\"logits\": [");
     for (int i = 0; i < nimg; i++) {
@@ -75,6 +78,7 @@ int cmd_predict(int argc, char **argv) {
     }
     printf("]}\n");
     graph_free(g);
+    method_free(m);
     vit_free(&v);
     return 0;
 }

@@ -6,4 +6,7 @@ int cmd_predict(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_methods(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 #endif

@@ -3,6 +3,30 @@
 
 #include <string.h>
 
+#include "methods/method.h"
+#include "nn/safetensors.h"
+
+int load_with_delta(const char *ckpt, const char *delta, int heads, Vit *v, Method **mp) {
+    char name[64], args[1024];
+    if (method_delta_info(delta, name, sizeof name, args, sizeof args)) return -1;
+    // the delta's head decides the class count
+    StFile f;
+    if (st_open(&f, delta)) return -1;
+    const StEntry *hb = st_find(&f, "head.bias");
+    int classes = hb ? (int)hb->numel : -1;
+    st_close(&f);
+    if (vit_load(v, ckpt, heads, 0, classes)) return -1;
+    Method *m = method_new(name, args);
+    if (!m) return -1;
+    if (method_attach(m, v, 0) || method_load_delta(m, delta)) {
+        method_free(m);
+        vit_free(v);
+        return -1;
+    }
+    *mp = m;
+    return 0;
+}
+
 void vit_count(const VitConfig *c, VitCounts *k) {
     long D = c->dim, M = c->mlp, N = vit_tokens(c);
     k->patch = D * c->in_ch * c->patch * c->patch + D;

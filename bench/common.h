@@ -13,4 +13,8 @@ int backbone_config(const char *backbone, int heads, int img, int classes, VitCo
 // A preset (random init, seed) or a checkpoint -> model.
 int backbone_load(const char *backbone, int heads, int img, int classes, uint64_t seed, Vit *v);
 int path_is_checkpoint(const char *s);
+// Base checkpoint + delta: the backbone with the delta's method attached and its parameters
+// (and head) loaded. 0 or -1 with nn_err().
+struct Method;
+int load_with_delta(const char *ckpt, const char *delta, int heads, Vit *v, struct Method **m);
 #endif

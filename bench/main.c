@@ -27,7 +27,10 @@ static void usage(void) {
            "  predict   logits of a checkpoint on images\n"
            "  train     fine-tune a checkpoint on an ImageFolder (full fine-tuning)\n"
            "  pretrain  pretrain a small ViT on the embedded fractal corpus\n"
-           "  data      inspect | fewshot | make: datasets\n");
+           "  data      inspect | fewshot | make: datasets\n"
+           "  methods   the PET methods with their arguments\n"
+           "  run       one method on one task: train, select on validation, test once, write a record\n"
+           "  merge     fold a mergeable method's delta into plain ViT weights\n");
 }
 
 int main(int argc, char **argv) {
@@ -43,6 +46,9 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "train")) return cmd_train(n, a);
     if (!strcmp(c, "pretrain")) return cmd_pretrain(n, a);
     if (!strcmp(c, "data")) return cmd_data(n, a);
+    if (!strcmp(c, "run")) return cmd_run(n, a);
+    if (!strcmp(c, "methods")) return cmd_methods(n, a);
+    if (!strcmp(c, "merge")) return cmd_merge(n, a);
     fprintf(stderr, "petl: unknown command '%s' (try 'petl --help')\n", c);
     return 2;
 }

@@ -75,6 +75,106 @@ static BatchIter *make_iter(const Dataset *d, const Vit *v, const TrainOpts *o, 
     return bi_new(d, &bo);
 }
 
+static int only_head_trainable(const Vit *v) {
+    for (int i = 0; i < v->ps.n; i++)
+        if (v->ps.p[i]->trainable && strncmp(v->ps.p[i]->name, "head.", 5)) return 0;
+    return v->head_w && v->head_w->requires_grad;
+}
+
+static OptConfig opt_config(const TrainOpts *o) {
+    OptConfig oc = opt_defaults(strcmp(o->optimizer, "sgd") ? OPT_ADAMW : OPT_SGD);
+    oc.lr = o->lr;
+    oc.weight_decay = o->weight_decay;
+    oc.momentum = o->momentum;
+    oc.clip_norm = o->clip_norm;
+    oc.skip_no_decay = !o->decay_all;
+    oc.sgd_decoupled_wd = 1;
+    return oc;
+}
+
+static void log_step(FILE *log, const TrainOpts *o, long step, long total, int ep, float lv, float lr, float gn,
+                     double dt, int nvalid, double el) {
+    if (!log || o->log_every <= 0 || (step % o->log_every && step != total)) return;
+    double eta = el / step * (total - step);
+    fprintf(log,
+            "step=%ld/%ld epoch=%d loss=%.5f lr=%.3g grad_norm=%.4g ms=%.1f img_s=%.1f elapsed_s=%.0f eta_s=%.0f\n",
+            step, total, ep + 1, lv, lr, gn, dt * 1e3, nvalid / dt, el, eta);
+    fflush(log);
+}
+
+// Linear probe without augmentation: the frozen backbone's features are computed once per
+// image, then the head trains on them (the backbone's cost is paid once, not every epoch).
+static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, TrainStats *s, FILE *log) {
+    BatchIter *it = make_iter(train, v, o, 0);
+    if (!it) return -1;
+    int B = o->batch, S = v->cfg.img, D = v->cfg.dim, n = train->n;
+    Graph *g = graph_new(0);
+    float *x = nn_malloc(sizeof(float) * B * 3 * S * S), *F = nn_malloc(sizeof(float) * (long)n * D);
+    int *y = nn_malloc(sizeof(int) * B), *Y = nn_malloc(sizeof(int) * n), nvalid, rows = 0, got, rc = 0;
+    double t0 = now();
+    graph_set_grad_enabled(g, 0);
+    bi_reset_epoch(it, 0);
+    while ((got = bi_next(it, x, y, &nvalid)) > 0) {
+        int shp[4] = {nvalid, 3, S, S};
+        Tensor *xt = graph_tensor(g, 4, shp);
+        memcpy(xt->data, x, sizeof(float) * xt->n);
+        Tensor *f = vit_features(v, g, xt, NULL);
+        memcpy(F + (long)rows * D, f->data, sizeof(float) * nvalid * D);
+        memcpy(Y + rows, y, sizeof(int) * nvalid);
+        rows += nvalid;
+        graph_reset(g);
+    }
+    bi_free(it);
+    if (got < 0) rc = -1;
+    graph_set_grad_enabled(g, 1);
+    graph_set_training(g, 1);
+    Optimizer *opt = opt_new(&v->ps, opt_config(o));
+    long per_epoch = (rows + B - 1) / B, total = per_epoch * o->epochs, step = 0;
+    long warm = (long)(o->warmup * per_epoch + 0.5);
+    if (warm >= total) warm = total / 10;
+    int *perm = nn_malloc(sizeof(int) * (rows ? rows : 1));
+    for (int ep = 0; ep < o->epochs && !rc; ep++) {
+        uint64_t r = (uint64_t)o->seed * 1000003u + ep;
+        for (int i = 0; i < rows; i++) perm[i] = i;
+        for (int i = rows - 1; i > 0; i--) {
+            int j = (int)(rng_next(&r) % (uint64_t)(i + 1)), t = perm[i];
+            perm[i] = perm[j], perm[j] = t;
+        }
+        double el_sum = 0;
+        for (int b0 = 0; b0 < rows; b0 += B) {
+            double ts = now();
+            int nb = rows - b0 < B ? rows - b0 : B;
+            Tensor *f = graph_tensor2(g, nb, D);
+            for (int i = 0; i < nb; i++) {
+                memcpy(f->data + (long)i * D, F + (long)perm[b0 + i] * D, sizeof(float) * D);
+                y[i] = Y[perm[b0 + i]];
+            }
+            float lr = sched_lr(step, total, warm, o->lr, o->min_lr);
+            Tensor *loss = op_cross_entropy(g, op_linear(g, f, v->head_w, v->head_b, NULL), y, o->label_smoothing, -1);
+            float lv = loss->data[0];
+            ps_zero_grad(&v->ps);
+            graph_backward(g, loss);
+            float gn = opt_step(opt, lr);
+            graph_reset(g);
+            el_sum += lv * nb;
+            s->images += nb;
+            step++;
+            log_step(log, o, step, total, ep, lv, lr, gn, now() - ts, nb, now() - t0);
+        }
+        if (ep == 0 && rows) s->first_loss = el_sum / rows;
+        if (rows) s->final_loss = el_sum / rows;
+    }
+    s->steps = step;
+    s->wall_s = now() - t0;
+    s->images_per_s = s->wall_s > 0 ? s->images / s->wall_s : 0;
+    s->flops_fwd = graph_flops_fwd(g);
+    s->flops_bwd = graph_flops_bwd(g);
+    opt_free(opt);
+    graph_free(g);
+    free(x), free(F), free(y), free(Y), free(perm);
+    return rc;
+}
+
 int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpts *o, TrainStats *s,
                 FILE *log) {
     memset(s, 0, sizeof *s);
@@ -83,17 +183,12 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
                   train->num_classes, v->cfg.classes);
         return -1;
     }
-    OptConfig oc = opt_defaults(strcmp(o->optimizer, "sgd") ? OPT_ADAMW : OPT_SGD);
     if (strcmp(o->optimizer, "sgd") && strcmp(o->optimizer, "adamw")) {
         nn_seterr("unknown optimizer '%s' (expected adamw or sgd)", o->optimizer);
         return -1;
     }
-    oc.lr = o->lr;
-    oc.weight_decay = o->weight_decay;
-    oc.momentum = o->momentum;
-    oc.clip_norm = o->clip_norm;
-    oc.skip_no_decay = !o->decay_all;
-    oc.sgd_decoupled_wd = 1;
+    if (!st && !o->augment && only_head_trainable(v)) return train_head_cached(v, train, o, s, log);
+    OptConfig oc = opt_config(o);
     BatchIter *it = make_iter(train, v, o, 1);
     if (!it) return -1;
     Optimizer *opt = opt_new(&v->ps, oc);
@@ -145,14 +240,7 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
             epoch_n += nvalid;
             s->images += nvalid;
             step++;
-            if (log && o->log_every > 0 && (step % o->log_every == 0 || step == total)) {
-                double el = now() - t0, eta = el / step * (total - step);
-                fprintf(log,
-                        "step=%ld/%ld epoch=%d loss=%.5f lr=%.3g grad_norm=%.4g ms=%.1f img_s=%.1f elapsed_s=%.0f "
-                        "eta_s=%.0f\n",
-                        step, total, ep + 1, lv, lr, gn, dt * 1e3, nvalid / dt, el, eta);
-                fflush(log);
-            }
+            log_step(log, o, step, total, ep, lv, lr, gn, dt, nvalid, now() - t0);
         }
         if (ep == 0 && epoch_n) s->first_loss = epoch_loss / epoch_n;
     }

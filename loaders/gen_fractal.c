@@ -169,6 +169,9 @@ void gen_fractal_render(const GenIfs *cls, uint64_t *rng, int npoints, uint8_t *
     }
     ifs_probs(&f);
     int flip = (int)(rng_next(rng) & 1);
+    // framing jitter: zoom 0.8..1 of the frame and a shift, as a random crop would give
+    float margin = 2.0f + 6.0f * rng_uniform(rng);
+    float jx = (2.0f * rng_uniform(rng) - 1.0f) * (margin - 1.0f), jy = (2.0f * rng_uniform(rng) - 1.0f) * (margin - 1.0f);
     float col[IFS_MAXMAPS][3];
     float h0 = rng_uniform(rng);
     for (int i = 0; i < f.n; i++)   // spread hues so the maps stay apart
@@ -180,7 +183,9 @@ void gen_fractal_render(const GenIfs *cls, uint64_t *rng, int npoints, uint8_t *
     chaos(&f, rng, npoints, xy, which);
     const int R = 2 * GEN_W;   // splat at 2x, then box-filter down
     float s, ox, oy;
-    fit(xy, npoints, (float)R, 3.0f, &s, &ox, &oy);
+    fit(xy, npoints, (float)R, margin, &s, &ox, &oy);
+    ox += jx;
+    oy += jy;
     float *acc = nn_calloc(sizeof(float) * 4 * R * R);   // r, g, b, count
     for (int i = 0; i < npoints; i++) {
         int gx = (int)(xy[2 * i] * s + ox), gy = (int)(xy[2 * i + 1] * s + oy);

@@ -260,7 +260,7 @@ static const unsigned char clevr_rgb[8][3] = {{87, 87, 87},   {173, 35, 35}, {42
                                               {41, 208, 208}, {255, 238, 51}};
 // Quantiles of the nearest-object distance under gen_clevr_sample (n uniform in 3..10), so the
 // six classes are about equally frequent (measured on 20000 scenes).
-const float gen_clevr_dist_edges[CLEVR_DIST_BINS - 1] = {8.05f, 8.50f, 8.90f, 9.30f, 9.80f};
+const float gen_clevr_dist_edges[CLEVR_DIST_BINS - 1] = {8.28f, 8.43f, 8.60f, 8.82f, 9.21f};
 
 #define CLEVR_FOV 40.0f
 #define CLEVR_REGION 3.0f
@@ -310,9 +310,9 @@ void gen_clevr_sample(uint64_t *rng, GenClevr *g, int n_objects) {
     for (int attempt = 0;; attempt++) {
         memset(g, 0, sizeof *g);
         g->n = n;
-        // camera jitter as in CLEVR; the light from above, anywhere around
-        float el = (33.0f + 4.0f * rng_uniform(rng)) * DEG, az = (-90.0f + 10.0f * (rng_uniform(rng) - 0.5f)) * DEG;
-        float dist = 10.5f + 0.5f * rng_uniform(rng);
+        // small camera jitter as in CLEVR (kept small: it moves the nearest-object distance)
+        float el = (34.0f + 2.0f * rng_uniform(rng)) * DEG, az = (-90.0f + 6.0f * (rng_uniform(rng) - 0.5f)) * DEG;
+        float dist = 10.7f + 0.1f * rng_uniform(rng);
         g->cam[0] = dist * cosf(el) * cosf(az);
         g->cam[1] = dist * cosf(el) * sinf(az);
         g->cam[2] = dist * sinf(el);
@@ -388,6 +388,7 @@ typedef struct {
     V3 L;               // per-instance proportions (length, width, height)
     Scene *s;
     float scale;        // render-time scale jitter
+    float zc;           // height of the category's middle, moved to the origin
 } Toy;
 
 static float jit(Toy *t, float amount) { return 1.0f + amount * (2.0f * rng_uniform(&t->rng) - 1.0f); }
@@ -397,13 +398,15 @@ static void part(Toy *t, int type, float cx, float cy, float cz, float hx, float
                  float yaw, float pitch, float roll, float gray) {
     float j = jit(t, 0.15f), g = gray * jit(t, 0.12f);
     V3 c = v3(cx * t->L.x, cy * t->L.y, cz * t->L.z);
-    c = mul(sub(c, v3(0, 0, 0.6f)), t->scale);
+    c = mul(sub(c, v3(0, 0, t->zc * t->L.z)), t->scale);
     V3 h = mul(v3(hx * t->L.x * j, hy * t->L.y * j, hz * t->L.z * j), t->scale);
     scene_add(t->s, type, c, h, yaw, pitch, roll, v3(g, g, g), 0.05f);
 }
 
 static void norb_build(int cat, uint64_t inst_seed, float scale, Scene *s) {
-    Toy t = {inst_seed, v3(0, 0, 0), s, scale};
+    static const float zc[NORB_CATS] = {0.75f, 0.85f, 0.6f, 0.55f, 0.45f};
+    static const float size[NORB_CATS] = {1.0f, 1.3f, 1.0f, 1.0f, 1.0f};   // about equal on screen
+    Toy t = {inst_seed, v3(0, 0, 0), s, scale * size[cat], zc[cat]};
     t.L = v3(jit(&t, 0.15f), jit(&t, 0.15f), jit(&t, 0.15f));
     const float hp = 0.5f * PI_F;
     switch (cat) {

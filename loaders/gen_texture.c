@@ -82,7 +82,7 @@ static float tex_eval(const Tex *T, float x, float y) {
         return smooth01(T->t - 0.06f, T->t + 0.06f, n);
     }
     case 7: {
-        float n = vnoise(T->nseed, x / T->S, y / T->S);
+        float n = vnoise(T->nseed, u / T->S, v / T->S);   // rotated: no lattice-aligned streaks
         return smooth01(T->t - 0.04f, T->t + 0.04f, n);
     }
     case 8: {   // distance to the nearest Voronoi edge, F2 - F1 on a jittered grid

@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
 // Per-parameter step count for AdamW bias correction (torch keeps it per parameter too).
 // An entry is valid while the parameter still holds the state buffer it was made for.
 typedef struct {
@@ -52,33 +56,36 @@ long opt_steps(const Optimizer *o) { return o->nsteps; }
 static int uses_v(const Optimizer *o) { return o->c.kind == OPT_ADAMW; }
 static int uses_m(const Optimizer *o) { return o->c.kind == OPT_ADAMW || o->c.momentum != 0; }
 
-// The state entry of p, allocating p's buffers (zeroed) on its first step.
+// The state entry of p, allocating p's buffers (zeroed) on its first step. Freshly allocated
+// buffers restart the step count even if malloc hands back the address of freed ones.
 static ParamState *state_of(Optimizer *o, Param *p, int hint) {
     size_t bytes = (size_t)p->t.n * sizeof(float);
+    int fresh = 0;
     if (uses_m(o) && !p->m) {
         p->m = nn_calloc(bytes);
         mem_add(MEM_OPTIM, (long long)bytes);
+        fresh = 1;
     }
     if (uses_v(o) && !p->v) {
         p->v = nn_calloc(bytes);
         mem_add(MEM_OPTIM, (long long)bytes);
+        fresh = 1;
     }
-    if (hint < o->nst && o->st[hint].p == p) {
-        if (o->st[hint].m != p->m) o->st[hint] = (ParamState){p, p->m, 0};
-        return &o->st[hint];
-    }
-    for (int k = 0; k < o->nst; k++)
-        if (o->st[k].p == p) {
-            if (o->st[k].m != p->m) o->st[k] = (ParamState){p, p->m, 0};
-            return &o->st[k];
+    ParamState *s = NULL;
+    if (hint < o->nst && o->st[hint].p == p) s = &o->st[hint];
+    for (int k = 0; k < o->nst && !s; k++)
+        if (o->st[k].p == p) s = &o->st[k];
+    if (!s) {
+        if (o->nst == o->capst) {
+            o->capst = o->capst ? 2 * o->capst : 64;
+            o->st = realloc(o->st, (size_t)o->capst * sizeof *o->st);
+            if (!o->st) nn_die("out of memory: optimizer state table");
         }
-    if (o->nst == o->capst) {
-        o->capst = o->capst ? 2 * o->capst : 64;
-        o->st = realloc(o->st, (size_t)o->capst * sizeof *o->st);
-        if (!o->st) nn_die("out of memory: optimizer state table");
+        s = &o->st[o->nst++];
+        *s = (ParamState){p, p->m, 0};
     }
-    o->st[o->nst] = (ParamState){p, p->m, 0};
-    return &o->st[o->nst++];
+    if (fresh || s->m != p->m) *s = (ParamState){p, p->m, 0};
+    return s;
 }
 
 // ---------------------------------------------------------------- clipping

@@ -1,0 +1,271 @@
+// petl run: one method on one task under the honest protocol, and its result record.
+// Full-shot (VTAB-1k): every grid point trains on train800 and is scored on val200; the chosen
+// point is retrained on train800val200 and tested once. Few-shot: train on the k-shot list,
+// choose on the val list, test the chosen model once. With a single grid point there is
+// nothing to choose: it trains on the final training split directly.
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "bench/args.h"
+#include "bench/cmds.h"
+#include "bench/common.h"
+#include "bench/record.h"
+#include "bench/train.h"
+#include "methods/method.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+typedef struct {
+    const char *backbone, *method, *margs, *init_delta;
+    int heads;
+} ModelSpec;
+
+// Builds backbone + method for `classes`; 0 or -1 with nn_err().
+static int build_model(const ModelSpec *ms, int classes, uint64_t seed, Vit *v, Method **mp) {
+    if (backbone_load(ms->backbone, ms->heads, 0, classes, seed, v)) return -1;
+    if (v->cfg.classes != classes) vit_reset_head(v, classes, seed);
+    Method *m = method_new(ms->method, ms->margs);
+    if (!m) {
+        vit_free(v);
+        return -1;
+    }
+    if (method_attach(m, v, seed)) {
+        method_free(m);
+        vit_free(v);
+        return -1;
+    }
+    if (ms->init_delta && method_load_delta(m, ms->init_delta)) {
+        method_free(m);
+        vit_free(v);
+        return -1;
+    }
+    *mp = m;
+    return 0;
+}
+
+static int parse_floats(const char *s, float *out, int max) {
+    int n = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *t = strtok(buf, ","); t && n < max; t = strtok(NULL, ",")) {
+        char *e;
+        out[n++] = strtof(t, &e);
+        if (*e) return -1;
+    }
+    return n;
+}
+
+int cmd_run(int argc, char **argv) {
+    ModelSpec ms = {0};
+    const char *data = NULL, *task = NULL, *format = NULL, *regime = "full", *out = NULL, *save_delta = NULL;
+    const char *lr_grid = NULL;
+    int help = 0, skip_bad = 0;
+    TrainOpts to;
+    train_opts_default(&to);
+    to.log_every = 0;
+    ms.margs = "";
+    Opt opts[48];
+    int n = 0;
+    opts[n++] = (Opt){"--backbone", OPT_STR, &ms.backbone, "checkpoint (.safetensors/.npz) or preset (random init)"};
+    opts[n++] = (Opt){"--heads", OPT_INT, &ms.heads, "attention heads when the checkpoint does not say"};
+    opts[n++] = (Opt){"--method", OPT_STR, &ms.method, "PET method (petl methods lists them)"};
+    opts[n++] = (Opt){"--method-args", OPT_STR, &ms.margs, "k=v,k=v"};
+    opts[n++] = (Opt){"--data", OPT_STR, &data, "data root"};
+    opts[n++] = (Opt){"--task", OPT_STR, &task, "task folder under --data"};
+    opts[n++] = (Opt){"--format", OPT_STR, &format, "vtab1k (default for full) | fewshot (default for fewshot:K)"};
+    opts[n++] = (Opt){"--regime", OPT_STR, &regime, "full | fewshot:K"};
+    opts[n++] = (Opt){"--lr-grid", OPT_STR, &lr_grid, "learning rates to choose from on validation data"};
+    opts[n++] = (Opt){"--out", OPT_STR, &out, "result record (JSON, written atomically)"};
+    opts[n++] = (Opt){"--save-delta", OPT_STR, &save_delta, "save the method's parameters and the head"};
+    opts[n++] = (Opt){"--init-delta", OPT_STR, &ms.init_delta, "start from a saved delta"};
+    opts[n++] = (Opt){"--skip-bad", OPT_FLAG, &skip_bad, "skip broken list lines (counted in the record)"};
+    opts[n++] = (Opt){"--help", OPT_FLAG, &help, "this help"};
+    n += train_opts_table(&to, opts + n);
+    if (args_parse("run", argc, argv, opts, n, NULL, 0, NULL)) return 2;
+    if (help || !ms.backbone || !ms.method || !data || !task || !out) {
+        args_usage("run",
+                   "--backbone CKPT --method NAME [--method-args k=v,...] --data ROOT --task T "
+                   "[--regime full|fewshot:K] [--seed S] [--lr-grid a,b] [--epochs E --lr LR --batch B] --out R.json",
+                   opts, n);
+        return help ? 0 : 2;
+    }
+    int shots = 0;
+    if (!strncmp(regime, "fewshot:", 8)) {
+        shots = atoi(regime + 8);
+        if (shots <= 0) {
+            fprintf(stderr, "petl run: regime '%s': expected fewshot:K with K > 0\n", regime);
+            return 2;
+        }
+    } else if (strcmp(regime, "full")) {
+        fprintf(stderr, "petl run: unknown regime '%s' (full or fewshot:K)\n", regime);
+        return 2;
+    }
+    if (!format) format = shots ? "fewshot" : "vtab1k";
+    char sel_train[64], sel_val[64], fin_train[64], fin_test[64];
+    if (shots) {
+        snprintf(sel_train, sizeof sel_train, "shot_%d_seed_%d", shots, to.seed);
+        snprintf(sel_val, sizeof sel_val, "val");
+        snprintf(fin_train, sizeof fin_train, "%s", sel_train);
+        snprintf(fin_test, sizeof fin_test, "test");
+    } else {
+        snprintf(sel_train, sizeof sel_train, "train800");
+        snprintf(sel_val, sizeof sel_val, "val200");
+        snprintf(fin_train, sizeof fin_train, "train800val200");
+        snprintf(fin_test, sizeof fin_test, "test");
+    }
+    float grid[16];
+    int ngrid = 1;
+    grid[0] = to.lr;
+    if (lr_grid && (ngrid = parse_floats(lr_grid, grid, 16)) <= 0) {
+        fprintf(stderr, "petl run: --lr-grid '%s' is not a comma-separated list of numbers\n", lr_grid);
+        return 2;
+    }
+    double t_start = now();
+    Dataset *tr = ds_open(data, format, task, ngrid > 1 ? sel_train : fin_train, skip_bad);
+    Dataset *va = ds_open(data, format, task, sel_val, skip_bad);
+    Dataset *te = ds_open(data, format, task, fin_test, skip_bad);
+    if (!tr || !va || !te) {
+        fprintf(stderr, "petl run: %s\n", nn_err());
+        return 1;
+    }
+    int classes = tr->num_classes;
+    if (va->num_classes > classes) classes = va->num_classes;
+    if (te->num_classes > classes) classes = te->num_classes;
+
+    // 1. selection on validation data
+    cJSON *rec = cJSON_CreateObject(), *gj = cJSON_CreateArray();
+    int best = 0;
+    double best_val = -1;
+    Vit v;
+    Method *m = NULL;
+    TrainStats ts;
+    EvalStats ev;
+    if (ngrid > 1) {
+        for (int k = 0; k < ngrid; k++) {
+            if (build_model(&ms, classes, (uint64_t)to.seed, &v, &m)) goto fail;
+            TrainOpts o = to;
+            o.lr = grid[k];
+            int rc = train_model(&v, method_sites(m), tr, &o, &ts, stderr);
+            double acc = -1;
+            if (rc == 0 && eval_model(&v, method_sites(m), va, &o, &ev) == 0) acc = ev.acc;
+            cJSON *gp = cJSON_CreateObject();
+            cJSON_AddNumberToObject(gp, "lr", grid[k]);
+            if (acc >= 0) cJSON_AddNumberToObject(gp, "val_accuracy", acc);
+            else cJSON_AddStringToObject(gp, "error", nn_err());
+            cJSON_AddItemToArray(gj, gp);
+            fprintf(stderr, "petl run: lr %g -> %s accuracy %.4f\n", grid[k], sel_val, acc);
+            if (acc > best_val) best_val = acc, best = k;
+            method_free(m);
+            vit_free(&v);
+        }
+        if (best_val < 0) {
+            nn_seterr("every grid point failed (last: %s)", nn_err());
+            goto fail;
+        }
+        ds_free(tr);
+        tr = ds_open(data, format, task, fin_train, skip_bad);
+        if (!tr) goto fail;
+    }
+    // 2. the chosen setting on the final training split, tested once
+    TrainOpts o = to;
+    o.lr = grid[best];
+    if (build_model(&ms, classes, (uint64_t)to.seed, &v, &m)) goto fail;
+    mem_reset_peaks();
+    if (train_model(&v, method_sites(m), tr, &o, &ts, stderr)) goto fail;
+    cJSON *mem = record_memory();
+    EvalStats vv = {0};
+    if (ngrid == 1 && !shots) vv.acc = -1;   // val200 is inside train800val200: not reported
+    else if (eval_model(&v, method_sites(m), va, &o, &vv)) goto fail;
+    if (eval_model(&v, method_sites(m), te, &o, &ev)) goto fail;
+    long head = 0, own = method_trainable(&v, &head);
+    VitCounts kc;
+    vit_count(&v.cfg, &kc);
+    double extra = m->desc->extra_macs ? m->desc->extra_macs(m, &v.cfg) : 0;
+    if (save_delta && method_save_delta(m, save_delta)) goto fail;
+
+    char margs[1024];
+    method_args_string(m, margs, sizeof margs);
+    cJSON_AddStringToObject(rec, "schema", "petl-result-1");
+    cJSON_AddStringToObject(rec, "status", "ok");
+    cJSON_AddStringToObject(rec, "method", ms.method);
+    cJSON_AddStringToObject(rec, "method_args", margs);
+    cJSON_AddStringToObject(rec, "task", task);
+    cJSON_AddStringToObject(rec, "data", data);
+    cJSON_AddStringToObject(rec, "format", format);
+    cJSON_AddStringToObject(rec, "regime", regime);
+    cJSON_AddNumberToObject(rec, "shots", shots);
+    cJSON_AddNumberToObject(rec, "seed", to.seed);
+    cJSON_AddNumberToObject(rec, "classes", classes);
+    cJSON_AddNumberToObject(rec, "accuracy", ev.acc);
+    cJSON_AddNumberToObject(rec, "test_examples", (double)ev.n);
+    if (vv.acc >= 0) cJSON_AddNumberToObject(rec, "val_accuracy", vv.acc);
+    cJSON *bb = cJSON_AddObjectToObject(rec, "backbone");
+    cJSON_AddStringToObject(bb, "source", ms.backbone);
+    char *cfg = vit_config_json(&v.cfg);
+    cJSON_AddItemToObject(bb, "config", cJSON_Parse(cfg));
+    free(cfg);
+    cJSON *pr = cJSON_AddObjectToObject(rec, "protocol");
+    cJSON_AddStringToObject(pr, "selection_train", ngrid > 1 ? sel_train : "none (single setting)");
+    cJSON_AddStringToObject(pr, "selection_on", ngrid > 1 ? sel_val : "none (single setting)");
+    cJSON_AddStringToObject(pr, "final_train", fin_train);
+    cJSON_AddStringToObject(pr, "test", fin_test);
+    cJSON_AddStringToObject(pr, "reported", "test accuracy of the final model (no selection on test)");
+    cJSON_AddItemToObject(pr, "grid", gj);
+    gj = NULL;
+    cJSON_AddNumberToObject(pr, "chosen_lr", grid[best]);
+    cJSON *tj = cJSON_AddObjectToObject(rec, "train");
+    cJSON_AddNumberToObject(tj, "epochs", o.epochs);
+    cJSON_AddNumberToObject(tj, "batch", o.batch);
+    cJSON_AddNumberToObject(tj, "lr", o.lr);
+    cJSON_AddNumberToObject(tj, "weight_decay", o.weight_decay);
+    cJSON_AddNumberToObject(tj, "warmup_epochs", o.warmup);
+    cJSON_AddStringToObject(tj, "optimizer", o.optimizer);
+    cJSON_AddNumberToObject(tj, "label_smoothing", o.label_smoothing);
+    cJSON_AddBoolToObject(tj, "augment", o.augment);
+    cJSON_AddNumberToObject(tj, "examples", tr->n);
+    cJSON_AddNumberToObject(tj, "steps", (double)ts.steps);
+    cJSON_AddNumberToObject(tj, "first_epoch_loss", ts.first_loss);
+    cJSON_AddNumberToObject(tj, "last_epoch_loss", ts.final_loss);
+    cJSON *pj = cJSON_AddObjectToObject(rec, "params");
+    cJSON_AddNumberToObject(pj, "trainable", (double)own);
+    cJSON_AddNumberToObject(pj, "head", (double)head);
+    cJSON_AddNumberToObject(pj, "trainable_with_head", (double)(own + head));
+    cJSON_AddNumberToObject(pj, "backbone", (double)kc.backbone);
+    cJSON_AddNumberToObject(pj, "percent_of_backbone", 100.0 * own / kc.backbone);
+    cJSON_AddNumberToObject(rec, "delta_bytes", 4.0 * (own + head));
+    cJSON_AddItemToObject(rec, "memory", mem);
+    cJSON *fj = cJSON_AddObjectToObject(rec, "flops");
+    cJSON_AddNumberToObject(fj, "train_total", ts.flops_fwd + ts.flops_bwd);
+    cJSON_AddNumberToObject(fj, "train_forward", ts.flops_fwd);
+    cJSON_AddNumberToObject(fj, "train_backward", ts.flops_bwd);
+    cJSON_AddNumberToObject(fj, "inference_per_image", ev.flops_per_image);
+    cJSON_AddNumberToObject(fj, "extra_inference_per_image_unmerged", 2 * extra);
+    cJSON_AddBoolToObject(rec, "mergeable", m->desc->mergeable);
+    cJSON_AddNumberToObject(rec, "train_images_per_s", ts.images_per_s);
+    cJSON_AddNumberToObject(rec, "infer_images_per_s", ev.images_per_s);
+    cJSON_AddNumberToObject(rec, "wall_s", now() - t_start);
+    cJSON_AddNumberToObject(rec, "skipped_examples", tr->skipped + va->skipped + te->skipped);
+    cJSON_AddItemToObject(rec, "versions", record_versions());
+    if (write_json_atomic(out, rec)) goto fail;
+    printf("%s %s %s %s: test accuracy %.4f (%ld examples), trainable %ld + head %ld, %.1f s -> %s\n", ms.method,
+           margs, task, regime, ev.acc, ev.n, own, head, now() - t_start, out);
+    cJSON_Delete(rec);
+    method_free(m);
+    vit_free(&v);
+    ds_free(tr), ds_free(va), ds_free(te);
+    return 0;
+fail:
+    fprintf(stderr, "petl run: %s\n", nn_err());
+    cJSON_Delete(rec);
+    if (gj) cJSON_Delete(gj);
+    return 1;
+}

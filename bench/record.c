@@ -1,0 +1,87 @@
+// Result records: atomic JSON writes, versions and memory figures.
+#include "bench/record.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nn/nn.h"
+
+int write_file_atomic(const char *path, const char *text) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        nn_seterr("cannot write %s (hint: does the folder exist and is it writable?)", tmp);
+        return -1;
+    }
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n;
+    ok = (fflush(f) == 0) && ok;
+    ok = (fsync(fileno(f)) == 0) && ok;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        nn_seterr("cannot write %s (disk full?)", path);
+        return -1;
+    }
+    return 0;
+}
+
+int write_json_atomic(const char *path, const cJSON *o) {
+    char *s = cJSON_Print(o);
+    size_t n = strlen(s);
+    char *t = malloc(n + 2);
+    memcpy(t, s, n);
+    t[n] = '\n';
+    t[n + 1] = 0;
+    int rc = write_file_atomic(path, t);
+    free(t);
+    cJSON_free(s);
+    return rc;
+}
+
+cJSON *record_versions(void) {
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddStringToObject(v, "petl", PETL_VERSION);
+    cJSON_AddStringToObject(v, "openblas", openblas_get_config());
+    cJSON_AddStringToObject(v, "compiler", __VERSION__);
+    cJSON_AddNumberToObject(v, "threads", nn_threads());
+    return v;
+}
+
+cJSON *record_memory(void) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON *p = cJSON_AddObjectToObject(m, "peak_bytes");
+    for (int t = 0; t < MEM_NTAGS; t++) cJSON_AddNumberToObject(p, mem_tag_name(t), (double)mem_peak(t));
+    cJSON_AddNumberToObject(m, "peak_total_bytes", (double)mem_peak_total());
+    cJSON_AddNumberToObject(m, "peak_rss_bytes", (double)mem_peak_rss_bytes());
+    return m;
+}
+
+cJSON *read_json_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        nn_seterr("cannot open %s", path);
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = nn_malloc(n + 1);
+    size_t got = fread(buf, 1, n, f);
+    fclose(f);
+    buf[got] = 0;
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithOpts(buf, &end, 0);
+    if (!o) {
+        long off = end ? (long)(end - buf) : 0;
+        int line = 1;
+        for (long i = 0; i < off && i < (long)got; i++) line += buf[i] == '\n';
+        nn_seterr("%s: invalid JSON near line %d", path, line);
+    }
+    free(buf);
+    return o;
+}

@@ -1,0 +1,18 @@
+// Result records: JSON written atomically (temp file + rename), and version strings.
+#ifndef BENCH_RECORD_H
+#define BENCH_RECORD_H
+#include <cjson/cJSON.h>
+
+#define PETL_VERSION "0.1.0"
+
+// Writes text to path via path.tmp.<pid> + rename. 0, or -1 with nn_err().
+int write_file_atomic(const char *path, const char *text);
+// Serialises o (pretty) and writes it atomically.
+int write_json_atomic(const char *path, const cJSON *o);
+// {"petl":..., "openblas":..., "compiler":..., "threads":...}
+cJSON *record_versions(void);
+// Peak memory by tag, engine total and process peak RSS (bytes).
+cJSON *record_memory(void);
+// Reads and parses a JSON file; NULL with nn_err() naming the file.
+cJSON *read_json_file(const char *path);
+#endif
