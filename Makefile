@@ -39,16 +39,18 @@ $(B)/libpetl.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# whole-archive: every method file registers itself through the registry's weak references
+WHOLE = -Wl,--whole-archive $(B)/libpetl.a -Wl,--no-whole-archive
 petl: $(B)/bench/main.o $(B)/libpetl.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(B)/bench/main.o $(WHOLE) $(LDLIBS)
 
 $(B)/tests/%: tests/%.c $(B)/libpetl.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libpetl.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(WHOLE) $(LDLIBS)
 
 $(B)/perf/%: bench/perf/%.c $(B)/libpetl.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libpetl.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(WHOLE) $(LDLIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory petl $(TEST_BIN)
@@ -56,7 +58,7 @@ test: deps
 
 test-asan: deps
 	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined" \
-	  LDFLAGS="-fsanitize=address,undefined -fopenmp" petl build-asan/libpetl.a \
+	  LDFLAGS="-fsanitize=address,undefined -fopenmp" build-asan/petl-asan \
 	  $(TEST_SRC:tests/%.c=build-asan/tests/%)
 	@ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 PETL_BIN=./build-asan/petl-asan \
 	  ./tests/run_all.sh build-asan $(TEST_SRC:tests/%.c=build-asan/tests/%)
@@ -72,6 +74,9 @@ bench: deps
 bench-quick: deps
 	@$(MAKE) --no-print-directory petl
 	@./bench/bench.sh quick
+
+build-asan/petl-asan: build-asan/bench/main.o build-asan/libpetl.a
+	$(CC) $(LDFLAGS) -o $@ build-asan/bench/main.o -Wl,--whole-archive build-asan/libpetl.a -Wl,--no-whole-archive $(LDLIBS)
 
 clean:
 	rm -rf build build-asan petl

@@ -2,6 +2,7 @@
 // natural task), resumable through a marker file written last, and the data README.
 #include "loaders/gen.h"
 #include "loaders/img.h"
+#include "loaders/lderr.h"
 #include "nn/nn.h"
 
 #include <errno.h>
@@ -274,33 +275,50 @@ static void ctx_free(Ctx *c) {
 
 static int write_split(const Ctx *c, RenderFn render, const char *root, int split, int *labels,
                        double t0) {
-    char dir[1024], path[1100];
+    char dir[1024];
     snprintf(dir, sizeof dir, "%s/%s/images/%s", root, c->name, split_dir[split]);
     if (mkdir_p(dir)) return -1;
-    int n = c->n[split];
-    uint8_t *buf = nn_malloc((size_t)CHUNK * GEN_PX);
+    int n = c->n[split], fail = 0;
+    char err[1024] = "";
     uint64_t split_seed = gen_seed_mix(c->seed, (uint64_t)split + 1);
-    for (int s = 0; s < n; s += CHUNK) {
+    for (int s = 0; s < n && !fail; s += CHUNK) {
         int m = n - s < CHUNK ? n - s : CHUNK;
-        // each image draws from its own stream, so the bytes do not depend on the thread count
-#pragma omp parallel for schedule(dynamic, 4)
-        for (int j = 0; j < m; j++) {
-            uint64_t rng = gen_seed_mix(split_seed, (uint64_t)(s + j));
-            labels[s + j] = render(c, split, s + j, &rng, buf + (size_t)j * GEN_PX);
-        }
-        for (int j = 0; j < m; j++) {   // libpng and nn_seterr are not shared across threads
-            snprintf(path, sizeof path, "%s/%d.png", dir, s + j);
-            if (img_write_png(path, GEN_W, GEN_W, 3, buf + (size_t)j * GEN_PX)) {
-                free(buf);
-                return -1;
+        // Render and write in the same loop: a serial write phase would leave OpenMP's waiting
+        // threads spinning on the cores the writer needs. Each image draws from its own stream,
+        // so the bytes do not depend on the thread count.
+#pragma omp parallel
+        {
+            char terr[1024] = "", path[1100];
+            uint8_t px[GEN_PX];
+            ld_err_capture(terr, sizeof terr);   // loader errors stay in this thread
+#pragma omp for schedule(dynamic, 8)
+            for (int j = s; j < s + m; j++) {
+                int bad;
+#pragma omp atomic read
+                bad = fail;
+                if (bad) continue;
+                uint64_t rng = gen_seed_mix(split_seed, (uint64_t)j);
+                labels[j] = render(c, split, j, &rng, px);
+                snprintf(path, sizeof path, "%s/%d.png", dir, j);
+                if (img_write_png(path, GEN_W, GEN_W, 3, px)) {
+#pragma omp critical(gen_err)
+                    if (!fail) {
+                        snprintf(err, sizeof err, "%s", terr);
+                        fail = 1;
+                    }
+                }
             }
+            ld_err_capture(NULL, 0);
         }
-        if (c->o->verbose && n > 4 * CHUNK && (s + m) % (4 * CHUNK) == 0 && s + m < n) {
+        if (!fail && c->o->verbose && n > 4 * CHUNK && (s + m) % (4 * CHUNK) == 0 && s + m < n) {
             printf("[data] %s: %s %d/%d (%.1f s)\n", c->name, split_dir[split], s + m, n, now_s() - t0);
             fflush(stdout);
         }
     }
-    free(buf);
+    if (fail) {
+        nn_seterr("%s", err);
+        return -1;
+    }
     return 0;
 }
 

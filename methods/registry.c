@@ -4,13 +4,21 @@
 #include <math.h>
 #include <stdio.h>
 
-static const MethodDesc *const g_methods[] = {
-    &method_full, &method_linear, &method_bitfit, &method_lora,
-};
-
 const MethodDesc *const *method_registry(int *n) {
-    *n = sizeof g_methods / sizeof g_methods[0];
-    return g_methods;
+    static const MethodDesc *all[32];
+    static int count = -1;
+    if (count < 0) {
+        const MethodDesc *cand[] = {
+            &method_full,     &method_linear,     &method_bitfit,  &method_ssf,      &method_adapter,
+            &method_adaptformer, &method_convpass, &method_compacter, &method_lora,  &method_fact_tt,
+            &method_fact_tk,  &method_kadaptation, &method_vpt_shallow, &method_vpt_deep,
+        };
+        count = 0;
+        for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++)
+            if (cand[i]) all[count++] = cand[i];
+    }
+    *n = count;
+    return all;
 }
 
 void method_freeze_backbone_train_head(Vit *v) {

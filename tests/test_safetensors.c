@@ -1,5 +1,6 @@
 // safetensors and .npz I/O: writer/reader round trip, dtype conversions against hand-built bytes,
 // every malformed input giving -1 with a message that names the file, and numpy-made .npz fixtures.
+// SHOW_ERR=1 prints each expected error message, to review their wording.
 #include "nn/nn.h"
 #include "nn/safetensors.h"
 #include "tests/test.h"
@@ -357,10 +358,16 @@ static void put32(unsigned char *p, uint32_t v) {
     put16(p + 2, v >> 16);
 }
 
-// A stored (uncompressed) zip with one member.
-static void write_zip1(const char *path, const char *name, const unsigned char *d, size_t n) {
-    size_t nl = strlen(name);
-    unsigned char *z = nn_calloc(30 + nl + n + 46 + nl + 22);
+static void put64(unsigned char *p, uint64_t v) {
+    put32(p, (uint32_t)v);
+    put32(p + 4, (uint32_t)(v >> 32));
+}
+
+// A stored (uncompressed) zip with one member; zip64 saturates the 32-bit fields and puts the
+// real values in a zip64 extra field and zip64 end records, as writers do past 4 GB.
+static void write_zip(const char *path, const char *name, const unsigned char *d, size_t n, int zip64) {
+    size_t nl = strlen(name), xl = zip64 ? 28 : 0;
+    unsigned char *z = nn_calloc(30 + nl + n + 46 + nl + xl + 56 + 20 + 22);
     uint32_t crc = (uint32_t)crc32(0, d, (uInt)n);
     unsigned char *p = z;
     put32(p, 0x04034b50);
@@ -374,22 +381,50 @@ static void write_zip1(const char *path, const char *name, const unsigned char *
     p += 30 + nl + n;
     size_t cdoff = (size_t)(p - z);
     put32(p, 0x02014b50);
-    put16(p + 4, 20);
-    put16(p + 6, 20);
+    put16(p + 4, 45);
+    put16(p + 6, 45);
     put32(p + 16, crc);
-    put32(p + 20, (uint32_t)n);
-    put32(p + 24, (uint32_t)n);
+    put32(p + 20, zip64 ? 0xFFFFFFFFu : (uint32_t)n);
+    put32(p + 24, zip64 ? 0xFFFFFFFFu : (uint32_t)n);
     put16(p + 28, (unsigned)nl);
+    put16(p + 30, (unsigned)xl);
+    put32(p + 42, zip64 ? 0xFFFFFFFFu : 0);
     memcpy(p + 46, name, nl);
-    p += 46 + nl;
+    if (zip64) {
+        unsigned char *x = p + 46 + nl;
+        put16(x, 1);
+        put16(x + 2, 24);
+        put64(x + 4, n);    // uncompressed
+        put64(x + 12, n);   // compressed
+        put64(x + 20, 0);   // local header offset
+    }
+    p += 46 + nl + xl;
+    size_t cdsize = (size_t)(p - z) - cdoff;
+    if (zip64) {
+        size_t z64 = (size_t)(p - z);
+        put32(p, 0x06064b50);
+        put64(p + 4, 44);
+        put16(p + 12, 45);
+        put16(p + 14, 45);
+        put64(p + 24, 1);
+        put64(p + 32, 1);
+        put64(p + 40, cdsize);
+        put64(p + 48, cdoff);
+        p += 56;
+        put32(p, 0x07064b50);
+        put64(p + 8, z64);
+        put32(p + 16, 1);
+        p += 20;
+    }
     put32(p, 0x06054b50);
-    put16(p + 8, 1);
-    put16(p + 10, 1);
-    put32(p + 12, (uint32_t)(46 + nl));
-    put32(p + 16, (uint32_t)cdoff);
+    put16(p + 8, zip64 ? 0xFFFF : 1);
+    put16(p + 10, zip64 ? 0xFFFF : 1);
+    put32(p + 12, zip64 ? 0xFFFFFFFFu : (uint32_t)cdsize);
+    put32(p + 16, zip64 ? 0xFFFFFFFFu : (uint32_t)cdoff);
     write_bytes(path, z, (size_t)(p + 22 - z));
     free(z);
 }
+#define write_zip1(path, name, d, n) write_zip(path, name, d, n, 0)
 
 static void test_npz(void) {
     check_npz("tests/ref/small.npz");
@@ -421,6 +456,14 @@ static void test_npz(void) {
     write_zip1(TMP "hand.npz", "layer/w.npy", npy, n);
     StFile f;
     CHECK(npz_open(&f, TMP "hand.npz") == 0 && f.n == 1 && st_find(&f, "layer/w"), "hand-made zip: %s", nn_err());
+    st_close(&f);
+    write_zip(TMP "zip64.npz", "layer/w.npy", npy, n, 1);
+    CHECK(npz_open(&f, TMP "zip64.npz") == 0 && f.n == 1 && st_find(&f, "layer/w"), "zip64 records: %s", nn_err());
+    if (f.n == 1) {
+        float v[6];
+        st_read_f32(&f, &f.e[0], v);
+        CHECK(!memcmp(v, d6, sizeof v), "zip64 member data");
+    }
     st_close(&f);
 
     n = make_npy(npy, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", d6, 24);
