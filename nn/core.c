@@ -405,8 +405,8 @@ static void param_free(Param *p) {
         mem_add(MEM_GRAD, -(long long)bytes);
         free(p->t.grad);
     }
-    if (p->m) {
-        mem_add(MEM_OPTIM, -(long long)(2 * bytes));
+    if (p->m || p->v) {
+        mem_add(MEM_OPTIM, -(long long)((p->m ? bytes : 0) + (p->v ? bytes : 0)));
         free(p->m);
         free(p->v);
     }
@@ -474,8 +474,8 @@ void ps_set_trainable(ParamStore *ps, Param *p, int on) {
         free(p->t.grad);
         p->t.grad = NULL;
         mem_add(MEM_GRAD, -(long long)bytes);
-        if (p->m) {
-            mem_add(MEM_OPTIM, -(long long)(2 * bytes));
+        if (p->m || p->v) {
+            mem_add(MEM_OPTIM, -(long long)((p->m ? bytes : 0) + (p->v ? bytes : 0)));
             free(p->m);
             free(p->v);
             p->m = p->v = NULL;
