@@ -55,13 +55,11 @@ static char *xstrdup(const char *s) {
 static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *xprintf(const char *fmt, ...) {
     va_list ap;
+    char *p = NULL;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vasprintf(&p, fmt, ap);
     va_end(ap);
-    char *p = nn_malloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    NN_ASSERT(n >= 0 && p, "out of memory");
     return p;
 }
 static char *join(const char *a, const char *b) {

@@ -273,48 +273,57 @@ static void ctx_free(Ctx *c) {
     free(c->ifs);
 }
 
+// Writes chunk [s, s+m) of a split from buf; the caller holds the only writer.
+static int write_chunk(const char *dir, int s, int m, const uint8_t *buf, char *err, size_t cap) {
+    char path[1100];
+    ld_err_capture(err, cap);   // loader errors go to err, never race nn_err()
+    int rc = 0;
+    for (int j = 0; j < m && !rc; j++) {
+        snprintf(path, sizeof path, "%s/%d.png", dir, s + j);
+        rc = img_write_png(path, GEN_W, GEN_W, 3, buf + (size_t)j * GEN_PX);
+    }
+    ld_err_capture(NULL, 0);
+    return rc;
+}
+
+// Renders in parallel and writes PNGs one at a time, overlapped: creating files costs more
+// here than rendering, and parallel creates in one folder only contend in the kernel. Each
+// image draws from its own stream, so the bytes do not depend on the thread count.
 static int write_split(const Ctx *c, RenderFn render, const char *root, int split, int *labels,
                        double t0) {
-    char dir[1024];
+    char dir[1024], err[1024] = "";
     snprintf(dir, sizeof dir, "%s/%s/images/%s", root, c->name, split_dir[split]);
     if (mkdir_p(dir)) return -1;
-    int n = c->n[split], fail = 0;
-    char err[1024] = "";
+    int n = c->n[split], nchunk = (n + CHUNK - 1) / CHUNK, fail = 0;
+    uint8_t *buf[2] = {nn_malloc((size_t)CHUNK * GEN_PX), nn_malloc((size_t)CHUNK * GEN_PX)};
     uint64_t split_seed = gen_seed_mix(c->seed, (uint64_t)split + 1);
-    for (int s = 0; s < n && !fail; s += CHUNK) {
-        int m = n - s < CHUNK ? n - s : CHUNK;
-        // Render and write in the same loop: a serial write phase would leave OpenMP's waiting
-        // threads spinning on the cores the writer needs. Each image draws from its own stream,
-        // so the bytes do not depend on the thread count.
 #pragma omp parallel
-        {
-            char terr[1024] = "", path[1100];
-            uint8_t px[GEN_PX];
-            ld_err_capture(terr, sizeof terr);   // loader errors stay in this thread
-#pragma omp for schedule(dynamic, 8)
-            for (int j = s; j < s + m; j++) {
-                int bad;
-#pragma omp atomic read
-                bad = fail;
-                if (bad) continue;
-                uint64_t rng = gen_seed_mix(split_seed, (uint64_t)j);
-                labels[j] = render(c, split, j, &rng, px);
-                snprintf(path, sizeof path, "%s/%d.png", dir, j);
-                if (img_write_png(path, GEN_W, GEN_W, 3, px)) {
-#pragma omp critical(gen_err)
-                    if (!fail) {
-                        snprintf(err, sizeof err, "%s", terr);
-                        fail = 1;
-                    }
-                }
-            }
-            ld_err_capture(NULL, 0);
+#pragma omp single
+    for (int k = 0; k <= nchunk && !fail; k++) {
+        if (k > 0) {
+            int s = (k - 1) * CHUNK, m = n - s < CHUNK ? n - s : CHUNK;
+            uint8_t *b = buf[(k - 1) & 1];
+#pragma omp task shared(fail, err)
+            fail = write_chunk(dir, s, m, b, err, sizeof err);
         }
-        if (!fail && c->o->verbose && n > 4 * CHUNK && (s + m) % (4 * CHUNK) == 0 && s + m < n) {
-            printf("[data] %s: %s %d/%d (%.1f s)\n", c->name, split_dir[split], s + m, n, now_s() - t0);
+        if (k < nchunk) {
+            int s = k * CHUNK, m = n - s < CHUNK ? n - s : CHUNK;
+            uint8_t *b = buf[k & 1];
+#pragma omp taskloop grainsize(4)
+            for (int j = 0; j < m; j++) {
+                uint64_t rng = gen_seed_mix(split_seed, (uint64_t)(s + j));
+                labels[s + j] = render(c, split, s + j, &rng, b + (size_t)j * GEN_PX);
+            }
+        }
+#pragma omp taskwait
+        int done = k * CHUNK < n ? k * CHUNK : n;
+        if (!fail && c->o->verbose && n > 4 * CHUNK && k > 0 && k % 4 == 0 && done < n) {
+            printf("[data] %s: %s %d/%d (%.1f s)\n", c->name, split_dir[split], done, n, now_s() - t0);
             fflush(stdout);
         }
     }
+    free(buf[0]);
+    free(buf[1]);
     if (fail) {
         nn_seterr("%s", err);
         return -1;

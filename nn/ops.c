@@ -617,7 +617,7 @@ Tensor *op_softmax(Graph *g, Tensor *x) {
         float *yr = yd + r * C, mx = xr[0], sum = 0.0f;
         for (long j = 1; j < C; j++) mx = xr[j] > mx ? xr[j] : mx;
         for (long j = 0; j < C; j++) {
-            yr[j] = expf(xr[j] - mx);
+            yr[j] = exp_v(xr[j] - mx);
             sum += yr[j];
         }
         float inv = 1.0f / sum;
@@ -802,7 +802,7 @@ static void attn_forward(Graph *g, AttnCtx *a, float *probs) {
             }
             float sum = 0.0f;
             for (int j = 0; j < Tkt; j++) {
-                s[j] = expf(s[j] - mx);
+                s[j] = s[j] == -INFINITY ? 0.0f : exp_v(s[j] - mx);
                 sum += s[j];
             }
             float inv = 1.0f / sum;
