@@ -64,7 +64,7 @@ static Dataset *inspect_split(const char *root, const char *fmt, const char *tas
     if (!d) {
         problem(pr, root, 0, nn_err());
         cJSON_AddStringToObject(js, "error", nn_err());
-        if (verbose_text) printf("  %-16s cannot open: %s\n", split[0] ? split : "(all)", nn_err());
+        if (verbose_text) printf("  %-16s cannot be read (see problems)\n", split[0] ? split : "(all)");
         return NULL;
     }
     for (int i = 0; i < d->nproblems; i++) problem(pr, d->problems[i].file, d->problems[i].line, d->problems[i].msg);
@@ -602,8 +602,9 @@ int cmd_data_fewshot(int argc, char **argv) {
     int wr = write_atomic(lp, cb.s, cb.n);
     free(cb.s);
     if (wr) goto fail;
-    printf("wrote %d list files to %s/annotations (%d classes; %d shot sizes x %d seeds; val %d per class; test %s)\n",
-           nfiles, out, K, nsh, nse, val_per_class, t ? test_split : "none");
+    printf("wrote %d list files to %s/annotations (%d classes; %d shot sizes x %d seeds from '%s'; val %d per class; "
+           "test list: %s%s%s)\n",
+           nfiles, out, K, nsh, nse, d->split, val_per_class, t ? "split '" : "none", t ? test_split : "", t ? "'" : "");
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "petl data fewshot: %s\n", nn_err());

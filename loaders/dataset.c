@@ -159,9 +159,15 @@ static Dataset *ds_alloc(const char *format, const char *task, const char *split
 
 // ---------------------------------------------------------------- text lines
 // Reads the next line (any length) into *buf; strips "\n" and "\r\n". Returns its length or -1 at EOF.
+// A UTF-8 byte-order mark at the start of the file is dropped.
 static long next_line(FILE *f, char **buf, size_t *cap) {
+    int first = ftell(f) == 0;
     ssize_t n = getline(buf, cap, f);
     if (n < 0) return -1;
+    if (first && n >= 3 && !memcmp(*buf, "\xEF\xBB\xBF", 3)) {
+        memmove(*buf, *buf + 3, (size_t)n - 2);
+        n -= 3;
+    }
     while (n > 0 && ((*buf)[n - 1] == '\n' || (*buf)[n - 1] == '\r')) (*buf)[--n] = 0;
     return n;
 }
@@ -580,6 +586,14 @@ static Dataset *open_imagefolder(const char *root, const char *task, const char 
 }
 
 // ---------------------------------------------------------------- IDX (Fashion-MNIST)
+// zlib's gzerror message starts with the path; drop it since ours names the file already.
+static const char *gz_msg(gzFile g, const char *path, int *en) {
+    const char *m = gzerror(g, en);
+    size_t l = strlen(path);
+    if (!strncmp(m, path, l) && !strncmp(m + l, ": ", 2)) m += l + 2;
+    return m;
+}
+
 // Decompresses (or reads, gzread passes plain files through) a whole file.
 static int gz_slurp(const char *path, uint8_t **out, long *len) {
     *out = NULL; *len = 0;
@@ -599,7 +613,7 @@ static int gz_slurp(const char *path, uint8_t **out, long *len) {
         int r = gzread(g, b + n, (unsigned)want);
         if (r < 0) {
             int en;
-            const char *m = gzerror(g, &en);
+            const char *m = gz_msg(g, path, &en);
             ld_seterr("%s: truncated or corrupt gzip data (%s) after %ld bytes", path, m, n);
             free(b);
             gzclose(g);
@@ -610,7 +624,7 @@ static int gz_slurp(const char *path, uint8_t **out, long *len) {
     }
     // zlib reports a gzip stream cut short only through gzerror after the last read.
     int en = Z_OK;
-    const char *m = gzerror(g, &en);
+    const char *m = gz_msg(g, path, &en);
     if (en != Z_OK && en != Z_STREAM_END) {
         ld_seterr("%s: truncated or corrupt gzip data (%s) after %ld bytes", path, m, n);
         free(b);

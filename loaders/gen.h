@@ -131,6 +131,10 @@ int gen_task_classes(const char *name, const GenOptions *o);
 int gen_task_is_complete(const char *root, const char *task, const GenOptions *o);
 // Generates one task (overwriting). 0 ok, -1 + nn_err().
 int gen_task_write(const char *root, const char *task, const GenOptions *o);
+// Example i of split (0 train, 1 val, 2 test) exactly as gen_task_write writes it: pixels into
+// px (GEN_PX bytes), returns the label, or -1 + nn_err(). Sets the task up on every call (reads
+// the Fashion-MNIST files, builds the IFS classes): for tests and inspection, not for bulk use.
+int gen_task_example(const char *task, const GenOptions *o, int split, long i, uint8_t *px);
 // <root>/README.md: every task, its factors, class counts, sizes and seeds; cmdline is quoted.
 int gen_readme_write(const char *root, const GenOptions *o, const char *cmdline);
 

@@ -420,22 +420,64 @@ static int write_fewshot(const Ctx *c, const char *root, int *const labels[3]) {
     return rc;
 }
 
-int gen_task_write(const char *root, const char *task, const GenOptions *o) {
+// Seeds, sizes, and what a task needs before rendering (Fashion-MNIST files, IFS classes).
+static int ctx_init(Ctx *c, int t, const GenOptions *o, double t0) {
+    const char *task = tasks[t].name;
+    memset(c, 0, sizeof *c);
+    c->name = task;
+    c->o = o;
+    c->seed = gen_seed_mix(o->seed, str_hash(task));
+    c->toys_seed = gen_seed_mix(o->seed, str_hash("smallnorb toys"));   // shared by azi and ele
+    c->classes = gen_task_classes(task, o);
+    split_sizes(task, o, c->n);
+    if (t == 0) return fashion_prepare(c);
+    if (is_fractal(task)) {
+        c->points = fractal_points(o);
+        c->ifs = nn_malloc(sizeof(GenIfs) * (size_t)c->classes);
+        if (gen_fractal_classes(c->seed, c->classes, c->ifs)) return -1;
+        if (o->verbose) {
+            printf("[data] %s: %d IFS classes (%.1f s)\n", task, c->classes, now_s() - t0);
+            fflush(stdout);
+        }
+    }
+    return 0;
+}
+
+static int find_or_err(const char *task) {
     int t = gen_task_find(task);
-    if (t < 0) {
+    if (t < 0)
         nn_seterr("unknown task '%s' (known: fashion_mnist, dsprites_loc, dsprites_ori, clevr_count, "
                   "clevr_dist, smallnorb_azi, smallnorb_ele, textures, fractal)", task);
+    return t;
+}
+
+int gen_task_example(const char *task, const GenOptions *o, int split, long i, uint8_t *px) {
+    int t = find_or_err(task);
+    if (t < 0) return -1;
+    if (split < 0 || split > 2) {
+        nn_seterr("%s: split %d (0 train, 1 val, 2 test)", task, split);
         return -1;
     }
-    double t0 = now_s();
+    GenOptions q = *o;
+    q.verbose = 0;
     Ctx c;
-    memset(&c, 0, sizeof c);
-    c.name = task;
-    c.o = o;
-    c.seed = gen_seed_mix(o->seed, str_hash(task));
-    c.toys_seed = gen_seed_mix(o->seed, str_hash("smallnorb toys"));
-    c.classes = gen_task_classes(task, o);
-    split_sizes(task, o, c.n);
+    int label = -1;
+    if (!ctx_init(&c, t, &q, 0)) {
+        if (i < 0 || i >= c.n[split])
+            nn_seterr("%s: example %ld of %s, which has %d", task, i, split_dir[split], c.n[split]);
+        else {
+            uint64_t rng = gen_seed_mix(gen_seed_mix(c.seed, (uint64_t)split + 1), (uint64_t)i);
+            label = tasks[t].render(&c, split, i, &rng, px);
+        }
+    }
+    ctx_free(&c);
+    return label;
+}
+
+int gen_task_write(const char *root, const char *task, const GenOptions *o) {
+    int t = find_or_err(task);
+    if (t < 0) return -1;
+    double t0 = now_s();
     char path[1100];
     snprintf(path, sizeof path, "%s/%s", root, task);
     if (mkdir_p(path)) return -1;
@@ -444,17 +486,8 @@ int gen_task_write(const char *root, const char *task, const GenOptions *o) {
         nn_seterr("%s: cannot remove (%s)", path, strerror(errno));
         return -1;
     }
-    int rc = 0;
-    if (t == 0) rc = fashion_prepare(&c);
-    if (!rc && is_fractal(task)) {
-        c.points = fractal_points(o);
-        c.ifs = nn_malloc(sizeof(GenIfs) * (size_t)c.classes);
-        rc = gen_fractal_classes(c.seed, c.classes, c.ifs);
-        if (!rc && o->verbose) {
-            printf("[data] %s: %d IFS classes (%.1f s)\n", task, c.classes, now_s() - t0);
-            fflush(stdout);
-        }
-    }
+    Ctx c;
+    int rc = ctx_init(&c, t, o, t0);
     int *labels[3] = {NULL, NULL, NULL};
     for (int s = 0; s < 3 && !rc; s++) {
         labels[s] = nn_malloc(sizeof(int) * (size_t)(c.n[s] ? c.n[s] : 1));
@@ -547,8 +580,8 @@ int gen_readme_write(const char *root, const GenOptions *o, const char *cmdline)
             "CLEVR-like scenes (Johnson et al. 2017), ray cast: ground plane; 3..10 objects (uniform),\n"
             "each sphere, cube or cylinder, one of 8 CLEVR colors, small (r 0.45) or large (r 0.8),\n"
             "rubber or metal (specular), at (x, y) uniform in [-3, 3]^2 without overlaps, rotated\n"
-            "about the vertical; camera at distance 10.5..11, elevation 33..37 deg, 40 deg field of\n"
-            "view, looking at the origin; light from elevation 35..70 deg at any azimuth; Lambertian +\n"
+            "about the vertical; camera at distance 10.7..10.8, elevation 34..36 deg, azimuth jitter\n"
+            "+-3 deg, 40 deg field of view, looking at the origin; light from elevation 35..70 deg at any azimuth; Lambertian +\n"
             "specular shading, hard shadows, exact occlusion, 3x3 supersampling. A scene is redrawn\n"
             "until every object shows at least ~1.5 px. clevr_count: n - 3. clevr_dist: the camera's\n"
             "distance to the nearest object's center, bins with edges %.2f %.2f %.2f %.2f %.2f\n"

@@ -158,7 +158,7 @@ int img_load_mem(const unsigned char *buf, int len, Image *im, const char *name)
     const char *kind = sniff(buf, len);
     int w = 0, h = 0, c = 0;
     if (!stbi_info_from_memory(buf, len, &w, &h, &c)) {
-        if (kind) ld_seterr("%s: corrupt %s (%s)", nm(name), kind, stbi_failure_reason());
+        if (kind) ld_seterr("%s: cannot decode %s: corrupt, truncated or unsupported (%s)", nm(name), kind, stbi_failure_reason());
         else {
             char hex[64] = {0};
             for (int i = 0; i < len && i < 8; i++) snprintf(hex + 3 * i, 4, "%02x ", buf[i]);
@@ -174,7 +174,8 @@ int img_load_mem(const unsigned char *buf, int len, Image *im, const char *name)
     }
     uint8_t *p = stbi_load_from_memory(buf, len, &w, &h, &c, 0);
     if (!p) {
-        ld_seterr("%s: corrupt %s (%s)", nm(name), kind ? kind : "image", stbi_failure_reason());
+        ld_seterr("%s: cannot decode %s: corrupt, truncated or unsupported (%s)", nm(name), kind ? kind : "image",
+                  stbi_failure_reason());
         return -1;
     }
     // stb owns p with its own allocator (malloc by default); copy so img_free is plain free().

@@ -137,6 +137,38 @@ struct Graph {
     double flops_fwd, flops_bwd;
 };
 
+// PETL_PROFILE=1: time spent in each backward function, printed when the graph is freed.
+#include <dlfcn.h>
+#include <time.h>
+typedef struct {
+    BackwardFn fn;
+    double s;
+    long n;
+} ProfRow;
+static ProfRow g_prof[64];
+static int g_nprof = -1;
+static double prof_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+static void prof_add(BackwardFn fn, double s) {
+    for (int i = 0; i < g_nprof; i++)
+        if (g_prof[i].fn == fn) {
+            g_prof[i].s += s, g_prof[i].n++;
+            return;
+        }
+    if (g_nprof < 64) g_prof[g_nprof++] = (ProfRow){fn, s, 1};
+}
+static void prof_print(void) {
+    for (int i = 0; i < g_nprof; i++) {
+        Dl_info di;
+        const char *nm = dladdr((void *)g_prof[i].fn, &di) && di.dli_sname ? di.dli_sname : "?";
+        fprintf(stderr, "profile backward %-28s %8.1f ms %6ld calls\n", nm, g_prof[i].s * 1e3, g_prof[i].n);
+    }
+    g_nprof = 0;
+}
+
 #define CHUNK_MIN (64u << 20)
 
 Graph *graph_new(size_t arena_limit) {
@@ -159,6 +191,7 @@ static void pool_free_list(PoolBuf *b) {
 
 void graph_free(Graph *g) {
     if (!g) return;
+    if (g_nprof > 0) prof_print();
     graph_reset(g);
     for (Chunk *c = g->head; c;) {
         Chunk *nx = c->next;
@@ -367,6 +400,7 @@ float *graph_grad(Graph *g, Tensor *t) {
 }
 
 void graph_backward(Graph *g, Tensor *loss) {
+    if (g_nprof < 0) g_nprof = getenv("PETL_PROFILE") ? 0 : -2;
     NN_ASSERT(loss->n == 1, "backward from a tensor of %ld elements (need a scalar)", loss->n);
     if (!loss->requires_grad) return;
     float *d = graph_grad(g, loss);
@@ -376,7 +410,11 @@ void graph_backward(Graph *g, Tensor *loss) {
         TapeEntry *e = &g->tape[i];
         Tensor *out = e->out;
         if (!out->grad && !(out->base && out->base->grad)) continue;   // nothing flows back
-        e->fn(g, e->ctx);
+        if (g_nprof >= 0) {
+            double t0 = prof_now();
+            e->fn(g, e->ctx);
+            prof_add(e->fn, prof_now() - t0);
+        } else e->fn(g, e->ctx);
         // the producer has consumed out's gradient: give the buffer back
         if (!out->base && !out->is_param && !out->keep_grad && out->grad) {
             pool_put(g, out->grad);

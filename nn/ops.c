@@ -33,6 +33,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef __FMA__
+#include <immintrin.h>
+#endif
 
 #define FL_GELU_F 8
 #define FL_GELU_B 12
@@ -121,50 +124,120 @@ static void add_acc(float *dst, const float *src, long n) {
     for (long i = 0; i < n; i++) dst[i] += src[i];
 }
 
-// ---------------------------------------------------------------- scalar functions
-// exp and the normal CDF in plain arithmetic so loops over them vectorize (libm's expf/erff do
-// not without -ffast-math). exp: Cephes range reduction + degree-6 polynomial, ~1 ulp on
-// [-87.3, 88]; arguments are clamped there (NaN passes through). phi: Numerical Recipes' erfc,
-// relative error < 1.2e-7 everywhere, so gelu stays accurate in its negative tail too.
-static inline float exp_v(float x) {
-    x = x < 88.0f ? x : 88.0f;
-    x = x > -87.33654f ? x : -87.33654f;
-    float r = x * 1.44269504088896341f + 12582912.0f;   // 1.5 * 2^23: rounds to nearest
-    float n = r - 12582912.0f;
-    float g = x - n * 0.693359375f;
+// ---------------------------------------------------------------- vector math
+// exp, the normal CDF, gelu and sigmoid on 8-float vectors (GCC/Clang vector extensions): libm's
+// expf/erff do not vectorize without -ffast-math, and a plain-C version with clamps does not
+// either under -ftrapping-math. Every element, tails included (zero-padded), goes through the
+// same vector code, so results do not depend on how a loop is split across threads.
+//  exp: Cephes range reduction + degree-6 polynomial, ~1 ulp; 0 below -87.34, inf above 88.38,
+//       NaN passes through.
+//  Phi(x) = erfc(-x / sqrt 2) / 2 with Numerical Recipes' erfc (relative error < 1.2e-7
+//       everywhere), so gelu = x Phi(x) stays accurate in its negative tail.
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+
+static inline v8f v8_load(const float *p) {
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+static inline v8f v8_splat(float a) { return (v8f){a, a, a, a, a, a, a, a}; }
+static inline v8f v8_sel(v8i m, v8f a, v8f b) { return (v8f)(((v8i)a & m) | ((v8i)b & ~m)); }
+// a * b + c fused where the target has FMA (ISO C modes keep GCC from contracting a * b + c)
+#ifdef __FMA__
+static inline v8f v8_fma(v8f a, v8f b, v8f c) { return (v8f)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c); }
+#else
+static inline v8f v8_fma(v8f a, v8f b, v8f c) { return a * b + c; }
+#endif
+
+static inline v8f v8_exp(v8f x) {
+    v8f r = x * 1.44269504088896341f + 12582912.0f;   // 1.5 * 2^23: round to nearest integer
+    v8f n = r - 12582912.0f;
+    v8f g = x - n * 0.693359375f;
     g = g - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * g + 1.3981999507e-3f;
-    p = p * g + 8.3334519073e-3f;
-    p = p * g + 4.1665795894e-2f;
-    p = p * g + 1.6666665459e-1f;
-    p = p * g + 5.0000001201e-1f;
+    v8f p = v8_splat(1.9875691500e-4f);
+    p = v8_fma(p, g, v8_splat(1.3981999507e-3f));
+    p = v8_fma(p, g, v8_splat(8.3334519073e-3f));
+    p = v8_fma(p, g, v8_splat(4.1665795894e-2f));
+    p = v8_fma(p, g, v8_splat(1.6666665459e-1f));
+    p = v8_fma(p, g, v8_splat(5.0000001201e-1f));
     p = p * g * g + g + 1.0f;
-    int32_t bits = ((int32_t)n + 127) * (1 << 23);
-    float s;
-    memcpy(&s, &bits, sizeof s);
-    return p * s;
+    v8u bits = ((v8u)r - 0x4B400000u + 127u) << 23;   // 2^n from r's low mantissa bits
+    v8f e = p * (v8f)bits;
+    e = v8_sel(x <= v8_splat(-87.33654f), v8_splat(0.0f), e);
+    return v8_sel(x >= v8_splat(88.37626f), v8_splat(INFINITY), e);
 }
-// Phi(x) = P(N(0,1) <= x) = erfc(-x / sqrt 2) / 2
-static inline float phi_v(float x) {
-    float z = -x * 0.70710678118654752f, az = z < 0.0f ? -z : z;
-    float t = 1.0f / (1.0f + 0.5f * az);
-    float p = 0.17087277f;
-    p = p * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    float e = t * exp_v(-az * az + p);   // erfc(|z|)
-    return z < 0.0f ? 1.0f - 0.5f * e : 0.5f * e;
+static inline v8f v8_phi(v8f x) {
+    v8f z = x * -0.70710678118654752f;
+    v8f az = (v8f)((v8i)z & 0x7fffffff);
+    v8f t = 1.0f / (1.0f + 0.5f * az);
+    v8f p = v8_splat(0.17087277f);
+    p = v8_fma(p, t, v8_splat(-0.82215223f));
+    p = v8_fma(p, t, v8_splat(1.48851587f));
+    p = v8_fma(p, t, v8_splat(-1.13520398f));
+    p = v8_fma(p, t, v8_splat(0.27886807f));
+    p = v8_fma(p, t, v8_splat(-0.18628806f));
+    p = v8_fma(p, t, v8_splat(0.09678418f));
+    p = v8_fma(p, t, v8_splat(0.37409196f));
+    p = v8_fma(p, t, v8_splat(1.00002368f));
+    p = v8_fma(p, t, v8_splat(-1.26551223f));
+    v8f h = 0.5f * t * v8_exp(-az * az + p);   // erfc(|z|) / 2
+    return v8_sel(z < v8_splat(0.0f), 1.0f - h, h);
 }
-static inline float gelu_f(float x) { return x * phi_v(x); }
-static inline float gelu_d(float x) { return phi_v(x) + x * 0.39894228040143268f * exp_v(-0.5f * x * x); }
-static inline float sigm_f(float x) { return 1.0f / (1.0f + exp_v(-x)); }
+static inline v8f v8_sigm(v8f x) { return 1.0f / (1.0f + v8_exp(-x)); }
+
+// y = f(x, dy) elementwise (acc: y += ...); OpenMP over 8-float blocks, padded tail.
+#define DEFINE_VMAP(name, EXPR)                                                              \
+    static inline v8f name##_1(v8f x, v8f dy) {                                              \
+        (void)dy;                                                                            \
+        return EXPR;                                                                         \
+    }                                                                                        \
+    static void name(float *y, const float *xs, const float *dys, long n, int acc) {         \
+        long nb = n / 8;                                                                     \
+        _Pragma("omp parallel for schedule(static) if (n > PAR_MIN / 8)")                    \
+        for (long b = 0; b < nb; b++) {                                                      \
+            v8f r = name##_1(v8_load(xs + 8 * b), dys ? v8_load(dys + 8 * b) : v8_splat(0)); \
+            if (acc) r += v8_load(y + 8 * b);                                                \
+            v8_store(y + 8 * b, r);                                                          \
+        }                                                                                    \
+        long rem = n - 8 * nb;                                                               \
+        if (rem) {                                                                           \
+            float xb[8] = {0}, db[8] = {0}, rb[8];                                           \
+            memcpy(xb, xs + 8 * nb, (size_t)rem * sizeof(float));                            \
+            if (dys) memcpy(db, dys + 8 * nb, (size_t)rem * sizeof(float));                  \
+            v8_store(rb, name##_1(v8_load(xb), v8_load(db)));                                \
+            for (long i = 0; i < rem; i++) y[8 * nb + i] = (acc ? y[8 * nb + i] : 0) + rb[i]; \
+        }                                                                                    \
+    }
+DEFINE_VMAP(vmap_gelu, x * v8_phi(x))
+DEFINE_VMAP(vmap_gelu_b, dy * (v8_phi(x) + x * 0.39894228040143268f * v8_exp(-0.5f * x * x)))
+DEFINE_VMAP(vmap_qgelu, x * v8_sigm(1.702f * x))
+DEFINE_VMAP(vmap_qgelu_b, dy * (v8_sigm(1.702f * x) + 1.702f * x * v8_sigm(1.702f * x) * (1.0f - v8_sigm(1.702f * x))))
+DEFINE_VMAP(vmap_sigm, v8_sigm(x))
+
+// s[j] = exp(s[j] - mx) for j < n, returns the sum (lanes added in a fixed order)
+static float exp_row(float *s, long n, float mx) {
+    v8f acc = v8_splat(0.0f);
+    long j = 0;
+    for (; j + 8 <= n; j += 8) {
+        v8f e = v8_exp(v8_load(s + j) - mx);
+        v8_store(s + j, e);
+        acc += e;
+    }
+    if (j < n) {
+        float b[8];
+        for (int k = 0; k < 8; k++) b[k] = j + k < n ? s[j + k] - mx : -INFINITY;
+        v8f e = v8_exp(v8_load(b));
+        v8_store(b, e);
+        for (long k = 0; j + k < n; k++) s[j + k] = b[k];
+        acc += e;
+    }
+    float l[8];
+    v8_store(l, acc);
+    return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+}
 
 // ---------------------------------------------------------------- linear
 typedef struct {
@@ -216,8 +289,7 @@ static void linear_backward(Graph *g, void *vctx) {
         if (c->gelu) {   // recompute gelu(h)
             act = graph_scratch(g, (size_t)R * in);
             long n = R * in;
-#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
-            for (long i = 0; i < n; i++) act[i] = gelu_f(xd[i]);
+            vmap_gelu(act, xd, NULL, n, 0);
             graph_add_flops(g, 0, (double)FL_GELU_F * n);
         }
         // dW (O, in) += dy^T (O, R) a (R, in)
@@ -233,8 +305,7 @@ static void linear_backward(Graph *g, void *vctx) {
             float *da = graph_scratch(g, (size_t)R * in);
             nn_sgemm(0, 0, (int)R, in, O, 1.0f, dy, O, c->W->data, in, 0.0f, da, in);
             long n = R * in;
-#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
-            for (long i = 0; i < n; i++) dx[i] += da[i] * gelu_d(xd[i]);
+            vmap_gelu_b(dx, xd, da, n, 1);
             graph_scratch_release(g, da);
             graph_add_flops(g, 0, 2.0 * R * in * O + (double)FL_GELU_B * n);
         }
@@ -254,8 +325,7 @@ static Tensor *linear_impl(Graph *g, Tensor *x, Tensor *W, Tensor *b, Tensor *re
         long n = R * in;
         float *act = graph_scratch(g, (size_t)n);
         const float *hd = x->data;
-#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
-        for (long i = 0; i < n; i++) act[i] = gelu_f(hd[i]);
+        vmap_gelu(act, hd, NULL, n, 0);
         linear_fwd_into(g, y, act, R, in, O, W, b, res);
         graph_scratch_release(g, act);
         graph_add_flops(g, (double)FL_GELU_F * n, 0);
@@ -520,15 +590,10 @@ static void act_backward(Graph *g, void *vctx) {
     long n = c->x->n;
     switch (c->kind) {
     case ACT_GELU:
-#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
-        for (long i = 0; i < n; i++) dx[i] += dy[i] * gelu_d(x[i]);
+        vmap_gelu_b(dx, x, dy, n, 1);
         break;
     case ACT_QGELU:
-#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
-        for (long i = 0; i < n; i++) {
-            float s = sigm_f(1.702f * x[i]);
-            dx[i] += dy[i] * (s + 1.702f * x[i] * s * (1.0f - s));
-        }
+        vmap_qgelu_b(dx, x, dy, n, 1);
         break;
     case ACT_RELU:
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
@@ -553,12 +618,10 @@ static Tensor *act_impl(Graph *g, Tensor *x, int kind) {
     long n = x->n;
     switch (kind) {
     case ACT_GELU:
-#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
-        for (long i = 0; i < n; i++) yd[i] = gelu_f(xd[i]);
+        vmap_gelu(yd, xd, NULL, n, 0);
         break;
     case ACT_QGELU:
-#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
-        for (long i = 0; i < n; i++) yd[i] = xd[i] * sigm_f(1.702f * xd[i]);
+        vmap_qgelu(yd, xd, NULL, n, 0);
         break;
     case ACT_RELU:
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
@@ -569,8 +632,7 @@ static Tensor *act_impl(Graph *g, Tensor *x, int kind) {
         for (long i = 0; i < n; i++) yd[i] = tanhf(xd[i]);
         break;
     case ACT_SIGM:
-#pragma omp parallel for schedule(static) if (n > PAR_MIN / 8)
-        for (long i = 0; i < n; i++) yd[i] = sigm_f(xd[i]);
+        vmap_sigm(yd, xd, NULL, n, 0);
         break;
     }
     graph_add_flops(g, (double)act_fl_f[kind] * n, 0);
@@ -614,12 +676,10 @@ Tensor *op_softmax(Graph *g, Tensor *x) {
 #pragma omp parallel for schedule(static) if (R * C > PAR_MIN / 4)
     for (long r = 0; r < R; r++) {
         const float *xr = xd + r * C;
-        float *yr = yd + r * C, mx = xr[0], sum = 0.0f;
+        float *yr = yd + r * C, mx = xr[0];
         for (long j = 1; j < C; j++) mx = xr[j] > mx ? xr[j] : mx;
-        for (long j = 0; j < C; j++) {
-            yr[j] = exp_v(xr[j] - mx);
-            sum += yr[j];
-        }
+        memcpy(yr, xr, (size_t)C * sizeof(float));
+        float sum = exp_row(yr, C, mx);
         float inv = 1.0f / sum;
         for (long j = 0; j < C; j++) yr[j] *= inv;
     }
@@ -763,57 +823,122 @@ static inline const float *attn_vrow(const AttnCtx *a, const float *vd, const fl
     return vd + ((long)b * a->Tk + (j - a->P)) * a->ldv + a->offv + (long)h * a->hd;
 }
 
+// Small dense products on per-thread, zero-padded copies of one head: C (M x N) [+]= A (M x K) B
+// (K x N), N a multiple of 8, 4 x 16 register tiles. Hand-written because BLAS may not run inside
+// the (b, h) parallel loop and these matrices (~65 x 64) are too small for it anyway.
+static void mk_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int acc) {
+    int i = 0;
+    for (; i + 4 <= M; i += 4) {
+        const float *a0 = A + (long)i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        int j = 0;
+        for (; j + 16 <= N; j += 16) {
+            v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+            for (int k = 0; k < K; k++) {
+                v8f b0 = v8_load(B + (long)k * ldb + j), b1 = v8_load(B + (long)k * ldb + j + 8);
+                v8f x0 = v8_splat(a0[k]), x1 = v8_splat(a1[k]), x2 = v8_splat(a2[k]), x3 = v8_splat(a3[k]);
+                c00 = v8_fma(x0, b0, c00);
+                c01 = v8_fma(x0, b1, c01);
+                c10 = v8_fma(x1, b0, c10);
+                c11 = v8_fma(x1, b1, c11);
+                c20 = v8_fma(x2, b0, c20);
+                c21 = v8_fma(x2, b1, c21);
+                c30 = v8_fma(x3, b0, c30);
+                c31 = v8_fma(x3, b1, c31);
+            }
+            float *c = C + (long)i * ldc + j;
+            v8f r[8] = {c00, c01, c10, c11, c20, c21, c30, c31};
+            for (int t = 0; t < 8; t++) {
+                float *p = c + (long)(t >> 1) * ldc + (t & 1) * 8;
+                v8_store(p, acc ? r[t] + v8_load(p) : r[t]);
+            }
+        }
+        for (; j < N; j += 8) {
+            v8f c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
+            for (int k = 0; k < K; k++) {
+                v8f b0 = v8_load(B + (long)k * ldb + j);
+                c0 = v8_fma(v8_splat(a0[k]), b0, c0);
+                c1 = v8_fma(v8_splat(a1[k]), b0, c1);
+                c2 = v8_fma(v8_splat(a2[k]), b0, c2);
+                c3 = v8_fma(v8_splat(a3[k]), b0, c3);
+            }
+            v8f r[4] = {c0, c1, c2, c3};
+            for (int t = 0; t < 4; t++) {
+                float *p = C + (long)(i + t) * ldc + j;
+                v8_store(p, acc ? r[t] + v8_load(p) : r[t]);
+            }
+        }
+    }
+    for (; i < M; i++) {
+        const float *a0 = A + (long)i * lda;
+        for (int j = 0; j < N; j += 8) {
+            v8f c0 = {0};
+            for (int k = 0; k < K; k++) c0 = v8_fma(v8_splat(a0[k]), v8_load(B + (long)k * ldb + j), c0);
+            float *p = C + (long)i * ldc + j;
+            v8_store(p, acc ? c0 + v8_load(p) : c0);
+        }
+    }
+}
+
+static inline int round8(int n) { return (n + 7) & ~7; }
+
+// dst (rows x ldd, zero-padded to prow x pcol) <- rows of hd floats at src + r * lds (or, for
+// r < P, at pre + r * C: the extra tokens), optionally transposed (dst pcol x prow), scaled
+static void head_gather(float *dst, int prow, int pcol, int transpose, const AttnCtx *a, int which, int b, int h,
+                        float scale) {
+    int hd = a->hd, Tkt = a->P + a->Tk;
+    memset(dst, 0, (size_t)prow * pcol * sizeof(float));
+    int rows = which == 0 ? a->Tq : Tkt;
+    for (int r = 0; r < rows; r++) {
+        const float *src;
+        if (which == 0) src = a->qt->data + ((long)b * a->Tq + r) * a->ldq + a->offq + (long)h * hd;
+        else if (which == 1) src = attn_krow(a, a->kt->data, a->ekt ? a->ekt->data : NULL, b, r, h);
+        else src = attn_vrow(a, a->vt->data, a->evt ? a->evt->data : NULL, b, r, h);
+        if (transpose)
+            for (int d = 0; d < hd; d++) dst[(size_t)d * pcol + r] = src[d] * scale;
+        else
+            for (int d = 0; d < hd; d++) dst[(size_t)r * pcol + d] = src[d] * scale;
+    }
+}
+
+static void transpose_pad(float *dst, const float *src, int rows, int cols, int lds, int ldd) {
+    for (int c = 0; c < cols; c++)
+        for (int r = 0; r < rows; r++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+}
+
 static void attn_forward(Graph *g, AttnCtx *a, float *probs) {
-    int B = a->B, H = a->H, Tq = a->Tq, Tkt = a->P + a->Tk, hd = a->hd, C = a->C;
+    int B = a->B, H = a->H, Tq = a->Tq, P = a->P, Tkt = P + a->Tk, hd = a->hd, C = a->C;
+    int hdp = round8(hd), Tkp = round8(Tkt);
     int nt = nn_threads();
-    size_t per = (size_t)2 * hd * Tkt + Tkt;
+    size_t szQ = (size_t)Tq * hdp, szK = (size_t)hdp * Tkp, szS = (size_t)Tq * Tkp;
+    size_t per = szQ + 2 * szK + szS + szQ;
     float *buf = graph_scratch(g, (size_t)nt * per);
-    const float *qd = a->qt->data, *kd = a->kt->data, *vd = a->vt->data;
-    const float *ekd = a->ekt ? a->ekt->data : NULL, *evd = a->evt ? a->evt->data : NULL;
-    float *od = a->out->data, scale = a->scale;
+    float *od = a->out->data;
 #pragma omp parallel for schedule(static) if ((long)B * H * Tq * Tkt * hd > PAR_MIN)
     for (long bh = 0; bh < (long)B * H; bh++) {
         int b = (int)(bh / H), h = (int)(bh % H);
-        float *KT = buf + (size_t)thread_id() * per, *Vh = KT + (size_t)hd * Tkt, *srow = Vh + (size_t)hd * Tkt;
-        for (int j = 0; j < Tkt; j++) {
-            const float *kr = attn_krow(a, kd, ekd, b, j, h), *vr = attn_vrow(a, vd, evd, b, j, h);
-            for (int d = 0; d < hd; d++) KT[(size_t)d * Tkt + j] = kr[d];
-            memcpy(Vh + (size_t)j * hd, vr, (size_t)hd * sizeof(float));
-        }
+        float *Qh = buf + (size_t)thread_id() * per, *KT = Qh + szQ, *Vh = KT + szK, *S = Vh + szK, *O = S + szS;
+        head_gather(Qh, Tq, hdp, 0, a, 0, b, h, a->scale);
+        head_gather(KT, hdp, Tkp, 1, a, 1, b, h, 1.0f);
+        head_gather(Vh, Tkp, hdp, 0, a, 2, b, h, 1.0f);
+        mk_gemm(Tq, Tkp, hdp, Qh, hdp, KT, Tkp, S, Tkp, 0);
         for (int i = 0; i < Tq; i++) {
-            float *s = probs ? probs + ((size_t)bh * Tq + i) * Tkt : srow;
-            const float *qi = qd + ((long)b * Tq + i) * a->ldq + a->offq + (long)h * hd;
-            for (int j = 0; j < Tkt; j++) s[j] = 0.0f;
-            for (int d = 0; d < hd; d++) {
-                float qv = qi[d] * scale;
-                const float *kt = KT + (size_t)d * Tkt;
-                for (int j = 0; j < Tkt; j++) s[j] += qv * kt[j];
+            float *s = S + (size_t)i * Tkp, mx = -INFINITY;
+            if (a->causal || a->mask)
+                for (int j = P; j < Tkt; j++)
+                    if (!attn_visible(a, b, i, j)) s[j] = -INFINITY;
+            for (int j = 0; j < Tkt; j++) mx = s[j] > mx ? s[j] : mx;
+            if (mx == -INFINITY) {   // every key masked: zero probabilities, zero output
+                memset(s, 0, (size_t)Tkp * sizeof(float));
+            } else {
+                float inv = 1.0f / exp_row(s, Tkt, mx);   // masked scores (-inf) give exactly 0
+                for (int j = 0; j < Tkt; j++) s[j] *= inv;
+                for (int j = Tkt; j < Tkp; j++) s[j] = 0.0f;
             }
-            float mx = -INFINITY;
-            for (int j = 0; j < Tkt; j++) {
-                if (!attn_visible(a, b, i, j)) s[j] = -INFINITY;
-                mx = s[j] > mx ? s[j] : mx;
-            }
-            float *o = od + ((long)b * Tq + i) * C + (long)h * hd;
-            for (int d = 0; d < hd; d++) o[d] = 0.0f;
-            if (mx == -INFINITY) {   // every key masked: zero output, zero probabilities
-                for (int j = 0; j < Tkt; j++) s[j] = 0.0f;
-                continue;
-            }
-            float sum = 0.0f;
-            for (int j = 0; j < Tkt; j++) {
-                s[j] = s[j] == -INFINITY ? 0.0f : exp_v(s[j] - mx);
-                sum += s[j];
-            }
-            float inv = 1.0f / sum;
-            for (int j = 0; j < Tkt; j++) {
-                float p = s[j] * inv;
-                s[j] = p;
-                if (p == 0.0f) continue;
-                const float *vr = Vh + (size_t)j * hd;
-                for (int d = 0; d < hd; d++) o[d] += p * vr[d];
-            }
+            if (probs) memcpy(probs + ((size_t)bh * Tq + i) * Tkt, s, (size_t)Tkt * sizeof(float));
         }
+        mk_gemm(Tq, hdp, Tkp, S, Tkp, Vh, hdp, O, hdp, 0);
+        for (int i = 0; i < Tq; i++)
+            memcpy(od + ((long)b * Tq + i) * C + (long)h * hd, O + (size_t)i * hdp, (size_t)hd * sizeof(float));
     }
     graph_scratch_release(g, buf);
     graph_add_flops(g, (double)B * H * (4.0 * Tq * Tkt * hd + (double)FL_SOFTMAX_F * Tq * Tkt), 0);
@@ -822,6 +947,7 @@ static void attn_forward(Graph *g, AttnCtx *a, float *probs) {
 static void attn_backward(Graph *g, void *vctx) {
     AttnCtx *a = vctx;
     int B = a->B, H = a->H, Tq = a->Tq, Tk = a->Tk, P = a->P, Tkt = P + Tk, hd = a->hd, C = a->C;
+    int hdp = round8(hd), Tkp = round8(Tkt);
     int need_q = rg(a->qt), need_k = rg(a->kt), need_v = rg(a->vt);
     int need_ek = rg(a->ekt), need_ev = rg(a->evt);
     int need_dk = need_k || need_ek, need_dv = need_v || need_ev, need_ds = need_q || need_dk;
@@ -845,79 +971,66 @@ static void attn_backward(Graph *g, void *vctx) {
             memset(dev_s, 0, (size_t)B * P * C * sizeof(float));
         }
     }
-    long ekbs = (long)P * C, evbs = (long)P * C;
+    long ebs = (long)P * C;
     int nt = nn_threads();
-    size_t per = (size_t)4 * hd * Tkt + 2 * Tkt + hd;
+    size_t szQ = (size_t)Tq * hdp, szK = (size_t)Tkp * hdp, szS = (size_t)Tq * Tkp;
+    // Qh Kh VT dOh | Pp dS T | dQ dK dV
+    size_t per = szQ + 2 * szK + szQ + 3 * szS + szQ + 2 * szK;
     float *buf = graph_scratch(g, (size_t)nt * per);
-    const float *qd = a->qt->data, *kd = a->kt->data, *vd = a->vt->data;
-    const float *ekd = a->ekt ? a->ekt->data : NULL, *evd = a->evt ? a->evt->data : NULL;
     float scale = a->scale;
 #pragma omp parallel for schedule(static) if ((long)B * H * Tq * Tkt * hd > PAR_MIN)
     for (long bh = 0; bh < (long)B * H; bh++) {
         int b = (int)(bh / H), h = (int)(bh % H);
-        float *VT = buf + (size_t)thread_id() * per, *Kh = VT + (size_t)hd * Tkt;
-        float *dKb = Kh + (size_t)hd * Tkt, *dVb = dKb + (size_t)hd * Tkt;
-        float *dp = dVb + (size_t)hd * Tkt, *ds = dp + Tkt, *dqi = ds + Tkt;
-        for (int j = 0; j < Tkt; j++) {
-            const float *kr = attn_krow(a, kd, ekd, b, j, h), *vr = attn_vrow(a, vd, evd, b, j, h);
-            for (int d = 0; d < hd; d++) VT[(size_t)d * Tkt + j] = vr[d];
-            memcpy(Kh + (size_t)j * hd, kr, (size_t)hd * sizeof(float));
-        }
-        if (need_dk) memset(dKb, 0, (size_t)hd * Tkt * sizeof(float));
-        if (need_dv) memset(dVb, 0, (size_t)hd * Tkt * sizeof(float));
+        float *Qh = buf + (size_t)thread_id() * per, *Kh = Qh + szQ, *VT = Kh + szK, *dO = VT + szK;
+        float *Pp = dO + szQ, *dS = Pp + szS, *Tb = dS + szS, *dQ = Tb + szS, *dK = dQ + szQ, *dV = dK + szK;
+        memset(dO, 0, szQ * sizeof(float));
+        for (int i = 0; i < Tq; i++)
+            memcpy(dO + (size_t)i * hdp, dy + ((long)b * Tq + i) * C + (long)h * hd, (size_t)hd * sizeof(float));
         for (int i = 0; i < Tq; i++) {
-            const float *p = a->probs + ((size_t)bh * Tq + i) * Tkt;
-            const float *dO = dy + ((long)b * Tq + i) * C + (long)h * hd;
-            if (need_dv)
-                for (int j = 0; j < Tkt; j++) {
-                    float pj = p[j];
-                    if (pj == 0.0f) continue;
-                    float *dvr = dVb + (size_t)j * hd;
-                    for (int d = 0; d < hd; d++) dvr[d] += pj * dO[d];
-                }
-            if (!need_ds) continue;
-            for (int j = 0; j < Tkt; j++) dp[j] = 0.0f;
-            for (int d = 0; d < hd; d++) {
-                float od = dO[d];
-                const float *vt = VT + (size_t)d * Tkt;
-                for (int j = 0; j < Tkt; j++) dp[j] += od * vt[j];
+            float *pr = Pp + (size_t)i * Tkp;
+            memcpy(pr, a->probs + ((size_t)bh * Tq + i) * Tkt, (size_t)Tkt * sizeof(float));
+            for (int j = Tkt; j < Tkp; j++) pr[j] = 0.0f;
+        }
+        if (need_dv) {   // dV = P^T dO
+            transpose_pad(Tb, Pp, Tq, Tkp, Tkp, Tq);
+            mk_gemm(Tkp, hdp, Tq, Tb, Tq, dO, hdp, dV, hdp, 0);
+        }
+        if (need_ds) {   // dS = P * (dO V^T - rowsum(P * dO V^T)) * scale
+            head_gather(VT, hdp, Tkp, 1, a, 2, b, h, 1.0f);
+            mk_gemm(Tq, Tkp, hdp, dO, hdp, VT, Tkp, dS, Tkp, 0);
+            for (int i = 0; i < Tq; i++) {
+                const float *p = Pp + (size_t)i * Tkp;
+                float *s = dS + (size_t)i * Tkp, dot = 0.0f;
+                for (int j = 0; j < Tkt; j++) dot += p[j] * s[j];
+                for (int j = 0; j < Tkp; j++) s[j] = p[j] * (s[j] - dot) * scale;
             }
-            float dot = 0.0f;
-            for (int j = 0; j < Tkt; j++) dot += p[j] * dp[j];
-            for (int j = 0; j < Tkt; j++) ds[j] = p[j] * (dp[j] - dot) * scale;
-            if (need_q) {
-                for (int d = 0; d < hd; d++) dqi[d] = 0.0f;
-                for (int j = 0; j < Tkt; j++) {
-                    float sj = ds[j];
-                    if (sj == 0.0f) continue;
-                    const float *kr = Kh + (size_t)j * hd;
-                    for (int d = 0; d < hd; d++) dqi[d] += sj * kr[d];
-                }
-                float *dqr = dq + ((long)b * Tq + i) * a->ldq + a->offq + (long)h * hd;
-                for (int d = 0; d < hd; d++) dqr[d] += dqi[d];
+        }
+        if (need_q) {   // dQ = dS K
+            head_gather(Kh, Tkp, hdp, 0, a, 1, b, h, 1.0f);
+            mk_gemm(Tq, hdp, Tkp, dS, Tkp, Kh, hdp, dQ, hdp, 0);
+            for (int i = 0; i < Tq; i++) {
+                float *dst = dq + ((long)b * Tq + i) * a->ldq + a->offq + (long)h * hd;
+                const float *src = dQ + (size_t)i * hdp;
+                for (int d = 0; d < hd; d++) dst[d] += src[d];
             }
-            if (need_dk) {
-                const float *qi = qd + ((long)b * Tq + i) * a->ldq + a->offq + (long)h * hd;
-                for (int j = 0; j < Tkt; j++) {
-                    float sj = ds[j];
-                    if (sj == 0.0f) continue;
-                    float *dkr = dKb + (size_t)j * hd;
-                    for (int d = 0; d < hd; d++) dkr[d] += sj * qi[d];
-                }
-            }
+        }
+        if (need_dk) {   // dK = dS^T Q
+            head_gather(Qh, Tq, hdp, 0, a, 0, b, h, 1.0f);
+            transpose_pad(Tb, dS, Tq, Tkp, Tkp, Tq);
+            mk_gemm(Tkp, hdp, Tq, Tb, Tq, Qh, hdp, dK, hdp, 0);
         }
         for (int j = 0; j < Tkt; j++) {
             float *dst;
             if (need_dk && (j < P ? dek != NULL : dk != NULL)) {
-                dst = j < P ? dek + b * ekbs + (long)j * C + (long)h * hd
+                dst = j < P ? dek + b * ebs + (long)j * C + (long)h * hd
                             : dk + ((long)b * Tk + (j - P)) * a->ldk + a->offk + (long)h * hd;
-                const float *src = dKb + (size_t)j * hd;
+                const float *src = dK + (size_t)j * hdp;
                 for (int d = 0; d < hd; d++) dst[d] += src[d];
             }
             if (need_dv && (j < P ? dev != NULL : dv != NULL)) {
-                dst = j < P ? dev + b * evbs + (long)j * C + (long)h * hd
+                dst = j < P ? dev + b * ebs + (long)j * C + (long)h * hd
                             : dv + ((long)b * Tk + (j - P)) * a->ldv + a->offv + (long)h * hd;
-                const float *src = dVb + (size_t)j * hd;
+                const float *src = dV + (size_t)j * hdp;
                 for (int d = 0; d < hd; d++) dst[d] += src[d];
             }
         }

@@ -73,4 +73,21 @@ Tensor *op_patchify(Graph *g, Tensor *img, int P);
 void nn_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 
+// ---------------------------------------------------------------- ops_conv.c (adapter ops)
+// 3x3 convolution (stride 1, zero padding 1) over the patch grid of a token sequence, as
+// Convpass applies it: x: (B, 1 + H*W, C), patch tokens row-major after the class token;
+// w: (Co, C, 3, 3) (PyTorch Conv2d layout), b: (Co) or NULL -> (B, 1 + H*W, Co). The class
+// token is convolved alone as a 1x1 map, so only the centre tap w[:, :, 1, 1] reaches it.
+Tensor *op_conv3x3_tokens(Graph *g, Tensor *x, int H, int W, Tensor *w, Tensor *b);
+// Sum of Kronecker products: A: (n, a1, a2), B: (n, p, q) -> (a1*p, a2*q) = sum_i A_i (x) B_i
+// (PHM / Compacter weights); Y[r*p + u, c*q + v] = sum_i A[i, r, c] B[i, u, v].
+Tensor *op_kron_sum(Graph *g, Tensor *A, Tensor *B);
+
+// ---------------------------------------------------------------- ops_extra.c (reparametrisation ops)
+// Per-channel scale and shift (SSF): x: (..., C), gamma, beta: (C) -> gamma * x + beta.
+Tensor *op_scale_shift(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta);
+// Index gather: y (ndim, shape) with y.flat[i] = x.flat[idx[i]]; backward scatter-adds, so
+// repeated indices are allowed. For rearranging small factor tensors (FacT-TK cores).
+Tensor *op_gather(Graph *g, Tensor *x, const int *idx, int ndim, const int *shape);
+
 #endif

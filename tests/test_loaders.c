@@ -274,13 +274,14 @@ static void test_transforms(void) {
     tf_resize(r4, 1, 1, 4, r2, 1, 2, RESIZE_BILINEAR);
     CHECK_NEAR(r2[0], 0.5, 1e-6, 0, "4->2 first");
     CHECK_NEAR(r2[1], 2.5, 1e-6, 0, "4->2 second");
-    // Bicubic keeps a linear ramp in the interior (Keys' kernel reproduces linear functions).
-    float ramp[16], up[32];
-    for (int i = 0; i < 16; i++) ramp[i] = i / 20.0f;
-    tf_resize(ramp, 1, 1, 16, up, 1, 32, RESIZE_BICUBIC);
-    err = 0;
-    for (int j = 4; j < 28; j++) err = fmax(err, fabs(up[j] - ((j + 0.5) * 0.5 - 0.5) / 20.0));
-    CHECK(err < 1e-5, "bicubic reproduces a ramp: err %g", err);
+    // Bicubic x2 (a = -0.75): output 5 samples source 2.25, taps 1..4 with Keys weights
+    // (-0.10546875, 0.87890625, 0.26171875, -0.03515625), PyTorch's numbers for scale 2.
+    float v8[8] = {0.2f, 0.4f, 0.3f, 0.8f, 0.5f, 0.6f, 0.1f, 0.7f}, up[16];
+    tf_resize(v8, 1, 1, 8, up, 1, 16, RESIZE_BICUBIC);
+    CHECK_NEAR(up[5], -0.10546875 * 0.4 + 0.87890625 * 0.3 + 0.26171875 * 0.8 - 0.03515625 * 0.5, 1e-6, 0,
+               "bicubic x2 closed form");
+    // output 0 samples -0.25: taps -2..1 clamped to the edge.
+    CHECK_NEAR(up[0], (-0.03515625 + 0.26171875 + 0.87890625) * 0.2 - 0.10546875 * 0.4, 1e-6, 0, "bicubic edge");
     // Same size = identity (both modes).
     float id[12];
     for (int mode = 0; mode < 2; mode++) {
@@ -311,7 +312,7 @@ static void test_transforms(void) {
     tf_from_image(&gi, gf);
     CHECK(gf[0] == 0 && gf[1] == 1 && gf[2] == 0 && gf[3] == 1 && gf[5] == 1, "gray -> RGB");
     tf_from_image(&ri, rf);
-    CHECK(rf[0] == 1 && rf[1] == 0 && rf[2] == 0 && rf[3] == 102 / 255.0f && rf[4] == 0.2f && rf[5] == 1,
+    CHECK(rf[0] == 1 && rf[1] == 0 && rf[2] == 0 && fabsf(rf[3] - 0.4f) < 1e-6f && fabsf(rf[4] - 0.2f) < 1e-6f && rf[5] == 1,
           "RGBA -> RGB (planar)");
     // Centre crop window, and crop content.
     int y0, x0;
@@ -426,6 +427,7 @@ static void test_vtab(void) {
         {"images/train800/1.png 1\n", "duplicate of line 2"},
     };
     mkdirs(DIR "/vtab/bad/images");
+    write_text(DIR "/vtab/bad/classes.txt", "0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n");
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         char buf[8192];
         // the good lines reference ../dsprites_loc images through a link folder
@@ -470,7 +472,7 @@ static void test_fewshot(void) {
     }
     write_text(DIR "/fgvc/birds/annotations/train_meta.list.num_shot_2.seed_0",
                "001.Black footed Albatross/img 0.png 0\n001.Black footed Albatross/img 1.png 3\n");
-    write_text(DIR "/fgvc/birds/annotations/val_meta.list", "001.Black footed Albatross/img 2.png 1\r\n");
+    write_text(DIR "/fgvc/birds/annotations/val_meta.list", "\xEF\xBB\xBF" "001.Black footed Albatross/img 2.png 1\r\n");
     write_text(DIR "/fgvc/birds/annotations/test_meta.list",
                "001.Black footed Albatross/img 3.png 2\n\n001.Black footed Albatross/img 4.png 4\n");
     Dataset *d = ds_open(DIR "/fgvc", "fewshot", "birds", "shot_2_seed_0", 0);
@@ -486,7 +488,7 @@ static void test_fewshot(void) {
     CHECK(d && d->n == 2 && !strcmp(d->format, "fewshot"), "train:K:S spelling, detected");
     ds_free(d);
     d = ds_open(DIR "/fgvc", "fewshot", "birds", "val", 0);
-    CHECK(d && d->n == 1 && d->labels[0] == 1, "val list (CRLF)");
+    CHECK(d && d->n == 1 && d->labels[0] == 1, "val list (BOM, CRLF)");
     ds_free(d);
     d = ds_open(DIR "/fgvc", "fewshot", "birds", "test", 0);
     CHECK(d && d->n == 2 && d->lines[1] == 3, "test list, blank line skipped");
@@ -961,6 +963,7 @@ static void test_fashion(void) {
 }
 
 int main(void) {
+    if (system("rm -rf " DIR)) return 1;   // a fresh tree each run (the paths are ours)
     mkdirs(DIR);
     test_images();
     test_transforms();

@@ -342,7 +342,7 @@ static void test_grads(void) {
 }
 
 // ---------------------------------------------------------------- forward values
-static double gelu_ref(double x) { return 0.5 * x * (1 + erf(x / sqrt(2.0))); }
+static double gelu_ref(double x) { return 0.5 * x * erfc(-x / sqrt(2.0)); }   // exact in the tail too
 
 static void naive_attention(const float *q, const float *k, const float *v, long ldq, long ldk, long ldv,
                             const float *ek, const float *ev, long ebs, int B, int Tq, int Tk, int P, int C,
@@ -436,6 +436,34 @@ static void test_values(void) {
             CHECK_NEAR(sg->data[i], 1 / (1 + exp(-xv[i])), 1e-6, 1e-6, "sigmoid value");
         }
         CHECK_NEAR(g1->data[3], 0.8413447460685429, 1e-6, 0, "gelu(1)");
+        // vectorized exp / normal CDF: sweep against double references, tails included
+        int n = 4001;
+        Tensor *sw = leaf(1, &n, 0, 1.0f);
+        for (int i = 0; i < n; i++) sw->data[i] = -30.0f + 60.0f * i / (n - 1);
+        Tensor *gs = op_gelu(G, sw), *ss = op_sigmoid(G, sw), *qs = op_quick_gelu(G, sw);
+        double eg = 0, es = 0, eq = 0;
+        for (int i = 0; i < n; i++) {
+            double xv = sw->data[i], rg_ = gelu_ref(xv), rs = 1 / (1 + exp(-xv)), rq = xv / (1 + exp(-1.702 * xv));
+            // |x| < 5: ~1 ulp; further out exp(-x^2/2) inherits float rounding of x^2 (rel ~ x^2 6e-8)
+            if (fabs(rg_) > 1e-30) eg = fmax(eg, fabs(gs->data[i] - rg_) / fabs(rg_) / (fabs(xv) < 5 ? 1 : 10));
+            if (rs > 1e-30) es = fmax(es, fabs(ss->data[i] - rs) / rs);
+            if (fabs(rq) > 1e-30) eq = fmax(eq, fabs(qs->data[i] - rq) / fabs(rq) / (fabs(xv) < 5 ? 1 : 10));
+        }
+        CHECK(eg < 4e-6 && es < 4e-6 && eq < 4e-6, "gelu/sigmoid/quick_gelu relative error %g %g %g", eg, es, eq);
+        sw->data[0] = NAN;
+        sw->data[1] = INFINITY;
+        sw->data[2] = -INFINITY;
+        gs = op_gelu(G, sw);
+        ss = op_sigmoid(G, sw);
+        CHECK(isnan(gs->data[0]) && isnan(ss->data[0]), "NaN propagates through gelu and sigmoid");
+        CHECK(ss->data[1] == 1.0f && ss->data[2] == 0.0f && gs->data[1] == INFINITY, "gelu/sigmoid at +-inf");
+        Tensor *mi = leaf2(1, 5, 0);
+        float mv[5] = {-INFINITY, 0.0f, -1e30f, 3.0f, -INFINITY};
+        memcpy(mi->data, mv, sizeof mv);
+        Tensor *ms = op_softmax(G, mi);
+        double zz = 1 + exp(3.0);
+        CHECK(ms->data[0] == 0 && ms->data[2] == 0 && ms->data[4] == 0 && fabs(ms->data[3] - exp(3.0) / zz) < 1e-6,
+              "softmax with -inf entries");
         Tensor *big = leaf2(2, 3, 0);
         float bv[6] = {1000, 1001, 1002, -5, 0, 5};
         memcpy(big->data, bv, sizeof bv);

@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
     oc.weight_decay = 0.05f;
     Optimizer *o = infer ? NULL : opt_new(&v.ps, oc);
     double *ts = malloc(sizeof(double) * (steps + warm));
-    double fl = 0;
+    double fl = 0, tf = 0, tb = 0, to = 0;
     mem_reset_peaks();
     for (int s = 0; s < warm + steps; s++) {
         double t0 = now();
@@ -92,12 +92,16 @@ int main(int argc, char **argv) {
         Tensor *x = graph_tensor(g, 4, shp);
         memcpy(x->data, xin, sizeof(float) * x->n);
         Tensor *logits = vit_forward(&v, g, x, NULL);
+        double t1 = now(), t2 = t1, t3 = t1;
         if (!infer) {
             ps_zero_grad(&v.ps);
             Tensor *loss = op_cross_entropy(g, logits, y, 0, -1);
             graph_backward(g, loss);
+            t2 = now();
             opt_step(o, oc.lr);
+            t3 = now();
         }
+        if (s >= warm) tf += t1 - t0, tb += t2 - t1, to += t3 - t2;
         fl = graph_flops_fwd(g) + graph_flops_bwd(g);
         graph_reset(g);
         ts[s] = now() - t0;
@@ -108,6 +112,8 @@ int main(int argc, char **argv) {
            mode, batch, med * 1e3, infer ? "batch" : "step", steps, batch / med, fl / 1e9, fl / med / 1e9);
     if (peak > 0) printf(" = %.0f%% of sgemm peak", 100 * fl / med / 1e9 / peak);
     printf("\n");
+    printf("  mean forward %.1f ms, backward %.1f ms, optimizer %.1f ms\n", tf / steps * 1e3, tb / steps * 1e3,
+           to / steps * 1e3);
     mem_report(mode);
     printf("RESULT mode=%s ms=%.2f img_s=%.2f gflops=%.2f peak_rss_mb=%.1f\n", mode, med * 1e3, batch / med,
            fl / med / 1e9, mem_peak_rss_bytes() / 1048576.0);

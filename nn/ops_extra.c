@@ -1,0 +1,125 @@
+// Ops for reparametrisation methods: SSF's per-channel scale and shift, and an index gather
+// that rearranges small factor tensors (FacT-TK's cores) into weight layouts. Same contract as
+// ops.c: backward accumulates (+=) and computes only the gradients of inputs with requires_grad.
+//
+// FLOPs (2 per multiply-add; an add or multiply counts 1; data movement counts 0):
+//  scale_shift: fwd 2 per element; bwd [x] 1 per element + [gamma] 1 per element ([beta] free)
+//  gather: 0 (pure data movement)
+#include "ops.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PAR_MIN 32768
+
+static int rg(const Tensor *t) { return t && t->requires_grad; }
+
+// ---------------------------------------------------------------- scale and shift
+typedef struct {
+    Tensor *x, *gamma, *beta, *out;
+    long R;
+    int C;
+} ScaleShiftCtx;
+
+static void scale_shift_backward(Graph *g, void *vctx) {
+    ScaleShiftCtx *c = vctx;
+    const float *dy = graph_grad(g, c->out), *x = c->x->data, *ga = c->gamma->data;
+    long R = c->R;
+    int C = c->C;
+    if (rg(c->x)) {
+        float *dx = graph_grad(g, c->x);
+#pragma omp parallel for schedule(static) if (R * C > PAR_MIN)
+        for (long r = 0; r < R; r++)
+            for (int j = 0; j < C; j++) dx[r * C + j] += dy[r * C + j] * ga[j];
+        graph_add_flops(g, 0, (double)R * C);
+    }
+    // Column sums: each thread owns a block of columns and sums rows in order, so the result
+    // does not depend on the thread count.
+    int dgam = rg(c->gamma), dbet = rg(c->beta);
+    if (dgam || dbet) {
+        float *dg = dgam ? graph_grad(g, c->gamma) : NULL, *db = dbet ? graph_grad(g, c->beta) : NULL;
+        int nb = (C + 63) / 64;
+#pragma omp parallel for schedule(static) if (R * C > PAR_MIN && nb > 1)
+        for (int blk = 0; blk < nb; blk++) {
+            int j0 = blk * 64, j1 = j0 + 64 < C ? j0 + 64 : C;
+            double sg[64] = {0}, sb[64] = {0};
+            for (long r = 0; r < R; r++) {
+                const float *d = dy + r * C, *xr = x + r * C;
+                for (int j = j0; j < j1; j++) {
+                    sg[j - j0] += (double)d[j] * xr[j];
+                    sb[j - j0] += d[j];
+                }
+            }
+            for (int j = j0; j < j1; j++) {
+                if (dg) dg[j] += (float)sg[j - j0];
+                if (db) db[j] += (float)sb[j - j0];
+            }
+        }
+        if (dgam) graph_add_flops(g, 0, (double)R * C);
+    }
+}
+
+// x: (..., C), gamma, beta: (C) -> y = gamma * x + beta (per channel);
+// dx += dy * gamma, dgamma += sum_rows dy * x, dbeta += sum_rows dy
+Tensor *op_scale_shift(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta) {
+    int C = tensor_last(x);
+    if (gamma->n != C || beta->n != C) {
+        char sx[64], sg[64], sb[64];
+        tensor_shape_str(x, sx, sizeof sx);
+        tensor_shape_str(gamma, sg, sizeof sg);
+        tensor_shape_str(beta, sb, sizeof sb);
+        nn_die("op_scale_shift: gamma %s and beta %s must have x's last dimension (x %s)", sg, sb, sx);
+    }
+    long R = tensor_rows(x);
+    Tensor *y = graph_tensor(g, x->ndim, x->shape);
+    const float *xd = x->data, *ga = gamma->data, *be = beta->data;
+    float *yd = y->data;
+#pragma omp parallel for schedule(static) if (R * C > PAR_MIN)
+    for (long r = 0; r < R; r++)
+        for (int j = 0; j < C; j++) yd[r * C + j] = xd[r * C + j] * ga[j] + be[j];
+    graph_add_flops(g, 2.0 * R * C, 0);
+    if (graph_needs_grad(g, x, gamma, beta)) {
+        ScaleShiftCtx *c = graph_alloc(g, sizeof *c);
+        *c = (ScaleShiftCtx){x, gamma, beta, y, R, C};
+        graph_record(g, scale_shift_backward, c, y);
+    }
+    return y;
+}
+
+// ---------------------------------------------------------------- gather
+typedef struct {
+    Tensor *x, *out;
+    int *idx;
+} GatherCtx;
+
+// Serial: indices may repeat, and these tensors are small (factor cores, not activations).
+static void gather_backward(Graph *g, void *vctx) {
+    GatherCtx *c = vctx;
+    const float *dy = graph_grad(g, c->out);
+    float *dx = graph_grad(g, c->x);
+    const int *idx = c->idx;
+    for (long i = 0; i < c->out->n; i++) dx[idx[i]] += dy[i];
+}
+
+// y (shape) with y.flat[i] = x.flat[idx[i]], i < numel(shape); dx[idx[i]] += dy[i].
+// idx is copied (the caller's array may go away before backward).
+Tensor *op_gather(Graph *g, Tensor *x, const int *idx, int ndim, const int *shape) {
+    Tensor *y = graph_tensor(g, ndim, shape);
+    for (long i = 0; i < y->n; i++) {
+        if (idx[i] < 0 || idx[i] >= x->n) {
+            char sx[64];
+            tensor_shape_str(x, sx, sizeof sx);
+            nn_die("op_gather: index %d at %ld is outside x %s", idx[i], i, sx);
+        }
+        y->data[i] = x->data[idx[i]];
+    }
+    if (graph_needs_grad(g, x, NULL, NULL)) {
+        GatherCtx *c = graph_alloc(g, sizeof *c);
+        c->x = x;
+        c->out = y;
+        c->idx = graph_alloc(g, sizeof(int) * (size_t)y->n);
+        memcpy(c->idx, idx, sizeof(int) * (size_t)y->n);
+        graph_record(g, gather_backward, c, y);
+    }
+    return y;
+}
