@@ -169,8 +169,9 @@ void gen_fractal_render(const GenIfs *cls, uint64_t *rng, int npoints, uint8_t *
     }
     ifs_probs(&f);
     int flip = (int)(rng_next(rng) & 1);
-    // framing jitter: zoom 0.8..1 of the frame and a shift, as a random crop would give
-    float margin = 2.0f + 6.0f * rng_uniform(rng);
+    // framing jitter: margin 1..2.5 px (of 32) and a shift within it; larger jitter is the
+    // trainer's augmentation to choose, not the corpus's
+    float margin = 2.0f + 3.0f * rng_uniform(rng);
     float jx = (2.0f * rng_uniform(rng) - 1.0f) * (margin - 1.0f), jy = (2.0f * rng_uniform(rng) - 1.0f) * (margin - 1.0f);
     float col[IFS_MAXMAPS][3];
     float h0 = rng_uniform(rng);

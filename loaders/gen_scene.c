@@ -410,16 +410,16 @@ static void norb_build(int cat, uint64_t inst_seed, float scale, Scene *s) {
     t.L = v3(jit(&t, 0.15f), jit(&t, 0.15f), jit(&t, 0.15f));
     const float hp = 0.5f * PI_F;
     switch (cat) {
-    case 0: {   // quadruped: head and neck in front, tail behind
-        part(&t, P_ELLIPSOID, 0, 0, 0.75f, 0.75f, 0.3f, 0.28f, 0, 0, 0, 0.75f);
-        part(&t, P_ELLIPSOID, 0.7f, 0, 1.0f, 0.12f, 0.12f, 0.3f, 0, 0.6f, 0, 0.75f);
-        part(&t, P_ELLIPSOID, 0.95f, 0, 1.28f, 0.3f, 0.14f, 0.14f, 0, 0.2f, 0, 0.7f);
-        part(&t, P_ELLIPSOID, 0.85f, 0.09f, 1.45f, 0.04f, 0.04f, 0.1f, 0, 0, 0, 0.6f);
-        part(&t, P_ELLIPSOID, 0.85f, -0.09f, 1.45f, 0.04f, 0.04f, 0.1f, 0, 0, 0, 0.6f);
+    case 0: {   // quadruped: big head low in front on a short neck, raised tail behind
+        part(&t, P_ELLIPSOID, 0, 0, 0.75f, 0.7f, 0.33f, 0.3f, 0, 0, 0, 0.75f);
+        part(&t, P_ELLIPSOID, 0.68f, 0, 0.98f, 0.16f, 0.15f, 0.26f, 0, 0.7f, 0, 0.75f);
+        part(&t, P_ELLIPSOID, 0.98f, 0, 1.1f, 0.32f, 0.2f, 0.19f, 0, 0.35f, 0, 0.85f);
+        part(&t, P_ELLIPSOID, 0.85f, 0.12f, 1.3f, 0.05f, 0.05f, 0.12f, 0, 0, 0.3f, 0.6f);
+        part(&t, P_ELLIPSOID, 0.85f, -0.12f, 1.3f, 0.05f, 0.05f, 0.12f, 0, 0, -0.3f, 0.6f);
         for (int i = 0; i < 4; i++)
-            part(&t, P_CYLINDER, i < 2 ? 0.5f : -0.5f, i % 2 ? 0.17f : -0.17f, 0.27f, 0.07f, 0.07f,
-                 0.27f, 0, 0, 0, 0.65f);
-        part(&t, P_ELLIPSOID, -0.9f, 0, 0.75f, 0.3f, 0.05f, 0.05f, 0, 0.7f, 0, 0.6f);
+            part(&t, P_CYLINDER, i < 2 ? 0.45f : -0.45f, i % 2 ? 0.18f : -0.18f, 0.27f, 0.08f, 0.08f,
+                 0.27f, 0, 0, 0, 0.55f);
+        part(&t, P_ELLIPSOID, -0.88f, 0, 1.02f, 0.34f, 0.07f, 0.07f, 0, 0.8f, 0, 0.5f);
         break;
     }
     case 1: {   // figure: nose, feet and one arm point forward, a pack on the back

@@ -612,8 +612,9 @@ int gen_readme_write(const char *root, const GenOptions *o, const char *cmdline)
             "(largest singular value < 0.97), when the attractor fills >= 20%% of a 32x32 grid (FractalDB's\n"
             "filling rate) and when its density differs from every earlier class (cosine < 0.9, mirror\n"
             "included). Map probabilities proportional to |det|. Instances: one coefficient scaled by a\n"
-            "factor in [0.8, 1.2], random horizontal flip, a random color per map; %d chaos-game points,\n"
-            "fitted to the frame, splatted at 64x64 and averaged down. Label of image i: i mod %d (balanced).\n"
+            "factor in [0.8, 1.2], random horizontal flip, a random color per map (hues spread apart),\n"
+            "%d chaos-game points fitted to the frame with a 1..2.5 px margin and a shift within it,\n"
+            "splatted at 64x64 and averaged down. Label of image i: i mod %d (balanced).\n"
             "The lists keep the VTAB file names (train800.txt holds all %d train images).\n",
             fractal_classes(o), fractal_points(o), fractal_classes(o), nf[0]);
     fprintf(f, "\n## Present in this folder\n\n");

@@ -24,6 +24,14 @@
 //      fwd 4*Tq*Tk*hd + 5*Tq*Tk;
 //      bwd [v or extra_v] 2*Tq*Tk*hd + [q or k or extra_k] (2*Tq*Tk*hd + 4*Tq*Tk)
 //          + [q] 2*Tq*Tk*hd + [k or extra_k] 2*Tq*Tk*hd
+//    (head_dim / key padding to multiples of 8 inside the kernels is not counted)
+//
+// Attention masks: key j of Tk = P + Tk_main (the P extra tokens first) is visible to query i iff
+// j < P (prefix tokens are always visible), or else (!causal || j - P <= i + Tk_main - Tq, i.e.
+// j <= i + (Tk - Tq)) and key_mask[b, j - P] != 0. A query that sees no key outputs zeros.
+//
+// Determinism: every loop gives the same bits for the same thread count; all but the layernorm
+// weight/bias gradients (per-thread partial sums) give the same bits for any thread count.
 #include "ops.h"
 
 #include <cblas.h>
@@ -35,6 +43,10 @@
 #endif
 #ifdef __FMA__
 #include <immintrin.h>
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+// 32-byte vectors are passed only between static inline functions here: no ABI is crossed
+#pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
 #define FL_GELU_F 8
@@ -190,15 +202,13 @@ static inline v8f v8_sigm(v8f x) { return 1.0f / (1.0f + v8_exp(-x)); }
 
 // y = f(x, dy) elementwise (acc: y += ...); OpenMP over 8-float blocks, padded tail.
 #define DEFINE_VMAP(name, EXPR)                                                              \
-    static inline v8f name##_1(v8f x, v8f dy) {                                              \
-        (void)dy;                                                                            \
-        return EXPR;                                                                         \
-    }                                                                                        \
     static void name(float *y, const float *xs, const float *dys, long n, int acc) {         \
         long nb = n / 8;                                                                     \
         _Pragma("omp parallel for schedule(static) if (n > PAR_MIN / 8)")                    \
         for (long b = 0; b < nb; b++) {                                                      \
-            v8f r = name##_1(v8_load(xs + 8 * b), dys ? v8_load(dys + 8 * b) : v8_splat(0)); \
+            v8f x = v8_load(xs + 8 * b), dy = dys ? v8_load(dys + 8 * b) : v8_splat(0.0f);   \
+            v8f r = (EXPR);                                                                  \
+            (void)dy;                                                                        \
             if (acc) r += v8_load(y + 8 * b);                                                \
             v8_store(y + 8 * b, r);                                                          \
         }                                                                                    \
@@ -207,7 +217,9 @@ static inline v8f v8_sigm(v8f x) { return 1.0f / (1.0f + v8_exp(-x)); }
             float xb[8] = {0}, db[8] = {0}, rb[8];                                           \
             memcpy(xb, xs + 8 * nb, (size_t)rem * sizeof(float));                            \
             if (dys) memcpy(db, dys + 8 * nb, (size_t)rem * sizeof(float));                  \
-            v8_store(rb, name##_1(v8_load(xb), v8_load(db)));                                \
+            v8f x = v8_load(xb), dy = v8_load(db);                                           \
+            (void)dy;                                                                        \
+            v8_store(rb, (EXPR));                                                            \
             for (long i = 0; i < rem; i++) y[8 * nb + i] = (acc ? y[8 * nb + i] : 0) + rb[i]; \
         }                                                                                    \
     }
