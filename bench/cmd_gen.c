@@ -83,6 +83,8 @@ int cmd_data_make(int argc, char **argv) {
             printf("[data] %s: complete, skipped\n", name);
             continue;
         }
+        if (!force && gen_task_is_present(out, name))
+            printf("[data] %s: present but made with other options (seed, sizes), regenerating\n", name);
         if (gen_task_write(out, name, &o)) {
             fprintf(stderr, "petl data make: %s: %s\n", name, nn_err());
             failed++;   // the other tasks do not depend on this one

@@ -129,6 +129,8 @@ int gen_task_find(const char *name);   // index or -1
 int gen_task_classes(const char *name, const GenOptions *o);
 // 1 when <root>/<task>/.complete records these same options (so the task can be skipped).
 int gen_task_is_complete(const char *root, const char *task, const GenOptions *o);
+// 1 when <root>/<task>/.complete exists, whatever options it records.
+int gen_task_is_present(const char *root, const char *task);
 // Generates one task (overwriting). 0 ok, -1 + nn_err().
 int gen_task_write(const char *root, const char *task, const GenOptions *o);
 // Example i of split (0 train, 1 val, 2 test) exactly as gen_task_write writes it: pixels into

@@ -217,16 +217,29 @@ static void marker_text(const char *task, const GenOptions *o, char *buf, size_t
              gen_task_classes(task, o), is_fractal(task) ? fractal_points(o) : 0);
 }
 
-int gen_task_is_complete(const char *root, const char *task, const GenOptions *o) {
-    char path[1024], want[256], got[256] = {0};
+// The marker's first line, or "" when there is none.
+static void marker_read(const char *root, const char *task, char *got, size_t cap) {
+    char path[1024];
     snprintf(path, sizeof path, "%s/%s/.complete", root, task);
+    got[0] = 0;
     FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t k = fread(got, 1, sizeof got - 1, f);
+    if (!f) return;
+    size_t k = fread(got, 1, cap - 1, f);
     fclose(f);
     got[k] = 0;
+}
+
+int gen_task_is_complete(const char *root, const char *task, const GenOptions *o) {
+    char want[256], got[256];
+    marker_read(root, task, got, sizeof got);
     marker_text(task, o, want, sizeof want);
     return strcmp(got, want) == 0;
+}
+
+int gen_task_is_present(const char *root, const char *task) {
+    char got[256];
+    marker_read(root, task, got, sizeof got);
+    return got[0] != 0;
 }
 
 // ---------------------------------------------------------------- generation
@@ -618,8 +631,12 @@ int gen_readme_write(const char *root, const GenOptions *o, const char *cmdline)
             "The lists keep the VTAB file names (train800.txt holds all %d train images).\n",
             fractal_classes(o), fractal_points(o), fractal_classes(o), nf[0]);
     fprintf(f, "\n## Present in this folder\n\n");
-    for (int t = 0; t < NTASKS; t++)
-        fprintf(f, "- %s: %s\n", tasks[t].name,
-                gen_task_is_complete(root, tasks[t].name, o) ? "complete" : "not generated");
+    for (int t = 0; t < NTASKS; t++) {   // each as its marker says (tasks may differ in seed)
+        char m[256];
+        marker_read(root, tasks[t].name, m, sizeof m);
+        m[strcspn(m, "\n")] = 0;
+        if (m[0]) fprintf(f, "- %s: `%s`\n", tasks[t].name, m);
+        else fprintf(f, "- %s: not generated (or interrupted)\n", tasks[t].name);
+    }
     return af_close(&a);
 }

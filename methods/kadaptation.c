@@ -114,7 +114,6 @@ static int kad_attach(Method *m, Vit *v, uint64_t seed) {
         }
         snprintf(pn, sizeof pn, "kadaptation.blocks.%d.bias", l);
         K->bias[l] = method_param(v, pn, 1, &c->dim);
-        ps_of(&v->ps, K->bias[l])->no_decay = 1;
     }
     m->sites.ctx = K;
     m->sites.has_linear = kad_has;

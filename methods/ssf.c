@@ -41,8 +41,6 @@ static void add_pair(Ssf *S, Vit *v, int layer, VitSite s, uint64_t *rng) {
     S->shift[i] = method_param(v, nm, 1, &w);
     rng_fill_normal(rng, S->scale[i]->data, w, 1.0f, 0.02f);
     rng_fill_normal(rng, S->shift[i]->data, w, 0.0f, 0.02f);
-    ps_of(&v->ps, S->scale[i])->no_decay = 1;
-    ps_of(&v->ps, S->shift[i])->no_decay = 1;
 }
 
 static int ssf_attach(Method *m, Vit *v, uint64_t seed) {

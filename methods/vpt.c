@@ -72,7 +72,6 @@ static int vpt_attach(Method *m, Vit *v, uint64_t seed, int deep) {
     snprintf(pn, sizeof pn, "%s.prompts", nm);
     int s[3] = {deep ? c->depth : 1, p, c->dim};
     V->prompts = method_param(v, pn, 3, s);
-    ps_of(&v->ps, V->prompts)->no_decay = 1;
     if (xavier) {
         uint64_t rng = seed * 0x9E3779B97F4A7C15ull + (deep ? 707 : 606);
         float b = sqrtf(6.0f / (float)(c->in_ch * c->patch * c->patch + c->dim));

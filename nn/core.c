@@ -129,6 +129,7 @@ struct Graph {
     long ntape, captape;
     PoolBuf *free_bufs;               // released grad buffers
     PoolBuf *live_bufs;               // handed out this step (to reclaim on reset)
+    PoolBuf *scratch_free;            // released scratch buffers, reused
     float **scratch;                  // LIFO scratch
     size_t *scratch_n;
     int nscratch, capscratch;
@@ -200,6 +201,7 @@ void graph_free(Graph *g) {
         c = nx;
     }
     pool_free_list(g->free_bufs);
+    pool_free_list(g->scratch_free);
     free(g->tape);
     free(g->scratch);
     free(g->scratch_n);
@@ -311,6 +313,8 @@ Tensor *graph_view(Graph *g, Tensor *base, int ndim, const int *shape) {
     return t;
 }
 
+// Scratch buffers are kept after release and reused (a large malloc/free per op would mmap and
+// fault its pages in every step); cached bytes stay counted as workspace.
 float *graph_scratch(Graph *g, size_t nfloat) {
     if (g->nscratch == g->capscratch) {
         g->capscratch = g->capscratch ? 2 * g->capscratch : 16;
@@ -318,20 +322,36 @@ float *graph_scratch(Graph *g, size_t nfloat) {
         g->scratch_n = realloc(g->scratch_n, g->capscratch * sizeof(size_t));
         if (!g->scratch || !g->scratch_n) nn_die("out of memory");
     }
-    float *p = aligned_alloc(64, ((nfloat * sizeof(float)) + 63) & ~(size_t)63);
-    if (!p) nn_die("out of memory: scratch of %zu floats", nfloat);
+    PoolBuf **pp = &g->scratch_free, *best = NULL, **bestp = NULL;
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->nfloat >= nfloat && (!best || (*pp)->nfloat < best->nfloat)) best = *pp, bestp = pp;
+    float *p;
+    size_t have;
+    if (best) {
+        *bestp = best->next;
+        p = best->p;
+        have = best->nfloat;
+        free(best);
+    } else {
+        p = aligned_alloc(64, ((nfloat * sizeof(float)) + 63) & ~(size_t)63);
+        if (!p) nn_die("out of memory: scratch of %zu floats", nfloat);
+        have = nfloat;
+        mem_add(MEM_WORK, (long long)(nfloat * sizeof(float)));
+    }
     g->scratch[g->nscratch] = p;
-    g->scratch_n[g->nscratch] = nfloat;
+    g->scratch_n[g->nscratch] = have;
     g->nscratch++;
-    mem_add(MEM_WORK, (long long)(nfloat * sizeof(float)));
     return p;
 }
 
 void graph_scratch_release(Graph *g, float *p) {
     NN_ASSERT(g->nscratch > 0 && g->scratch[g->nscratch - 1] == p, "scratch released out of order");
     g->nscratch--;
-    mem_add(MEM_WORK, -(long long)(g->scratch_n[g->nscratch] * sizeof(float)));
-    free(p);
+    PoolBuf *b = nn_calloc(sizeof *b);
+    b->p = p;
+    b->nfloat = g->scratch_n[g->nscratch];
+    b->next = g->scratch_free;
+    g->scratch_free = b;
 }
 
 int graph_needs_grad(const Graph *g, const Tensor *a, const Tensor *b, const Tensor *c) {
