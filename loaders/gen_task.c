@@ -337,6 +337,12 @@ static int write_split(const Ctx *c, RenderFn render, const char *root, int spli
     }
     free(buf[0]);
     free(buf[1]);
+    // a larger earlier generation leaves n.png, n+1.png, ...: remove them (names are contiguous)
+    for (int j = n; !fail; j++) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%d.png", dir, j);
+        if (remove(path)) break;
+    }
     if (fail) {
         nn_seterr("%s", err);
         return -1;

@@ -97,7 +97,7 @@ static void fold(Tensor *W, Tensor *b, const Tensor *scale, const Tensor *shift)
     for (long o = 0; o < rows; o++) {
         float gm = scale->data[o];
         for (long i = 0; i < row; i++) W->data[o * row + i] *= gm;
-        b->data[o] = gm * b->data[o] + shift->data[o];
+        b->data[o] = b->data[o] + shift->data[o];
     }
 }
 

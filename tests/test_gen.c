@@ -373,6 +373,19 @@ static void test_tasks(void) {
         o2.seed = 4;
         CHECK(!gen_task_is_complete(root, task, &o2), "%s: complete for another seed", task);
     }
+    {   // regenerating smaller removes the images past the new end
+        GenOptions small = o;
+        small.n_train = 12;
+        CHECK(!gen_task_write(root, "textures", &small), "%s", nn_err());
+        struct stat st;
+        CHECK(stat(TEST_TMP "/gen/textures/images/train/11.png", &st) == 0 &&
+                  stat(TEST_TMP "/gen/textures/images/train/12.png", &st) != 0 &&
+                  stat(TEST_TMP "/gen/textures/images/train/19.png", &st) != 0,
+              "stale images after regenerating smaller");
+        CHECK(count_lines(TEST_TMP "/gen/textures/train800.txt") == 12, "textures list not rewritten");
+        CHECK(!gen_task_is_complete(root, "textures", &o) && gen_task_is_complete(root, "textures", &small) &&
+                  gen_task_is_present(root, "textures"), "marker does not follow the options");
+    }
     // fractal labels: image i of each split is class i mod classes
     {
         char p[512];
