@@ -286,7 +286,7 @@ static int fact_merge(Method *m, Vit *v) {
 
 const MethodDesc method_fact_tt = {
     .name = "fact_tt",
-    .summary = "FacT-TT: shared U, V and an r x r core per weight slice, s V Sigma U (merges)",
+    .summary = "FacT-TT: shared U, V and an r x r core per weight slice, s V Sigma U",
     .args = (const MethodArg[]){{"r", "8", "rank (public configs: 8 or 16 per VTAB task; 16 gives 61,440 on ViT-B)"},
                                 {"scale", "1", "s (public configs search 0.01..100 per task; CIFAR-100: 1)"},
                                 {"dropout", "0.1", "dropout on the core's output (public code: 0.1)"},
@@ -297,7 +297,7 @@ const MethodDesc method_fact_tt = {
 
 const MethodDesc method_fact_tk = {
     .name = "fact_tk",
-    .summary = "FacT-TK: shared U, V, Tucker core C and per-slice P columns, s V (C x P) U (merges)",
+    .summary = "FacT-TK: shared U, V, Tucker core C and per-slice P columns, s V (C x P) U",
     .args = (const MethodArg[]){{"r", "32", "rank (public configs: 16 or 32 per VTAB task; 32 gives 86,528 on ViT-B)"},
                                 {"scale", "0.1", "s (public configs search 0.01..100 per task; CIFAR-100: 0.1)"},
                                 {"dropout", "0.1", "dropout on the core's output (public code: 0.1)"},

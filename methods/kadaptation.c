@@ -166,7 +166,7 @@ static int kad_merge(Method *m, Vit *v) {
 
 const MethodDesc method_kadaptation = {
     .name = "kadaptation",
-    .summary = "KAdaptation: sum of Kronecker products A_i (x) B_i on q and v, shared A, rank-1 factors (merges)",
+    .summary = "KAdaptation: sum of Kronecker products A_i (x) B_i on q and v, shared A, rank-1 factors",
     .args = (const MethodArg[]){{"n", "32", "Kronecker factors; A_i n x n, B_i d/n x d/n (public code: 32)"},
                                 {"scale", "160", "s = alpha/r * 5 with the public code's alpha 128, r 4"},
                                 {"dropout", "0.5", "dropout on the d x d increment while training (public code: 0.5)"},

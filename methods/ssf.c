@@ -97,7 +97,7 @@ static void fold(Tensor *W, Tensor *b, const Tensor *scale, const Tensor *shift)
     for (long o = 0; o < rows; o++) {
         float gm = scale->data[o];
         for (long i = 0; i < row; i++) W->data[o * row + i] *= gm;
-        b->data[o] = b->data[o] + shift->data[o];
+        b->data[o] = gm * b->data[o] + shift->data[o];
     }
 }
 
@@ -125,7 +125,7 @@ static int ssf_merge(Method *m, Vit *v) {
 
 const MethodDesc method_ssf = {
     .name = "ssf",
-    .summary = "SSF: per-channel scale and shift after every linear, norm and the patch embedding (merges)",
+    .summary = "SSF: per-channel scale and shift after every linear, norm and the patch embedding",
     .args = (const MethodArg[]){{"init", "normal",
                                  "normal: gamma ~ N(1, 0.02), beta ~ N(0, 0.02) (the public code); identity: 1, 0"},
                                 {0}},
