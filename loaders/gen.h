@@ -45,7 +45,7 @@ typedef struct {
 typedef struct {
     int n;
     GenClevrObject obj[CLEVR_MAX_OBJ];
-    float cam[3];        // camera position (looks at the origin)
+    float cam[3];        // camera position (looks at (0, 0.3, 0))
     float light[3];      // direction towards the light (unit)
     int visible[CLEVR_MAX_OBJ];   // filled by render: supersamples where the object is the hit
 } GenClevr;
@@ -75,7 +75,8 @@ typedef struct {
     float background;         // gray level [0, 1]
 } GenNorb;
 extern const char *const gen_norb_categories[NORB_CATS];
-void gen_norb_sample(uint64_t *rng, GenNorb *f, int test_instances);
+void gen_norb_sample(uint64_t *rng, GenNorb *f, int test_instances);   // uniform azimuth, elevation
+// instances_seed fixes the 50 toys (their proportions); both smallnorb tasks share one.
 void gen_norb_render(const GenNorb *f, uint64_t instances_seed, uint8_t *px);
 
 // ---------------------------------------------------------------- textures

@@ -107,7 +107,9 @@ static void check_frozen(const Vit *v, const char *name) {
     CHECK(!bad, "%s: frozen backbone", name);
 }
 
-static void test_reference(const char *name) {
+// args_override: other arguments than the reference's (same function, another code path);
+// training: graph in training mode.
+static void test_reference(const char *name, const char *args_override, int training) {
     char path[256];
     snprintf(path, sizeof path, "tests/ref/rep_%s.safetensors", name);
     StFile rf;
@@ -115,19 +117,23 @@ static void test_reference(const char *name) {
         CHECK(0, "%s", nn_err());
         return;
     }
-    const char *args = st_meta(&rf, "args");
+    const char *args = args_override ? args_override : st_meta(&rf, "args");
     Vit v;
     if (load_tiny(&v)) return;
     Method *m = attach_with_ref(&v, name, args ? args : "", &rf);
     if (!m) return;
     check_frozen(&v, name);
     Graph *g = graph_new(0);
+    graph_set_training(g, training);
+    graph_seed(g, 3);
     int labels[3];
     Tensor *x = ref_input(g, labels);
     Tensor *y = vit_forward(&v, g, x, method_sites(m));
     long n = 0;
     float *want = read_all(&rf, "logits", &n);
-    char what[300];
+    char what[400], label[200];
+    snprintf(label, sizeof label, "%s%s%s", name, args_override ? " " : "", args_override ? args_override : "");
+    name = label;
     snprintf(what, sizeof what, "%s logits", name);
     CHECK(want && y->n == n, "%s: %ld logits, reference %ld", name, y->n, n);
     double e_logit = want && y->n == n ? check_close(what, y->data, want, n, 1e-4) : 1;
@@ -160,12 +166,13 @@ static void test_reference(const char *name) {
     printf("%-12s reference: logits max rel err %.2e, %d gradients max rel err %.2e\n", name, e_logit, ngrad, e_grad);
 
     // merged into a copy of the backbone, run as a plain ViT
-    if (m->desc->mergeable) {
+    if (m->desc->mergeable && !training) {
+        graph_set_training(g, 0);
         graph_set_grad_enabled(g, 0);
         Tensor *y0 = vit_forward(&v, g, x, method_sites(m));
         Vit w;
         if (load_tiny(&w) == 0) {
-            Method *mw = attach_with_ref(&w, name, args ? args : "", &rf);
+            Method *mw = attach_with_ref(&w, m->desc->name, args ? args : "", &rf);
             CHECK(mw && mw->desc->merge(mw, &w) == 0, "%s merge: %s", name, nn_err());
             CHECK(mw && method_sites(mw) == NULL, "%s: sites remain after merge", name);
             Tensor *y1 = vit_forward(&w, g, x, NULL);
@@ -430,7 +437,10 @@ int main(void) {
     }
     if (system("mkdir -p " TEST_TMP) != 0) return 1;
     test_ops();
-    for (int i = 0; i < NMETH; i++) test_reference(g_methods[i]);
+    for (int i = 0; i < NMETH; i++) test_reference(g_methods[i], NULL, 0);
+    // KAdaptation with dropout while training forms the d x d increment (another code path);
+    // at p = 1e-6 no entry of this seed's masks is dropped and the scale is 1 + 1e-6
+    test_reference("kadaptation", "n=4,scale=5.0,dropout=0.000001", 1);
     test_identity("ssf", "init=identity");
     test_identity("fact_tt", "r=4");
     test_identity("fact_tk", "r=4");

@@ -1,0 +1,162 @@
+// End to end through the petl command: `petl train` on an ImageFolder the test writes (one
+// parseable line per step, loss going down), `petl run` on generated data (the record's fields,
+// selection on validation data only), `--save-delta` + `petl predict --delta` + `petl merge`.
+#include <cjson/cJSON.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "loaders/img.h"
+#include "nn/nn.h"
+#include "test.h"
+
+static const char *bin(void) { return getenv("PETL_BIN") ? getenv("PETL_BIN") : "./petl"; }
+
+static int run(const char *cmd, char *out, size_t cap) {
+    char full[2048];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    return pclose(p);
+}
+
+// Two classes of 16x16 images: bright top half vs bright bottom half, with noise.
+static void write_imagefolder(const char *root) {
+    char p[512];
+    uint64_t s = 11;
+    for (int split = 0; split < 2; split++)
+        for (int k = 0; k < 2; k++) {
+            snprintf(p, sizeof p, "mkdir -p %s/%s/class%d", root, split ? "val" : "train", k);
+            if (system(p)) return;
+            for (int i = 0; i < 24; i++) {
+                uint8_t px[16 * 16 * 3];
+                for (int y = 0; y < 16; y++)
+                    for (int x = 0; x < 16; x++)
+                        for (int c = 0; c < 3; c++) {
+                            int bright = (y < 8) == (k == 0);
+                            int v = (bright ? 180 : 60) + (int)(rng_next(&s) % 50);
+                            px[(y * 16 + x) * 3 + c] = (uint8_t)v;
+                        }
+                snprintf(p, sizeof p, "%s/%s/class%d/%d.png", root, split ? "val" : "train", k, i);
+                img_write_png(p, 16, 16, 3, px);
+            }
+        }
+}
+
+static double num(const cJSON *o, const char *path) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    const cJSON *cur = o;
+    for (char *t = strtok(buf, "."); t && cur; t = strtok(NULL, ".")) cur = cJSON_GetObjectItemCaseSensitive(cur, t);
+    return cur && cJSON_IsNumber(cur) ? cur->valuedouble : NAN;
+}
+
+int main(void) {
+    static char out[1 << 16];
+    char cmd[2048];
+    if (system("rm -rf " TEST_TMP "/train && mkdir -p " TEST_TMP "/train")) return 1;
+    write_imagefolder(TEST_TMP "/train/if");
+
+    // petl train: a line per step, parseable, loss lower at the end
+    snprintf(cmd, sizeof cmd,
+             "%s train --checkpoint tests/ref/vit_tiny.safetensors --data %s/train/if --format imagefolder "
+             "--epochs 6 --batch 8 --lr 3e-3 --warmup 0 --out %s/train/ft.safetensors",
+             bin(), TEST_TMP, TEST_TMP);
+    int rc = run(cmd, out, sizeof out);
+    CHECK(rc == 0, "petl train failed: %s", out);
+    int nsteps = 0;
+    double first = -1, last = -1;
+    for (char *l = strstr(out, "step="); l; l = strstr(l + 1, "\nstep=")) {
+        if (*l == '\n') l++;
+        long st, tot;
+        int ep;
+        double loss, lr, gn, ms, ips;
+        if (sscanf(l, "step=%ld/%ld epoch=%d loss=%lf lr=%lf grad_norm=%lf ms=%lf img_s=%lf", &st, &tot, &ep, &loss,
+                   &lr, &gn, &ms, &ips) == 8) {
+            nsteps++;
+            if (first < 0) first = loss;
+            last = loss;
+        }
+    }
+    CHECK(nsteps == 36, "petl train printed %d parseable step lines, expected 36 (6 epochs x 6 batches)", nsteps);
+    CHECK(last < first, "training loss did not go down: %.4f -> %.4f", first, last);
+    CHECK(strstr(out, "eval split=val"), "no validation line: %s", out);
+    struct stat sb;
+    CHECK(stat(TEST_TMP "/train/ft.safetensors", &sb) == 0, "petl train --out wrote nothing");
+
+    // petl run on generated VTAB-layout data, with an lr grid chosen on val200
+    snprintf(cmd, sizeof cmd,
+             "%s data make --out %s/train/data --only dsprites_loc --train 48 --val 24 --test 40 > /dev/null", bin(),
+             TEST_TMP);
+    CHECK(run(cmd, out, sizeof out) == 0, "petl data make: %s", out);
+    snprintf(cmd, sizeof cmd,
+             "%s run --backbone tests/ref/vit_tiny.safetensors --method lora --method-args r=2 --data %s/train/data --task dsprites_loc "
+             "--epochs 2 --batch 16 --lr-grid 1e-3,1e-2 --out %s/train/rec.json --save-delta %s/train/d.safetensors",
+             bin(), TEST_TMP, TEST_TMP, TEST_TMP);
+    rc = run(cmd, out, sizeof out);
+    CHECK(rc == 0, "petl run: %s", out);
+    FILE *f = fopen(TEST_TMP "/train/rec.json", "rb");
+    CHECK(f != NULL, "no record written");
+    if (f) {
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = 0;
+        fclose(f);
+        cJSON *r = cJSON_Parse(out);
+        CHECK(r != NULL, "record is not JSON");
+        double acc = num(r, "accuracy");
+        CHECK(acc >= 0 && acc <= 1, "accuracy %g", acc);
+        CHECK(num(r, "test_examples") == 40, "tested on %g examples, expected the 40 of test", num(r, "test_examples"));
+        CHECK(num(r, "params.trainable") == 2 * 2 * (2 * 32 * 2), "LoRA r=2 trainable %g", num(r, "params.trainable"));
+        CHECK(num(r, "flops.train_total") > 0 && num(r, "flops.inference_per_image") > 0, "FLOPs missing");
+        CHECK(num(r, "memory.peak_rss_bytes") > 0 && num(r, "memory.peak_bytes.activations") > 0, "memory missing");
+        const cJSON *pr = cJSON_GetObjectItem(r, "protocol");
+        const cJSON *grid = pr ? cJSON_GetObjectItem(pr, "grid") : NULL;
+        CHECK(grid && cJSON_GetArraySize(grid) == 2, "grid of 2 lrs not recorded");
+        CHECK(pr && !strcmp(cJSON_GetObjectItem(pr, "selection_on")->valuestring, "val200") &&
+                  !strcmp(cJSON_GetObjectItem(pr, "final_train")->valuestring, "train800val200"),
+              "protocol: selection must be on val200, final training on train800val200");
+        // the chosen lr is the one with the best validation accuracy
+        double best = -1, chosen = num(pr, "chosen_lr"), best_lr = 0;
+        for (int i = 0; grid && i < cJSON_GetArraySize(grid); i++) {
+            double va = num(cJSON_GetArrayItem(grid, i), "val_accuracy"), lr = num(cJSON_GetArrayItem(grid, i), "lr");
+            if (va > best) best = va, best_lr = lr;
+        }
+        CHECK(fabs(chosen - best_lr) < 1e-9, "chosen lr %g is not the best on validation (%g)", chosen, best_lr);
+        cJSON_Delete(r);
+    }
+    // predict with the delta == predict with the merged checkpoint
+    snprintf(cmd, sizeof cmd,
+             "%s merge --checkpoint tests/ref/vit_tiny.safetensors --delta %s/train/d.safetensors --out %s/train/m.safetensors",
+             bin(), TEST_TMP, TEST_TMP);
+    CHECK(run(cmd, out, sizeof out) == 0, "petl merge: %s", out);
+    static char o1[8192], o2[8192];
+    snprintf(cmd, sizeof cmd,
+             "%s predict --checkpoint tests/ref/vit_tiny.safetensors --delta %s/train/d.safetensors "
+             "%s/train/data/dsprites_loc/images/test/0.png 2>/dev/null",
+             bin(), TEST_TMP, TEST_TMP);
+    CHECK(run(cmd, o1, sizeof o1) == 0, "predict --delta: %s", o1);
+    snprintf(cmd, sizeof cmd, "%s predict --checkpoint %s/train/m.safetensors %s/train/data/dsprites_loc/images/test/0.png 2>/dev/null",
+             bin(), TEST_TMP, TEST_TMP);
+    CHECK(run(cmd, o2, sizeof o2) == 0, "predict merged: %s", o2);
+    double a[64], b[64];
+    int na = 0, nb = 0;
+    for (char *p = strchr(o1, '['); p && na < 64;) {
+        while (*p == '[' || *p == ' ' || *p == ',') p++;
+        char *e;
+        double v = strtod(p, &e);
+        if (e == p) break;
+        a[na++] = v, p = e;
+    }
+    for (char *p = strchr(o2, '['); p && nb < 64;) {
+        while (*p == '[' || *p == ' ' || *p == ',') p++;
+        char *e;
+        double v = strtod(p, &e);
+        if (e == p) break;
+        b[nb++] = v, p = e;
+    }
+    CHECK(na == 16 && na == nb, "logit counts %d vs %d", na, nb);
+    double mx = 0, md = 0;
+    for (int i = 0; i < na && i < nb; i++) mx = fmax(mx, fabs(a[i])), md = fmax(md, fabs(a[i] - b[i]));
+    CHECK(md <= 1e-5 * mx + 1e-7, "merged vs delta logits differ by %g (max %g)", md, mx);
+    TEST_END();
+}
