@@ -9,4 +9,7 @@ int cmd_data(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_methods(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_table(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 #endif

@@ -30,7 +30,10 @@ static void usage(void) {
            "  data      inspect | fewshot | make: datasets\n"
            "  methods   the PET methods with their arguments\n"
            "  run       one method on one task: train, select on validation, test once, write a record\n"
-           "  merge     fold a mergeable method's delta into plain ViT weights\n");
+           "  merge     fold a mergeable method's delta into plain ViT weights\n"
+           "  bench     run a benchmark matrix (JSON): one petl run process per cell, resumable\n"
+           "  table     tables (Markdown, CSV, JSON) of result records\n"
+           "  plot      tradeoff plots (gnuplot: PNG + SVG, with .dat and .gp) of result records\n");
 }
 
 int main(int argc, char **argv) {
@@ -49,6 +52,9 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "run")) return cmd_run(n, a);
     if (!strcmp(c, "methods")) return cmd_methods(n, a);
     if (!strcmp(c, "merge")) return cmd_merge(n, a);
+    if (!strcmp(c, "bench")) return cmd_bench(n, a);
+    if (!strcmp(c, "table")) return cmd_table(n, a);
+    if (!strcmp(c, "plot")) return cmd_plot(n, a);
     fprintf(stderr, "petl: unknown command '%s' (try 'petl --help')\n", c);
     return 2;
 }

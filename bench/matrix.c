@@ -543,7 +543,6 @@ static int parse_method(Ctx *c, const cJSON *it, int k, Matrix *m, Priv *p) {
         snprintf(lab, sizeof lab, "%s", e->label);
         sanitize(name, idp, sizeof idp);
         int rem = g;
-        for (int q = nkeys - 1; q >= 0; q--) (void)q;
         // mixed radix, first key varies slowest
         int digit[64];
         for (int q = nkeys - 1; q >= 0; q--) {
@@ -687,7 +686,7 @@ static void push_num(MxCell *c, const char *k, double v) {
     push2(c, k, b);
 }
 
-static void cell_build(Matrix *m, MxCell *cell, const MethodEntry *e) {
+static void cell_build(MxCell *cell) {
     char b[2048], a[1536];
     const MxTrain *t = &cell->train;
     push(cell, "run");
@@ -701,6 +700,7 @@ static void cell_build(Matrix *m, MxCell *cell, const MethodEntry *e) {
     push2(cell, "--format", cell->format);
     push2(cell, "--regime", cell->regime);
     push_num(cell, "--seed", cell->seed);
+    int t0 = cell->argc;
     push_num(cell, "--epochs", t->epochs);
     push_num(cell, "--batch", t->batch);
     char lrs[512] = "";
@@ -727,7 +727,7 @@ static void cell_build(Matrix *m, MxCell *cell, const MethodEntry *e) {
              "petl-cell-1\nbackbone=%s\nheads=%d\nmethod=%s\nargs=%s\ndata=%s\ntask=%s\nformat=%s\nregime=%s\nseed=%d\n",
              cell->backbone->path, cell->backbone->heads, cell->variant->method, a, cell->task->data, cell->task->name,
              cell->format, cell->regime, cell->seed);
-    for (int i = 12; i < cell->argc; i++) {   // training options, in their fixed order
+    for (int i = t0; i < cell->argc; i++) {   // training options, in their fixed order
         size_t L = strlen(b);
         snprintf(b + L, sizeof b - L, "%s%s", cell->argv[i], i + 1 < cell->argc ? " " : "\n");
     }
@@ -738,7 +738,6 @@ static void cell_build(Matrix *m, MxCell *cell, const MethodEntry *e) {
     sanitize(cell->task->name, tn, sizeof tn);
     snprintf(cell->id, sizeof cell->id, "%.60s.%s.%.60s.%.40s.s%d-%010llx", tn, rt, cell->variant->idpart,
              cell->backbone->name, cell->seed, (unsigned long long)(cell->hash & 0xffffffffffULL));
-    (void)m, (void)e;
 }
 
 static int expand(Ctx *c, Matrix *m, Priv *p) {
@@ -775,15 +774,9 @@ static int expand(Ctx *c, Matrix *m, Priv *p) {
                             // training: matrix < regime < method
                             cell->train = p->base;
                             if (r->train_j) parse_train(c, r->train_j, "", &cell->train);
-                            if (e->train_j || e->has_train_lr) {
-                                MxTrain keep = cell->train;
-                                // re-apply the method's own keys only
-                                const cJSON *mj = NULL;
-                                (void)keep;
-                                mj = e->train_j;
-                                if (mj) parse_train(c, mj, "", &cell->train);
-                                if (e->lr_j) parse_lr(c, e->lr_j, "", &cell->train);
-                            }
+                            // (already validated: these re-apply only the keys each level gives)
+                            if (e->train_j) parse_train(c, e->train_j, "", &cell->train);
+                            if (e->lr_j) parse_lr(c, e->lr_j, "", &cell->train);
                             args_copy(&cell->args, &v->args);
                             if (e->task_args) {
                                 const cJSON *ta = get(e->task_args, cell->task->name);
@@ -795,7 +788,7 @@ static int expand(Ctx *c, Matrix *m, Priv *p) {
                                         args_set(&cell->args, a->string, tx);
                                     }
                             }
-                            cell_build(m, cell, e);
+                            cell_build(cell);
                         }
     }
     if (!m->ncells) return fail(c, "", "the matrix has no cells (every regime's method filter is empty?)");

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "nn/ops.h"
+#include "methods/method.h"
 #include "nn/optim.h"
 #include "vit/vit.h"
 
@@ -49,7 +50,8 @@ static void mem_report(const char *label) {
 }
 
 int main(int argc, char **argv) {
-    const char *mode = argc > 1 ? argv[1] : "full";   // full | linear | infer | sgemm
+    // MODE: sgemm | infer | a method name (full, linear, lora, ...); METHOD_ARGS optional
+    const char *mode = argc > 1 ? argv[1] : "full";
     int steps = argc > 2 ? atoi(argv[2]) : 10, warm = 3, batch = 64;
     if (!strcmp(mode, "sgemm")) {
         printf("sgemm 2048^3: %.1f GFLOP/s (best of 5)\n", sgemm_peak());
@@ -69,12 +71,16 @@ int main(int argc, char **argv) {
     rng_fill_normal(&rng, xin, (long)batch * 3 * 32 * 32, 0, 1);
     int y[64];
     for (int i = 0; i < batch; i++) y[i] = (int)(rng_next(&rng) % 10);
-    if (!strcmp(mode, "linear")) {
-        ps_freeze_all(&v.ps);
-        ps_set_trainable(&v.ps, ps_find(&v.ps, "head.weight"), 1);
-        ps_set_trainable(&v.ps, ps_find(&v.ps, "head.bias"), 1);
-    }
     int infer = !strcmp(mode, "infer");
+    Method *m = NULL;
+    if (!infer) {
+        m = method_new(mode, argc > 4 ? argv[4] : "");
+        if (!m || method_attach(m, &v, 0)) {
+            fprintf(stderr, "perf_vit: %s\n", nn_err());
+            return 1;
+        }
+    }
+    const VitSites *sites = m ? method_sites(m) : NULL;
     if (infer) {
         ps_freeze_all(&v.ps);
         graph_set_grad_enabled(g, 0);
@@ -91,7 +97,7 @@ int main(int argc, char **argv) {
         graph_flops_reset(g);
         Tensor *x = graph_tensor(g, 4, shp);
         memcpy(x->data, xin, sizeof(float) * x->n);
-        Tensor *logits = vit_forward(&v, g, x, NULL);
+        Tensor *logits = vit_forward(&v, g, x, sites);
         double t1 = now(), t2 = t1, t3 = t1;
         if (!infer) {
             ps_zero_grad(&v.ps);
@@ -108,7 +114,7 @@ int main(int argc, char **argv) {
     }
     qsort(ts + warm, steps, sizeof(double), cmp_d);
     double med = ts[warm + steps / 2];
-    printf("%-7s ViT-Ti 32px p4 batch %d: %.1f ms/%s (median of %d), %.1f images/s, %.2f GFLOP/step, %.1f GFLOP/s",
+    printf("%-12s ViT-Ti 32px p4 batch %d: %.1f ms/%s (median of %d), %.1f images/s, %.2f GFLOP/step, %.1f GFLOP/s",
            mode, batch, med * 1e3, infer ? "batch" : "step", steps, batch / med, fl / 1e9, fl / med / 1e9);
     if (peak > 0) printf(" = %.0f%% of sgemm peak", 100 * fl / med / 1e9 / peak);
     printf("\n");
@@ -118,6 +124,7 @@ int main(int argc, char **argv) {
     printf("RESULT mode=%s ms=%.2f img_s=%.2f gflops=%.2f peak_rss_mb=%.1f\n", mode, med * 1e3, batch / med,
            fl / med / 1e9, mem_peak_rss_bytes() / 1048576.0);
     if (o) opt_free(o);
+    method_free(m);
     graph_free(g);
     vit_free(&v);
     free(ts), free(xin);

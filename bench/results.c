@@ -1,0 +1,481 @@
+// Result records read back (folders of petl bench, loose record files) and aggregated into
+// tables: per variant, per task (and shots), mean and sample std over seeds; VTAB group means.
+#include "bench/results.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bench/matrix.h"
+#include "bench/record.h"
+#include "loaders/dataset.h"
+#include "nn/nn.h"
+
+const char *const res_group_names[RES_NGROUPS] = {"natural", "specialized", "structured"};
+
+int res_group_index(const char *g) {
+    for (int i = 0; i < RES_NGROUPS; i++)
+        if (g && !strcmp(g, res_group_names[i])) return i;
+    return -1;
+}
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s ? s : "") + 1;
+    char *p = nn_malloc(n);
+    memcpy(p, s ? s : "", n);
+    return p;
+}
+
+void res_fmt_fixed(double v, int decimals, char *buf, size_t cap) {
+    if (!isfinite(v)) {
+        snprintf(buf, cap, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        return;
+    }
+    double scale = 1;
+    for (int i = 0; i < decimals; i++) scale *= 10;
+    double x = fabs(v) * scale;
+    double r = floor(x + 0.5 + 1e-9 * (x > 1 ? x : 1));
+    long long q = (long long)r, p = 1;
+    for (int i = 0; i < decimals; i++) p *= 10;
+    int neg = v < 0 && q != 0;
+    if (decimals > 0)
+        snprintf(buf, cap, "%s%lld.%0*lld", neg ? "-" : "", q / p, decimals, q % p);
+    else snprintf(buf, cap, "%s%lld", neg ? "-" : "", q);
+}
+
+void res_fmt_si(double v, char *buf, size_t cap) {
+    static const char *const pre[] = {"", " k", " M", " G", " T", " P", " E"};
+    if (v == 0) {
+        snprintf(buf, cap, "0");
+        return;
+    }
+    double a = fabs(v);
+    int k = 0;
+    while (a >= 999.95 && k < 6) a /= 1000, k++;
+    char t[48];
+    snprintf(t, sizeof t, "%.4g", v < 0 ? -a : a);
+    snprintf(buf, cap, "%s%s", t, pre[k]);
+}
+
+// ---------------------------------------------------------------- reading
+typedef struct {
+    char **id, **variant;
+    int n;
+} Manifest;
+
+static int manifest_read(const char *dir, Manifest *mf) {
+    memset(mf, 0, sizeof *mf);
+    char p[4096];
+    snprintf(p, sizeof p, "%s/manifest.json", dir);
+    struct stat st;
+    if (stat(p, &st)) return 0;
+    cJSON *j = read_json_file(p);
+    if (!j) return -1;
+    const cJSON *cells = cJSON_GetObjectItemCaseSensitive(j, "cells");
+    int n = cJSON_GetArraySize(cells);
+    mf->id = nn_calloc(sizeof(char *) * (n + 1));
+    mf->variant = nn_calloc(sizeof(char *) * (n + 1));
+    for (const cJSON *c = cells ? cells->child : NULL; c; c = c->next) {
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "variant"));
+        if (!id) continue;
+        mf->id[mf->n] = xstrdup(id);
+        mf->variant[mf->n++] = xstrdup(v ? v : "");
+    }
+    cJSON_Delete(j);
+    return 1;
+}
+static void manifest_free(Manifest *mf) {
+    for (int i = 0; i < mf->n; i++) free(mf->id[i]), free(mf->variant[i]);
+    free(mf->id), free(mf->variant);
+}
+
+static double num(const cJSON *o, const char *path) {
+    // "a.b.c"
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    const cJSON *j = o;
+    for (char *t = strtok(buf, "."); t && j; t = strtok(NULL, ".")) j = cJSON_GetObjectItemCaseSensitive(j, t);
+    return cJSON_IsNumber(j) ? j->valuedouble : NAN;
+}
+static const char *str(const cJSON *o, const char *k) {
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+    return s ? s : "";
+}
+
+static void rec_push(ResSet *s, const ResRec *r) {
+    s->r = realloc(s->r, sizeof(ResRec) * (s->n + 1));
+    s->r[s->n++] = *r;
+}
+
+// 1: a record was added; 0: not a record (counted in skipped); -1: cannot read.
+static int read_record(const char *file, const Manifest *mf, ResSet *s) {
+    cJSON *j = read_json_file(file);
+    if (!j) {
+        fprintf(stderr, "petl: skipping %s: %s\n", file, nn_err());
+        s->skipped++;
+        return 0;
+    }
+    if (strcmp(str(j, "schema"), "petl-result-1")) {
+        s->skipped++;
+        cJSON_Delete(j);
+        return 0;
+    }
+    const cJSON *cell = cJSON_GetObjectItemCaseSensitive(j, "cell");
+    const char *id = cell ? str(cell, "id") : "";
+    int order = 1 << 30;
+    const char *variant = cell ? str(cell, "variant") : "";
+    if (mf && mf->n) {
+        int k = -1;
+        for (int i = 0; i < mf->n && k < 0; i++)
+            if (!strcmp(mf->id[i], id)) k = i;
+        if (k < 0) {
+            s->stale++;
+            cJSON_Delete(j);
+            return 0;
+        }
+        order = k;
+        if (mf->variant[k][0]) variant = mf->variant[k];
+    } else if (cell && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(cell, "index")))
+        order = (int)num(cell, "index");
+    ResRec r;
+    memset(&r, 0, sizeof r);
+    r.file = xstrdup(file);
+    r.ok = !strcmp(str(j, "status"), "ok") && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "accuracy"));
+    r.id = xstrdup(id);
+    r.method = xstrdup(str(j, "method"));
+    r.margs = xstrdup(str(j, "method_args"));
+    char v[512];
+    if (variant[0]) snprintf(v, sizeof v, "%s", variant);
+    else if (r.margs[0]) snprintf(v, sizeof v, "%s %s", r.method, r.margs);
+    else snprintf(v, sizeof v, "%s", r.method);
+    r.variant = xstrdup(v);
+    r.task = xstrdup(str(j, "task"));
+    const char *g = cell ? str(cell, "group") : "";
+    r.group = xstrdup(g[0] ? g : mx_task_group(r.task));
+    const cJSON *bb = cJSON_GetObjectItemCaseSensitive(j, "backbone");
+    r.backbone = xstrdup(bb ? str(bb, "source") : "");
+    r.regime = xstrdup(str(j, "regime"));
+    r.shots = isnan(num(j, "shots")) ? 0 : (int)num(j, "shots");
+    r.seed = isnan(num(j, "seed")) ? 0 : (int)num(j, "seed");
+    r.order = order;
+    r.acc = num(j, "accuracy");
+    r.test_n = num(j, "test_examples");
+    r.params = num(j, "params.trainable");
+    r.params_head = num(j, "params.head");
+    r.params_pct = num(j, "params.percent_of_backbone");
+    r.backbone_params = num(j, "params.backbone");
+    r.delta_bytes = num(j, "delta_bytes");
+    r.mem_peak = num(j, "memory.peak_total_bytes");
+    r.rss_peak = num(j, "memory.peak_rss_bytes");
+    r.train_flops = num(j, "flops.train_total");
+    r.infer_flops = num(j, "flops.inference_per_image");
+    r.train_ips = num(j, "train_images_per_s");
+    r.infer_ips = num(j, "infer_images_per_s");
+    r.wall_s = num(j, "wall_s");
+    const cJSON *fj = cJSON_GetObjectItemCaseSensitive(j, "failure");
+    r.reason = xstrdup(fj ? str(fj, "reason") : "");
+    rec_push(s, &r);
+    cJSON_Delete(j);
+    return 1;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// Record files of a folder, sorted by name (*.json, not the manifest, not petl run's raw
+// *.run.json outputs, not temp files).
+static int list_json(const char *dir, char ***out) {
+    DIR *d = opendir(dir);
+    *out = NULL;
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t L = strlen(e->d_name);
+        if (L < 6 || strcmp(e->d_name + L - 5, ".json") || e->d_name[0] == '.') continue;
+        if (!strcmp(e->d_name, "manifest.json") || !strcmp(e->d_name, "matrix.json")) continue;
+        if (L > 9 && !strcmp(e->d_name + L - 9, ".run.json")) continue;
+        *out = realloc(*out, sizeof(char *) * (n + 1));
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        (*out)[n++] = xstrdup(p);
+    }
+    closedir(d);
+    qsort(*out, n, sizeof(char *), cmp_str);
+    return n;
+}
+
+int results_load(const char *const *paths, int npaths, ResSet *s) {
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < npaths; i++) {
+        struct stat st;
+        if (stat(paths[i], &st)) {
+            nn_seterr("%s: no such file or folder", paths[i]);
+            results_free(s);
+            return -1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            read_record(paths[i], NULL, s);
+            continue;
+        }
+        Manifest mf;
+        int hm = manifest_read(paths[i], &mf);
+        if (hm < 0) {
+            results_free(s);
+            return -1;
+        }
+        int before = s->n;
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s/cells", paths[i]);
+        const char *dirs[2] = {paths[i], sub};
+        for (int k = 0; k < 2; k++) {
+            char **files;
+            int nf = list_json(dirs[k], &files);
+            for (int f = 0; f < nf; f++) {
+                read_record(files[f], hm ? &mf : NULL, s);
+                free(files[f]);
+            }
+            free(files);
+        }
+        if (hm) {
+            for (int c = 0; c < mf.n; c++) {
+                int found = 0;
+                for (int r = before; r < s->n && !found; r++) found = !strcmp(s->r[r].id, mf.id[c]);
+                s->pending += !found;
+            }
+            manifest_free(&mf);
+        }
+    }
+    // the same variant/task/shots/seed twice (records copied together from two runs): keep the first
+    for (int i = 0; i < s->n; i++) {
+        ResRec *a = &s->r[i];
+        int dup = 0;
+        for (int k = 0; k < i && !dup; k++) {
+            const ResRec *b = &s->r[k];
+            dup = a->ok && b->ok && !strcmp(a->variant, b->variant) && !strcmp(a->task, b->task) &&
+                  !strcmp(a->backbone, b->backbone) && a->shots == b->shots && a->seed == b->seed;
+        }
+        if (!dup) continue;
+        fprintf(stderr, "petl: ignoring %s: a second result for %s / %s / seed %d\n", a->file, a->variant, a->task, a->seed);
+        free(a->file), free(a->id), free(a->variant), free(a->method), free(a->margs), free(a->task);
+        free(a->group), free(a->backbone), free(a->regime), free(a->reason);
+        memmove(a, a + 1, sizeof(ResRec) * (s->n - i - 1));
+        s->n--, i--, s->dups++;
+    }
+    return 0;
+}
+
+void results_free(ResSet *s) {
+    for (int i = 0; i < s->n; i++) {
+        ResRec *r = &s->r[i];
+        free(r->file), free(r->id), free(r->variant), free(r->method), free(r->margs), free(r->task);
+        free(r->group), free(r->backbone), free(r->regime), free(r->reason);
+    }
+    free(s->r);
+    memset(s, 0, sizeof *s);
+}
+
+// ---------------------------------------------------------------- aggregation
+static int task_rank(const char *task, const char *group) {
+    int g = res_group_index(group);
+    int gr = g < 0 ? RES_NGROUPS : g;
+    int vi = 99;
+    const VtabTask *v = ds_vtab_find(task);
+    if (v) vi = (int)(v - ds_vtab_tasks);
+    return gr * 1000 + vi;
+}
+
+static ResStat stat_of(const double *x, int n) {
+    ResStat s = {0, 0, n};
+    if (!n) return s;
+    double m = 0;
+    for (int i = 0; i < n; i++) m += x[i];
+    m /= n;
+    double v = 0;
+    for (int i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
+    s.mean = m;
+    s.sd = n > 1 ? sqrt(v / (n - 1)) : 0;
+    return s;
+}
+
+static void build_table(const ResSet *s, const char *backbone, int fewshot, ResTable *t) {
+    memset(t, 0, sizeof *t);
+    t->backbone = xstrdup(backbone);
+    t->fewshot = fewshot;
+    int *use = nn_calloc(sizeof(int) * (s->n + 1)), nuse = 0;
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->r[i].backbone, backbone) && (s->r[i].shots > 0) == fewshot) use[nuse++] = i;
+    // columns: tasks (full) or task x shots (few-shot), first-seen order, then sorted
+    typedef struct {
+        const char *task, *group;
+        int shots, rank, first;
+    } Col;
+    Col *cols = nn_calloc(sizeof(Col) * (nuse + 1));
+    int nc = 0;
+    for (int u = 0; u < nuse; u++) {
+        const ResRec *r = &s->r[use[u]];
+        int found = 0;
+        for (int c = 0; c < nc && !found; c++) found = !strcmp(cols[c].task, r->task) && cols[c].shots == r->shots;
+        if (found) continue;
+        cols[nc] = (Col){r->task, r->group, r->shots, fewshot ? 0 : task_rank(r->task, r->group), u};
+        if (fewshot)
+            for (int c = 0; c < nc; c++)
+                if (!strcmp(cols[c].task, r->task)) cols[nc].first = cols[c].first;
+        nc++;
+    }
+    for (int i = 1; i < nc; i++)
+        for (int j = i; j > 0; j--) {
+            Col *a = &cols[j - 1], *b = &cols[j];
+            long ka = fewshot ? (long)a->first * 100000 + a->shots : (long)a->rank * 100000 + a->first;
+            long kb = fewshot ? (long)b->first * 100000 + b->shots : (long)b->rank * 100000 + b->first;
+            if (ka <= kb) break;
+            Col tmp = *a;
+            *a = *b, *b = tmp;
+        }
+    t->ncols = nc;
+    t->col_task = nn_calloc(sizeof(char *) * (nc + 1));
+    t->col_group = nn_calloc(sizeof(char *) * (nc + 1));
+    t->col_shots = nn_calloc(sizeof(int) * (nc + 1));
+    for (int c = 0; c < nc; c++) {
+        t->col_task[c] = xstrdup(cols[c].task);
+        t->col_group[c] = xstrdup(cols[c].group);
+        t->col_shots[c] = cols[c].shots;
+        int g = res_group_index(cols[c].group);
+        if (g >= 0) t->groups_present[g] = 1;
+    }
+    // rows: variants ordered by their first cell in the matrix, then first seen
+    for (int u = 0; u < nuse; u++) {
+        const ResRec *r = &s->r[use[u]];
+        int k = -1;
+        for (int q = 0; q < t->nrows && k < 0; q++)
+            if (!strcmp(t->rows[q].variant, r->variant)) k = q;
+        if (k < 0) {
+            t->rows = realloc(t->rows, sizeof(ResRow) * (t->nrows + 1));
+            ResRow *w = &t->rows[k = t->nrows++];
+            memset(w, 0, sizeof *w);
+            w->variant = xstrdup(r->variant);
+            w->method = xstrdup(r->method);
+            w->order = r->order;
+            w->acc = nn_calloc(sizeof(ResStat) * (nc + 1));
+        }
+        if (r->order < t->rows[k].order) t->rows[k].order = r->order;
+    }
+    for (int i = 1; i < t->nrows; i++)
+        for (int j = i; j > 0 && t->rows[j - 1].order > t->rows[j].order; j--) {
+            ResRow tmp = t->rows[j - 1];
+            t->rows[j - 1] = t->rows[j], t->rows[j] = tmp;
+        }
+    double *x = nn_malloc(sizeof(double) * (nuse + 1));
+    for (int q = 0; q < t->nrows; q++) {
+        ResRow *w = &t->rows[q];
+        w->seeds_min = 1 << 30;
+        for (int c = 0; c < nc; c++) {
+            int n = 0;
+            for (int u = 0; u < nuse; u++) {
+                const ResRec *r = &s->r[use[u]];
+                if (!r->ok || strcmp(r->variant, w->variant) || strcmp(r->task, t->col_task[c]) || r->shots != t->col_shots[c])
+                    continue;
+                x[n++] = 100.0 * r->acc;
+            }
+            w->acc[c] = stat_of(x, n);
+            if (n) {
+                if (n < w->seeds_min) w->seeds_min = n;
+                if (n > w->seeds_max) w->seeds_max = n;
+            }
+        }
+        if (w->seeds_max == 0) w->seeds_min = 0;
+        // group means over column means; a group counts only when all its tasks have results
+        double sum_g = 0, sum_t = 0;
+        int ng = 0, all_t = nc > 0, all_g = 1;
+        for (int g = 0; g < RES_NGROUPS; g++) {
+            if (!t->groups_present[g]) continue;
+            double sm = 0;
+            int cnt = 0, ok = 1;
+            for (int c = 0; c < nc; c++) {
+                if (res_group_index(t->col_group[c]) != g) continue;
+                if (!w->acc[c].n) ok = 0;
+                sm += w->acc[c].mean, cnt++;
+            }
+            w->group_ok[g] = ok && cnt;
+            w->group_mean[g] = cnt ? sm / cnt : 0;
+            if (w->group_ok[g]) sum_g += w->group_mean[g], ng++;
+            else all_g = 0;
+        }
+        for (int c = 0; c < nc; c++) {
+            if (!w->acc[c].n) all_t = 0;
+            sum_t += w->acc[c].mean;
+        }
+        w->mean_groups_ok = !fewshot && all_g && ng > 0;
+        w->mean_groups = ng ? sum_g / ng : 0;
+        w->mean_tasks_ok = !fewshot && all_t;
+        w->mean_tasks = nc ? sum_t / nc : 0;
+        // cost figures over the row's ok records; failures counted
+        w->params_min = INFINITY, w->params_max = -INFINITY;
+        for (int u = 0; u < nuse; u++) {
+            const ResRec *r = &s->r[use[u]];
+            if (strcmp(r->variant, w->variant)) continue;
+            if (!r->ok) {
+                w->failed++;
+                continue;
+            }
+            w->ncost++;
+            if (r->params < w->params_min) w->params_min = r->params;
+            if (r->params > w->params_max) w->params_max = r->params;
+            w->params_mean += r->params;
+            w->pct_mean += r->params_pct;
+            w->head_mean += r->params_head;
+            w->delta_mean += r->delta_bytes;
+            if (r->mem_peak > w->mem_max) w->mem_max = r->mem_peak;
+            if (r->rss_peak > w->rss_max) w->rss_max = r->rss_peak;
+            w->train_flops_mean += r->train_flops;
+            w->infer_flops_mean += r->infer_flops;
+            w->train_ips_mean += r->train_ips;
+            w->infer_ips_mean += r->infer_ips;
+            w->wall_mean += r->wall_s;
+        }
+        if (w->ncost) {
+            double k = w->ncost;
+            w->params_mean /= k, w->pct_mean /= k, w->head_mean /= k, w->delta_mean /= k;
+            w->train_flops_mean /= k, w->infer_flops_mean /= k, w->train_ips_mean /= k, w->infer_ips_mean /= k;
+            w->wall_mean /= k;
+        } else w->params_min = w->params_max = 0;
+    }
+    free(x), free(cols), free(use);
+}
+
+int results_tables(const ResSet *s, ResTable **out) {
+    // backbones in first-seen order
+    const char **bb = nn_calloc(sizeof(char *) * (s->n + 1));
+    int nb = 0;
+    for (int i = 0; i < s->n; i++) {
+        int f = 0;
+        for (int b = 0; b < nb && !f; b++) f = !strcmp(bb[b], s->r[i].backbone);
+        if (!f) bb[nb++] = s->r[i].backbone;
+    }
+    ResTable *t = nn_calloc(sizeof(ResTable) * (2 * nb + 1));
+    int nt = 0;
+    for (int fs = 0; fs < 2; fs++)
+        for (int b = 0; b < nb; b++) {
+            int any = 0;
+            for (int i = 0; i < s->n && !any; i++) any = !strcmp(s->r[i].backbone, bb[b]) && (s->r[i].shots > 0) == fs;
+            if (any) build_table(s, bb[b], fs, &t[nt++]);
+        }
+    free(bb);
+    *out = t;
+    return nt;
+}
+
+void results_tables_free(ResTable *t, int n) {
+    for (int i = 0; i < n; i++) {
+        for (int c = 0; c < t[i].ncols; c++) free(t[i].col_task[c]), free(t[i].col_group[c]);
+        free(t[i].col_task), free(t[i].col_group), free(t[i].col_shots);
+        for (int r = 0; r < t[i].nrows; r++) free(t[i].rows[r].variant), free(t[i].rows[r].method), free(t[i].rows[r].acc);
+        free(t[i].rows);
+        free(t[i].backbone);
+    }
+    free(t);
+}
