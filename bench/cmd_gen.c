@@ -25,7 +25,7 @@ int cmd_data_make(int argc, char **argv) {
         {"--only", OPT_STR, &only, "comma-separated tasks (default: all)"},
         {"--force", OPT_FLAG, &force, "regenerate tasks that are already complete"},
         {"--fashion-dir", OPT_STR, &fashion, "Fashion-MNIST IDX gz folder (default " GEN_FASHION_DIR ")"},
-        {"--train", OPT_INT, &ntrain, "train images per task (default 800; fractal 10000)"},
+        {"--train", OPT_INT, &ntrain, "train images per task (default 800; fractal 20000)"},
         {"--val", OPT_INT, &nval, "val images per task (default 200; fractal 1000)"},
         {"--test", OPT_INT, &ntest, "test images per task (default 1000)"},
         {"--fractal-classes", OPT_INT, &fclasses, "classes of the fractal corpus (default 100)"},

@@ -116,7 +116,7 @@ void gen_fashion_to_rgb32(const uint8_t *img28, uint8_t *px);   // 2 px black bo
 // fashion_mnist also gets FGVC few-shot lists under annotations/.
 typedef struct {
     uint64_t seed;
-    int n_train, n_val, n_test;   // 0 = task default (800/200/1000; fractal 10000/1000/1000)
+    int n_train, n_val, n_test;   // 0 = task default (800/200/1000; fractal 20000/1000/1000)
     int fractal_classes;          // 0 = 100
     int fractal_points;           // 0 = default chaos-game points per image
     const char *fashion_dir;      // NULL = /usr/share/datasets/fashion-mnist

@@ -141,7 +141,7 @@ int gen_task_classes(const char *name, const GenOptions *o) {
 
 static void split_sizes(const char *task, const GenOptions *o, int n[3]) {
     int f = is_fractal(task);
-    n[0] = o->n_train > 0 ? o->n_train : f ? 10000 : 800;
+    n[0] = o->n_train > 0 ? o->n_train : f ? 20000 : 800;
     n[1] = o->n_val > 0 ? o->n_val : f ? 1000 : 200;
     n[2] = o->n_test > 0 ? o->n_test : 1000;
 }
