@@ -78,5 +78,12 @@ bench-quick: deps
 build-asan/petl-asan: build-asan/bench/main.o build-asan/libpetl.a
 	$(CC) $(LDFLAGS) -o $@ build-asan/bench/main.o -Wl,--whole-archive build-asan/libpetl.a -Wl,--no-whole-archive $(LDLIBS)
 
+data: deps
+	@$(MAKE) --no-print-directory petl
+	./petl data make --out data
+
+pretrain: data
+	./petl pretrain --preset vit-micro --data data --task fractal --out models/vit-micro-fractal.safetensors
+
 clean:
 	rm -rf build build-asan petl

@@ -541,7 +541,7 @@ static int parse_method(Ctx *c, const cJSON *it, int k, Matrix *m, Priv *p) {
         v->entry = k;
         char lab[256], idp[256];
         snprintf(lab, sizeof lab, "%s", e->label);
-        sanitize(name, idp, sizeof idp);
+        sanitize(e->label, idp, sizeof idp);
         int rem = g;
         // mixed radix, first key varies slowest
         int digit[64];
@@ -654,7 +654,7 @@ static int parse_regime(Ctx *c, const cJSON *it, int k, const int *seeds, int ns
         for (const cJSON *t = methods->child; t; t = t->next, q++) {
             char w3[256];
             snprintf(w3, sizeof w3, "%s[%d]", w2, q);
-            const char *nm;
+            const char *nm = NULL;
             if (get_str(c, t, w3, &nm)) return -1;
             int found = 0;
             for (int e = 0; e < p->nentries; e++) {
@@ -736,7 +736,7 @@ static void cell_build(MxCell *cell) {
     if (cell->shots) snprintf(rt, sizeof rt, "%dshot", cell->shots);
     else snprintf(rt, sizeof rt, "full");
     sanitize(cell->task->name, tn, sizeof tn);
-    snprintf(cell->id, sizeof cell->id, "%.60s.%s.%.60s.%.40s.s%d-%010llx", tn, rt, cell->variant->idpart,
+    snprintf(cell->id, sizeof cell->id, "%.40s.%.12s.%.60s.%.40s.s%d-%010llx", tn, rt, cell->variant->idpart,
              cell->backbone->name, cell->seed, (unsigned long long)(cell->hash & 0xffffffffffULL));
 }
 

@@ -37,7 +37,7 @@ typedef struct {
 typedef struct {
     char *method;             // registry name
     char *label;              // display name: the entry's label (or method) + grid values
-    char *idpart;             // method name + grid values, sanitised for cell ids
+    char *idpart;             // label (default: method name) + grid values, sanitised for cell ids
     MxArgs args;              // fixed + this grid point, in the order written
     int entry;                // index of the method entry in the matrix
 } MxVariant;

@@ -42,9 +42,11 @@ void res_fmt_fixed(double v, int decimals, char *buf, size_t cap) {
     long long q = (long long)r, p = 1;
     for (int i = 0; i < decimals; i++) p *= 10;
     int neg = v < 0 && q != 0;
-    if (decimals > 0)
-        snprintf(buf, cap, "%s%lld.%0*lld", neg ? "-" : "", q / p, decimals, q % p);
-    else snprintf(buf, cap, "%s%lld", neg ? "-" : "", q);
+    if (decimals > 0) {
+        char frac[24];
+        snprintf(frac, sizeof frac, "%lld", p + q % p);   // "1" + the zero-padded decimals
+        snprintf(buf, cap, "%s%lld.%s", neg ? "-" : "", q / p, frac + 1);
+    } else snprintf(buf, cap, "%s%lld", neg ? "-" : "", q);
 }
 
 void res_fmt_si(double v, char *buf, size_t cap) {

@@ -1,0 +1,519 @@
+// petl plot: tradeoff figures of result records with gnuplot. For each figure the data (.dat)
+// and the script (.gp) are written side by side, then `gnuplot NAME.gp` makes NAME.png and
+// NAME.svg; a user restyles by editing the .gp and running gnuplot again.
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench/args.h"
+#include "bench/cmds.h"
+#include "bench/record.h"
+#include "bench/results.h"
+#include "loaders/dataset.h"
+#include "nn/nn.h"
+
+#define DEFAULT_PUBLISHED "bench/published/fact_vtab1k_vitb16.csv"
+
+typedef struct {
+    char label[160];
+    double x, y, xraw;
+    int clamped;          // x was 0: drawn at the axis floor (log scale)
+} Pt;
+
+typedef struct {
+    const char *dir;
+    const char *png_term;   // "pngcairo" or "png"
+    int nfig, nfail;
+} PlotCtx;
+
+static int mkdirs(const char *path) {
+    char b[4096];
+    snprintf(b, sizeof b, "%s", path);
+    for (char *p = b + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(b, 0755) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(b, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+// Labels as gnuplot strings in a tab-separated .dat: quoted, no tabs or double quotes inside.
+static void dat_label(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) fputc(*s == '"' ? '\'' : *s == '\t' || *s == '\n' ? ' ' : *s, f);
+    fputc('"', f);
+}
+// Titles inside a gnuplot double-quoted string.
+static void gp_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '\n') {
+            fputs("\\n", f);
+            continue;
+        }
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static int cmp_pt(const void *a, const void *b) {
+    const Pt *p = a, *q = b;
+    if (p->x != q->x) return p->x < q->x ? -1 : 1;
+    return p->y > q->y ? -1 : p->y < q->y ? 1 : 0;
+}
+
+// Upper-left Pareto frontier (fewer x, higher y): sorted by x, kept when y beats every point
+// with smaller or equal x.
+static int pareto(const Pt *pts, int n, Pt *out) {
+    Pt *s = nn_malloc(sizeof(Pt) * (n + 1));
+    memcpy(s, pts, sizeof(Pt) * n);
+    qsort(s, n, sizeof(Pt), cmp_pt);
+    int k = 0;
+    double best = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (s[i].y > best) {
+            out[k++] = s[i];
+            best = s[i].y;
+        }
+    free(s);
+    return k;
+}
+
+// x values of 0 on a log axis: drawn at a floor a decade below the smallest positive x.
+static void clamp_zero(Pt *p, int n) {
+    double mn = INFINITY;
+    for (int i = 0; i < n; i++)
+        if (p[i].x > 0 && p[i].x < mn) mn = p[i].x;
+    double fl = isfinite(mn) ? pow(10, floor(log10(mn)) - 1) : 1;
+    for (int i = 0; i < n; i++)
+        if (!(p[i].x > 0)) {
+            p[i].x = fl;
+            p[i].clamped = 1;
+            size_t L = strlen(p[i].label);
+            snprintf(p[i].label + L, sizeof p[i].label - L, " (0)");
+        }
+}
+
+static void dat_block(FILE *f, const char *title, const Pt *p, int n) {
+    fprintf(f, "# %s\n# label\tx\ty\tx_as_measured\n", title);
+    for (int i = 0; i < n; i++) {
+        dat_label(f, p[i].label);
+        fprintf(f, "\t%.10g\t%.10g\t%.10g\n", p[i].x, p[i].y, p[i].xraw);
+    }
+    fprintf(f, "\n\n");
+}
+
+static int gnuplot_available(void) {
+    return system("gnuplot --version >/dev/null 2>&1") == 0;
+}
+
+static const char *png_terminal(void) {
+    FILE *p = popen("gnuplot -e 'set terminal pngcairo' 2>&1", "r");
+    if (!p) return "png";
+    char buf[256];
+    size_t got = fread(buf, 1, sizeof buf - 1, p);
+    int rc = pclose(p);
+    return rc == 0 && got == 0 ? "pngcairo" : "png";
+}
+
+// Runs `gnuplot NAME.gp` in the figure's folder; checks its status and that both images exist.
+static int run_gnuplot(PlotCtx *x, const char *name) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot '%s.gp' 2>&1", x->dir, name);
+    FILE *p = popen(cmd, "r");
+    char out[4096] = "";
+    size_t got = p ? fread(out, 1, sizeof out - 1, p) : 0;
+    out[got] = 0;
+    int rc = p ? pclose(p) : -1;
+    int ok = rc == 0;
+    for (int k = 0; k < 2 && ok; k++) {
+        char f[4300];
+        struct stat st;
+        snprintf(f, sizeof f, "%s/%s.%s", x->dir, name, k ? "svg" : "png");
+        ok = stat(f, &st) == 0 && st.st_size > 0;
+    }
+    if (!ok) {
+        fprintf(stderr, "petl plot: gnuplot failed on %s/%s.gp (status %d)%s%s\n", x->dir, name,
+                WIFEXITED(rc) ? WEXITSTATUS(rc) : rc, got ? ":\n" : "", out);
+        x->nfail++;
+        return -1;
+    }
+    printf("%s/%s.{png,svg,dat,gp}\n", x->dir, name);
+    x->nfig++;
+    return 0;
+}
+
+static FILE *open_out(PlotCtx *x, const char *name, const char *ext) {
+    char p[4300];
+    snprintf(p, sizeof p, "%s/%s.%s", x->dir, name, ext);
+    FILE *f = fopen(p, "w");
+    if (!f) fprintf(stderr, "petl plot: cannot write %s: %s\n", p, strerror(errno));
+    return f;
+}
+
+// The do-for over the two formats; body() writes the plot commands.
+static void gp_head(FILE *g, PlotCtx *x, const char *name, const char *what, int w, int h) {
+    fprintf(g,
+            "# %s, written by petl plot. Restyle freely, then run: gnuplot %s.gp\n"
+            "# data: %s.dat (tab-separated; blocks selected with `index`)\n"
+            "set datafile separator \"\\t\"\n"
+            "do for [fmt in \"png svg\"] {\n"
+            "  if (fmt eq \"png\") {\n"
+            "    set terminal %s size %d,%d noenhanced font \"sans,10\"\n"
+            "  } else {\n"
+            "    set terminal svg size %d,%d noenhanced font \"sans,10\" background \"white\"\n"
+            "  }\n"
+            "  set output \"%s.\" . fmt\n",
+            what, name, name, x->png_term, w, h, w, h, name);
+}
+static void gp_tail(FILE *g) { fprintf(g, "  unset output\n}\n"); }
+
+// One panel: points, their names as labels, the frontier.
+static void gp_panel(FILE *g, const char *dat, int ib, const char *title, const char *xlabel, const char *ylabel,
+                     int logx, const char *series, const char *color) {
+    fprintf(g, "  set title ");
+    gp_str(g, title);
+    fprintf(g, "\n  set xlabel ");
+    gp_str(g, xlabel);
+    fprintf(g, "\n  set ylabel ");
+    gp_str(g, ylabel);
+    fprintf(g, "\n  %s\n  set grid\n  set key bottom right box opaque\n  set offsets graph 0.05, graph 0.25, graph 0.08, graph 0.08\n",
+            logx ? "set logscale x" : "unset logscale x");
+    fprintf(g,
+            "  plot \"%s\" index %d using 2:3 with points pt 7 ps 1.3 lc rgb \"%s\" title ", dat, ib, color);
+    gp_str(g, series);
+    fprintf(g,
+            ", \\\n"
+            "       \"%s\" index %d using 2:3:1 with labels left offset 0.8,0.4 font \",9\" notitle, \\\n"
+            "       \"%s\" index %d using 2:3 with lines dt 2 lw 2 lc rgb \"#d62728\" title \"Pareto frontier (upper left)\"\n",
+            dat, ib, dat, ib + 1);
+}
+
+typedef struct {
+    char method[64];
+    double params, avg_groups, avg_tasks;
+} PubRow;
+
+// The FacT table (Jie and Deng, AAAI 2023, Table 1) as CSV: method,params_M,<19 VTAB tasks>.
+static int read_published(const char *path, PubRow **rows) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        nn_seterr("cannot open %s (hint: --published-csv PATH; the repo keeps it in %s)", path, DEFAULT_PUBLISHED);
+        return -1;
+    }
+    char line[4096];
+    int group[64], ncol = 0, n = 0;
+    *rows = NULL;
+    if (!fgets(line, sizeof line, f)) {
+        fclose(f);
+        nn_seterr("%s: empty", path);
+        return -1;
+    }
+    for (char *t = strtok(line, ",\n\r"); t; t = strtok(NULL, ",\n\r"), ncol++) {
+        const VtabTask *v = ds_vtab_find(t);
+        group[ncol] = ncol < 2 ? -2 : v ? res_group_index(v->group) : -1;
+        if (ncol >= 2 && !v) {
+            fclose(f);
+            nn_seterr("%s: column '%s' is not a VTAB task", path, t);
+            return -1;
+        }
+    }
+    int ln = 1;
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        if (line[0] == '\n' || line[0] == '#') continue;
+        PubRow r = {{0}, 0, 0, 0};
+        double gs[RES_NGROUPS] = {0}, all = 0;
+        int gn[RES_NGROUPS] = {0}, k = 0;
+        for (char *t = strtok(line, ",\n\r"); t; t = strtok(NULL, ",\n\r"), k++) {
+            if (k == 0) snprintf(r.method, sizeof r.method, "%s", t);
+            else if (k == 1) r.params = strtod(t, NULL) * 1e6;
+            else if (k < ncol) {
+                double v = strtod(t, NULL);
+                gs[group[k]] += v, gn[group[k]]++, all += v;
+            }
+        }
+        if (k != ncol) {
+            fclose(f);
+            free(*rows);
+            nn_seterr("%s:%d: %d fields, expected %d", path, ln, k, ncol);
+            return -1;
+        }
+        double m = 0;
+        for (int g = 0; g < RES_NGROUPS; g++) m += gs[g] / gn[g];
+        r.avg_groups = m / RES_NGROUPS;
+        r.avg_tasks = all / (ncol - 2);
+        *rows = realloc(*rows, sizeof(PubRow) * (n + 1));
+        (*rows)[n++] = r;
+    }
+    fclose(f);
+    return n;
+}
+
+typedef enum { AX_PARAMS, AX_MEMORY, AX_FLOPS } Axis;
+
+static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix, const PubRow *pub, int npub,
+                     const char *src) {
+    static const char *const names[] = {"acc_vs_params", "acc_vs_memory", "acc_vs_train_flops"};
+    static const char *const xl[] = {"trainable parameters (the method's own, head excluded; log scale)",
+                                     "peak training memory (MiB, engine accounting)",
+                                     "training FLOPs per cell (final training run; log scale)"};
+    int use_groups = 0;
+    for (int g = 0; g < RES_NGROUPS; g++) use_groups |= T->groups_present[g];
+    Pt *p = nn_calloc(sizeof(Pt) * (T->nrows + npub + 1));
+    Pt *fr = nn_calloc(sizeof(Pt) * (T->nrows + npub + 1));
+    int n = 0;
+    char skipped[2048] = "";
+    for (int r = 0; r < T->nrows; r++) {
+        const ResRow *w = &T->rows[r];
+        int ok = w->ncost > 0 && (use_groups ? w->mean_groups_ok : w->mean_tasks_ok);
+        if (!ok) {
+            size_t L = strlen(skipped);
+            snprintf(skipped + L, sizeof skipped - L, "%s%s", L ? ", " : "", w->variant);
+            continue;
+        }
+        Pt *q = &p[n++];
+        snprintf(q->label, sizeof q->label, "%s", w->variant);
+        q->y = use_groups ? w->mean_groups : w->mean_tasks;
+        q->xraw = ax == AX_PARAMS ? w->params_mean : ax == AX_MEMORY ? w->mem_max / 1048576 : w->train_flops_mean;
+        q->x = q->xraw;
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%s%s", names[ax], suffix);
+    if (!n) {
+        fprintf(stderr, "petl plot: %s: no variant has a result on every task (%s): skipped\n", name, skipped);
+        free(p), free(fr);
+        return;
+    }
+    if (ax != AX_MEMORY) clamp_zero(p, n);
+    int nf = pareto(p, n, fr);
+    int with_pub = pub && ax == AX_PARAMS;
+    Pt *pp = p + n, *pf = NULL;
+    int npf = 0;
+    if (with_pub) {
+        for (int i = 0; i < npub; i++) {
+            snprintf(pp[i].label, sizeof pp[i].label, "%s", pub[i].method);
+            pp[i].x = pp[i].xraw = pub[i].params;
+            pp[i].y = pub[i].avg_groups;
+        }
+        clamp_zero(pp, npub);
+        pf = nn_calloc(sizeof(Pt) * (npub + 1));
+        npf = pareto(pp, npub, pf);
+    }
+    FILE *d = open_out(x, name, "dat");
+    if (!d) {
+        x->nfail++;
+        free(p), free(fr), free(pf);
+        return;
+    }
+    const char *ydesc = use_groups ? "mean of the VTAB group means of test accuracy (%)" : "mean test accuracy over tasks (%)";
+    fprintf(d, "# petl plot %s: %s vs %s\n# results: %s; backbone %s\n# y: %s; x of 0 drawn at the axis floor, label \"(0)\"\n",
+            name, ydesc, xl[ax], src, T->backbone, ydesc);
+    if (skipped[0]) fprintf(d, "# not plotted (a task without result): %s\n", skipped);
+    dat_block(d, "index 0: this run's variants", p, n);
+    dat_block(d, "index 1: their Pareto frontier (upper left: fewer x, higher accuracy)", fr, nf);
+    if (with_pub) {
+        dat_block(d, "index 2: published (FacT, AAAI 2023, Table 1; ViT-B/16 IN-21k, VTAB-1k), x = params_M x 1e6", pp, npub);
+        dat_block(d, "index 3: published Pareto frontier", pf, npf);
+    }
+    fclose(d);
+    FILE *g = open_out(x, name, "gp");
+    if (!g) {
+        x->nfail++;
+        free(p), free(fr), free(pf);
+        return;
+    }
+    char dat[300], title[512], series[300], what[256];
+    snprintf(dat, sizeof dat, "%s.dat", name);
+    snprintf(what, sizeof what, "accuracy vs %s", ax == AX_PARAMS ? "trainable parameters" : ax == AX_MEMORY ? "peak training memory" : "training FLOPs");
+    gp_head(g, x, name, what, with_pub ? 1600 : 1000, 700);
+    snprintf(title, sizeof title, "This run: %s, backbone %s (validation-selected, tested once)", src, T->backbone);
+    snprintf(series, sizeof series, "%s", T->backbone);
+    const char *yl = use_groups ? "test accuracy (%), mean of group means" : "test accuracy (%), mean over tasks";
+    if (with_pub) fprintf(g, "  set multiplot layout 1,2\n");
+    gp_panel(g, dat, 0, title, xl[ax], yl, ax != AX_MEMORY, series, "#1f77b4");
+    if (with_pub) {
+        gp_panel(g, dat, 2,
+                 "Published: FacT (Jie & Deng, AAAI 2023) Table 1 - ViT-B/16 IN-21k, VTAB-1k\n(as reported: best test accuracy during training)",
+                 "trainable parameters (head excluded; log scale)", "VTAB-1k average (%), mean of group means", 1,
+                 "published, ViT-B/16 IN-21k", "#2ca02c");
+        fprintf(g, "  unset multiplot\n");
+    }
+    gp_tail(g);
+    fclose(g);
+    run_gnuplot(x, name);
+    free(p), free(fr), free(pf);
+}
+
+static void fewshot_plots(PlotCtx *x, const ResTable *T, const char *suffix, const char *src) {
+    // one figure per task: accuracy vs shots, a line per variant (mean ± std over seeds)
+    for (int c0 = 0; c0 < T->ncols; c0++) {
+        int first = 1;
+        for (int c = 0; c < c0; c++) first &= strcmp(T->col_task[c], T->col_task[c0]) != 0;
+        if (!first) continue;
+        const char *task = T->col_task[c0];
+        char name[256], tn[128];
+        snprintf(tn, sizeof tn, "%s", task);
+        for (char *q = tn; *q; q++)
+            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-' || *q == '_')) *q = '-';
+        snprintf(name, sizeof name, "fewshot_%s%s", tn, suffix);
+        FILE *d = open_out(x, name, "dat");
+        if (!d) {
+            x->nfail++;
+            continue;
+        }
+        fprintf(d, "# petl plot %s: test accuracy (%%) vs shots on %s; results %s; backbone %s\n"
+                   "# one block per variant (index i = the i-th series in %s.gp): shots, mean, sample std, seeds\n",
+                name, task, src, T->backbone, name);
+        int *blk = nn_calloc(sizeof(int) * (T->nrows + 1)), nb = 0, shots[64], ns = 0;
+        for (int r = 0; r < T->nrows; r++) {
+            const ResRow *w = &T->rows[r];
+            int any = 0;
+            for (int c = 0; c < T->ncols; c++) any |= !strcmp(T->col_task[c], task) && w->acc[c].n > 0;
+            if (!any) continue;
+            fprintf(d, "# %s\n", w->variant);
+            for (int c = 0; c < T->ncols; c++) {
+                if (strcmp(T->col_task[c], task) || !w->acc[c].n) continue;
+                fprintf(d, "%d\t%.10g\t%.10g\t%d\n", T->col_shots[c], w->acc[c].mean, w->acc[c].sd, w->acc[c].n);
+                int seen = 0;
+                for (int k = 0; k < ns; k++) seen |= shots[k] == T->col_shots[c];
+                if (!seen && ns < 64) shots[ns++] = T->col_shots[c];
+            }
+            fprintf(d, "\n\n");
+            blk[nb++] = r;
+        }
+        fclose(d);
+        if (!nb) {
+            free(blk);
+            continue;
+        }
+        FILE *g = open_out(x, name, "gp");
+        if (!g) {
+            x->nfail++;
+            free(blk);
+            continue;
+        }
+        char what[256], title[512];
+        snprintf(what, sizeof what, "few-shot accuracy vs shots on %s", task);
+        gp_head(g, x, name, what, 1000, 700);
+        snprintf(title, sizeof title, "Few-shot %s: %s, backbone %s (mean ± std over seeds)", task, src, T->backbone);
+        fprintf(g, "  set title ");
+        gp_str(g, title);
+        fprintf(g, "\n  set xlabel \"shots per class (log scale)\"\n  set ylabel \"test accuracy (%%)\"\n"
+                   "  set logscale x 2\n  set grid\n  set key outside right top\n  set offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n  set xtics (");
+        for (int k = 0; k < ns; k++) fprintf(g, "%s\"%d\" %d", k ? ", " : "", shots[k], shots[k]);
+        fprintf(g, ")\n  plot ");
+        for (int i = 0; i < nb; i++) {
+            fprintf(g, "%s\"%s.dat\" index %d using 1:2:3 with yerrorlines lw 2 pt 7 title ", i ? ", \\\n       " : "", name, i);
+            gp_str(g, T->rows[blk[i]].variant);
+        }
+        fprintf(g, "\n");
+        gp_tail(g);
+        fclose(g);
+        run_gnuplot(x, name);
+        free(blk);
+    }
+}
+
+int cmd_plot(int argc, char **argv) {
+    const char *out = NULL, *pubcsv = NULL;
+    int help = 0, published = 0;
+    Opt opts[] = {
+        {"--out", OPT_STR, &out, "folder for the figures (e.g. plots/NAME)"},
+        {"--published", OPT_FLAG, &published, "add the FacT table's methods (ViT-B/16 IN-21k, VTAB-1k) as a panel"},
+        {"--published-csv", OPT_STR, &pubcsv, "published table to use (default " DEFAULT_PUBLISHED ")"},
+        {"--help", OPT_FLAG, &help, "this help"},
+    };
+    int nopts = sizeof opts / sizeof opts[0];
+    const char *pos[64];
+    int npos = 0;
+    if (args_parse("plot", argc, argv, opts, nopts, pos, 64, &npos)) return 2;
+    if (help || npos < 1 || !out) {
+        args_usage("plot", "RESULTS... --out plots/NAME [--published]", opts, nopts);
+        if (help)
+            printf("\nFigures (each NAME.png, NAME.svg, NAME.dat, NAME.gp): acc_vs_params, acc_vs_memory,\n"
+                   "acc_vs_train_flops (full-shot; one point per variant, the upper-left Pareto frontier drawn),\n"
+                   "fewshot_<task> (accuracy vs shots). With several backbones each figure gets a suffix.\n");
+        return help ? 0 : 2;
+    }
+    if (!gnuplot_available()) {
+        fprintf(stderr, "petl plot: gnuplot not found (hint: apt-get install gnuplot-nox; `make deps` does it)\n");
+        return 1;
+    }
+    PubRow *pub = NULL;
+    int npub = 0;
+    if (published || pubcsv) {
+        char alt[4096];
+        const char *p = pubcsv ? pubcsv : DEFAULT_PUBLISHED;
+        if (!pubcsv && access(p, R_OK)) {
+            // next to the petl binary (run from elsewhere than the repository root)
+            char exe[4096];
+            ssize_t L = readlink("/proc/self/exe", exe, sizeof exe - 1);
+            if (L > 0) {
+                exe[L] = 0;
+                char *sl = strrchr(exe, '/');
+                if (sl) *sl = 0;
+                snprintf(alt, sizeof alt, "%.3000s/%s", exe, DEFAULT_PUBLISHED);
+                p = alt;
+            }
+        }
+        if ((npub = read_published(p, &pub)) < 0) {
+            fprintf(stderr, "petl plot: %s\n", nn_err());
+            return 1;
+        }
+    }
+    ResSet s;
+    if (results_load(pos, npos, &s)) {
+        fprintf(stderr, "petl plot: %s\n", nn_err());
+        free(pub);
+        return 1;
+    }
+    if (!s.n) {
+        fprintf(stderr, "petl plot: no result records in %s\n", pos[0]);
+        results_free(&s), free(pub);
+        return 1;
+    }
+    if (mkdirs(out)) {
+        fprintf(stderr, "petl plot: cannot create %s: %s\n", out, strerror(errno));
+        results_free(&s), free(pub);
+        return 1;
+    }
+    PlotCtx x = {out, png_terminal(), 0, 0};
+    ResTable *t;
+    int nt = results_tables(&s, &t);
+    int nfull = 0, nfew = 0;
+    for (int k = 0; k < nt; k++) t[k].fewshot ? nfew++ : nfull++;
+    char src[1024] = "";
+    for (int i = 0; i < npos; i++) {
+        size_t L = strlen(src);
+        snprintf(src + L, sizeof src - L, "%s%s", i ? " " : "", pos[i]);
+    }
+    for (int k = 0; k < nt; k++) {
+        char suffix[160] = "";
+        if ((t[k].fewshot ? nfew : nfull) > 1) {
+            const char *b = strrchr(t[k].backbone, '/') ? strrchr(t[k].backbone, '/') + 1 : t[k].backbone;
+            snprintf(suffix, sizeof suffix, "_%s", b);
+            for (char *q = suffix + 1; *q; q++)
+                if (*q == '.' || *q == ' ') *q = '-';
+        }
+        if (t[k].fewshot) fewshot_plots(&x, &t[k], suffix, src);
+        else
+            for (int a = 0; a < 3; a++) tradeoff(&x, &t[k], (Axis)a, suffix, npub ? pub : NULL, npub, src);
+    }
+    if (published && !nfull) fprintf(stderr, "petl plot: --published: no full-shot results to set beside the published ones\n");
+    results_tables_free(t, nt);
+    results_free(&s);
+    free(pub);
+    if (!x.nfig && !x.nfail) {
+        fprintf(stderr, "petl plot: nothing to plot (no variant has a result on every task)\n");
+        return 1;
+    }
+    return x.nfail ? 1 : 0;
+}

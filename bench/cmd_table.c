@@ -1,0 +1,398 @@
+// petl table: result records as tables. Rows are method variants; columns the tasks (full-shot,
+// with VTAB group means) or task x shots (few-shot); cost columns from the engine's accounting.
+// Markdown for reading, CSV and JSON (full precision) for everything else.
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/args.h"
+#include "bench/cmds.h"
+#include "bench/record.h"
+#include "bench/results.h"
+#include "nn/nn.h"
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+} Buf;
+
+static void bput(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bput(Buf *b, const char *fmt, ...) {
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (b->s && b->n + k < b->cap) {
+            b->n += k;
+            return;
+        }
+        b->cap = (b->cap + k + 1) * 2;
+        b->s = realloc(b->s, b->cap);
+    }
+}
+
+static const char *col_name(const ResTable *t, int c, char *b, size_t cap) {
+    if (t->fewshot) snprintf(b, cap, "%s %d-shot", t->col_task[c], t->col_shots[c]);
+    else snprintf(b, cap, "%s", t->col_task[c]);
+    return b;
+}
+
+// "55.00 ± 7.07", "55.00" (one seed), "—" (no result)
+static void fmt_acc(const ResStat *s, int dec, char *b, size_t cap) {
+    if (!s->n) {
+        snprintf(b, cap, "—");
+        return;
+    }
+    char m[40], d[40];
+    res_fmt_fixed(s->mean, dec, m, sizeof m);
+    if (s->n < 2) {
+        snprintf(b, cap, "%s", m);
+        return;
+    }
+    res_fmt_fixed(s->sd, dec, d, sizeof d);
+    snprintf(b, cap, "%s ± %s", m, d);
+}
+
+// Markdown cells may not hold '|'.
+static void md_text(Buf *b, const char *s) {
+    for (; *s; s++) bput(b, *s == '|' ? "\\|" : "%c", *s);
+}
+
+static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, int dec, const char *regime, int nsrc,
+                      const char *const *src) {
+    bput(b, "# petl results\n\nSources:");
+    for (int i = 0; i < nsrc; i++) bput(b, " `%s`", src[i]);
+    int nok = 0, nf = 0;
+    for (int i = 0; i < s->n; i++) s->r[i].ok ? nok++ : nf++;
+    bput(b, " — %d records: %d ok, %d failed", s->n, nok, nf);
+    if (s->pending) bput(b, "; %d cells of the matrix have no record yet", s->pending);
+    if (s->stale) bput(b, "; %d records of cells no longer in the matrix ignored", s->stale);
+    if (s->dups) bput(b, "; %d duplicate results ignored", s->dups);
+    bput(b, ".\n");
+    int any_sd = 0;
+    for (int k = 0; k < nt; k++) {
+        const ResTable *T = &t[k];
+        if ((!strcmp(regime, "full") && T->fewshot) || (!strcmp(regime, "fewshot") && !T->fewshot)) continue;
+        char cn[160], v[128];
+        bput(b, "\n## %s, backbone `%s`\n\n", T->fewshot ? "Few-shot" : "Full-shot (VTAB-1k protocol)", T->backbone);
+        if (!T->fewshot) {
+            bput(b, "Groups:");
+            int firstg = 1;
+            for (int g = 0; g <= RES_NGROUPS; g++) {
+                int n = 0;
+                for (int c = 0; c < T->ncols; c++) {
+                    int gi = res_group_index(T->col_group[c]);
+                    if (g < RES_NGROUPS ? gi != g : gi >= 0) continue;
+                    if (!n++) bput(b, "%s %s: %s", firstg ? "" : ";", g < RES_NGROUPS ? res_group_names[g] : "other", T->col_task[c]);
+                    else bput(b, ", %s", T->col_task[c]);
+                }
+                if (n) firstg = 0;
+            }
+            bput(b, ".\n\n");
+        }
+        bput(b, "Test accuracy (%%), mean ± std over seeds.\n\n| method |");
+        for (int c = 0; c < T->ncols; c++) bput(b, " %s |", col_name(T, c, cn, sizeof cn));
+        if (!T->fewshot) {
+            for (int g = 0; g < RES_NGROUPS; g++)
+                if (T->groups_present[g]) bput(b, " %s |", res_group_names[g]);
+            bput(b, " mean (groups)¹ | mean (tasks)¹ |");
+        }
+        bput(b, " seeds | failed |\n|:--|");
+        int ncols = T->ncols + 2 + (T->fewshot ? 0 : 2);
+        for (int g = 0; g < RES_NGROUPS; g++) ncols += !T->fewshot && T->groups_present[g];
+        for (int c = 0; c < ncols; c++) bput(b, "--:|");
+        bput(b, "\n");
+        for (int r = 0; r < T->nrows; r++) {
+            const ResRow *w = &T->rows[r];
+            bput(b, "| ");
+            md_text(b, w->variant);
+            bput(b, " |");
+            for (int c = 0; c < T->ncols; c++) {
+                fmt_acc(&w->acc[c], dec, v, sizeof v);
+                any_sd |= w->acc[c].n > 1;
+                bput(b, " %s |", v);
+            }
+            if (!T->fewshot) {
+                for (int g = 0; g < RES_NGROUPS; g++) {
+                    if (!T->groups_present[g]) continue;
+                    if (w->group_ok[g]) res_fmt_fixed(w->group_mean[g], dec, v, sizeof v);
+                    else snprintf(v, sizeof v, "—");
+                    bput(b, " %s |", v);
+                }
+                if (w->mean_groups_ok) res_fmt_fixed(w->mean_groups, dec, v, sizeof v);
+                else snprintf(v, sizeof v, "—");
+                bput(b, " %s |", v);
+                if (w->mean_tasks_ok) res_fmt_fixed(w->mean_tasks, dec, v, sizeof v);
+                else snprintf(v, sizeof v, "—");
+                bput(b, " %s |", v);
+            }
+            if (w->seeds_min == w->seeds_max) bput(b, " %d |", w->seeds_max);
+            else bput(b, " %d–%d |", w->seeds_min, w->seeds_max);
+            bput(b, " %d |\n", w->failed);
+        }
+        bput(b, "\nCost (note 3).\n\n| method | trainable params | %% of backbone | delta (KiB) | peak train memory (MiB) | "
+                "peak RSS (MiB) | train FLOPs / cell | inference FLOPs / image | train img/s | inference img/s |\n"
+                "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        for (int r = 0; r < T->nrows; r++) {
+            const ResRow *w = &T->rows[r];
+            bput(b, "| ");
+            md_text(b, w->variant);
+            if (!w->ncost) {
+                bput(b, " | — | — | — | — | — | — | — | — | — |\n");
+                continue;
+            }
+            char a1[64], a2[64], a3[64], a4[64], a5[64], a6[64], a7[64], a8[64], a9[64];
+            if (w->params_min == w->params_max) snprintf(a1, sizeof a1, "%.0f", w->params_max);
+            else snprintf(a1, sizeof a1, "%.0f–%.0f", w->params_min, w->params_max);
+            snprintf(a2, sizeof a2, "%.4g", w->pct_mean);
+            res_fmt_fixed(w->delta_mean / 1024, 1, a3, sizeof a3);
+            res_fmt_fixed(w->mem_max / 1048576, 1, a4, sizeof a4);
+            res_fmt_fixed(w->rss_max / 1048576, 1, a5, sizeof a5);
+            res_fmt_si(w->train_flops_mean, a6, sizeof a6);
+            res_fmt_si(w->infer_flops_mean, a7, sizeof a7);
+            res_fmt_fixed(w->train_ips_mean, 1, a8, sizeof a8);
+            res_fmt_fixed(w->infer_ips_mean, 1, a9, sizeof a9);
+            bput(b, " | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a1, a2, a3, a4, a5, a6, a7, a8, a9);
+        }
+        int nfail = 0;
+        for (int r = 0; r < T->nrows; r++) nfail += T->rows[r].failed;
+        if (nfail) {
+            bput(b, "\nFailed cells:\n\n");
+            for (int i = 0; i < s->n; i++) {
+                const ResRec *q = &s->r[i];
+                if (q->ok || strcmp(q->backbone, T->backbone) || (q->shots > 0) != T->fewshot) continue;
+                bput(b, "- %s on %s (%s, seed %d): ", q->variant, q->task, q->regime, q->seed);
+                md_text(b, q->reason[0] ? q->reason : "no reason recorded");
+                bput(b, " — `%s`\n", q->file);
+            }
+        }
+    }
+    bput(b, "\nNotes\n\n");
+    bput(b, "1. mean (groups) is the mean of the natural, specialized and structured group means (over the "
+                "groups present), as VTAB-1k papers report their average; mean (tasks) is the plain mean over the "
+                "tasks. A mean is shown only when every task in it has a result (— otherwise); a task's group "
+                "comes from the matrix, else the VTAB table, else the embedded tasks' (fashion_mnist natural, "
+                "textures specialized, the others structured).\n");
+    bput(b, "2. Accuracy = correct / test examples × 100 per cell; mean and %s over seeds; printed with %d "
+            "decimal%s, rounded half away from zero (CSV and JSON carry full precision). Protocol: "
+            "petl run's — the learning rate is chosen on validation data (val200 / the val list), the chosen "
+            "setting is retrained (train800val200) and tested once; this is not the best test accuracy over "
+            "epochs that some public repositories report.\n",
+            any_sd ? "sample standard deviation (n − 1)" : "standard deviation (n − 1; one seed: none)",
+            dec, dec == 1 ? "" : "s");
+    bput(b, "3. Cost: trainable params are the method's own (head excluded, as the FacT table counts); a "
+            "range means they differ across tasks. %% of backbone: of the backbone's parameters. delta: bytes "
+            "of the saved delta (method + head, float32), mean over cells. Peak train memory: engine accounting "
+            "(parameters, gradients, optimizer state, activations, workspace), max over cells; peak RSS: the "
+            "process's. Train FLOPs: the final training run of a cell (forward + backward, counted by the "
+            "engine), mean over cells; inference FLOPs: forward per image, measured. img/s: mean over cells.\n");
+}
+
+static void csv_field(Buf *b, const char *s) {
+    if (strpbrk(s, ",\"\n")) {
+        bput(b, "\"");
+        for (; *s; s++) bput(b, *s == '"' ? "\"\"" : "%c", *s);
+        bput(b, "\"");
+    } else bput(b, "%s", s);
+}
+static void csv_num(Buf *b, double v, int ok) {
+    if (ok && isfinite(v)) bput(b, ",%.10g", v);
+    else bput(b, ",");
+}
+
+static void csv_tables(Buf *b, ResTable *t, int nt, const char *regime) {
+    int fs = !strcmp(regime, "fewshot"), first = 1;
+    for (int k = 0; k < nt; k++) {
+        const ResTable *T = &t[k];
+        if (T->fewshot != fs) continue;
+        if (!first) bput(b, "\n");
+        first = 0;
+        char cn[160];
+        bput(b, "backbone,regime,variant,method");
+        for (int c = 0; c < T->ncols; c++) {
+            col_name(T, c, cn, sizeof cn);
+            for (char *p = cn; *p; p++)
+                if (*p == ' ') *p = '_';
+            bput(b, ",%s_mean,%s_std,%s_n", cn, cn, cn);
+        }
+        if (!fs) {
+            for (int g = 0; g < RES_NGROUPS; g++)
+                if (T->groups_present[g]) bput(b, ",%s", res_group_names[g]);
+            bput(b, ",mean_groups,mean_tasks");
+        }
+        bput(b, ",failed,params_min,params_max,params_percent_of_backbone,delta_bytes,peak_memory_bytes,peak_rss_bytes,"
+                "train_flops,inference_flops_per_image,train_images_per_s,inference_images_per_s\n");
+        for (int r = 0; r < T->nrows; r++) {
+            const ResRow *w = &T->rows[r];
+            csv_field(b, T->backbone);
+            bput(b, ",%s,", fs ? "fewshot" : "full");
+            csv_field(b, w->variant);
+            bput(b, ",");
+            csv_field(b, w->method);
+            for (int c = 0; c < T->ncols; c++) {
+                csv_num(b, w->acc[c].mean, w->acc[c].n > 0);
+                csv_num(b, w->acc[c].sd, w->acc[c].n > 1);
+                bput(b, ",%d", w->acc[c].n);
+            }
+            if (!fs) {
+                for (int g = 0; g < RES_NGROUPS; g++)
+                    if (T->groups_present[g]) csv_num(b, w->group_mean[g], w->group_ok[g]);
+                csv_num(b, w->mean_groups, w->mean_groups_ok);
+                csv_num(b, w->mean_tasks, w->mean_tasks_ok);
+            }
+            bput(b, ",%d", w->failed);
+            int c = w->ncost > 0;
+            csv_num(b, w->params_min, c), csv_num(b, w->params_max, c), csv_num(b, w->pct_mean, c);
+            csv_num(b, w->delta_mean, c), csv_num(b, w->mem_max, c), csv_num(b, w->rss_max, c);
+            csv_num(b, w->train_flops_mean, c), csv_num(b, w->infer_flops_mean, c);
+            csv_num(b, w->train_ips_mean, c), csv_num(b, w->infer_ips_mean, c);
+            bput(b, "\n");
+        }
+    }
+}
+
+static cJSON *json_tables(const ResSet *s, ResTable *t, int nt) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "schema", "petl-table-1");
+    cJSON_AddNumberToObject(o, "records", s->n);
+    cJSON_AddNumberToObject(o, "pending_cells", s->pending);
+    cJSON_AddNumberToObject(o, "stale_records", s->stale);
+    cJSON_AddStringToObject(o, "accuracy", "percent; mean and sample std (n-1) over seeds");
+    cJSON *arr = cJSON_AddArrayToObject(o, "tables");
+    for (int k = 0; k < nt; k++) {
+        const ResTable *T = &t[k];
+        cJSON *tj = cJSON_CreateObject();
+        cJSON_AddStringToObject(tj, "backbone", T->backbone);
+        cJSON_AddStringToObject(tj, "regime", T->fewshot ? "fewshot" : "full");
+        cJSON *cols = cJSON_AddArrayToObject(tj, "columns");
+        for (int c = 0; c < T->ncols; c++) {
+            cJSON *cj = cJSON_CreateObject();
+            cJSON_AddStringToObject(cj, "task", T->col_task[c]);
+            cJSON_AddStringToObject(cj, "group", T->col_group[c]);
+            if (T->fewshot) cJSON_AddNumberToObject(cj, "shots", T->col_shots[c]);
+            cJSON_AddItemToArray(cols, cj);
+        }
+        cJSON *rows = cJSON_AddArrayToObject(tj, "rows");
+        for (int r = 0; r < T->nrows; r++) {
+            const ResRow *w = &T->rows[r];
+            cJSON *rj = cJSON_CreateObject();
+            cJSON_AddStringToObject(rj, "variant", w->variant);
+            cJSON_AddStringToObject(rj, "method", w->method);
+            cJSON *acc = cJSON_AddArrayToObject(rj, "accuracy");
+            for (int c = 0; c < T->ncols; c++) {
+                cJSON *a = cJSON_CreateObject();
+                cJSON_AddNumberToObject(a, "n", w->acc[c].n);
+                if (w->acc[c].n) cJSON_AddNumberToObject(a, "mean", w->acc[c].mean);
+                if (w->acc[c].n > 1) cJSON_AddNumberToObject(a, "std", w->acc[c].sd);
+                cJSON_AddItemToArray(acc, a);
+            }
+            if (!T->fewshot) {
+                cJSON *g = cJSON_AddObjectToObject(rj, "group_means");
+                for (int q = 0; q < RES_NGROUPS; q++)
+                    if (T->groups_present[q] && w->group_ok[q]) cJSON_AddNumberToObject(g, res_group_names[q], w->group_mean[q]);
+                if (w->mean_groups_ok) cJSON_AddNumberToObject(rj, "mean_of_group_means", w->mean_groups);
+                if (w->mean_tasks_ok) cJSON_AddNumberToObject(rj, "mean_of_tasks", w->mean_tasks);
+            }
+            cJSON_AddNumberToObject(rj, "failed", w->failed);
+            if (w->ncost) {
+                cJSON *c = cJSON_AddObjectToObject(rj, "cost");
+                cJSON_AddNumberToObject(c, "params_min", w->params_min);
+                cJSON_AddNumberToObject(c, "params_max", w->params_max);
+                cJSON_AddNumberToObject(c, "params_percent_of_backbone", w->pct_mean);
+                cJSON_AddNumberToObject(c, "delta_bytes", w->delta_mean);
+                cJSON_AddNumberToObject(c, "peak_memory_bytes", w->mem_max);
+                cJSON_AddNumberToObject(c, "peak_rss_bytes", w->rss_max);
+                cJSON_AddNumberToObject(c, "train_flops", w->train_flops_mean);
+                cJSON_AddNumberToObject(c, "inference_flops_per_image", w->infer_flops_mean);
+                cJSON_AddNumberToObject(c, "train_images_per_s", w->train_ips_mean);
+                cJSON_AddNumberToObject(c, "inference_images_per_s", w->infer_ips_mean);
+            }
+            cJSON_AddItemToArray(rows, rj);
+        }
+        cJSON_AddItemToArray(arr, tj);
+    }
+    return o;
+}
+
+int cmd_table(int argc, char **argv) {
+    const char *format = "md", *regime = NULL, *out = NULL;
+    int help = 0, dec = 2;
+    Opt opts[] = {
+        {"--format", OPT_STR, &format, "md (default) | csv | json"},
+        {"--regime", OPT_STR, &regime, "full | fewshot | all (md and json default: all; csv: full)"},
+        {"--decimals", OPT_INT, &dec, "decimals of accuracies in md (1 or 2; default 2)"},
+        {"--out", OPT_STR, &out, "write to this file (atomically) instead of stdout"},
+        {"--help", OPT_FLAG, &help, "this help"},
+    };
+    int nopts = sizeof opts / sizeof opts[0];
+    const char *pos[64];
+    int npos = 0;
+    if (args_parse("table", argc, argv, opts, nopts, pos, 64, &npos)) return 2;
+    if (help || npos < 1) {
+        args_usage("table", "RESULTS... [--format md|csv|json] [--regime full|fewshot|all] [--out FILE]", opts, nopts);
+        if (help)
+            printf("\nRESULTS: a folder of petl bench (its cells/ and manifest.json) or of records, or record files.\n");
+        return help ? 0 : 2;
+    }
+    if (strcmp(format, "md") && strcmp(format, "csv") && strcmp(format, "json")) {
+        fprintf(stderr, "petl table: --format '%s': expected md, csv or json\n", format);
+        return 2;
+    }
+    if (dec < 1 || dec > 2) {
+        fprintf(stderr, "petl table: --decimals %d: expected 1 or 2\n", dec);
+        return 2;
+    }
+    if (regime && strcmp(regime, "full") && strcmp(regime, "fewshot") && strcmp(regime, "all")) {
+        fprintf(stderr, "petl table: --regime '%s': expected full, fewshot or all\n", regime);
+        return 2;
+    }
+    ResSet s;
+    if (results_load(pos, npos, &s)) {
+        fprintf(stderr, "petl table: %s\n", nn_err());
+        return 1;
+    }
+    if (!s.n) {
+        fprintf(stderr, "petl table: no result records in");
+        for (int i = 0; i < npos; i++) fprintf(stderr, " %s", pos[i]);
+        fprintf(stderr, "%s\n", s.pending ? " (petl bench has not finished a cell yet)" : "");
+        results_free(&s);
+        return 1;
+    }
+    ResTable *t;
+    int nt = results_tables(&s, &t);
+    Buf b = {0};
+    if (!strcmp(format, "md")) md_tables(&b, &s, t, nt, dec, regime ? regime : "all", npos, pos);
+    else if (!strcmp(format, "csv")) {
+        const char *r = regime ? regime : "full";
+        if (!strcmp(r, "all")) {
+            fprintf(stderr, "petl table: csv holds one regime: --regime full or --regime fewshot\n");
+            results_tables_free(t, nt), results_free(&s);
+            return 2;
+        }
+        int any = 0;
+        for (int k = 0; k < nt; k++) any |= t[k].fewshot == !strcmp(r, "fewshot");
+        if (!any && !regime) r = "fewshot";   // only few-shot results: give those
+        csv_tables(&b, t, nt, r);
+    } else {
+        cJSON *o = json_tables(&s, t, nt);
+        char *txt = cJSON_Print(o);
+        bput(&b, "%s\n", txt);
+        cJSON_free(txt);
+        cJSON_Delete(o);
+    }
+    int rc = 0;
+    if (out) {
+        if (write_file_atomic(out, b.s ? b.s : "")) {
+            fprintf(stderr, "petl table: %s\n", nn_err());
+            rc = 1;
+        }
+    } else if (b.s) fputs(b.s, stdout);
+    free(b.s);
+    results_tables_free(t, nt);
+    results_free(&s);
+    return rc;
+}
