@@ -374,6 +374,7 @@ static double sgemm_gflops(void) {
     int n = 256;
     float *a = nn_malloc(sizeof(float) * n * n * 3);
     for (int i = 0; i < 3 * n * n; i++) a[i] = (float)((i * 7) % 13) / 13.0f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, a + n * n, n, 0, a + 2 * n * n, n);
     double t0 = now(), t;
     long it = 0;
     do {
@@ -469,8 +470,11 @@ int cmd_bench(int argc, char **argv) {
     }
 
     // checks that would fail every cell: a missing checkpoint; per variant: the registry's verdict
-    int est_rc = matrix_estimate(&m);
-    if (est_rc) fprintf(stderr, "petl bench: warning: %s\n", nn_err());
+    // (one cell for a scheduler: no estimates, they would load every backbone once more)
+    if (cellsel && !dry)
+        for (int i = 0; i < m.ncells; i++) m.cells[i].est_flops = -1;
+    else if (matrix_estimate(&m))
+        fprintf(stderr, "petl bench: warning: %s\n", nn_err());
     for (int b = 0; b < m.nbackbones; b++)
         if (path_is_checkpoint(m.backbones[b].path) && access(m.backbones[b].path, R_OK)) {
             fprintf(stderr, "petl bench: %s: backbone checkpoint %s not found (hint: `make pretrain` makes the default one)\n",
@@ -480,19 +484,23 @@ int cmd_bench(int argc, char **argv) {
                 return 1;
             }
         }
+    // (unattached methods are plain allocations: free(), not method_free(), which detaches)
     for (int i = 0; i < nsel; i++) {
         const MxCell *c = &m.cells[sel[i]];
+        const char *a = "", *b = "";
+        for (int k = 0; k + 1 < c->argc; k++)
+            if (!strcmp(c->argv[k], "--method-args")) a = c->argv[k + 1];
         int seen = 0;
-        for (int k = 0; k < i && !seen; k++) {
-            const MxCell *d = &m.cells[sel[k]];
-            seen = d->variant == c->variant && d->task == c->task;
+        for (int q = 0; q < i && !seen; q++) {
+            const MxCell *d = &m.cells[sel[q]];
+            b = "";
+            for (int k = 0; k + 1 < d->argc; k++)
+                if (!strcmp(d->argv[k], "--method-args")) b = d->argv[k + 1];
+            seen = !strcmp(d->variant->method, c->variant->method) && !strcmp(a, b);
         }
         if (seen) continue;
-        char a[2048] = "";
-        for (int k = 0; k + 1 < c->argc; k++)
-            if (!strcmp(c->argv[k], "--method-args")) snprintf(a, sizeof a, "%s", c->argv[k + 1]);
         Method *mt = method_new(c->variant->method, a);
-        if (!mt) fprintf(stderr, "petl bench: warning: %s on %s: %s (its cells will fail)\n", c->variant->label, c->task->name, nn_err());
+        if (!mt) fprintf(stderr, "petl bench: warning: %s: %s (its cells will fail)\n", c->variant->label, nn_err());
         free(mt);
     }
 
@@ -523,6 +531,9 @@ int cmd_bench(int argc, char **argv) {
     } else if (meas_wall > 0) {
         rate = meas_flops / meas_wall * jobs;
         snprintf(rate_src, sizeof rate_src, "measured on %d finished cells, x %d jobs", ndone, jobs);
+    } else if (cellsel && !dry) {
+        rate = 1e9;
+        snprintf(rate_src, sizeof rate_src, "not estimated for --cell");
     } else {
         double g = sgemm_gflops();
         double share = (double)jobs * threads / ncores;
@@ -583,7 +594,7 @@ int cmd_bench(int argc, char **argv) {
     int nrun = nsel - ndone;
     {
         char t[32];
-        fmt_dur(todo_flops / rate, t, sizeof t);
+        fmt_dur(cellsel || todo_unknown ? -1 : todo_flops / rate, t, sizeof t);
         fprintf(stderr,
                 "petl bench: %s: %d cells selected, %d done, %d to run (%d failed before: retried) with %d job%s x %d "
                 "thread%s; estimated %s (%s) -> %s\n",
@@ -598,7 +609,7 @@ int cmd_bench(int argc, char **argv) {
     sigaction(SIGHUP, &sa, NULL);
 
     Running *run = nn_calloc(sizeof(Running) * jobs);
-    int nrunning = 0, next = 0, finished = 0, nok = 0, nbad = 0, nbusy = 0;
+    int nrunning = 0, next = 0, finished = 0, nok = 0, nbad = 0, nbusy = 0, cut = 0;
     int *failed_list = nn_calloc(sizeof(int) * (nsel + 1)), *busy_list = nn_calloc(sizeof(int) * (nsel + 1));
     char **fail_why = nn_calloc(sizeof(char *) * (nsel + 1));
     double t_start = now(), done_flops = 0;
@@ -640,6 +651,13 @@ int cmd_bench(int argc, char **argv) {
         int k = 0;
         while (k < nrunning && run[k].pid != pid) k++;
         if (k == nrunning) continue;
+        if (g_stop && WIFSIGNALED(status)) {
+            // Ctrl-C reaches the whole process group: a cell cut short is not a failed cell
+            close(run[k].lockfd);
+            run[k] = run[--nrunning];
+            cut++;
+            break;
+        }
         double acc = -1;
         char why[1024] = "";
         int ok = finish_cell(&x, &run[k], status, &acc, why, sizeof why);
@@ -676,7 +694,7 @@ int cmd_bench(int argc, char **argv) {
             close(run[k].lockfd);
         }
         fprintf(stderr, "petl bench: interrupted (signal %d): %d cells finished, %d cut short; run again to go on\n",
-                (int)g_stop, finished, nrunning);
+                (int)g_stop, finished, nrunning + cut);
         matrix_free(&m);
         return 130;
     }

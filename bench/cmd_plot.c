@@ -70,7 +70,7 @@ static int cmp_pt(const void *a, const void *b) {
 }
 
 // Upper-left Pareto frontier (fewer x, higher y): sorted by x, kept when y beats every point
-// with smaller or equal x.
+// with smaller or equal x. Drawn as steps (the best accuracy reachable at each x) and rings.
 static int pareto(const Pt *pts, int n, Pt *out) {
     Pt *s = nn_malloc(sizeof(Pt) * (n + 1));
     memcpy(s, pts, sizeof(Pt) * n);
@@ -192,8 +192,9 @@ static void gp_panel(FILE *g, const char *dat, int ib, const char *title, const 
     fprintf(g,
             ", \\\n"
             "       \"%s\" index %d using 2:3:1 with labels left offset 0.8,0.4 font \",9\" notitle, \\\n"
-            "       \"%s\" index %d using 2:3 with lines dt 2 lw 2 lc rgb \"#d62728\" title \"Pareto frontier (upper left)\"\n",
-            dat, ib, dat, ib + 1);
+            "       \"%s\" index %d using 2:3 with steps dt 2 lw 2 lc rgb \"#d62728\" title \"Pareto frontier (upper left)\", \\\n"
+            "       \"%s\" index %d using 2:3 with points pt 6 ps 2.4 lw 1.5 lc rgb \"#d62728\" notitle\n",
+            dat, ib, dat, ib + 1, dat, ib + 1);
 }
 
 typedef struct {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bench/common.h"
 #include "bench/record.h"
@@ -25,6 +26,10 @@ static char *xstrdup(const char *s) {
 }
 
 void mx_fmt_num(double v, char *buf, int cap) {
+    if (v == (double)(long long)v && v > -1e15 && v < 1e15) {   // integers as integers: 100, not 1e+02
+        snprintf(buf, cap, "%lld", (long long)v);
+        return;
+    }
     for (int p = 1; p <= 17; p++) {
         snprintf(buf, cap, "%.*g", p, v);
         if (strtod(buf, NULL) == v) return;
@@ -60,11 +65,16 @@ const char *mx_task_group(const char *task) {
     return "other";
 }
 
-// Id-safe text: [A-Za-z0-9+-] kept, '.' kept inside values, anything else -> '-'.
+// Id-safe text: [A-Za-z0-9._+-] kept, spaces -> '_', '=' dropped, anything else -> '-'.
 static void sanitize(const char *s, char *out, size_t cap) {
     size_t k = 0;
     for (; *s && k + 1 < cap; s++) {
         char c = *s;
+        if (c == '=') continue;
+        if (c == ' ') {
+            out[k++] = '_';
+            continue;
+        }
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
                  c == '-' || c == '.' || c == '_';
         out[k++] = ok ? c : '-';
@@ -348,12 +358,12 @@ static int parse_backbones(Ctx *c, const cJSON *j, Matrix *m) {
     int k = 0;
     for (const cJSON *it = j->child; it; it = it->next, k++) {
         snprintf(w, sizeof w, "backbones[%d]", k);
-        const char *path = NULL, *name = NULL;
+        const char *path = NULL, *name = NULL, *preset = NULL;
         int heads = 0;
         if (cJSON_IsString(it)) {
             if (get_str(c, it, w, &path)) return -1;
         } else {
-            static const char *const keys[] = {"path", "name", "heads", NULL};
+            static const char *const keys[] = {"path", "name", "heads", "preset", NULL};
             if (want_obj(c, it, w) || check_keys(c, it, w, keys)) return -1;
             char w2[160];
             snprintf(w2, sizeof w2, "%s.path", w);
@@ -366,10 +376,17 @@ static int parse_backbones(Ctx *c, const cJSON *j, Matrix *m) {
                 snprintf(w2, sizeof w2, "%s.heads", w);
                 if (get_int(c, get(it, "heads"), w2, 1, &heads)) return -1;
             }
+            if (get(it, "preset")) {
+                VitConfig vc;
+                snprintf(w2, sizeof w2, "%s.preset", w);
+                if (get_str(c, get(it, "preset"), w2, &preset)) return -1;
+                if (vit_preset(preset, &vc)) return fail(c, w2, "%s", nn_err());
+            }
         }
         MxBackbone *b = &m->backbones[m->nbackbones++];
         b->path = xstrdup(path);
         b->heads = heads;
+        b->preset = preset ? xstrdup(preset) : NULL;
         char nm[128];
         if (name) snprintf(nm, sizeof nm, "%s", name);
         else {
@@ -792,10 +809,12 @@ static int expand(Ctx *c, Matrix *m, Priv *p) {
                         }
     }
     if (!m->ncells) return fail(c, "", "the matrix has no cells (every regime's method filter is empty?)");
-    // ids must be unique: the same cell reached twice (two regimes over one task, say) is an error
+    // ids must be unique: the same cell reached twice (two regimes over one task, say) is an error.
+    // Two variants may make the same configuration on a task (FacT-TT r4 and r<=16 on a task whose
+    // published rank is 4): same hash, different ids, both run, each row stays complete.
     for (int i = 0; i < m->ncells; i++)
         for (int j = i + 1; j < m->ncells; j++)
-            if (m->cells[i].hash == m->cells[j].hash || !strcmp(m->cells[i].id, m->cells[j].id))
+            if (!strcmp(m->cells[i].id, m->cells[j].id))
                 return fail(c, "", "cells %d and %d are the same cell (%s): check regimes and grids for overlaps", i, j,
                             m->cells[i].id);
     return 0;
@@ -922,7 +941,8 @@ void matrix_free(Matrix *m) {
         args_free(&m->variants[i].args);
     }
     free(m->variants);
-    for (int i = 0; i < m->nbackbones; i++) free(m->backbones[i].path), free(m->backbones[i].name);
+    for (int i = 0; i < m->nbackbones; i++)
+        free(m->backbones[i].path), free(m->backbones[i].name), free(m->backbones[i].preset);
     free(m->backbones);
     for (int i = 0; i < m->ntasks; i++)
         free(m->tasks[i].name), free(m->tasks[i].data), free(m->tasks[i].format), free(m->tasks[i].group);
@@ -1009,7 +1029,10 @@ int matrix_estimate(Matrix *m) {
     for (int b = 0; b < m->nbackbones; b++) {
         VitConfig cfg;
         macs[b] = -1;
-        if (backbone_config(m->backbones[b].path, m->backbones[b].heads, 0, -1, &cfg) == 0) {
+        const MxBackbone *bb = &m->backbones[b];
+        // a checkpoint not there yet: its "preset" (same architecture) gives the cost
+        const char *src = bb->preset && path_is_checkpoint(bb->path) && access(bb->path, R_OK) ? bb->preset : bb->path;
+        if (backbone_config(src, bb->heads, 0, -1, &cfg) == 0) {
             cfg.classes = 0;   // the head is a rounding error; its size depends on the task
             macs[b] = vit_forward_macs(&cfg);
         } else if (!rc) {

@@ -21,6 +21,7 @@ typedef struct {
     char *path;               // checkpoint (.safetensors / .npz) or preset name
     char *name;               // short name used in cell ids (file name without extension)
     int heads;                // 0: the checkpoint's
+    char *preset;             // same architecture as a preset: costs before the checkpoint exists
 } MxBackbone;
 
 typedef struct {

@@ -207,7 +207,7 @@ static int list_json(const char *dir, char ***out) {
         (*out)[n++] = xstrdup(p);
     }
     closedir(d);
-    qsort(*out, n, sizeof(char *), cmp_str);
+    if (n > 1) qsort(*out, n, sizeof(char *), cmp_str);
     return n;
 }
 

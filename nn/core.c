@@ -13,7 +13,7 @@
 #endif
 
 // ---------------------------------------------------------------- errors
-static char g_err[1024];
+static _Thread_local char g_err[1024];   // per thread: the batch worker never races main
 
 void nn_seterr(const char *fmt, ...) {
     va_list ap;

@@ -1,0 +1,518 @@
+// Tests of the benchmark matrix and its runner, tables and plots: strict parsing (unknown keys,
+// types, empty grids), stable cell ids, a run killed mid-cell then resumed, failing cells
+// recorded while the matrix goes on, and table/plot numbers on fixed records.
+#include "bench/matrix.h"
+#include "bench/results.h"
+#include "nn/nn.h"
+#include "tests/test.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BDIR TEST_TMP "/bench"
+
+static const char *bin(void) { return getenv("PETL_BIN") ? getenv("PETL_BIN") : "./petl"; }
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc(n + 1);
+    size_t got = fread(b, 1, n, f);
+    b[got] = 0;
+    fclose(f);
+    return b;
+}
+
+static int parse(const char *json, Matrix *m) { return matrix_parse(json, "t.json", m); }
+
+// parse must fail and the message contain every one of the (NULL-terminated) needles
+static void expect_error(const char *json, const char *what, ...) {
+    Matrix m;
+    int rc = parse(json, &m);
+    CHECK(rc != 0, "%s: parsed although invalid", what);
+    if (rc == 0) {
+        matrix_free(&m);
+        return;
+    }
+    va_list ap;
+    va_start(ap, what);
+    for (const char *s; (s = va_arg(ap, const char *));)
+        CHECK(strstr(nn_err(), s) != NULL, "%s: message '%s' lacks '%s'", what, nn_err(), s);
+    va_end(ap);
+    CHECK(strstr(nn_err(), "t.json") != NULL, "%s: message '%s' does not name the file", what, nn_err());
+}
+
+#define BASE_HEAD "{\"backbones\": [\"vit-nano\"], \"data\": \"d\", \"tasks\": [\"dsprites_loc\"], "
+
+static void test_validation(void) {
+    Matrix m;
+    int rc = parse(BASE_HEAD "\"methods\": [\"linear\"]}", &m);
+    CHECK(rc == 0 && m.ncells == 1, "minimal matrix: rc %d (%s), %d cells", rc, nn_err(), rc ? 0 : m.ncells);
+    if (!rc) matrix_free(&m);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"metods\": []}", "unknown top-level key", "unknown key 'metods'",
+                 "top level", NULL);
+    expect_error(BASE_HEAD "\"methods\": [{\"name\": \"lora\", \"arg\": {\"r\": 4}}]}", "unknown method key",
+                 "methods[0]", "unknown key 'arg'", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"train\": {\"epoch\": 3}}", "unknown train key", "train",
+                 "unknown key 'epoch'", NULL);
+    expect_error(BASE_HEAD "\"methods\": [{\"name\": \"lora\", \"train\": {\"lr_grid\": [1]}}]}", "unknown method train key",
+                 "methods[0].train", "'lr_grid'", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"regimes\": [{\"type\": \"fewshot\", \"shot\": [1]}]}",
+                 "unknown regime key", "regimes[0]", "'shot'", NULL);
+    expect_error("{\"backbones\": [{\"path\": \"a.safetensors\", \"head\": 3}], \"data\": \"d\", \"tasks\": [\"x\"], "
+                 "\"methods\": [\"linear\"]}", "unknown backbone key", "backbones[0]", "'head'", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"train\": {\"epochs\": \"ten\"}}", "string epochs",
+                 "train.epochs", "expected an integer", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"train\": {\"epochs\": 2.5}}", "fractional epochs",
+                 "train.epochs", "integer", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"train\": {\"augment\": 1}}", "number for a flag",
+                 "train.augment", "true or false", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"train\": {\"optimizer\": \"adam\"}}", "unknown optimizer",
+                 "train.optimizer", "'adam'", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"seeds\": \"0\"}", "string seeds", "seeds", "list of integers", NULL);
+    expect_error(BASE_HEAD "\"methods\": [{\"name\": \"lora\", \"args\": {\"r\": []}}]}", "empty args grid",
+                 "methods[0].args.r", "empty list", NULL);
+    expect_error(BASE_HEAD "\"methods\": [{\"name\": \"lora\", \"lr\": []}]}", "empty lr grid", "methods[0].lr",
+                 "empty list", NULL);
+    expect_error(BASE_HEAD "\"methods\": []}", "no methods", "methods", "empty list", NULL);
+    expect_error(BASE_HEAD "\"methods\": [{\"name\": \"lora\", \"args\": {\"r\": {\"a\": 1}}}]}", "object arg",
+                 "methods[0].args.r", "expected a number or a string", NULL);
+    expect_error(BASE_HEAD "\"methods\": [{\"name\": \"lora\", \"args\": {\"targets\": true}}]}", "bool arg",
+                 "methods[0].args.targets", "boolean", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\", \"linear\"]}", "same variant twice", "label", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"regimes\": [{\"type\": \"fewshot\", \"tasks\": [\"fashion\"], "
+                           "\"shots\": [1]}]}", "unknown regime task", "regimes[0].tasks[0]", "'fashion'", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"regimes\": [{\"type\": \"fewshot\"}]}", "fewshot without shots",
+                 "regimes[0]", "shots", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"regimes\": [\"full\", {\"type\": \"full\"}]}",
+                 "the same cell twice", "same cell", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"train\": {\"epochs\": 1,}}", "bad JSON", "invalid JSON near line 1", NULL);
+    expect_error("{\"backbones\": [\"vit-nano\"], \"tasks\": [\"t\"], \"methods\": [\"linear\"]}", "no data root", "tasks[0]",
+                 "data", NULL);
+    expect_error(BASE_HEAD "\"methods\": [{\"name\": \"fact_tt\", \"task_args\": {\"dsprite_loc\": {\"r\": 4}}}]}",
+                 "task_args of an unknown task", "task_args.dsprite_loc", NULL);
+}
+
+static const MxCell *find(const Matrix *m, const char *sub1, const char *sub2) {
+    for (int i = 0; i < m->ncells; i++)
+        if (strstr(m->cells[i].id, sub1) && (!sub2 || strstr(m->cells[i].id, sub2))) return &m->cells[i];
+    return NULL;
+}
+static const char *arg_after(const MxCell *c, const char *opt) {
+    for (int i = 0; i + 1 < c->argc; i++)
+        if (!strcmp(c->argv[i], opt)) return c->argv[i + 1];
+    return NULL;
+}
+static int has_id(const Matrix *m, const char *id) {
+    for (int i = 0; i < m->ncells; i++)
+        if (!strcmp(m->cells[i].id, id)) return 1;
+    return 0;
+}
+
+#define M0 "{\"backbones\": [\"vit-nano\"], \"data\": \"d\", \"tasks\": [\"dsprites_loc\", \"fashion_mnist\"], \"seeds\": [0, 1], "
+#define M0_METHODS "{\"name\": \"lora\", \"args\": {\"r\": [4, 8], \"targets\": \"q+v\"}, \"lr\": [0.001, 0.003]}, \"linear\""
+
+static void test_cells(void) {
+    const char *base = M0 "\"methods\": [" M0_METHODS "], \"train\": {\"epochs\": 2}}";
+    Matrix a, b;
+    CHECK(parse(base, &a) == 0, "base: %s", nn_err());
+    CHECK(parse(base, &b) == 0, "base again: %s", nn_err());
+    CHECK(a.ncells == 2 * 2 * 3, "grid expansion: %d cells, expected 12 (2 tasks x 2 seeds x (2 lora ranks + linear))", a.ncells);
+    int same = a.ncells == b.ncells;
+    for (int i = 0; i < a.ncells && same; i++) same = !strcmp(a.cells[i].id, b.cells[i].id);
+    CHECK(same, "ids differ between two parses of the same matrix");
+    const MxCell *c = find(&a, "dsprites_loc.full.lora_r4.vit-nano.s1-", NULL);
+    CHECK(c != NULL, "readable id task.regime.variant.backbone.seed-hash (first id: %s)", a.cells[0].id);
+    if (c) {
+        const char *h = strrchr(c->id, '-') + 1;
+        CHECK(strlen(h) == 10 && strspn(h, "0123456789abcdef") == 10, "id ends in 10 hex digits: %s", c->id);
+        CHECK(arg_after(c, "--lr-grid") && !strcmp(arg_after(c, "--lr-grid"), "0.001,0.003"), "lr list -> --lr-grid");
+        CHECK(arg_after(c, "--method-args") && !strcmp(arg_after(c, "--method-args"), "r=4,targets=q+v"), "args: %s",
+              arg_after(c, "--method-args") ? arg_after(c, "--method-args") : "(none)");
+        CHECK(arg_after(c, "--epochs") && !strcmp(arg_after(c, "--epochs"), "2"), "epochs passed");
+        CHECK(arg_after(c, "--seed") && !strcmp(arg_after(c, "--seed"), "1"), "seed passed");
+        CHECK(!strcmp(c->variant->label, "lora r=4"), "variant label '%s'", c->variant->label);
+    }
+    const MxCell *l = find(&a, "fashion_mnist.full.linear.vit-nano.s0-", NULL);
+    CHECK(l && arg_after(l, "--lr") && !arg_after(l, "--lr-grid"), "one learning rate -> --lr");
+
+    // unrelated edits keep every id: comments, another method, another task, reordering, another
+    // method's learning rates, a few-shot regime, a label of another entry
+    const char *edits[] = {
+        M0 "\"_comment\": \"x\", \"methods\": [" M0_METHODS "], \"train\": {\"epochs\": 2, \"_why\": \"y\"}}",
+        M0 "\"methods\": [{\"name\": \"bitfit\", \"label\": \"BitFit\"}, " M0_METHODS "], \"train\": {\"epochs\": 2}}",
+        "{\"backbones\": [\"vit-nano\", \"vit-micro\"], \"data\": \"d\", \"tasks\": [\"clevr_count\", \"fashion_mnist\", "
+        "\"dsprites_loc\"], \"seeds\": [1, 0, 2], \"methods\": [" M0_METHODS "], \"train\": {\"epochs\": 2}}",
+        M0 "\"methods\": [" M0_METHODS ", {\"name\": \"adapter\", \"lr\": [0.01, 0.1]}], \"train\": {\"epochs\": 2}, "
+        "\"regimes\": [\"full\", {\"type\": \"fewshot\", \"tasks\": [\"fashion_mnist\"], \"shots\": [1, 2]}]}",
+    };
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
+        Matrix x;
+        if (parse(edits[e], &x)) {
+            CHECK(0, "edit %zu does not parse: %s", e, nn_err());
+            continue;
+        }
+        int all = 1;
+        for (int i = 0; i < a.ncells; i++)
+            if (!has_id(&x, a.cells[i].id)) {
+                CHECK(0, "edit %zu changed the id of %s", e, a.cells[i].id);
+                all = 0;
+                break;
+            }
+        CHECK(all, "edit %zu keeps all ids", e);
+        matrix_free(&x);
+    }
+    // related edits change them: epochs for all; lora's learning rates for lora's only
+    Matrix y;
+    if (parse(M0 "\"methods\": [" M0_METHODS "], \"train\": {\"epochs\": 3}}", &y) == 0) {
+        int kept = 0;
+        for (int i = 0; i < a.ncells; i++) kept += has_id(&y, a.cells[i].id);
+        CHECK(kept == 0, "epochs 2 -> 3 kept %d ids", kept);
+        matrix_free(&y);
+    }
+    if (parse(M0 "\"methods\": [{\"name\": \"lora\", \"args\": {\"r\": [4, 8], \"targets\": \"q+v\"}, \"lr\": [0.001]}, "
+                 "\"linear\"], \"train\": {\"epochs\": 2}}", &y) == 0) {
+        int kept_lora = 0, kept_lin = 0;
+        for (int i = 0; i < a.ncells; i++) {
+            int k = has_id(&y, a.cells[i].id);
+            if (strstr(a.cells[i].id, ".lora_")) kept_lora += k;
+            else kept_lin += k;
+        }
+        CHECK(kept_lora == 0 && kept_lin == 4, "lora lr edit: kept %d lora ids (want 0), %d linear ids (want 4)", kept_lora,
+              kept_lin);
+        matrix_free(&y);
+    }
+    matrix_free(&a), matrix_free(&b);
+
+    // training settings: matrix < regime < method; per-task method args
+    Matrix p;
+    const char *prec = "{\"backbones\": [\"vit-nano\"], \"data\": \"d\", \"tasks\": [\"fashion_mnist\", \"dsprites_loc\"], "
+                       "\"train\": {\"epochs\": 2, \"batch\": 32}, "
+                       "\"methods\": [{\"name\": \"fact_tt\", \"args\": {\"r\": 8}, \"task_args\": {\"dsprites_loc\": {\"r\": 16, \"scale\": 100}}}, "
+                       "{\"name\": \"lora\", \"train\": {\"epochs\": 7}}], "
+                       "\"regimes\": [\"full\", {\"type\": \"fewshot\", \"tasks\": [\"fashion_mnist\"], \"shots\": [2], "
+                       "\"methods\": [\"lora\", \"fact_tt\"], \"train\": {\"epochs\": 5}}]}";
+    if (parse(prec, &p) == 0) {
+        const MxCell *f1 = find(&p, "fashion_mnist.2shot.fact_tt", NULL), *f2 = find(&p, "fashion_mnist.2shot.lora", NULL);
+        const MxCell *f3 = find(&p, "fashion_mnist.full.fact_tt", NULL), *f4 = find(&p, "dsprites_loc.full.fact_tt", NULL);
+        CHECK(f1 && !strcmp(arg_after(f1, "--epochs"), "5"), "regime epochs over the matrix's");
+        CHECK(f2 && !strcmp(arg_after(f2, "--epochs"), "7"), "method epochs over the regime's");
+        CHECK(f1 && !strcmp(arg_after(f1, "--batch"), "32") && !strcmp(arg_after(f1, "--regime"), "fewshot:2") &&
+                  !strcmp(arg_after(f1, "--format"), "fewshot"),
+              "few-shot cell: batch from the matrix, regime fewshot:2, format fewshot");
+        CHECK(f3 && !strcmp(arg_after(f3, "--method-args"), "r=8"), "task_args only on their task");
+        CHECK(f4 && !strcmp(arg_after(f4, "--method-args"), "r=16,scale=100"), "task_args override: %s",
+              f4 ? arg_after(f4, "--method-args") : "?");
+        CHECK(p.ncells == 6, "%d cells, expected 4 full + 2 few-shot", p.ncells);
+        matrix_free(&p);
+    } else CHECK(0, "precedence matrix: %s", nn_err());
+}
+
+// ---------------------------------------------------------------- end to end: kill, resume, failures
+static int count_files(const char *dir, const char *suffix) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    size_t L = strlen(suffix);
+    while ((e = readdir(d))) {
+        size_t k = strlen(e->d_name);
+        n += k >= L && !strcmp(e->d_name + k - L, suffix);
+    }
+    closedir(d);
+    return n;
+}
+
+// Every *.json under cells/ must be a complete record (ok with accuracy, or failed); returns how
+// many of each; the names of cells with a log but no record in `inflight`.
+static int check_records(int *nok, int *nfail, char *inflight, size_t cap) {
+    *nok = *nfail = 0;
+    if (inflight) inflight[0] = 0;
+    DIR *d = opendir(BDIR "/res/logs");
+    if (!d) return 0;
+    struct dirent *e;
+    int bad = 0;
+    while ((e = readdir(d))) {
+        size_t k = strlen(e->d_name);
+        if (k < 5 || strcmp(e->d_name + k - 4, ".log")) continue;
+        char id[512], p[1024];
+        snprintf(id, sizeof id, "%.*s", (int)(k - 4), e->d_name);
+        snprintf(p, sizeof p, BDIR "/res/cells/%s.json", id);
+        char *t = slurp(p);
+        if (!t) {
+            if (inflight && !inflight[0]) snprintf(inflight, cap, "%s", id);
+            continue;
+        }
+        cJSON *j = cJSON_Parse(t);
+        free(t);
+        const char *st = j ? cJSON_GetStringValue(cJSON_GetObjectItem(j, "status")) : NULL;
+        const cJSON *cell = j ? cJSON_GetObjectItem(j, "cell") : NULL;
+        const char *cid = cell ? cJSON_GetStringValue(cJSON_GetObjectItem(cell, "id")) : NULL;
+        if (st && cid && !strcmp(cid, id) && !strcmp(st, "ok") && cJSON_IsNumber(cJSON_GetObjectItem(j, "accuracy"))) (*nok)++;
+        else if (st && cid && !strcmp(cid, id) && !strcmp(st, "failed") && cJSON_GetObjectItem(j, "failure")) (*nfail)++;
+        else bad++;
+        cJSON_Delete(j);
+    }
+    closedir(d);
+    return bad;
+}
+
+static int run_cmd(const char *cmd, char **out) {
+    char full[4096];
+    snprintf(full, sizeof full, "%s > " BDIR "/out.txt 2>&1", cmd);
+    int rc = system(full);
+    if (out) *out = slurp(BDIR "/out.txt");
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static int count_str(const char *s, const char *needle) {
+    int n = 0;
+    for (const char *p = s; p && (p = strstr(p, needle)); p++) n++;
+    return n;
+}
+
+static double since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) + 1e-9 * (t.tv_nsec - t0->tv_nsec);
+}
+
+static void test_resume_and_failures(void) {
+    char cmd[2048];
+    if (access(bin(), X_OK)) {
+        CHECK(0, "%s not built", bin());
+        return;
+    }
+    CHECK(system("rm -rf " BDIR " && mkdir -p " BDIR) == 0, "make " BDIR);
+    snprintf(cmd, sizeof cmd, "%s data make --out " BDIR "/data --only dsprites_loc --train 40 --val 20 --test 40", bin());
+    CHECK(run_cmd(cmd, NULL) == 0, "petl data make (tiny)");
+    FILE *f = fopen(BDIR "/tiny.json", "w");
+    fputs("{\n \"_comment\": \"tiny end-to-end matrix of tests/test_bench.c\",\n"
+          " \"name\": \"tiny\", \"data\": \"" BDIR "/data\",\n"
+          " \"backbones\": [\"vit-nano\"],\n"
+          " \"tasks\": [\"dsprites_loc\", \"no_such_task\"],\n"
+          " \"methods\": [\"linear\", {\"name\": \"lora\", \"args\": {\"r\": 2}}, \"bitfit\",\n"
+          "   {\"name\": \"lora\", \"label\": \"lora-bad\", \"args\": {\"r\": \"abc\"}}],\n"
+          " \"train\": {\"epochs\": 1, \"batch\": 16, \"warmup\": 0}\n}\n",
+          f);
+    fclose(f);
+
+    // 1. start, kill -9 while a cell runs (a log without a record), after at least one record
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(BDIR "/run1.txt", O_CREAT | O_WRONLY | O_TRUNC, 0644);
+        dup2(fd, 1), dup2(fd, 2);
+        execl(bin(), bin(), "bench", BDIR "/tiny.json", "--out", BDIR "/res", "--jobs", "1", "--threads", "1", (char *)NULL);
+        _exit(127);
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char inflight[512] = "";
+    int nok = 0, nfail = 0, killed = 0;
+    while (since(&t0) < 60) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) break;   // finished before we could kill it
+        check_records(&nok, &nfail, inflight, sizeof inflight);
+        if (nok + nfail >= 1 && inflight[0]) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            killed = 1;
+            break;
+        }
+        usleep(5000);
+    }
+    CHECK(killed, "petl bench was killed mid-cell (records %d ok, %d failed)", nok, nfail);
+    usleep(1500 * 1000);   // an orphaned petl run would finish and write within this time
+    int bad = check_records(&nok, &nfail, inflight, sizeof inflight);
+    CHECK(bad == 0, "%d partial or foreign records after the kill", bad);
+    CHECK(nok + nfail >= 1 && nok + nfail < 8, "after the kill: %d records (want 1..7)", nok + nfail);
+    char p[1024];
+    snprintf(p, sizeof p, BDIR "/res/cells/%s.run.json", inflight);
+    CHECK(inflight[0] && access(p, F_OK) != 0, "the killed cell (%s) left no record: its petl run died with the bench", inflight);
+    CHECK(count_files(BDIR "/res/cells", ".run.json") == 0, "no raw petl run output left");
+
+    // 2. re-run: skips the finished cells, runs the rest; failing cells get failure records
+    char *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s bench " BDIR "/tiny.json --out " BDIR "/res --jobs 2 --threads 1", bin());
+    int rc = run_cmd(cmd, &out);
+    CHECK(rc == 3, "re-run with failing cells exits 3, got %d:\n%s", rc, out ? out : "");
+    int done1 = nok;   // finished ok before the kill: skipped; failed ones are retried
+    bad = check_records(&nok, &nfail, NULL, 0);
+    CHECK(bad == 0 && nok == 3 && nfail == 5, "after the re-run: %d ok (want 3), %d failed (want 5), %d bad", nok, nfail, bad);
+    CHECK(out && count_str(out, "[bench] start") == 8 - done1, "re-run started %d cells, expected %d:\n%s",
+          count_str(out ? out : "", "[bench] start"), 8 - done1, out ? out : "");
+    CHECK(out && strstr(out, "FAILED dsprites_loc.full.lora-bad") && strstr(out, "no_such_task"), "summary lists failed cells");
+    free(out);
+    // failure records: exit status and the stderr tail naming the cause
+    DIR *d = opendir(BDIR "/res/cells");
+    int seen_task = 0, seen_arg = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (!strstr(e->d_name, ".json")) continue;
+        snprintf(p, sizeof p, BDIR "/res/cells/%s", e->d_name);
+        char *t = slurp(p);
+        cJSON *j = t ? cJSON_Parse(t) : NULL;
+        free(t);
+        const cJSON *fj = j ? cJSON_GetObjectItem(j, "failure") : NULL;
+        if (fj) {
+            const cJSON *es = cJSON_GetObjectItem(fj, "exit_status");
+            const char *tail = cJSON_GetStringValue(cJSON_GetObjectItem(fj, "stderr_tail"));
+            CHECK(cJSON_IsNumber(es) && es->valueint == 1, "%s: exit_status 1", e->d_name);
+            if (tail && strstr(tail, "no folder for task 'no_such_task'")) seen_task++;
+            if (tail && strstr(tail, "r=abc")) seen_arg++;
+        }
+        cJSON_Delete(j);
+    }
+    if (d) closedir(d);
+    CHECK(seen_task == 4 && seen_arg == 1, "failure records carry the cause: %d missing-task (want 4), %d bad-arg (want 1)",
+          seen_task, seen_arg);
+
+    // 3. a third run retries only the failed cells
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 3 && out && count_str(out, "[bench] start") == 5 && strstr(out, "3 ok (3 already done before), 5 failed"),
+          "third run retries the 5 failed cells only (rc %d):\n%s", rc, out ? out : "");
+    free(out);
+    // dry run lists statuses; table counts failures per row
+    snprintf(cmd, sizeof cmd, "%s bench " BDIR "/tiny.json --out " BDIR "/res --dry-run --gflops 10", bin());
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 0 && out && count_str(out, "  done     ") == 3 && count_str(out, "  failed   ") == 5 && strstr(out, "to run: 5 cells"),
+          "dry run lists 3 done and 5 failed:\n%s", out ? out : "");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s table " BDIR "/res", bin());
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 0 && out && strstr(out, "| lora-bad | — | — | — | — | — | 0 | 2 |"), "table of the run: failed column:\n%s",
+          out ? out : "");
+    free(out);
+}
+
+// ---------------------------------------------------------------- table and plot on fixed records
+static void test_table_plot(void) {
+    char cmd[1024], *out = NULL;
+    if (access(bin(), X_OK)) return;
+    system("mkdir -p " BDIR);
+    snprintf(cmd, sizeof cmd, "%s table tests/ref/bench_records", bin());
+    int rc = run_cmd(cmd, &out);
+    CHECK(rc == 0, "petl table exit %d", rc);
+    const char *rows[] = {
+        "| method | fashion_mnist | textures | clevr_count | dsprites_loc | natural | specialized | structured | mean (groups)¹ | mean (tasks)¹ | seeds | failed |",
+        "| linear | 50.00 | 30.00 | 20.00 | 10.00 | 50.00 | 30.00 | 15.00 | 31.67 | 27.50 | 1 | 0 |",
+        // 65.00 ± 7.07: two seeds (60, 70); 12.35: 0.12345 rounded half away from zero
+        "| lora r=8 | 65.00 ± 7.07 | 12.35 | 30.00 | 40.00 | 65.00 | 12.35 | 35.00 | 37.45 | 36.84 | 1–2 | 0 |",
+        "| adapter | 55.00 | 25.00 | 35.00 | — | 55.00 | 25.00 | — | — | — | 1 | 1 |",
+        "| lora r=8 | 24576 | 2.04 | 101.0 | 120.0 | 170.0 | 3 T | 167 M | 100.0 | 300.0 |",
+        "| method | fashion_mnist 1-shot | fashion_mnist 4-shot | seeds | failed |",
+        "| linear | 10.00 ± 0.00 | 30.00 | 1–2 | 0 |",
+        "| lora r=8 | 25.00 ± 7.07 | 50.00 ± 10.00 | 2–3 | 0 |",
+        "training diverged: loss is nan",
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        CHECK(out && strstr(out, rows[i]), "table md lacks '%s'", rows[i]);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s table tests/ref/bench_records --format csv", bin());
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 0 && out &&
+              strstr(out, "models/vit-micro-fractal.safetensors,full,lora r=8,lora,65,7.071067812,2,12.345,,1,30,,1,40,,1,"
+                          "65,12.345,35,37.44833333,36.83625,0,24576,24576,2.040165763,103464,125829120,178257920,3e+12,"),
+          "csv lora row:\n%s", out ? out : "");
+    CHECK(out && strstr(out, ",adapter,adapter,55,,1,25,,1,35,,1,,,0,55,25,,,,1,"), "csv adapter row (missing task, 1 failed)");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s table tests/ref/bench_records --format csv --regime fewshot", bin());
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 0 && out && strstr(out, ",fewshot,lora r=8,lora,25,7.071067812,2,50,10,3,0,"), "csv few-shot:\n%s",
+          out ? out : "");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s table tests/ref/bench_records --format json", bin());
+    rc = run_cmd(cmd, &out);
+    cJSON *j = out ? cJSON_Parse(out) : NULL;
+    CHECK(rc == 0 && j && cJSON_GetArraySize(cJSON_GetObjectItem(j, "tables")) == 2, "json: two tables");
+    cJSON_Delete(j);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s table tests/ref/bench_records --format xml", bin());
+    CHECK(run_cmd(cmd, NULL) == 2, "unknown format: usage error");
+
+    // plot: exit 0, every figure's four files, exact .dat numbers
+    CHECK(system("rm -rf " BDIR "/plots") == 0, "clean plots");
+    snprintf(cmd, sizeof cmd, "%s plot tests/ref/bench_records --out " BDIR "/plots --published", bin());
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 0, "petl plot exit %d:\n%s", rc, out ? out : "");
+    free(out);
+    const char *figs[] = {"acc_vs_params", "acc_vs_memory", "acc_vs_train_flops", "fewshot_fashion_mnist"};
+    const char *exts[] = {"dat", "gp", "png", "svg"};
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 4; k++) {
+            char p[512];
+            struct stat st;
+            snprintf(p, sizeof p, BDIR "/plots/%s.%s", figs[i], exts[k]);
+            CHECK(stat(p, &st) == 0 && st.st_size > 0, "%s missing or empty", p);
+        }
+    char *dat = slurp(BDIR "/plots/acc_vs_params.dat");
+    // linear has 0 parameters: drawn a decade below the smallest positive count, labelled (0)
+    CHECK(dat && strstr(dat, "\"linear (0)\"\t1000\t31.66666667\t0\n\"lora r=8\"\t24576\t37.44833333\t24576\n"),
+          "acc_vs_params.dat points:\n%s", dat ? dat : "");
+    CHECK(dat && strstr(dat, "# not plotted (a task without result): adapter"), "adapter (a failed task) not plotted");
+    CHECK(dat && strstr(dat, "\"FacT-TK r<=32\"\t69000\t75.55178571\t69000"), "published FacT-TK r<=32 point");
+    CHECK(dat && strstr(dat, "# index 3: published Pareto frontier\n# label\tx\ty\tx_as_measured\n\"Linear (0)\"\t100\t57.68214286\t0\n"
+                             "\"FacT-TT r4\"\t8000\t73.4577381\t8000\n"),
+          "published frontier");
+    free(dat);
+    dat = slurp(BDIR "/plots/acc_vs_memory.dat");
+    CHECK(dat && strstr(dat, "\"linear\"\t100\t31.66666667\t100\n\"lora r=8\"\t120\t37.44833333\t120\n"),
+          "acc_vs_memory.dat (MiB):\n%s", dat ? dat : "");
+    free(dat);
+    dat = slurp(BDIR "/plots/fewshot_fashion_mnist.dat");
+    CHECK(dat && strstr(dat, "# lora r=8\n1\t25\t7.071067812\t2\n4\t50\t10\t3\n"), "fewshot .dat:\n%s", dat ? dat : "");
+    free(dat);
+    char *gp = slurp(BDIR "/plots/acc_vs_params.gp");
+    CHECK(gp && strstr(gp, "index 1 using 2:3 with steps") && strstr(gp, "Published: FacT"), "gp: frontier and published panel");
+    free(gp);
+    // a restyled .gp re-runs by itself from its folder
+    CHECK(system("cd " BDIR "/plots && gnuplot acc_vs_memory.gp >/dev/null 2>&1") == 0, "gnuplot on the written .gp");
+}
+
+static void test_format(void) {
+    char b[64];
+    res_fmt_fixed(12.345, 2, b, sizeof b);
+    CHECK(!strcmp(b, "12.35"), "12.345 -> %s", b);
+    res_fmt_fixed(100.0 * 0.12345, 2, b, sizeof b);
+    CHECK(!strcmp(b, "12.35"), "100 * 0.12345 -> %s", b);
+    res_fmt_fixed(2.675, 2, b, sizeof b);
+    CHECK(!strcmp(b, "2.68"), "2.675 -> %s (printf gives 2.67)", b);
+    res_fmt_fixed(-0.004, 2, b, sizeof b);
+    CHECK(!strcmp(b, "0.00"), "-0.004 -> %s", b);
+    res_fmt_fixed(99.995, 1, b, sizeof b);
+    CHECK(!strcmp(b, "100.0"), "99.995 (1 decimal) -> %s", b);
+    res_fmt_fixed(7.0710678, 2, b, sizeof b);
+    CHECK(!strcmp(b, "7.07"), "7.0710678 -> %s", b);
+    res_fmt_si(3e12, b, sizeof b);
+    CHECK(!strcmp(b, "3 T"), "3e12 -> %s", b);
+    res_fmt_si(167e6, b, sizeof b);
+    CHECK(!strcmp(b, "167 M"), "167e6 -> %s", b);
+    char n[40];
+    mx_fmt_num(0.001, n, sizeof n);
+    CHECK(!strcmp(n, "0.001"), "0.001 -> %s", n);
+    mx_fmt_num(1e-5, n, sizeof n);
+    CHECK(!strcmp(n, "1e-05"), "1e-5 -> %s", n);
+}
+
+int main(void) {
+    if (system("mkdir -p " TEST_TMP) != 0) return 1;
+    test_format();
+    test_validation();
+    test_cells();
+    test_table_plot();
+    test_resume_and_failures();
+    TEST_END();
+}
