@@ -1,48 +1,41 @@
 #!/bin/sh
-# Is the pretrained default backbone worth using? On every embedded downstream task: full
-# fine-tuning from it vs from random initialisation (same architecture, same recipe), and a
-# linear probe on it vs chance. Writes the table to models/README.md and data/README.md.
-# usage: tools/pretrain_check.sh [DATA=data] [CKPT=models/vit-micro-fractal.safetensors] [EPOCHS=10]
-set -e
-DATA=${DATA:-data}
-CKPT=${CKPT:-models/vit-micro-fractal.safetensors}
-EPOCHS=${EPOCHS:-10}
-OUT=${OUT:-results/pretrain-check}
-mkdir -p "$OUT"
-TASKS="fashion_mnist textures dsprites_loc dsprites_ori clevr_count clevr_dist smallnorb_azi smallnorb_ele"
-for t in $TASKS; do
-  for cfg in "pre full $CKPT 3e-4" "rand full vit-micro 1e-3" "pre linear $CKPT 1e-2"; do
-    set -- $cfg
-    rec="$OUT/$1-$2-$t.json"
-    [ -f "$rec" ] && continue
-    echo "pretrain check: $t $1 $2" >&2
-    ./petl run --backbone "$3" --method "$2" --data "$DATA" --task "$t" --epochs "$EPOCHS" --lr "$4" \
-      --batch 64 --out "$rec" >&2
+# Is the pretrained default backbone worth using? Puts side by side, per embedded task, from the
+# records of `make bench` (results/default: full fine-tuning and linear probe of the pretrained
+# backbone) and of the control matrix (results/control: full fine-tuning of the same
+# architecture from random initialisation, same budget): test accuracy, and chance.
+# Writes the table into models/README.md and data/README.md (replacing an earlier one).
+# usage: tools/pretrain_check.sh [RESULTS=results]
+R=${RESULTS:-results}
+field() { sed -n "s/^[[:space:]]*\"$2\":[[:space:]]*\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$1" | head -1; }
+find_acc() {   # $1 folder, $2 method, $3 task -> accuracy of the first ok record
+  for f in "$1"/cells/*.json; do
+    [ -f "$f" ] || continue
+    [ "$(field "$f" status)" = ok ] || continue
+    [ "$(field "$f" method)" = "$2" ] && [ "$(field "$f" task)" = "$3" ] && [ "$(field "$f" regime)" = full ] && {
+      field "$f" accuracy; return; }
   done
-done
-acc() { sed -n 's/^[[:space:]]*"accuracy":[[:space:]]*\([0-9.e-]*\),*$/\1/p' "$1" | head -1; }
-cls() { sed -n 's/^[[:space:]]*"classes":[[:space:]]*\([0-9]*\),*$/\1/p' "$1" | head -1; }
+  echo -
+}
 table=$(mktemp)
 {
   echo "## Is the pretrained backbone worth using?"
   echo
-  echo "Made by \`tools/pretrain_check.sh\` (EPOCHS=$EPOCHS) with \`$CKPT\`: test accuracy (%) after"
-  echo "training on train800val200 with the same recipe (AdamW, batch 64, $EPOCHS epochs; lr 3e-4"
-  echo "from the pretrained weights, 1e-3 from random init, 1e-2 for the probe)."
+  echo "Made by \`tools/pretrain_check.sh\` from the records of \`make bench\` (\`$R/default\`) and of"
+  echo "\`bench/matrices/control.json\` (\`$R/control\`): test accuracy (%), same training budget."
   echo
-  echo "| task | classes | chance | full FT, pretrained | full FT, random init | linear probe, pretrained |"
-  echo "| --- | --- | --- | --- | --- | --- |"
-  for t in $TASKS; do
-    a=$(acc "$OUT/pre-full-$t.json"); b=$(acc "$OUT/rand-full-$t.json"); c=$(acc "$OUT/pre-linear-$t.json")
-    k=$(cls "$OUT/pre-full-$t.json")
-    awk -v t="$t" -v k="$k" -v a="$a" -v b="$b" -v c="$c" \
-      'BEGIN { printf "| %s | %d | %.1f | %.1f | %.1f | %.1f |\n", t, k, 100 / k, 100 * a, 100 * b, 100 * c }'
+  echo "| task | chance | full FT, pretrained | full FT, random init | linear probe, pretrained |"
+  echo "| --- | --- | --- | --- | --- |"
+  for t in fashion_mnist textures dsprites_loc dsprites_ori clevr_count clevr_dist smallnorb_azi smallnorb_ele; do
+    k=$(wc -l < "data/$t/classes.txt" 2>/dev/null || echo 0)
+    a=$(find_acc "$R/default" full "$t"); b=$(find_acc "$R/control" full "$t"); c=$(find_acc "$R/default" linear "$t")
+    awk -v t="$t" -v k="$k" -v a="$a" -v b="$b" -v c="$c" 'function p(x) { return x == "-" ? "-" : sprintf("%.1f", 100 * x) }
+      BEGIN { printf "| %s | %s | %s | %s | %s |\n", t, k > 0 ? sprintf("%.1f", 100 / k) : "-", p(a), p(b), p(c) }'
   done
 } > "$table"
-for f in models/README.md "$DATA/README.md"; do
+for f in models/README.md data/README.md; do
   [ -f "$f" ] || continue
-  awk '/^## Is the pretrained backbone worth using\?/ { skip = 1 } skip && /^## / && !/worth using/ { skip = 0 } !skip' \
-    "$f" > "$f.tmp" && cat "$table" >> "$f.tmp" && mv "$f.tmp" "$f"
+  awk '/^## Is the pretrained backbone worth using\?/ { skip = 1; next } skip && /^## / { skip = 0 } !skip' "$f" > "$f.tmp"
+  { cat "$f.tmp"; echo; cat "$table"; } > "$f" && rm -f "$f.tmp"
 done
 cat "$table"
 rm -f "$table"
