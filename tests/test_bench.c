@@ -21,7 +21,7 @@
 
 #define BDIR TEST_TMP "/bench"
 
-static const char *bin(void) { return getenv("PETL_BIN") ? getenv("PETL_BIN") : "./petl"; }
+#define bin petl_bin
 
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");

@@ -3,29 +3,15 @@
 // method aimed at a site the backbone lacks. Each must exit non-zero with a message that names
 // the file (or option) and what was wrong, and never crash (exit by signal).
 #include <string.h>
-#include <sys/wait.h>
 
 #include "nn/nn.h"
 #include "nn/safetensors.h"
 #include "test.h"
 
-static const char *bin(void) { return getenv("PETL_BIN") ? getenv("PETL_BIN") : "./petl"; }
-
-// Runs a shell command; returns its exit status (or 128+signal) and its output in out.
-static int run(const char *cmd, char *out, size_t cap) {
-    char full[2048];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-    return WEXITSTATUS(st);
-}
 
 static void expect_error(const char *what, const char *cmd, const char *needle1, const char *needle2) {
     char out[8192];
-    int rc = run(cmd, out, sizeof out);
+    int rc = run_capture(cmd, out, sizeof out);
     CHECK(rc != 0 && rc < 128, "%s: exit %d (want a clean non-zero exit)\n%s", what, rc, out);
     CHECK(strstr(out, needle1) != NULL, "%s: message lacks '%s': %s", what, needle1, out);
     if (needle2) CHECK(strstr(out, needle2) != NULL, "%s: message lacks '%s': %s", what, needle2, out);
@@ -60,7 +46,7 @@ int main(void) {
     long cuts[] = {4, 100, n / 2, n - 1};
     for (int i = 0; i < 4; i++) {
         copy_prefix(good, TEST_TMP "/trunc.safetensors", cuts[i]);
-        snprintf(cmd, sizeof cmd, "%s predict --checkpoint %s/trunc.safetensors tests/ref/img0.png", bin(), TEST_TMP);
+        snprintf(cmd, sizeof cmd, "%s predict --checkpoint %s/trunc.safetensors tests/ref/img0.png", petl_bin(), TEST_TMP);
         expect_error("truncated checkpoint", cmd, "trunc.safetensors", NULL);
     }
     // offsets past the end: a hand-made header
@@ -73,7 +59,7 @@ int main(void) {
         float z[4] = {0};
         fwrite(z, sizeof z, 1, f);
         fclose(f);
-        snprintf(cmd, sizeof cmd, "%s predict --checkpoint %s/offsets.safetensors tests/ref/img0.png", bin(), TEST_TMP);
+        snprintf(cmd, sizeof cmd, "%s predict --checkpoint %s/offsets.safetensors tests/ref/img0.png", petl_bin(), TEST_TMP);
         expect_error("offsets past the end", cmd, "offsets.safetensors", NULL);
     }
     // a wrong shape: qkv of block 1 with one row too few
@@ -95,7 +81,7 @@ int main(void) {
         CHECK(st_writer_save(w, TEST_TMP "/shape.safetensors") == 0, "%s", nn_err());
         st_writer_free(w);
         st_close(&f);
-        snprintf(cmd, sizeof cmd, "%s predict --checkpoint %s/shape.safetensors tests/ref/img0.png", bin(), TEST_TMP);
+        snprintf(cmd, sizeof cmd, "%s predict --checkpoint %s/shape.safetensors tests/ref/img0.png", petl_bin(), TEST_TMP);
         expect_error("wrong shape", cmd, "blocks.1.attn.qkv.weight", "expected");
     }
     // not an image
@@ -103,33 +89,33 @@ int main(void) {
         FILE *f = fopen(TEST_TMP "/fake.png", "wb");
         fputs("this is not a png at all", f);
         fclose(f);
-        snprintf(cmd, sizeof cmd, "%s predict --checkpoint %s %s/fake.png", bin(), good, TEST_TMP);
+        snprintf(cmd, sizeof cmd, "%s predict --checkpoint %s %s/fake.png", petl_bin(), good, TEST_TMP);
         expect_error("not an image", cmd, "fake.png", NULL);
     }
     // missing checkpoint
-    snprintf(cmd, sizeof cmd, "%s predict --checkpoint %s/none.safetensors tests/ref/img0.png", bin(), TEST_TMP);
+    snprintf(cmd, sizeof cmd, "%s predict --checkpoint %s/none.safetensors tests/ref/img0.png", petl_bin(), TEST_TMP);
     expect_error("missing checkpoint", cmd, "none.safetensors", NULL);
     // options and methods
-    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --bogus 3", bin());
+    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --bogus 3", petl_bin());
     expect_error("unknown option", cmd, "--bogus", NULL);
-    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b99", bin());
+    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b99", petl_bin());
     expect_error("unknown preset", cmd, "vit-b99", NULL);
-    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --method lora --method-args targets=q+attn", bin());
+    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --method lora --method-args targets=q+attn", petl_bin());
     expect_error("site the backbone lacks", cmd, "attn", NULL);
-    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --method lora --method-args rank=4", bin());
+    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --method lora --method-args rank=4", petl_bin());
     expect_error("unknown method argument", cmd, "rank", NULL);
-    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --method nosuch", bin());
+    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --method nosuch", petl_bin());
     expect_error("unknown method", cmd, "nosuch", NULL);
-    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --image-size 100", bin());
+    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --image-size 100", petl_bin());
     expect_error("image size not a multiple of the patch", cmd, "100", NULL);
-    snprintf(cmd, sizeof cmd, "%s nosuchcommand", bin());
+    snprintf(cmd, sizeof cmd, "%s nosuchcommand", petl_bin());
     expect_error("unknown command", cmd, "nosuchcommand", NULL);
 
     // good paths print what they should
     char out[8192];
-    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --json", bin());
-    CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "\"backbone\":\t85798656"), "info --json: %s", out);
-    snprintf(cmd, sizeof cmd, "%s methods --json", bin());
-    CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "\"lora\""), "methods --json");
+    snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --json", petl_bin());
+    CHECK(run_capture(cmd, out, sizeof out) == 0 && strstr(out, "\"backbone\":\t85798656"), "info --json: %s", out);
+    snprintf(cmd, sizeof cmd, "%s methods --json", petl_bin());
+    CHECK(run_capture(cmd, out, sizeof out) == 0 && strstr(out, "\"lora\""), "methods --json");
     TEST_END();
 }

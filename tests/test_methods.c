@@ -10,18 +10,6 @@
 #include "test.h"
 #include "vit/vit.h"
 
-static void check_close(const char *what, const float *a, const float *b, long n, double tol) {
-    double scale = 0, worst = 0;
-    long wi = 0;
-    for (long i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
-    for (long i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > worst) worst = d, wi = i;
-    }
-    CHECK(worst <= tol * scale + 1e-12, "%s: max |diff| %.3g at %ld (got %.7g want %.7g)", what, worst, wi, a[wi],
-          b[wi]);
-}
-
 static Tensor *ref_input(Graph *g, StFile *ref, int *labels) {
     const StEntry *e = st_find(ref, "input");
     int s[4] = {3, 3, 16, 16};

@@ -24,18 +24,6 @@ static double max_abs(const float *x, long n) {
     return m;
 }
 
-// max |a - b| / max |b|; also CHECKs it against tol.
-static double check_close(const char *what, const float *a, const float *b, long n, double tol) {
-    double scale = max_abs(b, n), worst = 0;
-    long wi = 0;
-    for (long i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > worst || isnan(d)) worst = isnan(d) ? INFINITY : d, wi = i;
-    }
-    CHECK(worst <= tol * scale + 1e-12, "%s: max |diff| %.3g at %ld (got %.7g want %.7g), allowed %.3g", what,
-          worst, wi, a[wi], b[wi], tol * scale);
-    return scale > 0 ? worst / scale : worst;
-}
 
 static float *st_get(StFile *f, const char *name, long *n) {
     const StEntry *e = st_find(f, name);

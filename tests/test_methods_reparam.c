@@ -16,19 +16,6 @@
 static const char *g_methods[] = {"ssf", "fact_tt", "fact_tk", "kadaptation", "vpt_shallow", "vpt_deep"};
 enum { NMETH = sizeof g_methods / sizeof g_methods[0] };
 
-// |a - b| <= tol * max|b| elementwise; returns the worst |a - b| / max|b|.
-static double check_close(const char *what, const float *a, const float *b, long n, double tol) {
-    double scale = 0, worst = 0;
-    long wi = 0;
-    for (long i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
-    for (long i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= worst)) worst = d, wi = i;   // NaN counts as worst
-    }
-    CHECK(worst <= tol * scale + 1e-12, "%s: max |diff| %.3g at %ld (got %.7g want %.7g), allowed %.3g", what, worst,
-          wi, a[wi], b[wi], tol * scale);
-    return scale > 0 ? worst / scale : worst;
-}
 
 static StFile g_ref;   // vit_ref.safetensors: input and labels
 

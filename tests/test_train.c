@@ -9,16 +9,6 @@
 #include "nn/nn.h"
 #include "test.h"
 
-static const char *bin(void) { return getenv("PETL_BIN") ? getenv("PETL_BIN") : "./petl"; }
-
-static int run(const char *cmd, char *out, size_t cap) {
-    char full[2048];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    return pclose(p);
-}
 
 // Two classes of 16x16 images: bright top half vs bright bottom half, with noise.
 static void write_imagefolder(const char *root) {
@@ -61,8 +51,8 @@ int main(void) {
     snprintf(cmd, sizeof cmd,
              "%s train --checkpoint tests/ref/vit_tiny.safetensors --data %s/train/if --format imagefolder "
              "--epochs 6 --batch 8 --lr 3e-3 --warmup 0 --out %s/train/ft.safetensors",
-             bin(), TEST_TMP, TEST_TMP);
-    int rc = run(cmd, out, sizeof out);
+             petl_bin(), TEST_TMP, TEST_TMP);
+    int rc = run_capture(cmd, out, sizeof out);
     CHECK(rc == 0, "petl train failed: %s", out);
     int nsteps = 0;
     double first = -1, last = -1;
@@ -86,14 +76,14 @@ int main(void) {
 
     // petl run on generated VTAB-layout data, with an lr grid chosen on val200
     snprintf(cmd, sizeof cmd,
-             "%s data make --out %s/train/data --only dsprites_loc --train 48 --val 24 --test 40 > /dev/null", bin(),
+             "%s data make --out %s/train/data --only dsprites_loc --train 48 --val 24 --test 40 > /dev/null", petl_bin(),
              TEST_TMP);
-    CHECK(run(cmd, out, sizeof out) == 0, "petl data make: %s", out);
+    CHECK(run_capture(cmd, out, sizeof out) == 0, "petl data make: %s", out);
     snprintf(cmd, sizeof cmd,
              "%s run --backbone tests/ref/vit_tiny.safetensors --method lora --method-args r=2 --data %s/train/data --task dsprites_loc "
              "--epochs 2 --batch 16 --lr-grid 1e-3,1e-2 --out %s/train/rec.json --save-delta %s/train/d.safetensors",
-             bin(), TEST_TMP, TEST_TMP, TEST_TMP);
-    rc = run(cmd, out, sizeof out);
+             petl_bin(), TEST_TMP, TEST_TMP, TEST_TMP);
+    rc = run_capture(cmd, out, sizeof out);
     CHECK(rc == 0, "petl run: %s", out);
     FILE *f = fopen(TEST_TMP "/train/rec.json", "rb");
     CHECK(f != NULL, "no record written");
@@ -127,17 +117,17 @@ int main(void) {
     // predict with the delta == predict with the merged checkpoint
     snprintf(cmd, sizeof cmd,
              "%s merge --checkpoint tests/ref/vit_tiny.safetensors --delta %s/train/d.safetensors --out %s/train/m.safetensors",
-             bin(), TEST_TMP, TEST_TMP);
-    CHECK(run(cmd, out, sizeof out) == 0, "petl merge: %s", out);
+             petl_bin(), TEST_TMP, TEST_TMP);
+    CHECK(run_capture(cmd, out, sizeof out) == 0, "petl merge: %s", out);
     static char o1[8192], o2[8192];
     snprintf(cmd, sizeof cmd,
              "%s predict --checkpoint tests/ref/vit_tiny.safetensors --delta %s/train/d.safetensors "
              "%s/train/data/dsprites_loc/images/test/0.png 2>/dev/null",
-             bin(), TEST_TMP, TEST_TMP);
-    CHECK(run(cmd, o1, sizeof o1) == 0, "predict --delta: %s", o1);
+             petl_bin(), TEST_TMP, TEST_TMP);
+    CHECK(run_capture(cmd, o1, sizeof o1) == 0, "predict --delta: %s", o1);
     snprintf(cmd, sizeof cmd, "%s predict --checkpoint %s/train/m.safetensors %s/train/data/dsprites_loc/images/test/0.png 2>/dev/null",
-             bin(), TEST_TMP, TEST_TMP);
-    CHECK(run(cmd, o2, sizeof o2) == 0, "predict merged: %s", o2);
+             petl_bin(), TEST_TMP, TEST_TMP);
+    CHECK(run_capture(cmd, o2, sizeof o2) == 0, "predict merged: %s", o2);
     double a[64], b[64];
     int na = 0, nb = 0;
     for (char *p = strchr(o1, '['); p && na < 64;) {

@@ -26,24 +26,6 @@ static float *ref_get(const char *name, long *n) {
     return d;
 }
 
-static double max_abs(const float *x, long n) {
-    double m = 0;
-    for (long i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
-// |a - b| <= tol * max|b| elementwise.
-static void check_close(const char *what, const float *a, const float *b, long n, double tol) {
-    double scale = max_abs(b, n), worst = 0;
-    long wi = 0;
-    for (long i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > worst) worst = d, wi = i;
-    }
-    CHECK(worst <= tol * scale + 1e-12, "%s: max |diff| %.3g at %ld (got %.7g want %.7g), allowed %.3g", what,
-          worst, wi, a[wi], b[wi], tol * scale);
-}
-
 static Tensor *ref_input(Graph *g) {
     long n;
     float *x = ref_get("input", &n);
@@ -162,7 +144,7 @@ static void test_predict_cli(void) {
         CHECK(0, "./petl not built");
         return;
     }
-    const char *bin = getenv("PETL_BIN") ? getenv("PETL_BIN") : "./petl";
+    const char *bin = petl_bin();
     char cmd[512];
     snprintf(cmd, sizeof cmd,
              "%s predict --checkpoint tests/ref/vit_tiny.safetensors tests/ref/img0.png tests/ref/img1.png "
