@@ -182,9 +182,11 @@ int cmd_run(int argc, char **argv) {
     mem_reset_peaks();
     if (train_model(&v, method_sites(m), tr, &o, &ts, stderr)) goto fail;
     cJSON *mem = record_memory();
+    // Validation accuracy is the selection score: the chosen grid point's. After retraining on
+    // train800val200 the validation images are training images, so they are not scored again.
     EvalStats vv = {0};
-    if (ngrid == 1 && !shots) vv.acc = -1;   // val200 is inside train800val200: not reported
-    else if (eval_model(&v, method_sites(m), va, &o, &vv)) goto fail;
+    vv.acc = ngrid > 1 ? best_val : -1;
+    if (shots && eval_model(&v, method_sites(m), va, &o, &vv)) goto fail;
     if (eval_model(&v, method_sites(m), te, &o, &ev)) goto fail;
     long head = 0, own = method_trainable(&v, &head);
     VitCounts kc;
