@@ -26,8 +26,8 @@ HDRS     = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.h)) tests/test.h
 .PHONY: all deps test test-asan bench bench-quick perf data pretrain clean
 all: petl
 
-DEPS_PKGS = libopenblas-openmp-dev libcjson-dev libstb-dev libpng-dev zlib1g-dev gnuplot-nox \
-            dataset-fashion-mnist python3-numpy pkg-config
+DEPS_PKGS = gcc libc6-dev libopenblas-openmp-dev libcjson-dev libstb-dev libpng-dev zlib1g-dev gnuplot-nox \
+            dataset-fashion-mnist
 deps:
 	@./tools/deps.sh $(DEPS_PKGS)
 
