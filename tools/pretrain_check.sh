@@ -29,7 +29,7 @@ table=$(mktemp)
     k=$(wc -l < "data/$t/classes.txt" 2>/dev/null || echo 0)
     a=$(find_acc "$R/default" full "$t"); b=$(find_acc "$R/control" full "$t"); c=$(find_acc "$R/default" linear "$t")
     awk -v t="$t" -v k="$k" -v a="$a" -v b="$b" -v c="$c" 'function p(x) { return x == "-" ? "-" : sprintf("%.1f", 100 * x) }
-      BEGIN { printf "| %s | %s | %s | %s | %s |\n", t, k > 0 ? sprintf("%.1f", 100 / k) : "-", p(a), p(b), p(c) }'
+      BEGIN { printf "| %s | %s | %s | %s | %s |\n", t, ((k > 0) ? sprintf("%.1f", 100 / k) : "-"), p(a), p(b), p(c) }'
   done
 } > "$table"
 for f in models/README.md data/README.md; do
