@@ -585,6 +585,33 @@ Tensor *op_add_cols(Graph *g, Tensor *x, Tensor *d, int off, float s) {
     return y;
 }
 
+// The same as op_add_cols, writing into x's buffer: the result shares x's data (not its
+// gradient). Only for an x whose value no backward reads and that has no other consumer, such
+// as the fresh output of op_linear that a low-rank branch is added to: it saves a copy of x.
+Tensor *op_add_cols_inplace(Graph *g, Tensor *x, Tensor *d, int off, float s) {
+    long R = tensor_rows(x), C = tensor_last(x), Cd = tensor_last(d);
+    if (tensor_rows(d) != R || off < 0 || off + Cd > C || x->base || x->is_param)
+        die_shapes("op_add_cols_inplace", "a non-view activation x; d's rows must match x's and fit at the offset",
+                   x, d);
+    Tensor *y = graph_alloc(g, sizeof *y);
+    *y = *x;
+    y->grad = NULL;
+    y->requires_grad = 0;
+    y->keep_grad = 0;
+    float *yd = y->data;
+    const float *dd = d->data;
+#pragma omp parallel for schedule(static) if (R * C > PAR_MIN)
+    for (long r = 0; r < R; r++)
+        for (long j = 0; j < Cd; j++) yd[r * C + off + j] += s * dd[r * Cd + j];
+    graph_add_flops(g, 2.0 * R * Cd, 0);
+    if (graph_needs_grad(g, x, d, NULL)) {
+        BinCtx *c = graph_alloc(g, sizeof *c);
+        *c = (BinCtx){x, d, y, Cd, R, s, off};
+        graph_record(g, add_cols_backward, c, y);
+    }
+    return y;
+}
+
 // ---------------------------------------------------------------- activations
 enum { ACT_GELU, ACT_QGELU, ACT_RELU, ACT_TANH, ACT_SIGM };
 static const int act_fl_f[] = {FL_GELU_F, FL_QGELU_F, FL_RELU_F, FL_TANH_F, FL_SIGM_F};

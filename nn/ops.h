@@ -25,6 +25,9 @@ Tensor *op_mul(Graph *g, Tensor *a, Tensor *b);
 Tensor *op_scale(Graph *g, Tensor *x, float s);
 // x: (..., C) + s * d placed at columns [off, off + d's last dim): a new tensor.
 Tensor *op_add_cols(Graph *g, Tensor *x, Tensor *d, int off, float s);
+// The same, into x's buffer (no copy): only for an x no backward reads and nothing else
+// consumes, e.g. the fresh output of op_linear that a low-rank branch is added to.
+Tensor *op_add_cols_inplace(Graph *g, Tensor *x, Tensor *d, int off, float s);
 
 Tensor *op_gelu(Graph *g, Tensor *x);          // exact erf GELU
 Tensor *op_quick_gelu(Graph *g, Tensor *x);    // x * sigmoid(1.702 x)
