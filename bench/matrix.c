@@ -911,19 +911,12 @@ bad:
 }
 
 int matrix_load(const char *path, Matrix *m) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    char *buf = read_text_file(path, NULL);
+    if (!buf) {
         memset(m, 0, sizeof *m);
         nn_seterr("cannot open matrix %s (hint: bench/matrices/ holds default.json and quick.json)", path);
         return -1;
     }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = nn_malloc(n + 1);
-    size_t got = fread(buf, 1, n, f);
-    fclose(f);
-    buf[got] = 0;
     int rc = matrix_parse(buf, path, m);
     free(buf);
     return rc;

@@ -61,7 +61,7 @@ cJSON *record_memory(void) {
     return m;
 }
 
-cJSON *read_json_file(const char *path) {
+char *read_text_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         nn_seterr("cannot open %s", path);
@@ -74,6 +74,14 @@ cJSON *read_json_file(const char *path) {
     size_t got = fread(buf, 1, n, f);
     fclose(f);
     buf[got] = 0;
+    if (len) *len = got;
+    return buf;
+}
+
+cJSON *read_json_file(const char *path) {
+    size_t got;
+    char *buf = read_text_file(path, &got);
+    if (!buf) return NULL;
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithOpts(buf, &end, 0);
     if (!o) {

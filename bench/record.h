@@ -2,6 +2,7 @@
 #ifndef BENCH_RECORD_H
 #define BENCH_RECORD_H
 #include <cjson/cJSON.h>
+#include <stddef.h>
 
 #define PETL_VERSION "0.1.0"
 
@@ -13,6 +14,8 @@ int write_json_atomic(const char *path, const cJSON *o);
 cJSON *record_versions(void);
 // Peak memory by tag, engine total and process peak RSS (bytes).
 cJSON *record_memory(void);
+// Reads a whole file (NUL-terminated; *len its size); NULL with nn_err() naming the file.
+char *read_text_file(const char *path, size_t *len);
 // Reads and parses a JSON file; NULL with nn_err() naming the file.
 cJSON *read_json_file(const char *path);
 #endif
