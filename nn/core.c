@@ -270,6 +270,26 @@ static void *arena_alloc(Graph *g, size_t bytes) {
 
 void *graph_alloc(Graph *g, size_t bytes) { return arena_alloc(g, bytes); }
 
+GraphMark graph_mark(const Graph *g) {
+    GraphMark m = {g->cur, g->cur ? g->cur->used : 0, g->used_total};
+    return m;
+}
+
+void graph_rewind(Graph *g, GraphMark m) {
+    NN_ASSERT(g->used_total >= m.used_total, "graph_rewind to a mark past the arena's use");
+    if (!m.chunk) {   // marked before the first allocation: free everything
+        for (Chunk *c = g->head; c; c = c->next) c->used = 0;
+        g->cur = g->head;
+    } else {
+        Chunk *mc = m.chunk;
+        mc->used = m.used;
+        for (Chunk *c = mc->next; c; c = c->next) c->used = 0;
+        g->cur = mc;
+    }
+    mem_add(MEM_ACT, -(long long)(g->used_total - m.used_total));
+    g->used_total = m.used_total;
+}
+
 Tensor *graph_tensor(Graph *g, int ndim, const int *shape) {
     NN_ASSERT(ndim >= 1 && ndim <= NN_MAXDIM, "tensor rank %d not in 1..%d", ndim, NN_MAXDIM);
     Tensor *t = arena_alloc(g, sizeof(Tensor));

@@ -71,6 +71,14 @@ Tensor *graph_tensor3(Graph *g, int d0, int d1, int d2);
 Tensor *graph_zeros(Graph *g, int ndim, const int *shape);
 Tensor *graph_view(Graph *g, Tensor *base, int ndim, const int *shape);  // reshape, shares data+grad
 void *graph_alloc(Graph *g, size_t bytes);       // saved context for backward (MEM_ACT)
+// Stack discipline over the arena, for inference: everything allocated after a mark is freed
+// by graph_rewind (no tape entry may refer to it; the caller copies out what it keeps).
+typedef struct {
+    void *chunk;
+    size_t used, used_total;
+} GraphMark;
+GraphMark graph_mark(const Graph *g);
+void graph_rewind(Graph *g, GraphMark m);
 // Scratch for one op (MEM_WORK); freed by graph_scratch_release in LIFO order.
 float *graph_scratch(Graph *g, size_t nfloat);
 void graph_scratch_release(Graph *g, float *p);

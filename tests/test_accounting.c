@@ -103,6 +103,38 @@ int main(void) {
     CHECK(mem_current(MEM_WORK) == w0, "inference allocated gradient buffers");
     graph_free(g);
     vit_free(&v);
+
+    // Without a tape a block's activations are given back once it has run: the peak of a
+    // no-grad forward does not grow with depth, and the logits are the same bits.
+    long long peak[2];
+    for (int k = 0; k < 2; k++) {
+        VitConfig cd = small();
+        cd.depth = k ? 8 : 2;
+        Vit w;
+        vit_init(&w, &cd);
+        vit_init_random(&w, 5);
+        Graph *h = graph_new(0);
+        graph_set_grad_enabled(h, 0);
+        int bs[4] = {4, 3, cd.img, cd.img};
+        Tensor *xi = graph_tensor(h, 4, bs);
+        uint64_t r = 9;
+        rng_fill_normal(&r, xi->data, xi->n, 0, 1);
+        mem_reset_peaks();
+        long long a0 = mem_current(MEM_ACT);
+        Tensor *y1 = vit_forward(&w, h, xi, NULL);
+        peak[k] = mem_peak(MEM_ACT) - a0;
+        float keep[12];
+        memcpy(keep, y1->data, sizeof keep);
+        graph_set_grad_enabled(h, 1);
+        ps_freeze_all(&w.ps);
+        ps_set_trainable(&w.ps, ps_find(&w.ps, "blocks.0.norm1.weight"), 1);   // every block records
+        Tensor *y2 = vit_forward(&w, h, xi, NULL);
+        CHECK(!memcmp(keep, y2->data, sizeof keep), "no-grad logits differ from the taped forward's");
+        graph_free(h);
+        vit_free(&w);
+    }
+    CHECK(peak[1] < peak[0] * 3 / 2, "no-grad activation peak grows with depth: %lld (depth 2) -> %lld (depth 8)",
+          peak[0], peak[1]);
     CHECK(mem_current(MEM_PARAM) == p0 && mem_current(MEM_GRAD) == g0, "bytes not released by vit_free");
     TEST_END();
 }
