@@ -12,7 +12,7 @@ start=$(date +%s)
 echo "== petl bench $NAME: data"
 ./petl data make --out data
 if [ ! -f "$CKPT" ]; then
-  echo "== petl bench $NAME: pretraining the default backbone (missing $CKPT; about 15 minutes)"
+  echo "== petl bench $NAME: pretraining the default backbone (missing $CKPT; about 15-25 minutes)"
   mkdir -p models
   ./petl pretrain --preset vit-micro --data data --task fractal --out "$CKPT"
 fi
