@@ -48,6 +48,20 @@ def save_safetensors(path, tensors, meta=None):
             f.write(b)
 
 
+def load_safetensors(path):
+    """{name: float32 tensor} of a safetensors file (F32 tensors only, as these scripts write)."""
+    buf = open(path, "rb").read()
+    n = struct.unpack("<Q", buf[:8])[0]
+    head = json.loads(buf[8:8 + n])
+    out = {}
+    for k, v in head.items():
+        if k == "__metadata__":
+            continue
+        a, b = v["data_offsets"]
+        out[k] = torch.from_numpy(np.frombuffer(buf[8 + n + a:8 + n + b], dtype=np.float32).reshape(v["shape"]).copy())
+    return out
+
+
 def save_png(path, rgb):  # uint8 (H, W, 3)
     h, w, _ = rgb.shape
     raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h))

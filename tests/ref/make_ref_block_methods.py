@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from make_ref import CFG, ViT, save_safetensors  # noqa: E402
+from make_ref import CFG, ViT, load_safetensors, save_safetensors  # noqa: E402
 
 # name, method, petl args (the C test passes these to method_new)
 CASES = [
@@ -36,19 +36,6 @@ CASES = [
     ("compacter", "compacter", ""),
     ("compacterpp", "compacter", "variant=compacterpp,act=quick_gelu"),
 ]
-
-
-def load_safetensors(path):
-    buf = open(path, "rb").read()
-    n = struct.unpack("<Q", buf[:8])[0]
-    head = json.loads(buf[8:8 + n])
-    out = {}
-    for k, v in head.items():
-        if k == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        out[k] = torch.from_numpy(np.frombuffer(buf[8 + n + a:8 + n + b], dtype=np.float32).reshape(v["shape"]).copy())
-    return out
 
 
 def parse_args(s, defaults):

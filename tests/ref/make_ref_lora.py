@@ -13,27 +13,12 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from make_ref import CFG, ViT, save_safetensors  # noqa: E402
-
-
-def load_st(path):
-    import json, struct
-    import numpy as np
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__":
-            continue
-        s, e = v["data_offsets"]
-        out[k] = torch.from_numpy(np.frombuffer(b[8 + n + s:8 + n + e], dtype=np.float32).reshape(v["shape"]).copy())
-    return out
+from make_ref import CFG, ViT, load_safetensors, save_safetensors  # noqa: E402
 
 
 def base_model():
     m = ViT(CFG)
-    w = load_st(os.path.join(HERE, "vit_tiny.safetensors"))
+    w = load_safetensors(os.path.join(HERE, "vit_tiny.safetensors"))
     with torch.no_grad():
         for k, p in m.timm_state().items():
             p.copy_(w[k])
@@ -45,7 +30,7 @@ def base_model():
 def run_case(name, targets, r, alpha, noah):
     torch.manual_seed(1)
     m = base_model()
-    ref = load_st(os.path.join(HERE, "vit_ref.safetensors"))
+    ref = load_safetensors(os.path.join(HERE, "vit_ref.safetensors"))
     x, y = ref["input"], ref["labels"].long()
     D, L = CFG["embed_dim"], CFG["depth"]
     P = {}
