@@ -75,6 +75,17 @@ static BatchIter *make_iter(const Dataset *d, const Vit *v, const TrainOpts *o, 
     return bi_new(d, &bo);
 }
 
+// The iterator's next batch as a graph tensor (nvalid, 3, S, S) in *xt; labels in y.
+// Returns bi_next's 1 / 0 (epoch over) / -1 (error).
+static int next_batch(BatchIter *it, Graph *g, float *x, int *y, int S, Tensor **xt, int *nvalid) {
+    int got = bi_next(it, x, y, nvalid);
+    if (got <= 0) return got;
+    int shp[4] = {*nvalid, 3, S, S};
+    *xt = graph_tensor(g, 4, shp);
+    memcpy((*xt)->data, x, sizeof(float) * (*xt)->n);
+    return 1;
+}
+
 static int only_head_trainable(const Vit *v) {
     for (int i = 0; i < v->ps.n; i++)
         if (v->ps.p[i]->trainable && strncmp(v->ps.p[i]->name, "head.", 5)) return 0;
@@ -114,10 +125,8 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
     double t0 = now();
     graph_set_grad_enabled(g, 0);
     bi_reset_epoch(it, 0);
-    while ((got = bi_next(it, x, y, &nvalid)) > 0) {
-        int shp[4] = {nvalid, 3, S, S};
-        Tensor *xt = graph_tensor(g, 4, shp);
-        memcpy(xt->data, x, sizeof(float) * xt->n);
+    Tensor *xt;
+    while ((got = next_batch(it, g, x, y, S, &xt, &nvalid)) > 0) {
         Tensor *f = vit_features(v, g, xt, NULL);
         memcpy(F + (long)rows * D, f->data, sizeof(float) * nvalid * D);
         memcpy(Y + rows, y, sizeof(int) * nvalid);
@@ -210,7 +219,8 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
         epoch_n = 0;
         int nvalid;
         for (;;) {
-            int got = bi_next(it, x, y, &nvalid);
+            Tensor *xt;
+            int got = next_batch(it, g, x, y, S, &xt, &nvalid);
             if (got < 0) {
                 rc = -1;
                 break;
@@ -218,9 +228,6 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
             if (got == 0) break;
             double ts = now();
             float lr = sched_lr(step, total, warm, o->lr, o->min_lr);
-            int shp[4] = {nvalid, 3, S, S};
-            Tensor *xt = graph_tensor(g, 4, shp);
-            memcpy(xt->data, x, sizeof(float) * xt->n);
             Tensor *logits = vit_forward(v, g, xt, st);
             Tensor *loss = op_cross_entropy(g, logits, y, o->label_smoothing, -1);
             float lv = loss->data[0];
@@ -273,15 +280,13 @@ int eval_model(Vit *v, const VitSites *st, const Dataset *d, const TrainOpts *o,
     double t0 = now(), loss_sum = 0;
     bi_reset_epoch(it, 0);
     for (;;) {
-        int got = bi_next(it, x, y, &nvalid);
+        Tensor *xt;
+        int got = next_batch(it, g, x, y, S, &xt, &nvalid);
         if (got < 0) {
             rc = -1;
             break;
         }
         if (got == 0) break;
-        int shp[4] = {nvalid, 3, S, S};
-        Tensor *xt = graph_tensor(g, 4, shp);
-        memcpy(xt->data, x, sizeof(float) * xt->n);
         Tensor *logits = vit_forward(v, g, xt, st);
         Tensor *loss = op_cross_entropy(g, logits, y, 0, -1);
         int K = tensor_last(logits);
