@@ -13,6 +13,8 @@ else
   LDFLAGS += -fopenmp
 endif
 B ?= build
+# The CLI binary; a parallel build tree can use its own: make B=build-x PETL=build-x/petl build-x/petl
+PETL ?= petl
 
 LIB_DIRS = nn vit loaders methods bench
 LIB_SRC  = $(filter-out bench/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
@@ -24,7 +26,7 @@ PERF_BIN = $(PERF_SRC:bench/perf/%.c=$(B)/perf/%)
 HDRS     = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.h)) tests/test.h
 
 .PHONY: all deps test test-asan bench bench-quick perf data pretrain clean
-all: petl
+all: $(PETL)
 
 DEPS_PKGS = gcc libc6-dev libopenblas-openmp-dev libcjson-dev libstb-dev libpng-dev zlib1g-dev gnuplot-nox \
             dataset-fashion-mnist
@@ -41,7 +43,7 @@ $(B)/libpetl.a: $(LIB_OBJ)
 
 # whole-archive: every method file registers itself through the registry's weak references
 WHOLE = -Wl,--whole-archive $(B)/libpetl.a -Wl,--no-whole-archive
-petl: $(B)/bench/main.o $(B)/libpetl.a
+$(PETL): $(B)/bench/main.o $(B)/libpetl.a
 	$(CC) $(LDFLAGS) -o $@ $(B)/bench/main.o $(WHOLE) $(LDLIBS)
 
 $(B)/tests/%: tests/%.c $(B)/libpetl.a $(HDRS)

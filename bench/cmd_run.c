@@ -154,7 +154,10 @@ int cmd_run(int argc, char **argv) {
             if (build_model(&ms, classes, (uint64_t)to.seed, &v, &m)) goto fail;
             TrainOpts o = to;
             o.lr = grid[k];
-            int rc = train_model(&v, method_sites(m), tr, &o, &ts, stderr);
+            o.method = m;
+            int rc = method_prepare_on(m, &v, tr, &o);
+            if (rc == 0) rc = train_model(&v, method_sites(m), tr, &o, &ts, stderr);
+            if (rc == 0 && m->desc->finalize) rc = m->desc->finalize(m, &v);
             double acc = -1;
             if (rc == 0 && eval_model(&v, method_sites(m), va, &o, &ev) == 0) acc = ev.acc;
             cJSON *gp = cJSON_CreateObject();
@@ -179,9 +182,12 @@ int cmd_run(int argc, char **argv) {
     TrainOpts o = to;
     o.lr = grid[best];
     if (build_model(&ms, classes, (uint64_t)to.seed, &v, &m)) goto fail;
+    o.method = m;
+    if (method_prepare_on(m, &v, tr, &o)) goto fail;
     mem_reset_peaks();
     if (train_model(&v, method_sites(m), tr, &o, &ts, stderr)) goto fail;
     cJSON *mem = record_memory();
+    if (m->desc->finalize && m->desc->finalize(m, &v)) goto fail;
     // Validation accuracy is the selection score: the chosen grid point's. After retraining on
     // train800val200 the validation images are training images, so they are not scored again.
     EvalStats vv = {0};
@@ -257,6 +263,7 @@ int cmd_run(int argc, char **argv) {
     cJSON_AddNumberToObject(rec, "wall_s", now() - t_start);
     cJSON_AddNumberToObject(rec, "skipped_examples", tr->skipped + va->skipped + te->skipped);
     cJSON_AddItemToObject(rec, "versions", record_versions());
+    if (m->desc->report && m->desc->report(m, &v, te, &o, rec)) goto fail;
     if (write_json_atomic(out, rec)) goto fail;
     printf("%s %s %s %s: test accuracy %.4f (%ld examples), trainable %ld + head %ld, %.1f s -> %s\n", ms.method,
            margs, task, regime, ev.acc, ev.n, own, head, now() - t_start, out);

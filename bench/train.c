@@ -9,6 +9,7 @@
 #include "bench/args.h"
 #include "loaders/batch.h"
 #include "loaders/transform.h"
+#include "methods/method.h"
 #include "nn/ops.h"
 #include "nn/optim.h"
 
@@ -196,7 +197,10 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
         nn_seterr("unknown optimizer '%s' (expected adamw or sgd)", o->optimizer);
         return -1;
     }
-    if (!st && !o->augment && only_head_trainable(v)) return train_head_cached(v, train, o, s, log);
+    const Method *hm = o->method;
+    const MethodDesc *hd = hm ? hm->desc : NULL;
+    int hooked = hd && (hd->step_begin || hd->train_input || hd->train_loss || hd->step_end);
+    if (!st && !hooked && !o->augment && only_head_trainable(v)) return train_head_cached(v, train, o, s, log);
     OptConfig oc = opt_config(o);
     BatchIter *it = make_iter(train, v, o, 1);
     if (!it) return -1;
@@ -228,8 +232,14 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
             if (got == 0) break;
             double ts = now();
             float lr = sched_lr(step, total, warm, o->lr, o->min_lr);
+            if (hd && hd->step_begin) hd->step_begin(o->method, g, step, total);
+            if (hd && hd->train_input) {
+                Tensor *xa = hd->train_input(o->method, g, xt, y);
+                if (xa) xt = xa;
+            }
             Tensor *logits = vit_forward(v, g, xt, st);
             Tensor *loss = op_cross_entropy(g, logits, y, o->label_smoothing, -1);
+            if (hd && hd->train_loss) loss = hd->train_loss(o->method, g, logits, xt, y, loss);
             float lv = loss->data[0];
             if (!isfinite(lv)) {
                 nn_seterr("training diverged: loss is %g at step %ld (epoch %d); lower --lr", lv, step, ep + 1);
@@ -242,6 +252,7 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
             graph_backward(g, loss);
             float gn = opt_step(opt, lr);
             graph_reset(g);
+            if (hd && hd->step_end) hd->step_end(o->method, step, total);
             double dt = now() - ts;
             epoch_loss += lv * nvalid;
             epoch_n += nvalid;
@@ -261,6 +272,44 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
     free(y);
     graph_free(g);
     opt_free(opt);
+    bi_free(it);
+    return rc;
+}
+
+typedef struct {
+    BatchIter *it;
+    float *x;
+    int *y, S, left;
+} PrepCtx;
+
+static int prep_next(void *ctx, Graph *g, Tensor **x, int *y) {
+    PrepCtx *p = ctx;
+    if (p->left <= 0) return 0;
+    int nvalid, got = next_batch(p->it, g, p->x, p->y, p->S, x, &nvalid);
+    if (got <= 0) return got;
+    if (nvalid > p->left) {      // hand out exactly `examples`
+        nvalid = p->left;
+        int shp[4] = {nvalid, 3, p->S, p->S};
+        Tensor *t = graph_tensor(g, 4, shp);
+        memcpy(t->data, (*x)->data, sizeof(float) * t->n);
+        *x = t;
+    }
+    memcpy(y, p->y, sizeof(int) * nvalid);
+    p->left -= nvalid;
+    return nvalid;
+}
+
+int method_prepare_on(Method *m, Vit *v, const Dataset *d, const TrainOpts *o) {
+    if (!m->desc->prepare) return 0;
+    BatchIter *it = make_iter(d, v, o, 0);
+    if (!it) return -1;
+    int want = m->desc->prepare_examples > 0 ? m->desc->prepare_examples : 1024;
+    PrepCtx p = {it, nn_malloc(sizeof(float) * o->batch * 3 * v->cfg.img * v->cfg.img),
+                 nn_malloc(sizeof(int) * o->batch), v->cfg.img, want < d->n ? want : d->n};
+    bi_reset_epoch(it, 0);
+    MethodData md = {&p, o->batch, p.left, prep_next};
+    int rc = m->desc->prepare(m, v, &md);
+    free(p.x), free(p.y);
     bi_free(it);
     return rc;
 }

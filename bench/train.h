@@ -7,7 +7,7 @@
 #include "loaders/dataset.h"
 #include "vit/vit.h"
 
-typedef struct {
+typedef struct TrainOpts {
     int epochs, batch, seed;
     float lr, min_lr, weight_decay, momentum, label_smoothing, clip_norm;
     float warmup;              // warmup length in epochs (fractional allowed)
@@ -18,6 +18,7 @@ typedef struct {
     float drop_path;           // unused by the plain loop (kept for the record)
     int log_every;             // a line every N steps (1 = every step; 0 = none)
     int threads;
+    struct Method *method;     // its training hooks (step_begin, train_input, train_loss, step_end); NULL: none
 } TrainOpts;
 
 void train_opts_default(TrainOpts *o);
@@ -46,6 +47,9 @@ typedef struct {
     double flops_per_image;            // forward FLOPs per image, measured
     double images_per_s;
 } EvalStats;
+// Runs the method's prepare hook (when it has one) on up to its prepare_examples training
+// examples of d, in the evaluation order (no shuffling, no augmentation). 0 or -1 with nn_err().
+int method_prepare_on(struct Method *m, Vit *v, const Dataset *d, const TrainOpts *o);
 int eval_model(Vit *v, const VitSites *st, const Dataset *d, const TrainOpts *o, EvalStats *e);
 
 #endif

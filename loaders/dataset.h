@@ -11,7 +11,7 @@ typedef struct {
     char *msg;      // what is wrong, naming the image when there is one
 } DsProblem;
 
-typedef struct {
+typedef struct Dataset {
     char **paths;          // n image paths, each "root/<relative path>"; NULL for in-memory sources
     int *labels;           // n labels, all in [0, num_classes)
     int n, num_classes;

@@ -4,6 +4,8 @@
 #ifndef METHODS_METHOD_H
 #define METHODS_METHOD_H
 
+#include <cjson/cJSON.h>
+
 #include "vit/vit.h"
 
 #define METHOD_MAXARGS 16
@@ -15,6 +17,17 @@ typedef struct {
 } MethodArg;
 
 typedef struct Method Method;
+struct Dataset;
+struct TrainOpts;
+
+// Training batches for data-dependent set-up (Fisher, SNIP, GraSP scores): next() puts the
+// next batch on g as *x (B, 3, S, S, normalised as in training) and its labels in y (capacity
+// `batch`); returns the batch size, 0 when the examples are used up, -1 on error (nn_err()).
+typedef struct {
+    void *ctx;
+    int batch, examples;          // batch size; how many examples next() hands out in all
+    int (*next)(void *ctx, Graph *g, Tensor **x, int *y);
+} MethodData;
 
 typedef struct {
     const char *name;
@@ -30,6 +43,27 @@ typedef struct {
     double (*extra_macs)(const Method *m, const VitConfig *c);
     // Fold into the backbone's weights (mergeable methods only); afterwards sites are empty.
     int (*merge)(Method *m, Vit *v);
+
+    // ---- Optional hooks around training (NULL: none). bench/train.c and petl run call them.
+    // Data-dependent set-up after attach and before training (importance scores, pruned
+    // initialisation). Called by petl run with up to `prepare_examples` training examples.
+    int (*prepare)(Method *m, Vit *v, MethodData *data);
+    int prepare_examples;                // 0: 1024
+    // Before each training step's forward (schedules: L0 temperature, pruning steps).
+    void (*step_begin)(Method *m, Graph *g, long step, long total);
+    // The image batch to train on this step (an adversarial example, say); NULL keeps img.
+    Tensor *(*train_input)(Method *m, Graph *g, Tensor *img, const int *y);
+    // The loss to minimise, given the logits and the cross-entropy loss (adds a penalty, or
+    // distillation). NULL or returning ce: plain cross-entropy.
+    Tensor *(*train_loss)(Method *m, Graph *g, Tensor *logits, Tensor *img, const int *y, Tensor *ce);
+    // After each optimizer step (re-apply masks, prune on a schedule).
+    void (*step_end)(Method *m, long step, long total);
+    // After training, before the final evaluation: make the final model (prune the merged
+    // weights, quantize, switch to sparse kernels). -1 with nn_err().
+    int (*finalize)(Method *m, Vit *v);
+    // Adds the method's own fields to the result record (robust accuracy, say). May evaluate
+    // on `test` with the options `o`. -1 with nn_err().
+    int (*report)(Method *m, Vit *v, const struct Dataset *test, const struct TrainOpts *o, cJSON *rec);
 } MethodDesc;
 
 struct Method {
