@@ -20,6 +20,13 @@ METHOD_DECL(method_fact_tk);
 METHOD_DECL(method_kadaptation);
 METHOD_DECL(method_vpt_shallow);
 METHOD_DECL(method_vpt_deep);
+// Memory-efficient and sparse methods (issue 6).
+METHOD_DECL(method_lst);
+METHOD_DECL(method_sparse_adapter);
+METHOD_DECL(method_dsee);
+METHOD_DECL(method_l0mask);
+METHOD_DECL(method_prune);
+METHOD_DECL(method_int8);
 
 // Shared by methods: freeze the backbone, train the head (if any).
 void method_freeze_backbone_train_head(Vit *v);
