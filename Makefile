@@ -16,7 +16,7 @@ B ?= build
 # The CLI binary; a parallel build tree can use its own: make B=build-x PETL=build-x/petl build-x/petl
 PETL ?= petl
 
-LIB_DIRS = nn vit loaders methods bench
+LIB_DIRS = nn vit loaders methods bench vl
 LIB_SRC  = $(filter-out bench/main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o)
 TEST_SRC = $(wildcard tests/test_*.c)
