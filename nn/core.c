@@ -134,6 +134,7 @@ struct Graph {
     size_t *scratch_n;
     int nscratch, capscratch;
     int training, grad_enabled, in_backward;
+    int tmp_on;                       // graph_tensor data from the scratch stack (graph_tmp_*)
     uint64_t rng;
     double flops_fwd, flops_bwd;
 };
@@ -300,8 +301,18 @@ Tensor *graph_tensor(Graph *g, int ndim, const int *shape) {
         t->shape[i] = shape[i];
     }
     t->n = shape_numel(ndim, shape);
-    t->data = arena_alloc(g, (size_t)t->n * sizeof(float));
+    t->data = g->tmp_on ? graph_scratch(g, (size_t)t->n) : arena_alloc(g, (size_t)t->n * sizeof(float));
     return t;
+}
+
+void graph_tmp_begin(Graph *g) { g->tmp_on++; }
+void graph_tmp_end(Graph *g) {
+    NN_ASSERT(g->tmp_on > 0, "graph_tmp_end without graph_tmp_begin");
+    g->tmp_on--;
+}
+void graph_tmp_release(Graph *g, Tensor *t) {
+    graph_scratch_release(g, t->data);
+    t->data = NULL;      // any later read is a crash, not a silent wrong value
 }
 Tensor *graph_tensor2(Graph *g, int d0, int d1) {
     int s[2] = {d0, d1};

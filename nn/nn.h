@@ -79,6 +79,13 @@ typedef struct {
 } GraphMark;
 GraphMark graph_mark(const Graph *g);
 void graph_rewind(Graph *g, GraphMark m);
+// Transient op outputs: between graph_tmp_begin and graph_tmp_end, graph_tensor takes the data
+// from the scratch stack (the Tensor itself stays on the arena). Only for an output that no
+// backward reads (e.g. the input of a frozen linear) and that graph_tmp_release frees, in LIFO
+// order with other scratch, once its consumers ran: the arena keeps nothing of it.
+void graph_tmp_begin(Graph *g);
+void graph_tmp_end(Graph *g);
+void graph_tmp_release(Graph *g, Tensor *t);
 // Scratch for one op (MEM_WORK); freed by graph_scratch_release in LIFO order.
 float *graph_scratch(Graph *g, size_t nfloat);
 void graph_scratch_release(Graph *g, float *p);

@@ -170,26 +170,53 @@ static Tensor *site_linear(const VitSites *st, Graph *g, int layer, VitSite s, T
 // With a post hook at a residual-fused site, the residual has to be added after the hook.
 static int has_post(const VitSites *st) { return st && st->post; }
 
+// The input of linear site s is transient (no backward reads it, nothing keeps it) when the
+// weight is frozen, no method handles the site, no post hook sees the tensors, and the sub-layer
+// hook that also receives h (after_attn / after_mlp) is absent or declared not to keep it.
+static int transient_input(Graph *g, const VitSites *st, int l, VitSite s, const Tensor *W, int h_to_hook) {
+    if (!graph_grad_enabled(g) || W->requires_grad || has_post(st)) return 0;
+    if (st && st->has_linear && st->linear && st->has_linear(st->ctx, l, s)) return 0;
+    if (h_to_hook && !(st && st->keeps_no_h)) return 0;
+    return 1;
+}
+
 static Tensor *block_forward(Vit *v, Graph *g, int l, Tensor *x, const VitSites *st) {
     const VitConfig *c = &v->cfg;
     VitBlock *b = &v->blocks[l];
     AttnOpts ao = {.heads = c->heads};
     int fuse_attn = !(st && st->after_attn) && !has_post(st);
     int fuse_mlp = !(st && st->after_mlp) && !has_post(st);
+    // Activations only the forward needs live on the scratch stack, not the arena (PET memory).
+    int tmp_h1 = transient_input(g, st, l, SITE_QKV, b->qkv_w, st && st->after_attn);
+    int tmp_a = transient_input(g, st, l, SITE_PROJ, b->proj_w, 0);
+    int tmp_h2 = transient_input(g, st, l, SITE_FC1, b->fc1_w, st && st->after_mlp);
 
+    if (tmp_h1) graph_tmp_begin(g);
     Tensor *h = site_post(st, g, l, SITE_NORM1, op_layernorm(g, x, b->norm1_w, b->norm1_b, c->ln_eps));
+    if (tmp_h1) graph_tmp_end(g);
     Tensor *qkv = site_post(st, g, l, SITE_QKV, site_linear(st, g, l, SITE_QKV, h, b->qkv_w, b->qkv_b, NULL));
+    if (tmp_a) graph_tmp_begin(g);
     Tensor *a = op_attention_qkv(g, qkv, &ao);
+    if (tmp_a) graph_tmp_end(g);
     if (fuse_attn) {
         x = site_linear(st, g, l, SITE_PROJ, a, b->proj_w, b->proj_b, x);
+        if (tmp_a) graph_tmp_release(g, a);
     } else {
         Tensor *o = site_post(st, g, l, SITE_PROJ, site_linear(st, g, l, SITE_PROJ, a, b->proj_w, b->proj_b, NULL));
+        if (tmp_a) graph_tmp_release(g, a);
         if (st && st->after_attn) o = st->after_attn(st->ctx, g, l, x, h, o);
         x = op_add(g, x, o);
     }
+    if (tmp_h1) graph_tmp_release(g, h);
 
+    if (tmp_h2) graph_tmp_begin(g);
     h = site_post(st, g, l, SITE_NORM2, op_layernorm(g, x, b->norm2_w, b->norm2_b, c->ln_eps));
+    if (tmp_h2) graph_tmp_end(g);
     Tensor *f = site_post(st, g, l, SITE_FC1, site_linear(st, g, l, SITE_FC1, h, b->fc1_w, b->fc1_b, NULL));
+    if (tmp_h2 && !(st && st->after_mlp)) {
+        graph_tmp_release(g, h);
+        tmp_h2 = 0;
+    }
     int fc2_hooked = st && st->has_linear && st->linear && st->has_linear(st->ctx, l, SITE_FC2);
     Tensor *m;
     if (fuse_mlp && !fc2_hooked) return op_gelu_linear(g, f, b->fc2_w, b->fc2_b, x);
@@ -197,6 +224,7 @@ static Tensor *block_forward(Vit *v, Graph *g, int l, Tensor *x, const VitSites 
     else m = op_gelu_linear(g, f, b->fc2_w, b->fc2_b, NULL);
     m = site_post(st, g, l, SITE_FC2, m);
     if (st && st->after_mlp) m = st->after_mlp(st->ctx, g, l, x, h, m);
+    if (tmp_h2) graph_tmp_release(g, h);
     return op_add(g, x, m);
 }
 
@@ -216,7 +244,8 @@ static Tensor *embed(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
     return op_add(g, x, graph_view(g, v->pos, 2, pshape));
 }
 
-Tensor *vit_features(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
+// Embedding and every block: the residual stream (B, N, D) before the final norm.
+static Tensor *run_blocks(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
     const VitConfig *c = &v->cfg;
     Tensor *x = embed(v, g, img, st);
     // A block that recorded nothing on the tape (inference, or a frozen stretch of the backbone)
@@ -240,11 +269,22 @@ Tensor *vit_features(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
             graph_scratch_release(g, keep);
         }
     }
+    return x;
+}
+
+Tensor *vit_features(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
+    const VitConfig *c = &v->cfg;
+    Tensor *x = run_blocks(v, g, img, st);
     // LayerNorm is per token: normalising the class token alone is the same as slicing after.
     Tensor *cls = op_slice_tokens(g, x, 0, 1);
     int s2[2] = {cls->shape[0], c->dim};
     cls = graph_view(g, cls, 2, s2);
     return site_post(st, g, -1, SITE_NORM_FINAL, op_layernorm(g, cls, v->norm_w, v->norm_b, c->ln_eps));
+}
+
+Tensor *vit_token_features(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
+    Tensor *x = run_blocks(v, g, img, st);
+    return site_post(st, g, -1, SITE_NORM_FINAL, op_layernorm(g, x, v->norm_w, v->norm_b, v->cfg.ln_eps));
 }
 
 Tensor *vit_forward(Vit *v, Graph *g, Tensor *img, const VitSites *st) {

@@ -65,6 +65,9 @@ typedef struct VitSites {
     void (*tap)(void *ctx, Graph *g, int layer, Tensor *x);
     // Replace the head: gets the final-normed class token (B, D).
     Tensor *(*head)(void *ctx, Graph *g, Tensor *feat);
+    // 1: after_attn / after_mlp neither keep h nor read it in backward, so the ViT may free it
+    // once the sub-layer ran (0, the default, is always safe).
+    int keeps_no_h;
 } VitSites;
 
 // Creates the parameters (zero) in v->ps; vit_init_random fills them as timm does.
@@ -79,6 +82,10 @@ void vit_reset_head(Vit *v, int classes, uint64_t seed);
 Tensor *vit_forward(Vit *v, Graph *g, Tensor *img, const VitSites *sites);
 // The features the head sees (B, D): final-normed class token.
 Tensor *vit_features(Vit *v, Graph *g, Tensor *img, const VitSites *sites);
+
+// Every token after the final norm (B, 1 + grid*grid, D): class token first, then the patch
+// grid row-major (the image features a VL bridge pools). The final-norm post hook applies.
+Tensor *vit_token_features(Vit *v, Graph *g, Tensor *img, const VitSites *sites);
 
 // Cost of one image's forward through the plain backbone (+ head): multiply-adds.
 double vit_forward_macs(const VitConfig *c);
