@@ -30,9 +30,6 @@ static int lora_has(void *ctx, int layer, VitSite s) {
     }
 }
 
-static Tensor *branch(Graph *g, Tensor *x, Tensor *A, Tensor *B) {
-    return op_linear(g, op_linear(g, x, A, NULL, NULL), B, NULL, NULL);
-}
 
 static Tensor *lora_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tensor *W, Tensor *b,
                            Tensor *residual) {
@@ -41,14 +38,14 @@ static Tensor *lora_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Ten
     Tensor **A = L->A + l * T_N, **B = L->B + l * T_N;
     if (s == SITE_QKV) {
         // y is this function's fresh op_linear output: the branches are added in place
-        if (L->noah) return op_add_cols_inplace(g, y, branch(g, x, A[T_Q], B[T_Q]), 0, 1.0f);
+        if (L->noah) return op_lowrank_inplace(g, y, x, A[T_Q], B[T_Q], 0, 1.0f);
         int D = tensor_last(x);
         for (int t = T_Q; t <= T_V; t++)
-            if (L->targets[t]) y = op_add_cols_inplace(g, y, branch(g, x, A[t], B[t]), t * D, L->scale);
+            if (L->targets[t]) y = op_lowrank_inplace(g, y, x, A[t], B[t], t * D, L->scale);
         return y;
     }
     int t = s == SITE_PROJ ? T_O : s == SITE_FC1 ? T_FC1 : T_FC2;
-    return op_add_cols_inplace(g, y, branch(g, x, A[t], B[t]), 0, L->scale);
+    return op_lowrank_inplace(g, y, x, A[t], B[t], 0, L->scale);
 }
 
 static int parse_targets(const char *s, int *targets, int *any) {

@@ -28,6 +28,10 @@ Tensor *op_add_cols(Graph *g, Tensor *x, Tensor *d, int off, float s);
 // The same, into x's buffer (no copy): only for an x no backward reads and nothing else
 // consumes, e.g. the fresh output of op_linear that a low-rank branch is added to.
 Tensor *op_add_cols_inplace(Graph *g, Tensor *x, Tensor *d, int off, float s);
+// Low-rank branch fused into a fresh linear output y (R, C): y[:, off:off+O] += s (x A^T) B^T,
+// A (r, in), B (O, r), in place, never materialising the branch output. Returns a view of y
+// (its gradient is y's). Keeps only x A^T (R, r) for backward. Same contract as op_add_cols_inplace.
+Tensor *op_lowrank_inplace(Graph *g, Tensor *y, Tensor *x, Tensor *A, Tensor *B, int off, float s);
 
 Tensor *op_gelu(Graph *g, Tensor *x);          // exact erf GELU
 Tensor *op_quick_gelu(Graph *g, Tensor *x);    // x * sigmoid(1.702 x)

@@ -123,3 +123,71 @@ Tensor *op_gather(Graph *g, Tensor *x, const int *idx, int ndim, const int *shap
     }
     return y;
 }
+
+// ---------------------------------------------------------------- fused low-rank branch
+// y[:, off:off+O] += s (x A^T) B^T written into y's buffer; the result is a view of y, so the
+// gradient of y is shared (no copy) and only u = x A^T (R x r) is kept for backward.
+typedef struct {
+    Tensor *x, *A, *B, *out;
+    float *u, s;
+    long R;
+    int in, r, O, C, off;
+} LowRankCtx;
+
+static void lowrank_backward(Graph *g, void *vctx) {
+    LowRankCtx *c = vctx;
+    const float *dy = graph_grad(g, c->out) + c->off;   // rows of C, O columns used
+    long R = c->R;
+    int r = c->r, O = c->O, C = c->C, in = c->in;
+    double fl = 0;
+    // dB (O, r) += s dy^T u
+    if (rg(c->B)) {
+        nn_sgemm(1, 0, O, r, (int)R, c->s, dy, C, c->u, r, 1.0f, graph_grad(g, c->B), r);
+        fl += 2.0 * R * O * r;
+    }
+    if (rg(c->A) || rg(c->x)) {
+        // du (R, r) = s dy B
+        float *du = graph_scratch(g, (size_t)R * r);
+        nn_sgemm(0, 0, (int)R, r, O, c->s, dy, C, c->B->data, r, 0.0f, du, r);
+        fl += 2.0 * R * O * r;
+        if (rg(c->A)) {   // dA (r, in) += du^T x
+            nn_sgemm(1, 0, r, in, (int)R, 1.0f, du, r, c->x->data, in, 1.0f, graph_grad(g, c->A), in);
+            fl += 2.0 * R * r * in;
+        }
+        if (rg(c->x)) {   // dx (R, in) += du A
+            nn_sgemm(0, 0, (int)R, in, r, 1.0f, du, r, c->A->data, in, 1.0f, graph_grad(g, c->x), in);
+            fl += 2.0 * R * r * in;
+        }
+        graph_scratch_release(g, du);
+    }
+    graph_add_flops(g, 0, fl);
+}
+
+Tensor *op_lowrank_inplace(Graph *g, Tensor *y, Tensor *x, Tensor *A, Tensor *B, int off, float s) {
+    long R = tensor_rows(x);
+    int in = tensor_last(x), C = tensor_last(y);
+    if (A->ndim != 2 || B->ndim != 2 || A->shape[1] != in || B->shape[1] != A->shape[0] || tensor_rows(y) != R ||
+        off < 0 || off + B->shape[0] > C || y->is_param) {
+        char sa[64], sb[64], sx[64], sy[64];
+        tensor_shape_str(A, sa, sizeof sa), tensor_shape_str(B, sb, sizeof sb);
+        tensor_shape_str(x, sx, sizeof sx), tensor_shape_str(y, sy, sizeof sy);
+        nn_die("op_lowrank_inplace: x (R, in), A (r, in), B (O, r), y (R, >= off + O) expected; got x %s, A %s, "
+               "B %s, y %s, off %d",
+               sx, sa, sb, sy, off);
+    }
+    int r = A->shape[0], O = B->shape[0];
+    int rec = graph_needs_grad(g, x, A, B);
+    float *u = rec ? graph_alloc(g, sizeof(float) * (size_t)R * r) : graph_scratch(g, (size_t)R * r);
+    nn_sgemm(0, 1, (int)R, r, in, 1.0f, x->data, in, A->data, in, 0.0f, u, r);
+    nn_sgemm(0, 1, (int)R, O, r, s, u, r, B->data, r, 1.0f, y->data + off, C);
+    graph_add_flops(g, 2.0 * R * r * (in + O), 0);
+    if (!rec) {
+        graph_scratch_release(g, u);
+        return y;
+    }
+    Tensor *v = graph_view(g, y, y->ndim, y->shape);
+    LowRankCtx *c = graph_alloc(g, sizeof *c);
+    *c = (LowRankCtx){x, A, B, v, u, s, R, in, r, O, C, off};
+    graph_record(g, lowrank_backward, c, v);
+    return v;
+}
