@@ -5,6 +5,7 @@
 #include "loaders/dataset.h"
 #include "loaders/img.h"
 #include "nn/nn.h"
+#include "vl/vldata.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -217,7 +218,7 @@ static int list_tasks(const char *dir, char ***out) {
         if (e->d_name[0] == '.') continue;
         char p[4096];
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (!is_dir(p) || !ds_detect_format(p)) continue;
+        if (!is_dir(p) || !ds_detect_format(p) || vld_find(p, 1) > 0) continue;   // VL data: inspected apart
         if (na == cap) {
             cap = cap ? 2 * cap : 32;
             all = realloc(all, sizeof(char *) * cap);
@@ -232,10 +233,12 @@ static int list_tasks(const char *dir, char ***out) {
 }
 
 int cmd_data_inspect(int argc, char **argv) {
-    const char *fmt = NULL, *task = NULL, *pos[1] = {NULL};
+    const char *fmt = NULL, *task = NULL, *images = NULL, *pos[1] = {NULL};
     int json = 0, help = 0, no_decode = 0, npos = 0;
     Opt opts[] = {
-        {"--format", OPT_STR, &fmt, "vtab1k | fewshot | imagefolder | idx | cifar (default: detected)"},
+        {"--format", OPT_STR, &fmt,
+         "vtab1k | fewshot | imagefolder | idx | cifar | vqav2 | gqa | nlvr2 | coco | karpathy (default: detected)"},
+        {"--images", OPT_STR, &images, "VL formats: the image folder (default: searched next to the files)"},
         {"--task", OPT_STR, &task, "task folder under DIR (default: DIR itself, or every task found in it)"},
         {"--json", OPT_FLAG, &json, "print JSON instead of text"},
         {"--no-decode", OPT_FLAG, &no_decode, "read image headers only (faster; misses corrupt pixel data)"},
@@ -244,7 +247,7 @@ int cmd_data_inspect(int argc, char **argv) {
     int nopt = sizeof opts / sizeof opts[0];
     if (args_parse("data inspect", argc - 1, argv + 1, opts, nopt, pos, 1, &npos)) return 2;
     if (help || !pos[0]) {
-        args_usage("data inspect", "DIR [--format F] [--task T] [--json] [--no-decode]", opts, nopt);
+        args_usage("data inspect", "DIR [--format F] [--task T] [--images DIR] [--json] [--no-decode]", opts, nopt);
         return help ? 0 : 2;
     }
     const char *dir = pos[0];
@@ -252,9 +255,27 @@ int cmd_data_inspect(int argc, char **argv) {
         fprintf(stderr, "petl data inspect: %s: no such folder\n", dir);
         return 2;
     }
+    // VL data (vl/vldata.h): a VL format named, or a folder without image-classification data
+    // that holds VL files (itself or its sub-folders, as data/vl)
+    char vdir[4096];
+    snprintf(vdir, sizeof vdir, "%s%s%s", dir, task ? "/" : "", task ? task : "");
+    if ((fmt && vld_format_known(fmt)) || (!fmt && vld_find(vdir, 1) > 0)) {
+        cJSON *arr = cJSON_CreateArray();
+        int np = vld_inspect(vdir, fmt, images, !no_decode, !json, arr);
+        if (np < 0 && fmt) fprintf(stderr, "petl data inspect: %s\n", nn_err());
+        if (np >= 0 && json) {
+            char *s = cJSON_Print(arr);
+            printf("%s\n", s);
+            free(s);
+        } else if (np >= 0) printf("%d problem%s found\n", np, np == 1 ? "" : "s");
+        cJSON_Delete(arr);
+        fflush(stdout);
+        return np < 0 ? 2 : np ? 1 : 0;
+    }
     if (fmt && strcmp(fmt, "vtab1k") && strcmp(fmt, "fewshot") && strcmp(fmt, "imagefolder") && strcmp(fmt, "idx") &&
         strcmp(fmt, "cifar")) {
-        fprintf(stderr, "petl data inspect: unknown format '%s' (vtab1k, fewshot, imagefolder, idx or cifar)\n", fmt);
+        fprintf(stderr, "petl data inspect: unknown format '%s' (vtab1k, fewshot, imagefolder, idx, cifar, vqav2, gqa, "
+                        "nlvr2, coco or karpathy)\n", fmt);
         return 2;
     }
     // Which tasks: the one named, DIR itself, or every sub-folder that looks like a task.
@@ -262,7 +283,7 @@ int cmd_data_inspect(int argc, char **argv) {
     int nt = 0, self = !task && (fmt || ds_detect_format(dir));
     if (!task && !self) {
         nt = list_tasks(dir, &tasks);
-        if (nt == 0) {
+        if (nt == 0 && !vld_find(dir, 2)) {   // (VL data below: inspected after the tasks)
             fprintf(stderr,
                     "petl data inspect: %s: cannot tell the dataset format, and no sub-folder looks like a task "
                     "(pass --format or --task)\n",
@@ -276,6 +297,8 @@ int cmd_data_inspect(int argc, char **argv) {
     else {
         out = cJSON_CreateArray();
         for (int i = 0; i < nt; i++) cJSON_AddItemToArray(out, inspect_task(dir, fmt, tasks[i], !no_decode, !json, &nprob));
+        int np = fmt ? -1 : vld_inspect(dir, NULL, images, !no_decode, !json, out);   // data/vl next to the tasks
+        if (np > 0) nprob += np;
     }
     if (json) {
         char *s = cJSON_Print(out);

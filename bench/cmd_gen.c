@@ -4,6 +4,7 @@
 #include "bench/args.h"
 #include "loaders/gen.h"
 #include "nn/nn.h"
+#include "vl/vlgen.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ int cmd_data_make(int argc, char **argv) {
     Opt opts[] = {
         {"--out", OPT_STR, &out, "output folder (default data)"},
         {"--seed", OPT_INT, &seed, "generation seed (default 0)"},
-        {"--only", OPT_STR, &only, "comma-separated tasks (default: all)"},
+        {"--only", OPT_STR, &only, "comma-separated tasks (default: all; vl = the VL data under OUT/vl)"},
         {"--force", OPT_FLAG, &force, "regenerate tasks that are already complete"},
         {"--fashion-dir", OPT_STR, &fashion, "Fashion-MNIST IDX gz folder (default " GEN_FASHION_DIR ")"},
         {"--train", OPT_INT, &ntrain, "train images per task (default 800; fractal 20000)"},
@@ -37,23 +38,24 @@ int cmd_data_make(int argc, char **argv) {
         args_usage("data make", "[--out data] [--seed 0] [--only t1,t2] [--force]", opts, nopts);
         printf("tasks:");
         for (int t = 0; t < gen_task_count(); t++) printf(" %s", gen_task_name(t));
-        printf("\n");
+        printf(" vl\n");
         return 0;
     }
     if (seed < 0 || ntrain < 0 || nval < 0 || ntest < 0 || fclasses < 0) {
         fprintf(stderr, "petl data make: --seed, --train, --val, --test, --fractal-classes must be >= 0\n");
         return 2;
     }
-    int want[64] = {0}, nt = gen_task_count();
+    int want[64] = {0}, nt = gen_task_count(), want_vl = !only;
     if (only) {
         char buf[1024];
         snprintf(buf, sizeof buf, "%s", only);
         for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            if (!strcmp(tok, "vl")) { want_vl = 1; continue; }
             int t = gen_task_find(tok);
             if (t < 0) {
                 fprintf(stderr, "petl data make: unknown task '%s' in --only (known:", tok);
                 for (int k = 0; k < nt; k++) fprintf(stderr, " %s", gen_task_name(k));
-                fprintf(stderr, ")\n");
+                fprintf(stderr, " vl)\n");
                 return 2;
             }
             want[t] = 1;
@@ -91,6 +93,18 @@ int cmd_data_make(int argc, char **argv) {
         }
         printf("[data] elapsed %.1f s\n", now_s() - t0);
         fflush(stdout);
+    }
+    if (want_vl) {   // VL data (vl/vlgen.h): its own sizes; only --seed applies
+        VlDataGenOptions vo;
+        vlgen_defaults(&vo, (uint64_t)seed);
+        vo.verbose = 1;
+        char vdir[4096];
+        snprintf(vdir, sizeof vdir, "%s/vl", out);
+        if (!force && vlgen_is_complete(vdir, &vo)) printf("[data] vl: complete, skipped\n");
+        else if (vlgen_write(vdir, &vo)) {
+            fprintf(stderr, "petl data make: vl: %s\n", nn_err());
+            failed++;
+        }
     }
     if (gen_readme_write(out, &o, cmdline)) {
         fprintf(stderr, "petl data make: %s\n", nn_err());

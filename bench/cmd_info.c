@@ -54,7 +54,7 @@ int cmd_info(int argc, char **argv) {
             fprintf(stderr, "petl info: %s\n", nn_err());
             return 1;
         }
-        m_own = method_trainable(&v, &m_head);
+        m_own = method_trainable_of(m, &m_head);
         m_extra = m->desc->extra_macs ? m->desc->extra_macs(m, &c) : 0;
         m_merge = m->desc->mergeable;
         method_args_string(m, m_args, sizeof m_args);

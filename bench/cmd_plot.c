@@ -258,14 +258,20 @@ static int read_published(const char *path, PubRow **rows) {
     return n;
 }
 
-typedef enum { AX_PARAMS, AX_MEMORY, AX_FLOPS } Axis;
+// AX_FINAL_FLOPS and AX_STORED plot rec.final (methods that finalize: pruned, masked, quantized).
+typedef enum { AX_PARAMS, AX_MEMORY, AX_FLOPS, AX_FINAL_FLOPS, AX_STORED } Axis;
 
 static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix, const PubRow *pub, int npub,
                      const char *src) {
-    static const char *const names[] = {"acc_vs_params", "acc_vs_memory", "acc_vs_train_flops"};
+    static const char *const names[] = {"acc_vs_params", "acc_vs_memory", "acc_vs_train_flops", "acc_vs_inference_flops",
+                                        "acc_vs_stored_size"};
     static const char *const xl[] = {"trainable parameters (the method's own, head excluded; log scale)",
                                      "peak training memory (MiB, engine accounting)",
-                                     "training FLOPs per cell (final training run; log scale)"};
+                                     "training FLOPs per cell (final training run; log scale)",
+                                     "final model's inference FLOPs per image, zero weights skipped (log scale)",
+                                     "final model's stored size (bytes: least of float32, CSR, exact int8; log scale)"};
+    int fin = ax == AX_FINAL_FLOPS || ax == AX_STORED;
+    char nofinal[2048] = "";
     int use_groups = 0;
     for (int g = 0; g < RES_NGROUPS; g++) use_groups |= T->groups_present[g];
     Pt *p = nn_calloc(sizeof(Pt) * (T->nrows + npub + 1));
@@ -275,6 +281,11 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
     for (int r = 0; r < T->nrows; r++) {
         const ResRow *w = &T->rows[r];
         int ok = w->ncost > 0 && (use_groups ? w->mean_groups_ok : w->mean_tasks_ok);
+        if (ok && fin && !w->nfinal) {
+            size_t L = strlen(nofinal);
+            snprintf(nofinal + L, sizeof nofinal - L, "%s%s", L ? ", " : "", w->variant);
+            continue;
+        }
         if (!ok) {
             size_t L = strlen(skipped);
             snprintf(skipped + L, sizeof skipped - L, "%s%s", L ? ", " : "", w->variant);
@@ -283,13 +294,15 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
         Pt *q = &p[n++];
         snprintf(q->label, sizeof q->label, "%s", w->variant);
         q->y = use_groups ? w->mean_groups : w->mean_tasks;
-        q->xraw = ax == AX_PARAMS ? w->params_mean : ax == AX_MEMORY ? w->mem_max / 1048576 : w->train_flops_mean;
+        q->xraw = ax == AX_PARAMS ? w->params_mean : ax == AX_MEMORY ? w->mem_max / 1048576 : ax == AX_FLOPS ? w->train_flops_mean
+                  : ax == AX_FINAL_FLOPS ? w->final_flops : w->final_smallest_bytes;
         q->x = q->xraw;
     }
     char name[256];
     snprintf(name, sizeof name, "%s%s", names[ax], suffix);
     if (!n) {
-        fprintf(stderr, "petl plot: %s: no variant has a result on every task (%s): skipped\n", name, skipped);
+        fprintf(stderr, "petl plot: %s: no variant has a result on every task%s (%s%s%s): skipped\n", name,
+                fin ? " and rec.final" : "", skipped, skipped[0] && nofinal[0] ? ", " : "", nofinal);
         free(p), free(fr);
         return;
     }
@@ -318,6 +331,7 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
     fprintf(d, "# petl plot %s: %s vs %s\n# results: %s; backbone %s\n# y: %s; x of 0 drawn at the axis floor, label \"(0)\"\n",
             name, ydesc, xl[ax], src, T->backbone, ydesc);
     if (skipped[0]) fprintf(d, "# not plotted (a task without result): %s\n", skipped);
+    if (nofinal[0]) fprintf(d, "# not plotted (no rec.final): %s\n", nofinal);
     dat_block(d, "index 0: this run's variants", p, n);
     dat_block(d, "index 1: their Pareto frontier (upper left: fewer x, higher accuracy)", fr, nf);
     if (with_pub) {
@@ -333,7 +347,9 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
     }
     char dat[300], title[512], series[300], what[256];
     snprintf(dat, sizeof dat, "%s.dat", name);
-    snprintf(what, sizeof what, "accuracy vs %s", ax == AX_PARAMS ? "trainable parameters" : ax == AX_MEMORY ? "peak training memory" : "training FLOPs");
+    snprintf(what, sizeof what, "accuracy vs %s",
+             ax == AX_PARAMS ? "trainable parameters" : ax == AX_MEMORY ? "peak training memory" : ax == AX_FLOPS ? "training FLOPs"
+             : ax == AX_FINAL_FLOPS ? "final-model inference FLOPs" : "final-model stored size");
     gp_head(g, x, name, what, with_pub ? 1600 : 1000, 700);
     snprintf(title, sizeof title, "This run: %s, backbone %s (validation-selected, tested once)", src, T->backbone);
     snprintf(series, sizeof series, "%s", T->backbone);
@@ -441,6 +457,7 @@ int cmd_plot(int argc, char **argv) {
         if (help)
             printf("\nFigures (each NAME.png, NAME.svg, NAME.dat, NAME.gp): acc_vs_params, acc_vs_memory,\n"
                    "acc_vs_train_flops (full-shot; one point per variant, the upper-left Pareto frontier drawn),\n"
+                   "acc_vs_inference_flops and acc_vs_stored_size (final models, when records carry rec.final),\n"
                    "fewshot_<task> (accuracy vs shots). With several backbones each figure gets a suffix.\n");
         return help ? 0 : 2;
     }
@@ -505,8 +522,11 @@ int cmd_plot(int argc, char **argv) {
                 if (*q == '.' || *q == ' ') *q = '-';
         }
         if (t[k].fewshot) fewshot_plots(&x, &t[k], suffix, src);
-        else
-            for (int a = 0; a < 3; a++) tradeoff(&x, &t[k], (Axis)a, suffix, npub ? pub : NULL, npub, src);
+        else {
+            int nfin = 0;
+            for (int r = 0; r < t[k].nrows; r++) nfin += t[k].rows[r].nfinal > 0;
+            for (int a = 0; a < (nfin ? 5 : 3); a++) tradeoff(&x, &t[k], (Axis)a, suffix, npub ? pub : NULL, npub, src);
+        }
     }
     if (published && !nfull) fprintf(stderr, "petl plot: --published: no full-shot results to set beside the published ones\n");
     results_tables_free(t, nt);

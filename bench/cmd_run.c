@@ -14,6 +14,7 @@
 #include "bench/args.h"
 #include "bench/cmds.h"
 #include "bench/common.h"
+#include "bench/final.h"
 #include "bench/record.h"
 #include "bench/train.h"
 #include "methods/method.h"
@@ -194,7 +195,7 @@ int cmd_run(int argc, char **argv) {
     vv.acc = ngrid > 1 ? best_val : -1;
     if (shots && eval_model(&v, method_sites(m), va, &o, &vv)) goto fail;
     if (eval_model(&v, method_sites(m), te, &o, &ev)) goto fail;
-    long head = 0, own = method_trainable(&v, &head);
+    long head = 0, own = method_trainable_of(m, &head);
     VitCounts kc;
     vit_count(&v.cfg, &kc);
     double extra = m->desc->extra_macs ? m->desc->extra_macs(m, &v.cfg) : 0;
@@ -264,6 +265,7 @@ int cmd_run(int argc, char **argv) {
     cJSON_AddNumberToObject(rec, "skipped_examples", tr->skipped + va->skipped + te->skipped);
     cJSON_AddItemToObject(rec, "versions", record_versions());
     if (m->desc->report && m->desc->report(m, &v, te, &o, rec)) goto fail;
+    if (m->desc->finalize && final_report(m, &v, te, &o, rec)) goto fail;
     if (write_json_atomic(out, rec)) goto fail;
     printf("%s %s %s %s: test accuracy %.4f (%ld examples), trainable %ld + head %ld, %.1f s -> %s\n", ms.method,
            margs, task, regime, ev.acc, ev.n, own, head, now() - t_start, out);

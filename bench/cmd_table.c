@@ -57,6 +57,12 @@ static void fmt_acc(const ResStat *s, int dec, char *b, size_t cap) {
     snprintf(b, cap, "%s ± %s", m, d);
 }
 
+static int table_has_final(const ResTable *T) {
+    for (int r = 0; r < T->nrows; r++)
+        if (T->rows[r].nfinal) return 1;
+    return 0;
+}
+
 // Markdown cells may not hold '|'.
 static void md_text(Buf *b, const char *s) {
     for (; *s; s++) bput(b, *s == '|' ? "\\|" : "%c", *s);
@@ -73,7 +79,7 @@ static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, int dec, con
     if (s->stale) bput(b, "; %d records of cells no longer in the matrix ignored", s->stale);
     if (s->dups) bput(b, "; %d duplicate results ignored", s->dups);
     bput(b, ".\n");
-    int any_sd = 0;
+    int any_sd = 0, any_final = 0;
     for (int k = 0; k < nt; k++) {
         const ResTable *T = &t[k];
         if ((!strcmp(regime, "full") && T->fewshot) || (!strcmp(regime, "fewshot") && !T->fewshot)) continue;
@@ -158,6 +164,32 @@ static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, int dec, con
             res_fmt_fixed(w->infer_ips_mean, 1, a9, sizeof a9);
             bput(b, " | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a1, a2, a3, a4, a5, a6, a7, a8, a9);
         }
+        if (table_has_final(T)) {
+            any_final = 1;
+            bput(b, "\nFinal model (note 4).\n\n| method | final sparsity (%%) | nonzero params | stored dense (KiB) | "
+                    "stored CSR (KiB) | stored int8 (KiB) | inference FLOPs / image, zeros skipped | kernel | img/s | "
+                    "dense img/s |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+            for (int r = 0; r < T->nrows; r++) {
+                const ResRow *w = &T->rows[r];
+                bput(b, "| ");
+                md_text(b, w->variant);
+                if (!w->nfinal) {
+                    bput(b, " | — | — | — | — | — | — | — | — | — |\n");
+                    continue;
+                }
+                char a1[64], a2[64], a3[64], a4[64], a5[64], a6[64], a8[64], a9[64];
+                res_fmt_fixed(100 * w->final_sparsity, dec, a1, sizeof a1);
+                snprintf(a2, sizeof a2, "%.0f", w->final_nonzero);
+                res_fmt_fixed(w->final_dense_bytes / 1024, 1, a3, sizeof a3);
+                res_fmt_fixed(w->final_sparse_bytes / 1024, 1, a4, sizeof a4);
+                res_fmt_fixed(w->final_int8_bytes / 1024, 1, a5, sizeof a5);
+                res_fmt_si(w->final_flops, a6, sizeof a6);
+                res_fmt_fixed(w->final_ips, 1, a8, sizeof a8);
+                res_fmt_fixed(w->final_dense_ips, 1, a9, sizeof a9);
+                const char *kern = w->final_ncsr == w->nfinal ? "csr" : w->final_ncsr ? "csr/dense" : "dense";
+                bput(b, " | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a1, a2, a3, a4, a5, a6, kern, a8, a9);
+            }
+        }
         int nfail = 0;
         for (int r = 0; r < T->nrows; r++) nfail += T->rows[r].failed;
         if (nfail) {
@@ -190,6 +222,12 @@ static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, int dec, con
             "(parameters, gradients, optimizer state, activations, workspace), max over cells; peak RSS: the "
             "process's. Train FLOPs: the final training run of a cell (forward + backward, counted by the "
             "engine), mean over cells; inference FLOPs: forward per image, measured. img/s: mean over cells.\n");
+    if (any_final)
+        bput(b, "4. Final model (methods that finalize: pruning, masks, quantization), means over cells: sparsity is the "
+                "fraction of zeros among the blocks' linear weights (qkv, proj, fc1, fc2); stored sizes: float32 "
+                "(dense), those weights as CSR with float32 values and int32 indices (CSR), weight matrices at 1 byte "
+                "+ a float32 scale per tensor (int8); inference FLOPs count the zero weights as skipped; img/s on the "
+                "test set with the kernel shown (CSR where it timed faster) and with dense GEMMs on the same weights.\n");
 }
 
 static void csv_field(Buf *b, const char *s) {
@@ -224,8 +262,12 @@ static void csv_tables(Buf *b, ResTable *t, int nt, const char *regime) {
                 if (T->groups_present[g]) bput(b, ",%s", res_group_names[g]);
             bput(b, ",mean_groups,mean_tasks");
         }
+        int fin = table_has_final(T);
         bput(b, ",failed,params_min,params_max,params_percent_of_backbone,delta_bytes,peak_memory_bytes,peak_rss_bytes,"
-                "train_flops,inference_flops_per_image,train_images_per_s,inference_images_per_s\n");
+                "train_flops,inference_flops_per_image,train_images_per_s,inference_images_per_s%s\n",
+             fin ? ",final_sparsity,final_params_nonzero,final_stored_dense_bytes,final_stored_sparse_bytes,"
+                   "final_stored_int8_bytes,final_stored_smallest_bytes,final_inference_flops_per_image,"
+                   "final_inference_images_per_s,final_dense_inference_images_per_s" : "");
         for (int r = 0; r < T->nrows; r++) {
             const ResRow *w = &T->rows[r];
             csv_field(b, T->backbone);
@@ -250,6 +292,13 @@ static void csv_tables(Buf *b, ResTable *t, int nt, const char *regime) {
             csv_num(b, w->delta_mean, c), csv_num(b, w->mem_max, c), csv_num(b, w->rss_max, c);
             csv_num(b, w->train_flops_mean, c), csv_num(b, w->infer_flops_mean, c);
             csv_num(b, w->train_ips_mean, c), csv_num(b, w->infer_ips_mean, c);
+            if (fin) {
+                int f = w->nfinal > 0;
+                csv_num(b, w->final_sparsity, f), csv_num(b, w->final_nonzero, f), csv_num(b, w->final_dense_bytes, f);
+                csv_num(b, w->final_sparse_bytes, f), csv_num(b, w->final_int8_bytes, f);
+                csv_num(b, w->final_smallest_bytes, f), csv_num(b, w->final_flops, f), csv_num(b, w->final_ips, f);
+                csv_num(b, w->final_dense_ips, f);
+            }
             bput(b, "\n");
         }
     }
@@ -310,6 +359,20 @@ static cJSON *json_tables(const ResSet *s, ResTable *t, int nt) {
                 cJSON_AddNumberToObject(c, "inference_flops_per_image", w->infer_flops_mean);
                 cJSON_AddNumberToObject(c, "train_images_per_s", w->train_ips_mean);
                 cJSON_AddNumberToObject(c, "inference_images_per_s", w->infer_ips_mean);
+            }
+            if (w->nfinal) {
+                cJSON *f = cJSON_AddObjectToObject(rj, "final");
+                cJSON_AddNumberToObject(f, "records", w->nfinal);
+                cJSON_AddNumberToObject(f, "sparsity", w->final_sparsity);
+                cJSON_AddNumberToObject(f, "params_nonzero", w->final_nonzero);
+                cJSON_AddNumberToObject(f, "stored_dense_bytes", w->final_dense_bytes);
+                cJSON_AddNumberToObject(f, "stored_sparse_bytes", w->final_sparse_bytes);
+                cJSON_AddNumberToObject(f, "stored_int8_bytes", w->final_int8_bytes);
+                cJSON_AddNumberToObject(f, "stored_smallest_bytes", w->final_smallest_bytes);
+                cJSON_AddNumberToObject(f, "inference_flops_per_image", w->final_flops);
+                cJSON_AddNumberToObject(f, "inference_images_per_s", w->final_ips);
+                cJSON_AddNumberToObject(f, "dense_inference_images_per_s", w->final_dense_ips);
+                cJSON_AddNumberToObject(f, "csr_records", w->final_ncsr);
             }
             cJSON_AddItemToArray(rows, rj);
         }

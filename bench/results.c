@@ -179,6 +179,21 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
     r.train_ips = num(j, "train_images_per_s");
     r.infer_ips = num(j, "infer_images_per_s");
     r.wall_s = num(j, "wall_s");
+    const cJSON *fin = cJSON_GetObjectItemCaseSensitive(j, "final");
+    if (cJSON_IsObject(fin)) {
+        r.has_final = 1;
+        r.final_sparsity = num(fin, "sparsity");
+        r.final_nonzero = num(fin, "params_nonzero");
+        r.final_dense_bytes = num(fin, "stored_bytes.dense");
+        r.final_sparse_bytes = num(fin, "stored_bytes.sparse");
+        r.final_int8_bytes = num(fin, "stored_bytes.int8");
+        r.final_smallest_bytes = num(fin, "stored_bytes.smallest");
+        if (isnan(r.final_smallest_bytes)) r.final_smallest_bytes = fmin(r.final_dense_bytes, r.final_sparse_bytes);
+        r.final_flops = num(fin, "inference_flops_per_image");
+        r.final_ips = num(fin, "inference_images_per_s");
+        r.final_dense_ips = num(fin, "dense_inference_images_per_s");
+        r.final_csr = !strcmp(str(fin, "kernel"), "csr");
+    }
     const cJSON *fj = cJSON_GetObjectItemCaseSensitive(j, "failure");
     r.reason = xstrdup(fj ? str(fj, "reason") : "");
     rec_push(s, &r);
@@ -438,6 +453,20 @@ static void build_table(const ResSet *s, const char *backbone, int fewshot, ResT
             w->train_ips_mean += r->train_ips;
             w->infer_ips_mean += r->infer_ips;
             w->wall_mean += r->wall_s;
+            if (r->has_final) {
+                w->nfinal++;
+                w->final_ncsr += r->final_csr;
+                w->final_sparsity += r->final_sparsity, w->final_nonzero += r->final_nonzero;
+                w->final_dense_bytes += r->final_dense_bytes, w->final_sparse_bytes += r->final_sparse_bytes;
+                w->final_int8_bytes += r->final_int8_bytes, w->final_smallest_bytes += r->final_smallest_bytes;
+                w->final_flops += r->final_flops, w->final_ips += r->final_ips, w->final_dense_ips += r->final_dense_ips;
+            }
+        }
+        if (w->nfinal) {
+            double k = w->nfinal;
+            w->final_sparsity /= k, w->final_nonzero /= k, w->final_dense_bytes /= k, w->final_sparse_bytes /= k;
+            w->final_int8_bytes /= k, w->final_smallest_bytes /= k, w->final_flops /= k, w->final_ips /= k;
+            w->final_dense_ips /= k;
         }
         if (w->ncost) {
             double k = w->ncost;

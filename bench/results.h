@@ -18,6 +18,10 @@ typedef struct {
     double mem_peak, rss_peak;          // engine peak total bytes, process peak RSS bytes
     double train_flops, infer_flops;    // final training run (fwd + bwd); forward per image
     double train_ips, infer_ips, wall_s;
+    // rec.final (methods with a finalize hook); has_final 0: absent
+    int has_final, final_csr;
+    double final_sparsity, final_nonzero, final_dense_bytes, final_sparse_bytes, final_int8_bytes, final_smallest_bytes;
+    double final_flops, final_ips, final_dense_ips;
 } ResRec;
 
 typedef struct {
@@ -56,6 +60,10 @@ typedef struct {
     int ncost;                          // ok records the cost figures come from
     double params_min, params_max, params_mean, pct_mean, head_mean, delta_mean;
     double mem_max, rss_max, train_flops_mean, infer_flops_mean, train_ips_mean, infer_ips_mean, wall_mean;
+    // means over the row's ok records with rec.final (nfinal of them; ncsr ran CSR kernels)
+    int nfinal, final_ncsr;
+    double final_sparsity, final_nonzero, final_dense_bytes, final_sparse_bytes, final_int8_bytes, final_smallest_bytes;
+    double final_flops, final_ips, final_dense_ips;
 } ResRow;
 
 typedef struct {

@@ -16,19 +16,20 @@
 #include "methods/registry.h"
 enum { P_DW, P_DB, P_UW, P_UB, P_N };   // per adapter: down weight, down bias, up weight, up bias
 
-typedef struct {
-    int b, act, houlsby, depth;
-    float scale, dropout;
-    Tensor **p;   // [(layer * 2 + site) * P_N + k], site 0 = attention, 1 = MLP
-} Adapter;
+typedef AdapterState Adapter;   // adapter_util.h
 
 // h: (B, T, d) -> h + s * up(dropout(act(down(h))))
 static Tensor *adapter_apply(Adapter *A, Graph *g, int l, int site, Tensor *h) {
-    Tensor **p = A->p + ((long)l * 2 + site) * P_N;
-    Tensor *z = ada_act(g, op_linear(g, h, p[P_DW], p[P_DB], NULL), A->act);
+    long i = ((long)l * 2 + site) * P_N;
+    Tensor **p = A->p + i, *dw = p[P_DW], *uw = p[P_UW];
+    if (A->mask) {   // SparseAdapter: masked weights get no gradient, so they stay zero
+        dw = op_mul(g, dw, A->mask[i + P_DW]);
+        uw = op_mul(g, uw, A->mask[i + P_UW]);
+    }
+    Tensor *z = ada_act(g, op_linear(g, h, dw, p[P_DB], NULL), A->act);
     z = op_dropout(g, z, A->dropout);
-    if (A->scale == 1.0f) return op_linear(g, z, p[P_UW], p[P_UB], h);   // residual fused
-    return op_add_cols(g, h, op_linear(g, z, p[P_UW], p[P_UB], NULL), 0, A->scale);
+    if (A->scale == 1.0f) return op_linear(g, z, uw, p[P_UB], h);   // residual fused
+    return op_add_cols(g, h, op_linear(g, z, uw, p[P_UB], NULL), 0, A->scale);
 }
 
 static Tensor *adapter_after_attn(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Tensor *o) {
@@ -41,7 +42,7 @@ static Tensor *adapter_after_mlp(void *ctx, Graph *g, int l, Tensor *x, Tensor *
     return adapter_apply(ctx, g, l, 1, m);
 }
 
-static int adapter_attach(Method *m, Vit *v, uint64_t seed) {
+int adapter_setup(Method *m, Vit *v, uint64_t seed, int bottleneck) {
     static const char *places[] = {"pfeiffer", "houlsby"};
     static const char *inits[] = {"xavier", "zero-up"};
     Adapter *A = nn_calloc(sizeof *A);
@@ -51,6 +52,7 @@ static int adapter_attach(Method *m, Vit *v, uint64_t seed) {
         ada_arg_choice(m, "placement", places, 2, &A->houlsby) || ada_arg_choice(m, "init", inits, 2, &init) ||
         ada_arg_float(m, "scale", -1e30f, 1e30f, &A->scale) || ada_arg_float(m, "dropout", 0.0f, 1.0f, &A->dropout))
         return -1;
+    if (bottleneck > 0) A->b = bottleneck;
     method_freeze_backbone_train_head(v);
     const VitConfig *c = &v->cfg;
     int d = c->dim, b = A->b;
@@ -64,13 +66,13 @@ static int adapter_attach(Method *m, Vit *v, uint64_t seed) {
             Tensor **p = A->p + ((long)l * 2 + site) * P_N;
             const char *sn = site ? "mlp" : "attn";
             int sdw[2] = {b, d}, sdb[1] = {b}, suw[2] = {d, b}, sub[1] = {d};
-            snprintf(nm, sizeof nm, "adapter.blocks.%d.%s.down.weight", l, sn);
+            snprintf(nm, sizeof nm, "%s.blocks.%d.%s.down.weight", m->desc->name, l, sn);
             p[P_DW] = method_param(v, nm, 2, sdw);
-            snprintf(nm, sizeof nm, "adapter.blocks.%d.%s.down.bias", l, sn);
+            snprintf(nm, sizeof nm, "%s.blocks.%d.%s.down.bias", m->desc->name, l, sn);
             p[P_DB] = method_param(v, nm, 1, sdb);
-            snprintf(nm, sizeof nm, "adapter.blocks.%d.%s.up.weight", l, sn);
+            snprintf(nm, sizeof nm, "%s.blocks.%d.%s.up.weight", m->desc->name, l, sn);
             p[P_UW] = method_param(v, nm, 2, suw);
-            snprintf(nm, sizeof nm, "adapter.blocks.%d.%s.up.bias", l, sn);
+            snprintf(nm, sizeof nm, "%s.blocks.%d.%s.up.bias", m->desc->name, l, sn);
             p[P_UB] = method_param(v, nm, 1, sub);
             rng_fill_uniform(&rng, p[P_DW]->data, p[P_DW]->n, -xb, xb);
             if (init == 0) {
@@ -84,6 +86,8 @@ static int adapter_attach(Method *m, Vit *v, uint64_t seed) {
     if (A->houlsby) m->sites.after_attn = adapter_after_attn;
     return 0;
 }
+
+static int adapter_attach(Method *m, Vit *v, uint64_t seed) { return adapter_setup(m, v, seed, 0); }
 
 static void adapter_detach(Method *m) {
     Adapter *A = m->state;

@@ -60,4 +60,18 @@ static inline Tensor *ada_act(Graph *g, Tensor *x, int act) {
     return act == ADA_GELU ? op_gelu(g, x) : act == ADA_RELU ? op_relu(g, x) : op_quick_gelu(g, x);
 }
 
+// The bottleneck adapter of adapter.c, shared with SparseAdapter (sparse_adapter.c). Per
+// adapter, at p[(layer * 2 + site) * 4 + k] (site 0 = attention, 1 = MLP; NULL where unplaced):
+// k = 0 down weight (b, d), 1 down bias, 2 up weight (d, b), 3 up bias.
+typedef struct {
+    int b, act, houlsby, depth;
+    float scale, dropout;
+    Tensor **p;
+    Tensor **mask;   // NULL, or at a weight's index a fixed 0/1 tensor the forward multiplies it by
+} AdapterState;
+// adapter.c's attach with the bottleneck given (> 0) instead of read from the arguments;
+// parameters named "pet.<method name>.blocks.<l>.<attn|mlp>.<down|up>.<weight|bias>".
+// m->state is the AdapterState (adapter.c's detach frees it). -1 with nn_err().
+int adapter_setup(Method *m, Vit *v, uint64_t seed, int bottleneck);
+
 #endif

@@ -127,6 +127,11 @@ long method_trainable(const Vit *v, long *head) {
     return n;
 }
 
+long method_trainable_of(const Method *m, long *head) {
+    long n = method_trainable(m->v, head);
+    return m->desc->trainable_count ? m->desc->trainable_count(m) : n;
+}
+
 const VitSites *method_sites(const Method *m) {
     const VitSites *s = &m->sites;
     if (!s->tokens && !s->has_linear && !s->post && !s->after_attn && !s->after_mlp && !s->tap && !s->head)

@@ -64,6 +64,10 @@ typedef struct {
     // Adds the method's own fields to the result record (robust accuracy, say). May evaluate
     // on `test` with the options `o`. -1 with nn_err().
     int (*report)(Method *m, Vit *v, const struct Dataset *test, const struct TrainOpts *o, cJSON *rec);
+    // The method's trainable parameter count (without the head) when its trainable tensors
+    // over-count it: weights held at zero by a fixed mask are not parameters. NULL: the count
+    // of trainable tensor elements. Used by method_trainable_of (petl info, result records).
+    long (*trainable_count)(const Method *m);
 } MethodDesc;
 
 struct Method {
@@ -90,6 +94,9 @@ void method_args_string(const Method *m, char *buf, size_t cap);
 
 // Trainable parameter counts: the method's own (without the head), and the head's.
 long method_trainable(const Vit *v, long *head);
+// The same for an attached method: its trainable_count hook when it has one (masked weights
+// not counted), else method_trainable(m->v, head).
+long method_trainable_of(const Method *m, long *head);
 // Parameter-name helpers for methods.
 int method_is_head(const char *name);
 // The sites of a method as a pointer for vit_forward (NULL when it has none).

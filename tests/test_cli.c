@@ -111,8 +111,9 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "%s nosuchcommand", petl_bin());
     expect_error("unknown command", cmd, "nosuchcommand", NULL);
 
-    // good paths print what they should
-    char out[8192];
+    // good paths print what they should (methods --json is over 8 KB: a short read would close
+    // the pipe early and kill petl with SIGPIPE)
+    static char out[1 << 16];
     snprintf(cmd, sizeof cmd, "%s info --backbone vit-b16 --json", petl_bin());
     CHECK(run_capture(cmd, out, sizeof out) == 0 && strstr(out, "\"backbone\":\t85798656"), "info --json: %s", out);
     snprintf(cmd, sizeof cmd, "%s methods --json", petl_bin());
