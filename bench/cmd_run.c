@@ -193,7 +193,9 @@ int cmd_run(int argc, char **argv) {
     // train800val200 the validation images are training images, so they are not scored again.
     EvalStats vv = {0};
     vv.acc = ngrid > 1 ? best_val : -1;
-    if (shots && eval_model(&v, method_sites(m), va, &o, &vv)) goto fail;
+    // Few-shot: the final model is the chosen grid point's model retrained on the same shot
+    // list, so its validation score is the selection score already; with one setting nothing is
+    // chosen and the validation list is not scored (it would cost as much as the test).
     if (eval_model(&v, method_sites(m), te, &o, &ev)) goto fail;
     long head = 0, own = method_trainable_of(m, &head);
     VitCounts kc;

@@ -1068,7 +1068,6 @@ int matrix_estimate(Matrix *m) {
         double fw = 0;
         if (t->nlr > 1) fw += t->nlr * (nsel * per_train + nval);
         fw += nfin * per_train + ntest;
-        if (t->nlr > 1 || c->shots) fw += nval;
         c->est_flops = 2.0 * macs[b] * fw;
     }
     free(macs);

@@ -84,6 +84,7 @@ int adapter_setup(Method *m, Vit *v, uint64_t seed, int bottleneck) {
     m->sites.ctx = A;
     m->sites.after_mlp = adapter_after_mlp;
     if (A->houlsby) m->sites.after_attn = adapter_after_attn;
+    m->sites.keeps_no_h = 1;   // the modules read the sub-layer output, never h
     return 0;
 }
 

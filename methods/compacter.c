@@ -97,6 +97,7 @@ static int cm_attach(Method *m, Vit *v, uint64_t seed) {
     m->sites.ctx = C;
     m->sites.after_mlp = cm_after_mlp;
     if (!C->pp) m->sites.after_attn = cm_after_attn;
+    m->sites.keeps_no_h = 1;   // the modules read the sub-layer output, never h
     return 0;
 }
 

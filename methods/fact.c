@@ -128,12 +128,13 @@ static void core_cpu(const Fact *F, int l, VitSite s, float *out) {
 }
 
 // ---------------------------------------------------------------- forward
-// s * V(t) added to y through op_linear's fused residual: t: (R', r), y viewed as (R', D).
+// s * V(t) added into y (this function's fresh op_linear output) in place: t: (R', r), y
+// viewed as (R', D); no copy of y is made.
 static Tensor *up_add(Fact *F, Graph *g, Tensor *t, Tensor *y) {
-    t = op_scale(g, op_dropout(g, t, F->drop), F->s);
+    t = op_dropout(g, t, F->drop);
     long R = t->n / F->r;
     int ts[2] = {(int)R, F->r}, ys[2] = {(int)R, F->D};
-    Tensor *z = op_linear(g, graph_view(g, t, 2, ts), F->V, NULL, graph_view(g, y, 2, ys));
+    Tensor *z = op_addmm_inplace(g, graph_view(g, y, 2, ys), graph_view(g, t, 2, ts), F->V, 0, F->s);
     return graph_view(g, z, y->ndim, y->shape);
 }
 

@@ -66,7 +66,7 @@ static Tensor *kad_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tens
             o = op_matmul(g, op_scale(g, op_linear(g, x2, P, NULL, NULL), K->s), Q, 0, 0);   // (R, D)
         }
         o = op_add(g, o, K->bias[l]);
-        y = op_add_cols(g, y, o, t == T_Q ? 0 : 2 * D, 1.0f);
+        y = op_add_cols_inplace(g, y, o, t == T_Q ? 0 : 2 * D, 1.0f);   // y: the fresh op_linear output
     }
     return y;
 }

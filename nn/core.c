@@ -336,10 +336,12 @@ Tensor *graph_view(Graph *g, Tensor *base, int ndim, const int *shape) {
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     t->n = n;
+    // requires_grad from the tensor viewed, not the root: an in-place op's result (a view that
+    // carries a trainable branch) requires grad even when the buffer it wrote into did not
+    t->requires_grad = base->requires_grad;
     while (base->base) base = base->base;
     t->base = base;
     t->data = base->data;
-    t->requires_grad = base->requires_grad;
     t->is_param = base->is_param;
     return t;
 }

@@ -32,6 +32,8 @@ Tensor *op_add_cols_inplace(Graph *g, Tensor *x, Tensor *d, int off, float s);
 // A (r, in), B (O, r), in place, never materialising the branch output. Returns a view of y
 // (its gradient is y's). Keeps only x A^T (R, r) for backward. Same contract as op_add_cols_inplace.
 Tensor *op_lowrank_inplace(Graph *g, Tensor *y, Tensor *x, Tensor *A, Tensor *B, int off, float s);
+// y[:, off:off+O] += s t W^T in y's buffer, t (R, k), W (O, k); a view of y (same contract).
+Tensor *op_addmm_inplace(Graph *g, Tensor *y, Tensor *t, Tensor *W, int off, float s);
 
 Tensor *op_gelu(Graph *g, Tensor *x);          // exact erf GELU
 Tensor *op_quick_gelu(Graph *g, Tensor *x);    // x * sigmoid(1.702 x)

@@ -191,3 +191,49 @@ Tensor *op_lowrank_inplace(Graph *g, Tensor *y, Tensor *x, Tensor *A, Tensor *B,
     graph_record(g, lowrank_backward, c, v);
     return v;
 }
+
+// ---------------------------------------------------------------- in-place accumulated product
+// y[:, off:off+O] += s t W^T into y's buffer; returns a view of y (its gradient is y's).
+typedef struct {
+    Tensor *t, *W, *out;
+    float s;
+    long R;
+    int k, O, C, off;
+} AddmmCtx;
+
+static void addmm_backward(Graph *g, void *vctx) {
+    AddmmCtx *c = vctx;
+    const float *dy = graph_grad(g, c->out) + c->off;
+    long R = c->R;
+    int k = c->k, O = c->O, C = c->C;
+    double fl = 0;
+    if (rg(c->W)) {   // dW (O, k) += s dy^T t
+        nn_sgemm(1, 0, O, k, (int)R, c->s, dy, C, c->t->data, k, 1.0f, graph_grad(g, c->W), k);
+        fl += 2.0 * R * O * k;
+    }
+    if (rg(c->t)) {   // dt (R, k) += s dy W
+        nn_sgemm(0, 0, (int)R, k, O, c->s, dy, C, c->W->data, k, 1.0f, graph_grad(g, c->t), k);
+        fl += 2.0 * R * O * k;
+    }
+    graph_add_flops(g, 0, fl);
+}
+
+Tensor *op_addmm_inplace(Graph *g, Tensor *y, Tensor *t, Tensor *W, int off, float s) {
+    long R = tensor_rows(t);
+    int k = tensor_last(t), C = tensor_last(y);
+    if (W->ndim != 2 || W->shape[1] != k || tensor_rows(y) != R || off < 0 || off + W->shape[0] > C || y->is_param) {
+        char sw[64], st[64], sy[64];
+        tensor_shape_str(W, sw, sizeof sw), tensor_shape_str(t, st, sizeof st), tensor_shape_str(y, sy, sizeof sy);
+        nn_die("op_addmm_inplace: t (R, k), W (O, k), y (R, >= off + O) expected; got t %s, W %s, y %s, off %d", st,
+               sw, sy, off);
+    }
+    int O = W->shape[0];
+    nn_sgemm(0, 1, (int)R, O, k, s, t->data, k, W->data, k, 1.0f, y->data + off, C);
+    graph_add_flops(g, 2.0 * R * k * O, 0);
+    if (!graph_needs_grad(g, t, W, NULL)) return y;
+    Tensor *v = graph_view(g, y, y->ndim, y->shape);
+    AddmmCtx *c = graph_alloc(g, sizeof *c);
+    *c = (AddmmCtx){t, W, v, s, R, k, O, C, off};
+    graph_record(g, addmm_backward, c, v);
+    return v;
+}

@@ -155,6 +155,13 @@ static Tensor *b_addself(Graph *g, Tensor **in, const void *u) { return op_add(g
 static Tensor *b_mulself(Graph *g, Tensor **in, const void *u) { return op_mul(g, in[0], in[0]); }
 static Tensor *b_scale(Graph *g, Tensor **in, const void *u) { return op_scale(g, in[0], -1.7f); }
 static Tensor *b_add_cols(Graph *g, Tensor **in, const void *u) { return op_add_cols(g, in[0], in[1], 2, 0.7f); }
+static Tensor *b_lowrank(Graph *g, Tensor **in, const void *u) {
+    // a fresh linear output (R, 7) with a rank-2 branch (O = 3) added at column 2, then squared so
+    // that the gradient reaching the shared buffer depends on the branch
+    Tensor *y = op_linear(g, in[0], in[1], in[2], NULL);
+    y = op_lowrank_inplace(g, y, in[0], in[3], in[4], 2, 0.7f);
+    return op_mul(g, y, y);
+}
 static Tensor *b_gelu(Graph *g, Tensor **in, const void *u) { return op_gelu(g, in[0]); }
 static Tensor *b_qgelu(Graph *g, Tensor **in, const void *u) { return op_quick_gelu(g, in[0]); }
 static Tensor *b_relu(Graph *g, Tensor **in, const void *u) { return op_relu(g, in[0]); }
@@ -253,6 +260,10 @@ static void test_grads(void) {
         GC("mul frozen b", b_mul, NULL, a, leaf2(3, 4, 0));
         GC("scale", b_scale, NULL, a);
         GC("add_cols", b_add_cols, NULL, leaf3(2, 3, 7, 1), leaf3(2, 3, 3, 1));
+        GC("lowrank_inplace (frozen W)", b_lowrank, NULL, leaf3(2, 3, 5, 1), param2(7, 5, 0), param1(7, 0),
+           param2(2, 5, 1), param2(3, 2, 1));
+        GC("lowrank_inplace (trainable W, frozen x)", b_lowrank, NULL, leaf3(2, 3, 5, 0), param2(7, 5, 1),
+           param1(7, 1), param2(2, 5, 1), param2(3, 2, 1));
     }
     // activations (relu inputs kept away from the kink)
     {

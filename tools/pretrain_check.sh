@@ -25,7 +25,7 @@ table=$(mktemp)
   echo
   echo "| task | chance | full FT, pretrained | full FT, random init | linear probe, pretrained |"
   echo "| --- | --- | --- | --- | --- |"
-  for t in fashion_mnist textures dsprites_loc dsprites_ori clevr_count clevr_dist smallnorb_azi smallnorb_ele; do
+  for t in fashion_mnist textures dsprites_loc clevr_count clevr_dist; do
     k=$(wc -l < "data/$t/classes.txt" 2>/dev/null || echo 0)
     a=$(find_acc "$R/default" full "$t"); b=$(find_acc "$R/control" full "$t"); c=$(find_acc "$R/default" linear "$t")
     awk -v t="$t" -v k="$k" -v a="$a" -v b="$b" -v c="$c" 'function p(x) { return x == "-" ? "-" : sprintf("%.1f", 100 * x) }
