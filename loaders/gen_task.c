@@ -636,6 +636,8 @@ int gen_readme_write(const char *root, const GenOptions *o, const char *cmdline)
             "splatted at 64x64 and averaged down. Label of image i: i mod %d (balanced).\n"
             "The lists keep the VTAB file names (train800.txt holds all %d train images).\n",
             fractal_classes(o), fractal_points(o), fractal_classes(o), nf[0]);
+    fprintf(f, "\nThe vision-language data (VQAv2-, GQA-, NLVR2- and COCO/Karpathy-format files about generated\n"
+               "scenes) is under `vl/`, described in `vl/README.md`.\n");
     fprintf(f, "\n## Present in this folder\n\n");
     for (int t = 0; t < NTASKS; t++) {   // each as its marker says (tasks may differ in seed)
         char m[256];
