@@ -9,10 +9,61 @@
 #include "bench/common.h"
 #include "methods/method.h"
 #include "vit/vit.h"
+#include "vl/vlmodel.h"
+
+// A vision-language backbone (vl-tiny, vl-small, vl-base): text model parameters and the cost of
+// one example (the frozen ViT's image forward + the encoder-decoder's forward).
+static int info_vl(const char *name, int vocab, int enc_len, int dec_len, const char *vit_name, int json) {
+    VlConfig c;
+    VitConfig vc;
+    if (vl_preset(name, &c) || vit_preset(vit_name, &vc)) {
+        fprintf(stderr, "petl info: %s\n", nn_err());
+        return 1;
+    }
+    c.vocab = vocab;
+    vl_config_vision(&c, &vc, 0);
+    if (enc_len <= 0 || enc_len > c.max_enc_len || dec_len <= 0 || dec_len > c.max_dec_len) {
+        fprintf(stderr, "petl info: --enc-len must be in 1..%d and --dec-len in 1..%d (got %d and %d)\n",
+                c.max_enc_len, c.max_dec_len, enc_len, dec_len);
+        return 2;
+    }
+    long p = vl_param_count(&c);
+    double text = vl_forward_flops(&c, enc_len, 1, dec_len, 0), img = 2 * vit_forward_macs(&vc);
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        char *cs = vl_config_json(&c);
+        cJSON_AddItemToObject(o, "config", cJSON_Parse(cs));
+        free(cs);
+        cJSON_AddStringToObject(o, "image_encoder", vit_name);
+        cJSON_AddNumberToObject(o, "parameters", (double)p);
+        cJSON *f = cJSON_AddObjectToObject(o, "forward_per_example");
+        cJSON_AddNumberToObject(f, "enc_len", enc_len);
+        cJSON_AddNumberToObject(f, "dec_len", dec_len);
+        cJSON_AddNumberToObject(f, "text_model_flops", text);
+        cJSON_AddNumberToObject(f, "image_encoder_flops", img);
+        cJSON_AddNumberToObject(f, "flops", text + img);
+        char *s = cJSON_Print(o);
+        printf("%s\n", s);
+        cJSON_free(s);
+        cJSON_Delete(o);
+        return 0;
+    }
+    printf("backbone %s: dim %d, %d encoder + %d decoder layers, heads %d, ffn %d, vocab %d, %d visual tokens "
+           "from %s's %dx%d grid\n",
+           c.name, c.dim, c.enc_layers, c.dec_layers, c.heads, c.ffn, c.vocab, c.vis_tokens, vit_name, c.vis_grid,
+           c.vis_grid);
+    printf("  %-28s %14ld  (the frozen image encoder not included)\n", "parameters", p);
+    printf("forward cost per example (%d text tokens + %d visual, %d target tokens)\n", enc_len, c.vis_tokens, dec_len);
+    printf("  %-28s %14.4f G\n", "text model FLOPs", text / 1e9);
+    printf("  %-28s %14.4f G\n", "image encoder FLOPs", img / 1e9);
+    printf("  %-28s %14.4f G\n", "total FLOPs", (text + img) / 1e9);
+    return 0;
+}
 
 int cmd_info(int argc, char **argv) {
     const char *backbone = NULL, *method = NULL, *margs = "";
-    int img = 0, classes = -1, json = 0, help = 0, heads = 0;
+    int img = 0, classes = -1, json = 0, help = 0, heads = 0, vocab = 2000, enc_len = 24, dec_len = 10;
+    const char *vl_vit = "vit-micro";
     Opt opts[] = {
         {"--backbone", OPT_STR, &backbone, "preset name (vit-b16, ...) or checkpoint (.safetensors/.npz)"},
         {"--image-size", OPT_INT, &img, "image size (resamples the position embedding)"},
@@ -20,6 +71,10 @@ int cmd_info(int argc, char **argv) {
         {"--heads", OPT_INT, &heads, "attention heads when a checkpoint does not say"},
         {"--method", OPT_STR, &method, "a PET method: its trainable parameters and extra cost"},
         {"--method-args", OPT_STR, &margs, "k=v,k=v"},
+        {"--vocab", OPT_INT, &vocab, "vl-* backbones: vocabulary size (the tokenizer's)"},
+        {"--enc-len", OPT_INT, &enc_len, "vl-* backbones: text tokens of an example"},
+        {"--dec-len", OPT_INT, &dec_len, "vl-* backbones: target tokens of an example"},
+        {"--image-encoder", OPT_STR, &vl_vit, "vl-* backbones: the ViT preset whose grid tokens it reads"},
         {"--json", OPT_FLAG, &json, "print JSON"},
         {"--help", OPT_FLAG, &help, "this help"},
     };
@@ -28,6 +83,13 @@ int cmd_info(int argc, char **argv) {
     if (help || !backbone) {
         args_usage("info", "--backbone NAME|CKPT [--method M [--method-args k=v,...]] [--image-size N] [--classes K] [--json]", opts, nopt);
         return help ? 0 : 2;
+    }
+    if (!strncmp(backbone, "vl-", 3)) {
+        if (method) {
+            fprintf(stderr, "petl info: PET methods on vl-* backbones are not implemented yet (got --method %s)\n", method);
+            return 2;
+        }
+        return info_vl(backbone, vocab, enc_len, dec_len, vl_vit, json);
     }
     VitConfig c;
     if (backbone_config(backbone, heads, img, classes, &c)) {

@@ -118,5 +118,25 @@ int main(void) {
     CHECK(run_capture(cmd, out, sizeof out) == 0 && strstr(out, "\"backbone\":\t85798656"), "info --json: %s", out);
     snprintf(cmd, sizeof cmd, "%s methods --json", petl_bin());
     CHECK(run_capture(cmd, out, sizeof out) == 0 && strstr(out, "\"lora\""), "methods --json");
+    // a VL backbone: the text model's parameters (closed form, counted by hand for vl-tiny with
+    // a 2000-token vocabulary) and the cost of one example
+    {
+        // embed 2000*128, positions (64 + 32)*128, visual proj 128*128+128, box 4*128+128, LN 256;
+        // encoder layer: LN 256 + 4 linears (128*128+128) + LN 256 + fc1 128*512+512 + fc2 512*128+128;
+        // decoder layer: the same + cross-attention LN 256 + 4 linears; final LNs 2*256
+        long emb = 2000L * 128 + 96L * 128, vis = 128L * 128 + 128 + 4 * 128 + 128 + 256;
+        long lin = 128L * 128 + 128, ffn = 128L * 512 + 512 + 512L * 128 + 128;
+        long enc = 256 + 4 * lin + 256 + ffn, dec = enc + 256 + 4 * lin;
+        long want = emb + vis + 3 * enc + 3 * dec + 2 * 256;
+        char w[64];
+        snprintf(w, sizeof w, "\"parameters\":\t%ld", want);
+        snprintf(cmd, sizeof cmd, "%s info --backbone vl-tiny --json", petl_bin());
+        CHECK(run_capture(cmd, out, sizeof out) == 0 && strstr(out, w) && strstr(out, "\"image_encoder_flops\""),
+              "info vl-tiny: want %s in %s", w, out);
+        snprintf(cmd, sizeof cmd, "%s info --backbone vl-huge", petl_bin());
+        expect_error("unknown VL preset", cmd, "vl-huge", NULL);
+        snprintf(cmd, sizeof cmd, "%s info --backbone vl-tiny --enc-len 999", petl_bin());
+        expect_error("VL example too long", cmd, "--enc-len", NULL);
+    }
     TEST_END();
 }
