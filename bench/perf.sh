@@ -27,3 +27,5 @@ BEGIN { pi["full"]=54.9; pr["full"]=1536; pi["linear"]=172.9; pr["linear"]=375; 
   pre = (m in pr) ? pr[m] : "-"; rr = (m in pr) ? sprintf("%.2f", r["peak_rss_mb"] / pr[m]) : "-";
   printf "| %s | %.0f | %.1f | %s | %s | %.0f | %s | %s | %.1f | %.0f%% |\n", m, r["ms"], r["img_s"], pe, ra, r["peak_rss_mb"], pre, rr, r["gflops"], 100 * r["gflops"] / peak }' "$tmp"
 rm -f "$tmp"
+# LST memory against full, LoRA and the adapter (writes results/lst_memory.md)
+./bench/lst_memory.sh "$B"

@@ -250,15 +250,13 @@ static Tensor *run_blocks(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
     Tensor *x = embed(v, g, img, st);
     // A block that recorded nothing on the tape (inference, or a frozen stretch of the backbone)
     // leaves nothing that backward needs: keep its output and give its activations back.
-    int tapped = st && st->tap;
     for (int l = 0; l < c->depth; l++) {
         GraphMark mk = graph_mark(g);
         long tape0 = graph_tape_len(g);
         Tensor *in = x;
         if (st && st->tokens) x = st->tokens(st->ctx, g, l, x);
         x = block_forward(v, g, l, x, st);
-        if (st && st->tap) st->tap(st->ctx, g, l, x);
-        if (!tapped && x != in && graph_tape_len(g) == tape0) {
+        if (x != in && graph_tape_len(g) == tape0) {
             float *keep = graph_scratch(g, (size_t)x->n);
             memcpy(keep, x->data, sizeof(float) * x->n);
             int nd = x->ndim, shp[NN_MAXDIM];
@@ -268,6 +266,8 @@ static Tensor *run_blocks(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
             memcpy(x->data, keep, sizeof(float) * x->n);
             graph_scratch_release(g, keep);
         }
+        // After the rewind: what a side network records here stays, the block's activations don't.
+        if (st && st->tap) st->tap(st->ctx, g, l, x);
     }
     return x;
 }
