@@ -236,7 +236,7 @@ int main(void) {
     const MethodDesc *const *r = method_registry(&n);
     static const char *required[] = {"full", "linear", "bitfit", "ssf", "adapter", "adaptformer", "convpass",
                                      "compacter", "lora", "fact_tt", "fact_tk", "kadaptation", "vpt_shallow",
-                                     "vpt_deep"};
+                                     "vpt_deep", "lst", "sparse_adapter", "dsee", "l0mask", "prune", "int8"};
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
         CHECK(method_find(required[i]) != NULL, "method %s is not in the registry", required[i]);
     for (int i = 0; i < n; i++) CHECK(r[i]->summary && r[i]->attach, "method %s incomplete", r[i]->name);
