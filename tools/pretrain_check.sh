@@ -34,7 +34,7 @@ table=$(mktemp)
 } > "$table"
 for f in models/README.md data/README.md; do
   [ -f "$f" ] || continue
-  awk '/^## Is the pretrained backbone worth using\?/ { skip = 1; next } skip && /^## / { skip = 0 } !skip' "$f" > "$f.tmp"
+  awk '/^## Is the pretrained backbone worth using\?/ { skip = 1; next } skip && /^## / { skip = 0 } !skip' "$f" | cat -s > "$f.tmp"
   { cat "$f.tmp"; echo; cat "$table"; } > "$f" && rm -f "$f.tmp"
 done
 cat "$table"
