@@ -188,21 +188,7 @@ static cJSON *inspect_task(const char *root, const char *fmt, const char *task, 
     for (int i = 0; i < ns; i++) ds_free(ds[i]);
     free(ds);
     ds_free_names(names, ns > 0 ? ns : 0);
-    if (text) {
-        if (pr.n) {
-            printf("  %d problem%s:\n", pr.n, pr.n == 1 ? "" : "s");
-            cJSON *p;
-            cJSON_ArrayForEach(p, pr.arr) {
-                int line = cJSON_GetObjectItem(p, "line")->valueint;
-                const char *f = cJSON_GetObjectItem(p, "file")->valuestring;
-                const char *m = cJSON_GetObjectItem(p, "problem")->valuestring;
-                // Messages that already start with the file need not repeat it.
-                if (!strncmp(m, f, strlen(f))) printf("    %s\n", m);
-                else if (line > 0) printf("    %s:%d: %s\n", f, line, m);
-                else printf("    %s: %s\n", f, m);
-            }
-        } else printf("  no problems\n");
-    }
+    if (text) vld_print_problems(pr.arr, pr.n);
     cJSON_AddItemToObject(tj, "problems", pr.arr);
     *nprob += pr.n;
     return tj;

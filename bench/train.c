@@ -58,21 +58,39 @@ static double now(void) {
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
+int train_batch_opts(const Vit *v, const TrainOpts *o, int train, BatchOpts *bo) {
+    if (train) bi_opts_default(bo);
+    else bi_opts_eval(bo);
+    bo->batch = o->batch;
+    bo->size = v->cfg.img;
+    bo->seed = (uint64_t)o->seed;
+    bo->shuffle = train;
+    bo->drop_last = 0;
+    bo->augment = train && o->augment;
+    if (tf_norm_preset(o->norm, bo->mean, bo->std)) {
+        nn_seterr("unknown normalisation '%s' (expected inception, imagenet or none)", o->norm);
+        return -1;
+    }
+    return 0;
+}
+
+long count_correct(const Tensor *logits, const int *y, int n) {
+    int K = tensor_last(logits);
+    long correct = 0;
+    for (int i = 0; i < n; i++) {
+        const float *r = logits->data + (long)i * K;
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            if (r[k] > r[best]) best = k;
+        correct += best == y[i];
+    }
+    return correct;
+}
+
 static BatchIter *make_iter(const Dataset *d, const Vit *v, const TrainOpts *o, int train) {
     BatchOpts bo;
-    if (train) bi_opts_default(&bo);
-    else bi_opts_eval(&bo);
-    bo.batch = o->batch;
-    bo.size = v->cfg.img;
-    bo.seed = (uint64_t)o->seed;
-    bo.shuffle = train;
-    bo.drop_last = 0;
-    bo.augment = train && o->augment;
+    if (train_batch_opts(v, o, train, &bo)) return NULL;
     bo.cache = 1;
-    if (tf_norm_preset(o->norm, bo.mean, bo.std)) {
-        nn_seterr("unknown normalisation '%s' (expected inception, imagenet or none)", o->norm);
-        return NULL;
-    }
     return bi_new(d, &bo);
 }
 
@@ -338,14 +356,7 @@ int eval_model(Vit *v, const VitSites *st, const Dataset *d, const TrainOpts *o,
         if (got == 0) break;
         Tensor *logits = vit_forward(v, g, xt, st);
         Tensor *loss = op_cross_entropy(g, logits, y, 0, -1);
-        int K = tensor_last(logits);
-        for (int i = 0; i < nvalid; i++) {
-            const float *r = logits->data + (long)i * K;
-            int best = 0;
-            for (int k = 1; k < K; k++)
-                if (r[k] > r[best]) best = k;
-            correct += best == y[i];
-        }
+        correct += count_correct(logits, y, nvalid);
         loss_sum += (double)loss->data[0] * nvalid;
         e->n += nvalid;
         graph_reset(g);

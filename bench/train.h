@@ -4,6 +4,7 @@
 #define BENCH_TRAIN_H
 #include <stdio.h>
 
+#include "loaders/batch.h"
 #include "loaders/dataset.h"
 #include "vit/vit.h"
 
@@ -51,5 +52,11 @@ typedef struct {
 // examples of d, in the evaluation order (no shuffling, no augmentation). 0 or -1 with nn_err().
 int method_prepare_on(struct Method *m, Vit *v, const Dataset *d, const TrainOpts *o);
 int eval_model(Vit *v, const VitSites *st, const Dataset *d, const TrainOpts *o, EvalStats *e);
+// The batch options the loop reads a dataset with (train 1: shuffled, augmented when o says so;
+// 0: every example once, in order), cache off. 0, or -1 with nn_err() (unknown o->norm).
+int train_batch_opts(const Vit *v, const TrainOpts *o, int train, BatchOpts *bo);
+// How many of the first n rows of logits (n, K) have their largest entry (the first, on ties)
+// at the label y[i].
+long count_correct(const Tensor *logits, const int *y, int n);
 
 #endif

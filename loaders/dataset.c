@@ -2,6 +2,7 @@
 // Opening validates what is cheap; every problem names the file and line it came from.
 #include "loaders/dataset.h"
 #include "loaders/lderr.h"
+#include "loaders/ldutil.h"
 #include "nn/nn.h"
 
 #include <ctype.h>
@@ -46,22 +47,6 @@ const VtabTask *ds_vtab_find(const char *name) {
 }
 
 // ---------------------------------------------------------------- small helpers
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = nn_malloc(n);
-    memcpy(p, s, n);
-    return p;
-}
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...) {
-    va_list ap;
-    char *p = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&p, fmt, ap);
-    va_end(ap);
-    NN_ASSERT(n >= 0 && p, "out of memory");
-    return p;
-}
 static char *join(const char *a, const char *b) {
     if (!a || !*a) return xstrdup(b);
     if (!b || !*b) return xstrdup(a);

@@ -3,6 +3,7 @@
 #include "loaders/gen.h"
 #include "loaders/img.h"
 #include "loaders/lderr.h"
+#include "loaders/ldutil.h"
 #include "nn/nn.h"
 
 #include <errno.h>
@@ -147,33 +148,6 @@ static void split_sizes(const char *task, const GenOptions *o, int n[3]) {
 }
 
 // ---------------------------------------------------------------- files
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int mkdir_p(const char *path) {
-    char buf[1024];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        nn_seterr("path too long: %s", path);
-        return -1;
-    }
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char keep = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST) {
-                nn_seterr("%s: cannot create directory (%s)", buf, strerror(errno));
-                return -1;
-            }
-            *p = keep;
-            if (!keep) break;
-        }
-    }
-    return 0;
-}
-
 // A text file written whole or not at all: to <path>.tmp, then renamed.
 typedef struct {
     FILE *f;
@@ -221,12 +195,7 @@ static void marker_text(const char *task, const GenOptions *o, char *buf, size_t
 static void marker_read(const char *root, const char *task, char *got, size_t cap) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s/.complete", root, task);
-    got[0] = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    size_t k = fread(got, 1, cap - 1, f);
-    fclose(f);
-    got[k] = 0;
+    read_head(path, got, cap);
 }
 
 int gen_task_is_complete(const char *root, const char *task, const GenOptions *o) {

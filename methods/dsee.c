@@ -34,11 +34,10 @@
 #include <string.h>
 
 #include "methods/registry.h"
+#include "methods/vit_targets.h"
 #include "nn/ops.h"
 #include "nn/ops_spadd.h"
 
-enum { T_Q, T_K, T_V, T_O, T_FC1, T_FC2, T_N };
-static const char *g_tnames[T_N] = {"q", "k", "v", "o", "fc1", "fc2"};
 enum { PRUNE_NONE, PRUNE_UNSTRUCTURED, PRUNE_HEADS };
 
 // ---------------------------------------------------------------- selection
@@ -318,17 +317,7 @@ static float *mat_of(Vit *v, int l, int t, int *out, int *in) {
     }
 }
 
-static int dsee_has(void *ctx, int layer, VitSite s) {
-    Dsee *L = ctx;
-    if (layer < 0) return 0;
-    switch (s) {
-    case SITE_QKV: return L->targets[T_Q] || L->targets[T_K] || L->targets[T_V];
-    case SITE_PROJ: return L->targets[T_O];
-    case SITE_FC1: return L->targets[T_FC1];
-    case SITE_FC2: return L->targets[T_FC2];
-    default: return 0;
-    }
-}
+static int dsee_has(void *ctx, int layer, VitSite s) { return vt_has(((Dsee *)ctx)->targets, layer, s); }
 
 static Tensor *add_update(Dsee *L, Graph *g, int l, int t, Tensor *y, Tensor *x, int off) {
     int i = l * T_N + t;
@@ -348,22 +337,16 @@ static Tensor *dsee_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Ten
             if (L->targets[t]) y = add_update(L, g, l, t, y, x, t * D);
         return y;
     }
-    int t = s == SITE_PROJ ? T_O : s == SITE_FC1 ? T_FC1 : T_FC2;
+    int t = vt_of_site(s);
     return add_update(L, g, l, t, y, x, 0);
 }
 
 static int parse_list(const char *what, const char *s, int *on) {
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", s);
-    int any = 0;
-    for (char *tok = strtok(buf, "+"); tok; tok = strtok(NULL, "+")) {
-        int found = 0;
-        for (int t = 0; t < T_N; t++)
-            if (!strcmp(tok, g_tnames[t])) on[t] = found = any = 1;
-        if (!found) {
-            nn_seterr("dsee: %s '%s' is not a projection of the ViT (q, k, v, o, fc1, fc2, joined by '+')", what, tok);
-            return -1;
-        }
+    char bad[128];
+    int any;
+    if (vt_parse(s, on, &any, bad, sizeof bad)) {
+        nn_seterr("dsee: %s '%s' is not a projection of the ViT (q, k, v, o, fc1, fc2, joined by '+')", what, bad);
+        return -1;
     }
     if (!any) {
         nn_seterr("dsee: %s is empty (expected projections among q, k, v, o, fc1, fc2, joined by '+')", what);

@@ -23,11 +23,12 @@
 
 #include "bench/train.h"
 #include "methods/registry.h"
+#include "methods/vit_targets.h"
 #include "nn/ops.h"
 #include "nn/quant.h"
 
 enum { Q_QKV, Q_PROJ, Q_FC1, Q_FC2, Q_N };   // = SITE_QKV .. SITE_FC2
-static const char *g_qnames[Q_N] = {"qkv", "proj", "fc1", "fc2"};
+static const char *const g_qnames[Q_N] = {"qkv", "proj", "fc1", "fc2"};
 
 typedef struct {
     int qat, wq, aq, sel[Q_N], depth;
@@ -64,19 +65,13 @@ static Tensor *q_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tensor
 }
 
 static int parse_linears(const char *s, int *sel) {
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", s);
-    int any = 0;
-    for (char *tok = strtok(buf, "+"); tok; tok = strtok(NULL, "+")) {
-        int found = 0;
-        for (int t = 0; t < Q_N; t++)
-            if (!strcmp(tok, g_qnames[t])) sel[t] = found = any = 1;
-        if (!found) {
-            nn_seterr("int8: linears: '%s' is not a block linear of the ViT (expected qkv, proj, fc1, fc2 joined by "
-                      "'+'; the patch embedding and the head stay float)",
-                      tok);
-            return -1;
-        }
+    char bad[128];
+    int any;
+    if (vt_parse_names(s, g_qnames, Q_N, sel, &any, bad, sizeof bad)) {
+        nn_seterr("int8: linears: '%s' is not a block linear of the ViT (expected qkv, proj, fc1, fc2 joined by "
+                  "'+'; the patch embedding and the head stay float)",
+                  bad);
+        return -1;
     }
     if (!any) {
         nn_seterr("int8: linears='%s' names no linear (expected e.g. qkv+proj+fc1+fc2)", s);

@@ -39,6 +39,7 @@
 #include "loaders/batch.h"
 #include "methods/adapter_util.h"
 #include "methods/registry.h"
+#include "methods/vit_targets.h"
 #include "nn/ops.h"
 #include "nn/ops_l0.h"
 
@@ -115,18 +116,12 @@ static Tensor *l0_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tenso
 }
 
 static int parse_targets(const char *s, int *targets) {
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", s);
-    int any = 0;
-    for (char *tok = strtok(buf, "+"); tok; tok = strtok(NULL, "+")) {
-        int found = 0;
-        for (int t = 0; t < NT; t++)
-            if (!strcmp(tok, g_sites[t])) targets[t] = found = any = 1;
-        if (!found) {
-            nn_seterr("l0mask: argument targets=%s: '%s' is not a block linear (qkv, proj, fc1, fc2, joined by '+')", s,
-                      tok);
-            return -1;
-        }
+    char bad[128];
+    int any;
+    if (vt_parse_names(s, g_sites, NT, targets, &any, bad, sizeof bad)) {
+        nn_seterr("l0mask: argument targets=%s: '%s' is not a block linear (qkv, proj, fc1, fc2, joined by '+')", s,
+                  bad);
+        return -1;
     }
     if (!any) {
         nn_seterr("l0mask: argument targets=%s names no layer (qkv, proj, fc1, fc2, joined by '+')", s);
@@ -278,13 +273,7 @@ static int l0_report(Method *m, Vit *v, const struct Dataset *test, const struct
     cJSON_AddStringToObject(j, "final_mask", "binary ticket: evaluation gate > 0.5, multiplied into the weights");
     if (!M->adv && !M->robust_eval) return 0;
     BatchOpts bo;
-    bi_opts_eval(&bo);
-    bo.batch = o->batch;
-    bo.size = v->cfg.img;
-    if (tf_norm_preset(o->norm, bo.mean, bo.std)) {
-        nn_seterr("l0mask: unknown normalisation '%s' for the robust evaluation", o->norm);
-        return -1;
-    }
+    if (train_batch_opts(v, o, 0, &bo)) return -1;
     BatchIter *it = bi_new(test, &bo);
     if (!it) return -1;
     bi_reset_epoch(it, 0);
@@ -303,15 +292,7 @@ static int l0_report(Method *m, Vit *v, const struct Dataset *test, const struct
         graph_set_training(g, 0);
         Tensor *t = graph_tensor(g, 4, xt.shape);
         memcpy(t->data, xa, sizeof(float) * (size_t)t->n);
-        Tensor *logits = vit_forward(v, g, t, st);
-        int K = tensor_last(logits);
-        for (int i = 0; i < nvalid; i++) {
-            const float *r = logits->data + (long)i * K;
-            int best = 0;
-            for (int k = 1; k < K; k++)
-                if (r[k] > r[best]) best = k;
-            correct += best == y[i];
-        }
+        correct += count_correct(vit_forward(v, g, t, st), y, nvalid);
         n += nvalid;
         graph_reset(g);
         graph_set_grad_enabled(g, 1);

@@ -7,10 +7,8 @@
 #include <string.h>
 
 #include "methods/registry.h"
+#include "methods/vit_targets.h"
 #include "nn/ops.h"
-
-enum { T_Q, T_K, T_V, T_O, T_FC1, T_FC2, T_N };
-static const char *g_tnames[T_N] = {"q", "k", "v", "o", "fc1", "fc2"};
 
 typedef struct {
     int r, noah, targets[T_N];
@@ -18,17 +16,7 @@ typedef struct {
     Tensor **A, **B;   // [layer * T_N + t]; noah: index T_Q holds the shared qkv pair
 } Lora;
 
-static int lora_has(void *ctx, int layer, VitSite s) {
-    Lora *L = ctx;
-    if (layer < 0) return 0;
-    switch (s) {
-    case SITE_QKV: return L->targets[T_Q] || L->targets[T_K] || L->targets[T_V];
-    case SITE_PROJ: return L->targets[T_O];
-    case SITE_FC1: return L->targets[T_FC1];
-    case SITE_FC2: return L->targets[T_FC2];
-    default: return 0;
-    }
-}
+static int lora_has(void *ctx, int layer, VitSite s) { return vt_has(((Lora *)ctx)->targets, layer, s); }
 
 
 static Tensor *lora_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tensor *W, Tensor *b,
@@ -44,22 +32,15 @@ static Tensor *lora_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Ten
             if (L->targets[t]) y = op_lowrank_inplace(g, y, x, A[t], B[t], t * D, L->scale);
         return y;
     }
-    int t = s == SITE_PROJ ? T_O : s == SITE_FC1 ? T_FC1 : T_FC2;
+    int t = vt_of_site(s);
     return op_lowrank_inplace(g, y, x, A[t], B[t], 0, L->scale);
 }
 
 static int parse_targets(const char *s, int *targets, int *any) {
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", s);
-    *any = 0;
-    for (char *tok = strtok(buf, "+"); tok; tok = strtok(NULL, "+")) {
-        int found = 0;
-        for (int t = 0; t < T_N; t++)
-            if (!strcmp(tok, g_tnames[t])) targets[t] = found = *any = 1;
-        if (!found) {
-            nn_seterr("lora: target '%s' is not a site of the ViT (targets: q, k, v, o, fc1, fc2, joined by '+')", tok);
-            return -1;
-        }
+    char bad[128];
+    if (vt_parse(s, targets, any, bad, sizeof bad)) {
+        nn_seterr("lora: target '%s' is not a site of the ViT (targets: q, k, v, o, fc1, fc2, joined by '+')", bad);
+        return -1;
     }
     return 0;
 }

@@ -308,6 +308,13 @@ static void take(Tensor *dst, const Tensor *src, int ld, const int *ri, const in
             dst->data[(long)i * cols + j] = src->data[(long)(ri ? ri[i] : i) * ld + (ci ? ci[j] : j)];
 }
 
+// A weight (rows ri, columns ci of src_w, row stride ld) and its bias, whose entries follow the rows.
+static void take_wb(Tensor *dst_w, Tensor *dst_b, const Tensor *src_w, const Tensor *src_b, int ld, const int *ri,
+                    const int *ci) {
+    take(dst_w, src_w, ld, ri, ci);
+    take(dst_b, src_b, 1, ri, NULL);
+}
+
 // ds channels to keep of d: per head (H heads of d / H channels), the top ds / H of score within
 // that head's channels; or (per_head 0: the side network has another head count) the top ds.
 static void top_per_head(const double *score, int d, int H, int ds, int per_head, int *out) {
@@ -426,18 +433,12 @@ static int lst_prepare(Method *m, Vit *v, MethodData *data) {
             top_per_head(qk + (long)l * d, d, c->heads, ds, per_head, sq);
             top_per_head(vv + (long)l * d, d, c->heads, ds, per_head, sv);
             for (int i = 0; i < ds; i++) rq[i] = sq[i], rq[ds + i] = d + sq[i], rq[2 * ds + i] = 2 * d + sv[i];
-            take(p[S_N1W], b->norm1_w, 1, sr, NULL);
-            take(p[S_N1B], b->norm1_b, 1, sr, NULL);
-            take(p[S_QKVW], b->qkv_w, d, rq, sr);
-            take(p[S_QKVB], b->qkv_b, 1, rq, NULL);
-            take(p[S_PROJW], b->proj_w, d, sr, sv);
-            take(p[S_PROJB], b->proj_b, 1, sr, NULL);
-            take(p[S_N2W], b->norm2_w, 1, sr, NULL);
-            take(p[S_N2B], b->norm2_b, 1, sr, NULL);
-            take(p[S_FC1W], b->fc1_w, d, sm, sr);
-            take(p[S_FC1B], b->fc1_b, 1, sm, NULL);
-            take(p[S_FC2W], b->fc2_w, M, sr, sm);
-            take(p[S_FC2B], b->fc2_b, 1, sr, NULL);
+            take_wb(p[S_N1W], p[S_N1B], b->norm1_w, b->norm1_b, 1, sr, NULL);
+            take_wb(p[S_QKVW], p[S_QKVB], b->qkv_w, b->qkv_b, d, rq, sr);
+            take_wb(p[S_PROJW], p[S_PROJB], b->proj_w, b->proj_b, d, sr, sv);
+            take_wb(p[S_N2W], p[S_N2B], b->norm2_w, b->norm2_b, 1, sr, NULL);
+            take_wb(p[S_FC1W], p[S_FC1B], b->fc1_w, b->fc1_b, d, sm, sr);
+            take_wb(p[S_FC2W], p[S_FC2B], b->fc2_w, b->fc2_b, M, sr, sm);
             fill(p[S_DW], 0.0f);
             fill(p[S_DB], 0.0f);
             for (int i = 0; i < ds; i++) p[S_DW]->data[(long)i * d + sr[i]] = 1.0f;
@@ -450,8 +451,7 @@ static int lst_prepare(Method *m, Vit *v, MethodData *data) {
             S->ew->data[(long)i * d + sr[i]] = 1.0f;
             S->uw->data[(long)sr[i] * ds + i] = 1.0f;
         }
-        take(S->nw, v->norm_w, 1, sr, NULL);
-        take(S->nb, v->norm_b, 1, sr, NULL);
+        take_wb(S->nw, S->nb, v->norm_w, v->norm_b, 1, sr, NULL);
         free(sr), free(sm), free(sq), free(sv), free(rq);
     }
     graph_free(g);

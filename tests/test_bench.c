@@ -5,6 +5,7 @@
 #include "bench/results.h"
 #include "nn/nn.h"
 #include "tests/test.h"
+#include "tests/test_util.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -22,19 +23,6 @@
 #define BDIR TEST_TMP "/bench"
 
 #define bin petl_bin
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc(n + 1);
-    size_t got = fread(b, 1, n, f);
-    b[got] = 0;
-    fclose(f);
-    return b;
-}
 
 static int parse(const char *json, Matrix *m) { return matrix_parse(json, "t.json", m); }
 
@@ -251,7 +239,7 @@ static int check_records(int *nok, int *nfail, char *inflight, size_t cap) {
         char id[512], p[1024];
         snprintf(id, sizeof id, "%.*s", (int)(k - 4), e->d_name);
         snprintf(p, sizeof p, BDIR "/res/cells/%s.json", id);
-        char *t = slurp(p);
+        char *t = test_slurp(p);
         if (!t) {
             if (inflight && !inflight[0]) snprintf(inflight, cap, "%s", id);
             continue;
@@ -274,7 +262,7 @@ static int run_cmd(const char *cmd, char **out) {
     char full[4096];
     snprintf(full, sizeof full, "%s > " BDIR "/out.txt 2>&1", cmd);
     int rc = system(full);
-    if (out) *out = slurp(BDIR "/out.txt");
+    if (out) *out = test_slurp(BDIR "/out.txt");
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
@@ -363,7 +351,7 @@ static void test_resume_and_failures(void) {
     while (d && (e = readdir(d))) {
         if (!strstr(e->d_name, ".json")) continue;
         snprintf(p, sizeof p, BDIR "/res/cells/%s", e->d_name);
-        char *t = slurp(p);
+        char *t = test_slurp(p);
         cJSON *j = t ? cJSON_Parse(t) : NULL;
         free(t);
         const cJSON *fj = j ? cJSON_GetObjectItem(j, "failure") : NULL;
@@ -450,15 +438,8 @@ static void test_table_plot(void) {
     CHECK(rc == 0, "petl plot exit %d:\n%s", rc, out ? out : "");
     free(out);
     const char *figs[] = {"acc_vs_params", "acc_vs_memory", "acc_vs_train_flops", "fewshot_fashion_mnist"};
-    const char *exts[] = {"dat", "gp", "png", "svg"};
-    for (int i = 0; i < 4; i++)
-        for (int k = 0; k < 4; k++) {
-            char p[512];
-            struct stat st;
-            snprintf(p, sizeof p, BDIR "/plots/%s.%s", figs[i], exts[k]);
-            CHECK(stat(p, &st) == 0 && st.st_size > 0, "%s missing or empty", p);
-        }
-    char *dat = slurp(BDIR "/plots/acc_vs_params.dat");
+    check_plot_files(BDIR "/plots", figs, 4);
+    char *dat = test_slurp(BDIR "/plots/acc_vs_params.dat");
     // linear has 0 parameters: drawn a decade below the smallest positive count, labelled (0)
     CHECK(dat && strstr(dat, "\"linear (0)\"\t1000\t31.66666667\t0\n\"lora r=8\"\t24576\t37.44833333\t24576\n"),
           "acc_vs_params.dat points:\n%s", dat ? dat : "");
@@ -468,14 +449,14 @@ static void test_table_plot(void) {
                              "\"FacT-TT r4\"\t8000\t73.4577381\t8000\n"),
           "published frontier");
     free(dat);
-    dat = slurp(BDIR "/plots/acc_vs_memory.dat");
+    dat = test_slurp(BDIR "/plots/acc_vs_memory.dat");
     CHECK(dat && strstr(dat, "\"linear\"\t100\t31.66666667\t100\n\"lora r=8\"\t120\t37.44833333\t120\n"),
           "acc_vs_memory.dat (MiB):\n%s", dat ? dat : "");
     free(dat);
-    dat = slurp(BDIR "/plots/fewshot_fashion_mnist.dat");
+    dat = test_slurp(BDIR "/plots/fewshot_fashion_mnist.dat");
     CHECK(dat && strstr(dat, "# lora r=8\n1\t25\t7.071067812\t2\n4\t50\t10\t3\n"), "fewshot .dat:\n%s", dat ? dat : "");
     free(dat);
-    char *gp = slurp(BDIR "/plots/acc_vs_params.gp");
+    char *gp = test_slurp(BDIR "/plots/acc_vs_params.gp");
     CHECK(gp && strstr(gp, "index 1 using 2:3 with steps") && strstr(gp, "Published: FacT"), "gp: frontier and published panel");
     free(gp);
     // a restyled .gp re-runs by itself from its folder

@@ -13,6 +13,7 @@
 #include "nn/optim.h"
 #include "nn/safetensors.h"
 #include "test.h"
+#include "tests/test_util.h"
 #include "vit/vit.h"
 
 // ---------------------------------------------------------------- decomposition
@@ -176,16 +177,6 @@ static void test_op_fd(void) {
 }
 
 // ---------------------------------------------------------------- the method on the tiny ViT
-static Tensor *ref_input(Graph *g, StFile *ref, int *labels) {
-    int s[4] = {3, 3, 16, 16};
-    Tensor *t = graph_tensor(g, 4, s);
-    st_read_f32(ref, st_find(ref, "input"), t->data);
-    float lab[3];
-    st_read_f32(ref, st_find(ref, "labels"), lab);
-    for (int i = 0; i < 3; i++) labels[i] = (int)lab[i];
-    return t;
-}
-
 static void fill_pet(Vit *v, uint64_t seed) {
     uint64_t s = seed;
     for (int i = 0; i < v->ps.n; i++)
@@ -195,12 +186,11 @@ static void fill_pet(Vit *v, uint64_t seed) {
 
 static void test_identity_and_merge(void) {
     StFile ref;
-    st_open(&ref, "tests/ref/vit_ref.safetensors");
     Vit v;
-    vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
+    open_ref_tiny(&ref, &v);
     Graph *g = graph_new(0);
     int labels[3];
-    Tensor *x = ref_input(g, &ref, labels);
+    Tensor *x = ref_read_batch(g, &ref, labels);
     Tensor *y0 = vit_forward(&v, g, x, NULL);
     Method *m = method_new("dsee", "targets=q+k+v+o+fc1+fc2,sparse_k=10,decomp_rank=3");
     CHECK(m && method_attach(m, &v, 3) == 0, "dsee: %s", nn_err());
@@ -227,7 +217,7 @@ static void test_identity_and_merge(void) {
 
 static double vit_loss(Vit *v, Method *m, Graph *g, StFile *ref, int backward) {
     int labels[3];
-    Tensor *x = ref_input(g, ref, labels);
+    Tensor *x = ref_read_batch(g, ref, labels);
     Tensor *loss = op_cross_entropy(g, vit_forward(v, g, x, method_sites(m)), labels, 0, -1);
     double lv = loss->data[0];
     if (backward) {
@@ -241,9 +231,8 @@ static double vit_loss(Vit *v, Method *m, Graph *g, StFile *ref, int backward) {
 // Finite differences through the whole ViT for a few entries of every A, B and S.
 static void test_grad_fd(void) {
     StFile ref;
-    st_open(&ref, "tests/ref/vit_ref.safetensors");
     Vit v;
-    vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
+    open_ref_tiny(&ref, &v);
     Method *m = method_new("dsee", "targets=q+v+fc2,r=2,sparse_k=8");
     CHECK(m && method_attach(m, &v, 1) == 0, "dsee: %s", nn_err());
     fill_pet(&v, 5);
@@ -317,30 +306,9 @@ static void test_ref(const char *file, const char *args) {
     CHECK(sup_ok, "%s: the sparse supports differ from the reference's top-k |W|", file);
     Graph *g = graph_new(0);
     int labels[3];
-    Tensor *x = ref_input(g, &ref, labels);
-    Tensor *y = vit_forward(&v, g, x, method_sites(m));
-    float want[64];
-    st_read_f32(&st, st_find(&st, "logits"), want);
-    char what[400];
-    snprintf(what, sizeof what, "dsee %s logits", args);
-    check_close(what, y->data, want, y->n, 1e-4);
-    Tensor *loss = op_cross_entropy(g, y, labels, 0, -1);
-    st_read_f32(&st, st_find(&st, "loss"), want);
-    CHECK_NEAR(loss->data[0], want[0], 1e-5, 1e-5, "dsee loss");
-    graph_backward(g, loss);
-    int ng = 0;
-    for (int i = 0; i < st.n; i++) {
-        if (strncmp(st.e[i].name, "grad.", 5)) continue;
-        Tensor *p = ps_get(&v.ps, st.e[i].name + 5);
-        CHECK(p && p->grad, "no gradient for %s", st.e[i].name + 5);
-        if (!p || !p->grad) continue;
-        float *gw = malloc(sizeof(float) * st.e[i].numel);
-        st_read_f32(&st, &st.e[i], gw);
-        snprintf(what, sizeof what, "dsee %s %s", args, st.e[i].name);
-        check_close(what, p->grad, gw, p->n, 1e-3);
-        free(gw);
-        ng++;
-    }
+    Tensor *x = ref_read_batch(g, &ref, labels);
+    check_logits_loss(&st, &v, m, g, x, labels, "dsee", args);
+    int ng = check_file_grads(&st, &v, "dsee", args);
     CHECK(ng >= 3, "%d gradients compared", ng);
     graph_free(g);
     method_free(m);
@@ -387,9 +355,8 @@ static void dense_update(Vit *v, const Method *m, int l, const char *t, int out,
 
 static void test_prune_unstructured(const char *scope, int branch) {
     StFile ref;
-    st_open(&ref, "tests/ref/vit_ref.safetensors");
     Vit v;
-    vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
+    open_ref_tiny(&ref, &v);
     char args[160];
     snprintf(args, sizeof args,
              "targets=q+v,sparse_k=12,prune=unstructured,prune_ratio=0.3,retune_frac=0.5,prune_scope=%s,final_update=%s",
@@ -481,9 +448,8 @@ static int head_zero(Vit *v, int l, int h) {
 
 static void test_prune_heads(void) {
     StFile ref;
-    st_open(&ref, "tests/ref/vit_ref.safetensors");
     Vit v;
-    vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
+    open_ref_tiny(&ref, &v);
     Method *m = method_new("dsee", "targets=q+v+o,sparse_k=12,prune=heads,prune_ratio=0.5,retune_frac=0.5");
     CHECK(m && method_attach(m, &v, 2) == 0, "dsee: %s", nn_err());
     Optimizer *o = opt_new(&v.ps, opt_defaults(OPT_ADAMW));
@@ -518,7 +484,7 @@ static void test_prune_heads(void) {
     CHECK(still == 2, "re-tuning changed the pruned heads (%d zero)", still);
     // head pruning is exact: the re-tuned (unmerged) model is the final (merged) one
     int labels[3];
-    Tensor *x = ref_input(g, &ref, labels);
+    Tensor *x = ref_read_batch(g, &ref, labels);
     Tensor *y1 = vit_forward(&v, g, x, method_sites(m));
     float keep[64];
     memcpy(keep, y1->data, sizeof(float) * y1->n);
@@ -551,7 +517,7 @@ static void test_delta(void) {
     CHECK(method_load_delta(m2, TEST_TMP "/dsee_d.safetensors") == 0, "load delta: %s", nn_err());
     Graph *g = graph_new(0);
     int labels[3];
-    Tensor *x = ref_input(g, &ref, labels);
+    Tensor *x = ref_read_batch(g, &ref, labels);
     Tensor *a = vit_forward(&v, g, x, method_sites(m)), *b = vit_forward(&w, g, x, method_sites(m2));
     CHECK(!memcmp(a->data, b->data, sizeof(float) * a->n), "delta round trip (attach seeds 5 and 77) changes logits");
     graph_free(g);
@@ -577,14 +543,6 @@ static void test_errors(void) {
 }
 
 // ---------------------------------------------------------------- petl run
-static double num(const cJSON *r, const char *path) {
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = r;
-    for (char *t = strtok(buf, "."); t && cur; t = strtok(NULL, ".")) cur = cJSON_GetObjectItemCaseSensitive(cur, t);
-    return cur && cJSON_IsNumber(cur) ? cur->valuedouble : NAN;
-}
-
 static void test_cli(void) {
     static char out[1 << 16];
     char cmd[2048];
@@ -608,13 +566,13 @@ static void test_cli(void) {
     cJSON *r = cJSON_Parse(out);
     CHECK(r != NULL, "record is not JSON");
     if (!r) return;
-    double l0 = num(r, "train.first_epoch_loss"), l1 = num(r, "train.last_epoch_loss");
+    double l0 = json_num(r, "train.first_epoch_loss"), l1 = json_num(r, "train.last_epoch_loss");
     CHECK(l1 < l0, "training loss %g -> %g", l0, l1);
-    CHECK(num(r, "params.trainable") == 2 * 2 * (8 * 64 + 16), "trainable %g", num(r, "params.trainable"));
-    CHECK(num(r, "dsee.zero_fraction") == 0.25, "zero fraction %g", num(r, "dsee.zero_fraction"));
-    CHECK(num(r, "dsee.retune_steps") == 8, "re-tuning steps %g (20 steps, 40%%)", num(r, "dsee.retune_steps"));
-    CHECK(num(r, "flops.extra_inference_per_image_unmerged") == 2.0 * 2 * 2 * 17 * (8 * 64 + 16), "extra FLOPs %g",
-          num(r, "flops.extra_inference_per_image_unmerged"));
+    CHECK(json_num(r, "params.trainable") == 2 * 2 * (8 * 64 + 16), "trainable %g", json_num(r, "params.trainable"));
+    CHECK(json_num(r, "dsee.zero_fraction") == 0.25, "zero fraction %g", json_num(r, "dsee.zero_fraction"));
+    CHECK(json_num(r, "dsee.retune_steps") == 8, "re-tuning steps %g (20 steps, 40%%)", json_num(r, "dsee.retune_steps"));
+    CHECK(json_num(r, "flops.extra_inference_per_image_unmerged") == 2.0 * 2 * 2 * 17 * (8 * 64 + 16), "extra FLOPs %g",
+          json_num(r, "flops.extra_inference_per_image_unmerged"));
     cJSON_Delete(r);
 }
 

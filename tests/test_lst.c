@@ -13,45 +13,14 @@
 #include "nn/optim.h"
 #include "nn/safetensors.h"
 #include "tests/test.h"
+#include "tests/test_util.h"
 #include "vit/vit.h"
 
 #define TINY "tests/ref/vit_tiny.safetensors"
 
-static float *st_get(StFile *f, const char *name, long *n) {
-    const StEntry *e = st_find(f, name);
-    if (!e) return NULL;
-    float *d = malloc(sizeof(float) * e->numel);
-    st_read_f32(f, e, d);
-    if (n) *n = e->numel;
-    return d;
-}
-
-static Tensor *ref_input(Graph *g, int *labels) {
-    StFile f;
-    NN_ASSERT(st_open(&f, "tests/ref/vit_ref.safetensors") == 0, "%s", nn_err());
-    long n = 0;
-    float *x = st_get(&f, "input", &n), *lab = st_get(&f, "labels", NULL);
-    Tensor *t = graph_tensor(g, 4, (int[]){3, 3, 16, 16});
-    NN_ASSERT(n == t->n, "reference input has %ld values", n);
-    memcpy(t->data, x, sizeof(float) * n);
-    for (int i = 0; i < 3; i++) labels[i] = (int)lab[i];
-    free(x);
-    free(lab);
-    st_close(&f);
-    return t;
-}
-
-static int is_pet(const char *name) { return !strncmp(name, "pet.", 4); }
-
-static double max_abs(const float *x, long n) {
-    double m = 0;
-    for (long i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
 // ---------------------------------------------------------------- PyTorch: forward and gradients
 static void test_reference(const char *c) {
-    char path[256], what[300];
+    char path[256];
     snprintf(path, sizeof path, "tests/ref/lst_%s.safetensors", c);
     StFile f;
     if (st_open(&f, path)) {
@@ -64,60 +33,12 @@ static void test_reference(const char *c) {
     Method *m = method_new("lst", margs);
     CHECK(m && method_attach(m, &v, 1) == 0, "%s: lst %s: %s", c, margs, nn_err());
     if (!m) goto out;
-    int npet_store = 0, npet_file = 0, missing = 0;
-    for (int i = 0; i < v.ps.n; i++) {
-        Param *p = v.ps.p[i];
-        if (!is_pet(p->name)) continue;
-        npet_store++;
-        const StEntry *e = st_find(&f, p->name);
-        if (!e || e->numel != p->t.n) {
-            CHECK(0, "%s: %s missing from the reference or of another size", c, p->name);
-            missing = 1;
-            continue;
-        }
-        st_read_f32(&f, e, p->t.data);
-        CHECK(p->trainable && p->t.requires_grad, "%s: %s not trainable", c, p->name);
-    }
-    for (int i = 0; i < f.n; i++) npet_file += is_pet(f.e[i].name);
-    CHECK(npet_store == npet_file, "%s: %d side tensors in the store, %d in the reference", c, npet_store, npet_file);
-    if (missing) goto out;
+    if (load_pet_ref(&f, &v, c, "side")) goto out;
 
     Graph *g = graph_new(0);
-    int labels[3];
-    Tensor *y = vit_forward(&v, g, ref_input(g, labels), method_sites(m));
-    long n = 0;
-    float *want = st_get(&f, "logits", &n);
-    CHECK(y->n == n, "%s: logits size %ld vs %ld", c, y->n, n);
-    snprintf(what, sizeof what, "%s logits", c);
-    double elog = check_close(what, y->data, want, n, 1e-4);
-    free(want);
-    Tensor *loss = op_cross_entropy(g, y, labels, 0, -1);
-    float *wl = st_get(&f, "loss", NULL);
-    snprintf(what, sizeof what, "%s loss", c);
-    CHECK_NEAR(loss->data[0], wl[0], 1e-5, 1e-5, what);
-    free(wl);
-    graph_backward(g, loss);
-    double egrad = 0;
-    int nonzero = 1, ngrad = 0;
-    for (int i = 0; i < v.ps.n; i++) {
-        Param *p = v.ps.p[i];
-        if (!is_pet(p->name) && !method_is_head(p->name)) {
-            CHECK(!p->trainable && !p->t.grad && !p->t.requires_grad, "%s: backbone %s is trainable or has a grad", c,
-                  p->name);
-            continue;
-        }
-        char nm[200];
-        snprintf(nm, sizeof nm, "grad.%s", p->name);
-        float *gw = st_get(&f, nm, NULL);
-        CHECK(gw != NULL, "%s: %s missing", c, nm);
-        if (!gw) continue;
-        snprintf(what, sizeof what, "%s gradient %s", c, p->name);
-        egrad = fmax(egrad, check_close(what, p->t.grad, gw, p->t.n, 1e-3));
-        if (max_abs(p->t.grad, p->t.n) == 0) nonzero = 0;
-        ngrad++;
-        free(gw);
-    }
-    CHECK(nonzero, "%s: some side parameter got an all-zero gradient", c);
+    double elog = check_ref_forward(&f, &v, m, g, c);
+    int ngrad = 0;
+    double egrad = check_pet_grads(&f, &v, c, "side", &ngrad);
     printf("  %-8s %-40s logits %.1e  %d gradients %.1e (relative to max)\n", c, margs, elog, ngrad, egrad);
     graph_free(g);
 out:
@@ -184,7 +105,7 @@ static void test_fisher(void) {
     // the pruned model runs and gives finite logits
     Graph *g = graph_new(0);
     int labels[3];
-    Tensor *lg = vit_forward(&v, g, ref_input(g, labels), method_sites(m));
+    Tensor *lg = vit_forward(&v, g, vit_ref_batch(g, labels), method_sites(m));
     int finite = 1;
     for (long i = 0; i < lg->n; i++) finite &= isfinite(lg->data[i]);
     CHECK(finite, "fisher-initialised LST gives non-finite logits");
@@ -326,7 +247,7 @@ static void test_grad_state_and_delta(void) {
     CHECK(m && method_attach(m, &v, 7) == 0, "%s", nn_err());
     Graph *g = graph_new(0);
     int labels[3];
-    Tensor *x = ref_input(g, labels);
+    Tensor *x = vit_ref_batch(g, labels);
     graph_set_grad_enabled(g, 0);
     Tensor *y0 = vit_forward(&v, g, x, method_sites(m));
     CHECK(!graph_grad_enabled(g) && graph_tape_len(g) == 0, "inference: grad state %d, tape %ld",
@@ -343,7 +264,7 @@ static void test_grad_state_and_delta(void) {
         if (is_pet(v.ps.p[i]->name))
             for (long j = 0; j < v.ps.p[i]->t.n; j++) v.ps.p[i]->t.data[j] += 0.01f * (float)((j % 7) - 3);
     graph_reset(g);
-    x = ref_input(g, labels);
+    x = vit_ref_batch(g, labels);
     graph_set_grad_enabled(g, 0);
     Tensor *y1 = vit_forward(&v, g, x, method_sites(m));
     memcpy(ref, y1->data, sizeof ref);

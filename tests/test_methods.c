@@ -8,18 +8,8 @@
 #include "nn/optim.h"
 #include "nn/safetensors.h"
 #include "test.h"
+#include "tests/test_util.h"
 #include "vit/vit.h"
-
-static Tensor *ref_input(Graph *g, StFile *ref, int *labels) {
-    const StEntry *e = st_find(ref, "input");
-    int s[4] = {3, 3, 16, 16};
-    Tensor *t = graph_tensor(g, 4, s);
-    st_read_f32(ref, e, t->data);
-    float lab[3];
-    st_read_f32(ref, st_find(ref, "labels"), lab);
-    for (int i = 0; i < 3; i++) labels[i] = (int)lab[i];
-    return t;
-}
 
 // Copies every "pet." tensor of a reference file into the model's parameters.
 static int load_pet(Vit *v, StFile *f) {
@@ -47,28 +37,10 @@ static void test_lora_ref(const char *file, const char *args) {
     CHECK(np > 0, "%s: no parameters loaded", file);
     Graph *g = graph_new(0);
     int labels[3];
-    Tensor *x = ref_input(g, &ref, labels);
-    Tensor *y = vit_forward(&v, g, x, method_sites(m));
-    float want[64];
-    st_read_f32(&st, st_find(&st, "logits"), want);
+    Tensor *x = ref_read_batch(g, &ref, labels);
+    Tensor *y = check_logits_loss(&st, &v, m, g, x, labels, "lora", args);
+    check_file_grads(&st, &v, "lora", args);
     char what[400];
-    snprintf(what, sizeof what, "lora %s logits", args);
-    check_close(what, y->data, want, y->n, 1e-4);
-    Tensor *loss = op_cross_entropy(g, y, labels, 0, -1);
-    st_read_f32(&st, st_find(&st, "loss"), want);
-    CHECK_NEAR(loss->data[0], want[0], 1e-5, 1e-5, "lora loss");
-    graph_backward(g, loss);
-    for (int i = 0; i < st.n; i++) {
-        if (strncmp(st.e[i].name, "grad.", 5)) continue;
-        Tensor *p = ps_get(&v.ps, st.e[i].name + 5);
-        CHECK(p && p->grad, "no gradient for %s", st.e[i].name + 5);
-        if (!p || !p->grad) continue;
-        float *gw = malloc(sizeof(float) * st.e[i].numel);
-        st_read_f32(&st, &st.e[i], gw);
-        snprintf(what, sizeof what, "lora %s %s", args, st.e[i].name);
-        check_close(what, p->grad, gw, p->n, 1e-3);
-        free(gw);
-    }
     // merged == unmerged
     Tensor *y1 = graph_tensor2(g, y->shape[0], y->shape[1]);
     memcpy(y1->data, y->data, sizeof(float) * y->n);
@@ -87,12 +59,11 @@ static void test_lora_ref(const char *file, const char *args) {
 // Zero-initialised LoRA (B = 0) leaves the logits unchanged, bit for bit.
 static void test_identity(const char *name, const char *args) {
     StFile ref;
-    st_open(&ref, "tests/ref/vit_ref.safetensors");
     Vit v;
-    vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
+    open_ref_tiny(&ref, &v);
     Graph *g = graph_new(0);
     int labels[3];
-    Tensor *x = ref_input(g, &ref, labels);
+    Tensor *x = ref_read_batch(g, &ref, labels);
     Tensor *y0 = vit_forward(&v, g, x, NULL);
     Method *m = method_new(name, args);
     CHECK(m && method_attach(m, &v, 3) == 0, "%s: %s", name, nn_err());
@@ -173,7 +144,7 @@ static void test_delta_roundtrip(void) {
     CHECK(method_load_delta(m2, TEST_TMP "/d.safetensors") == 0, "load delta: %s", nn_err());
     Graph *g = graph_new(0);
     int labels[3];
-    Tensor *x = ref_input(g, &ref, labels);
+    Tensor *x = ref_read_batch(g, &ref, labels);
     Tensor *a = vit_forward(&v, g, x, method_sites(m)), *b = vit_forward(&w, g, x, method_sites(m2));
     CHECK(!memcmp(a->data, b->data, sizeof(float) * a->n), "delta round trip changes logits");
     // a delta for another rank is refused with a clear message
@@ -195,9 +166,8 @@ static void test_delta_roundtrip(void) {
 // (no gradient buffers) except for full fine-tuning and BitFit's biases.
 static void test_training(const char *name, const char *args, float lr) {
     StFile ref;
-    st_open(&ref, "tests/ref/vit_ref.safetensors");
     Vit v;
-    vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
+    open_ref_tiny(&ref, &v);
     Method *m = method_new(name, args);
     CHECK(m && method_attach(m, &v, 1) == 0, "%s: %s", name, nn_err());
     if (strcmp(name, "full") && strcmp(name, "bitfit"))
@@ -210,19 +180,7 @@ static void test_training(const char *name, const char *args, float lr) {
     Optimizer *o = opt_new(&v.ps, oc);
     Graph *g = graph_new(0);
     float first = 0, last = 0;
-    int finite = 1;
-    for (int s = 0; s < 25; s++) {
-        int labels[3];
-        Tensor *x = ref_input(g, &ref, labels);
-        Tensor *loss = op_cross_entropy(g, vit_forward(&v, g, x, method_sites(m)), labels, 0, -1);
-        if (s == 0) first = loss->data[0];
-        last = loss->data[0];
-        finite &= isfinite(last);
-        ps_zero_grad(&v.ps);
-        graph_backward(g, loss);
-        opt_step(o, lr);
-        graph_reset(g);
-    }
+    int finite = train_ref_steps(&v, m, g, &ref, o, lr, 25, &first, &last);
     CHECK(finite && last < 0.7 * first, "%s: loss %.4f -> %.4f after 25 steps", name, first, last);
     opt_free(o);
     graph_free(g);

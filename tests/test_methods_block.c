@@ -14,50 +14,17 @@
 #include "nn/optim.h"
 #include "nn/safetensors.h"
 #include "tests/test.h"
+#include "tests/test_util.h"
 #include "vit/vit.h"
 
 #define TINY "tests/ref/vit_tiny.safetensors"
-
-static double max_abs(const float *x, long n) {
-    double m = 0;
-    for (long i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
-
-static float *st_get(StFile *f, const char *name, long *n) {
-    const StEntry *e = st_find(f, name);
-    if (!e) return NULL;
-    float *d = malloc(sizeof(float) * e->numel);
-    st_read_f32(f, e, d);
-    if (n) *n = e->numel;
-    return d;
-}
-
-// The reference input batch (3 images, 16 px) and its labels.
-static Tensor *ref_input(Graph *g, int *labels) {
-    StFile f;
-    NN_ASSERT(st_open(&f, "tests/ref/vit_ref.safetensors") == 0, "%s", nn_err());
-    long n = 0;
-    float *x = st_get(&f, "input", &n), *lab = st_get(&f, "labels", NULL);
-    Tensor *t = graph_tensor(g, 4, (int[]){3, 3, 16, 16});
-    NN_ASSERT(n == t->n, "reference input has %ld values", n);
-    memcpy(t->data, x, sizeof(float) * n);
-    for (int i = 0; i < 3; i++) labels[i] = (int)lab[i];
-    free(x);
-    free(lab);
-    st_close(&f);
-    return t;
-}
-
-static int is_pet(const char *name) { return !strncmp(name, "pet.", 4); }
 
 // ---------------------------------------------------------------- PyTorch references
 static const char *g_cases[] = {"adapter_pfeiffer", "adapter_houlsby", "adaptformer", "convpass",
                                 "convpass_attn", "compacter", "compacterpp"};
 
 static void test_reference(const char *c) {
-    char path[256], what[300];
+    char path[256];
     snprintf(path, sizeof path, "tests/ref/blk_%s.safetensors", c);
     StFile f;
     if (st_open(&f, path)) {
@@ -71,59 +38,12 @@ static void test_reference(const char *c) {
     CHECK(m && method_attach(m, &v, 1) == 0, "%s: %s %s: %s", c, mname, margs, nn_err());
     if (!m) goto out;
     // every method parameter comes from the file, and the file has no parameter the store lacks
-    int npet_store = 0, npet_file = 0, missing = 0;
-    for (int i = 0; i < v.ps.n; i++) {
-        Param *p = v.ps.p[i];
-        if (!is_pet(p->name)) continue;
-        npet_store++;
-        const StEntry *e = st_find(&f, p->name);
-        if (!e || e->numel != p->t.n) {
-            CHECK(0, "%s: %s missing from the reference or of another size", c, p->name);
-            missing = 1;
-            continue;
-        }
-        st_read_f32(&f, e, p->t.data);
-        CHECK(p->trainable && p->t.requires_grad, "%s: %s not trainable", c, p->name);
-    }
-    for (int i = 0; i < f.n; i++) npet_file += is_pet(f.e[i].name);
-    CHECK(npet_store == npet_file, "%s: %d method tensors in the store, %d in the reference", c, npet_store, npet_file);
-    if (missing) goto out;
+    if (load_pet_ref(&f, &v, c, "method")) goto out;
 
     Graph *g = graph_new(0);
-    int labels[3];
-    Tensor *y = vit_forward(&v, g, ref_input(g, labels), method_sites(m));
-    long n = 0;
-    float *want = st_get(&f, "logits", &n);
-    CHECK(y->n == n, "%s: logits size %ld vs %ld", c, y->n, n);
-    snprintf(what, sizeof what, "%s logits", c);
-    double elog = check_close(what, y->data, want, n, 1e-4);
-    free(want);
-    Tensor *loss = op_cross_entropy(g, y, labels, 0, -1);
-    float *wl = st_get(&f, "loss", NULL);
-    snprintf(what, sizeof what, "%s loss", c);
-    CHECK_NEAR(loss->data[0], wl[0], 1e-5, 1e-5, what);
-    free(wl);
-    graph_backward(g, loss);
-    double egrad = 0;
-    int nonzero = 1;
-    for (int i = 0; i < v.ps.n; i++) {
-        Param *p = v.ps.p[i];
-        if (!is_pet(p->name) && !method_is_head(p->name)) {
-            CHECK(!p->trainable && !p->t.grad && !p->t.requires_grad, "%s: backbone %s is trainable or has a grad",
-                  c, p->name);
-            continue;
-        }
-        char nm[200];
-        snprintf(nm, sizeof nm, "grad.%s", p->name);
-        float *gw = st_get(&f, nm, NULL);
-        CHECK(gw != NULL, "%s: %s missing", c, nm);
-        if (!gw) continue;
-        snprintf(what, sizeof what, "%s gradient %s", c, p->name);
-        egrad = fmax(egrad, check_close(what, p->t.grad, gw, p->t.n, 1e-3));
-        if (max_abs(p->t.grad, p->t.n) == 0) nonzero = 0;
-        free(gw);
-    }
-    CHECK(nonzero, "%s: some method parameter got an all-zero gradient", c);
+    double elog = check_ref_forward(&f, &v, m, g, c);
+    int ngrad = 0;
+    double egrad = check_pet_grads(&f, &v, c, "method", &ngrad);
     printf("  %-17s %-11s %-52s logits %.1e  grads %.1e (relative to max)\n", c, mname, *margs ? margs : "(defaults)",
            elog, egrad);
     graph_free(g);
@@ -139,7 +59,7 @@ static void test_identity(void) {
     NN_ASSERT(vit_load(&v, TINY, 0, 0, -1) == 0, "%s", nn_err());
     Graph *g = graph_new(0);
     int labels[3];
-    Tensor *img = ref_input(g, labels);
+    Tensor *img = vit_ref_batch(g, labels);
     graph_set_grad_enabled(g, 0);
     Tensor *y0 = vit_forward(&v, g, img, NULL);
     float base[15];
@@ -171,7 +91,7 @@ static void test_identity(void) {
                 }
             graph_reset(g);
             graph_set_training(g, train);
-            img = ref_input(g, labels);
+            img = vit_ref_batch(g, labels);
             Tensor *y = vit_forward(&v, g, img, method_sites(m));
             double d = 0;
             for (int i = 0; i < 15; i++) d = fmax(d, fabs((double)y->data[i] - base[i]));
@@ -327,28 +247,6 @@ static void test_errors(void) {
 static Graph *G;
 static ParamStore PS;
 
-typedef struct {
-    Tensor *x, *out;
-    const float *R;
-} DotCtx;
-static void dot_backward(Graph *g, void *v) {
-    DotCtx *c = v;
-    float d = graph_grad(g, c->out)[0], *dx = graph_grad(g, c->x);
-    for (long i = 0; i < c->x->n; i++) dx[i] += d * c->R[i];
-}
-// sum(x * R) as a scalar op
-static Tensor *dot(Graph *g, Tensor *x, const float *R) {
-    Tensor *y = graph_tensor(g, 1, (int[]){1});
-    double s = 0;
-    for (long i = 0; i < x->n; i++) s += (double)x->data[i] * R[i];
-    y->data[0] = (float)s;
-    if (graph_needs_grad(g, x, NULL, NULL)) {
-        DotCtx *c = graph_alloc(g, sizeof *c);
-        *c = (DotCtx){x, y, R};
-        graph_record(g, dot_backward, c, y);
-    }
-    return y;
-}
 
 typedef Tensor *(*BuildFn)(Graph *g, Tensor **in);
 static int g_H = 3, g_W = 4;
@@ -373,7 +271,7 @@ static void gradcheck(const char *name, BuildFn f, Tensor **in, int nin) {
     float *R = malloc(sizeof(float) * y->n);
     uint64_t s = 99;
     rng_fill_normal(&s, R, y->n, 0, 1);
-    graph_backward(G, dot(G, y, R));
+    graph_backward(G, test_dot(G, y, R));
     graph_set_grad_enabled(G, 0);
     for (int k = 0; k < nin; k++) {
         if (!in[k]) continue;
@@ -448,7 +346,7 @@ static void test_ops(void) {
     graph_reset(G);
     graph_flops_reset(G);
     float *R = calloc(B * T * Co, sizeof(float));
-    graph_backward(G, dot(G, op_conv3x3_tokens(G, x, H, W, w, b), R));
+    graph_backward(G, test_dot(G, op_conv3x3_tokens(G, x, H, W, w, b), R));
     CHECK(graph_flops_bwd(G) == 2 * macs, "conv backward FLOPs with frozen w: %.0f, expected %.0f", graph_flops_bwd(G),
           2 * macs);
     free(R);
@@ -482,12 +380,12 @@ static void test_ops(void) {
     Tensor *bb = param("bb", 1, (int[]){16}, &s);
     float *Rb = malloc(sizeof(float) * xb->n);
     rng_fill_normal(&s, Rb, xb->n, 0, 1);
-    float *keep[3];
+    float *keep[3] = {NULL, NULL, NULL};
     for (int pass = 0; pass < 2; pass++) {
         omp_set_num_threads(pass ? 2 : 1);
         ps_zero_grad(&PS);
         graph_reset(G);
-        graph_backward(G, dot(G, op_conv3x3_tokens(G, xb, 8, 8, wb, bb), Rb));
+        graph_backward(G, test_dot(G, op_conv3x3_tokens(G, xb, 8, 8, wb, bb), Rb));
         if (!pass) {
             keep[0] = malloc(sizeof(float) * xb->n), keep[1] = malloc(sizeof(float) * wb->n), keep[2] = malloc(64);
             memcpy(keep[0], xb->grad, sizeof(float) * xb->n);

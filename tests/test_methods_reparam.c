@@ -11,6 +11,7 @@
 #include "nn/optim.h"
 #include "nn/safetensors.h"
 #include "test.h"
+#include "tests/test_util.h"
 #include "vit/vit.h"
 
 static const char *g_methods[] = {"ssf", "fact_tt", "fact_tk", "kadaptation", "vpt_shallow", "vpt_deep"};
@@ -18,25 +19,6 @@ enum { NMETH = sizeof g_methods / sizeof g_methods[0] };
 
 
 static StFile g_ref;   // vit_ref.safetensors: input and labels
-
-static Tensor *ref_input(Graph *g, int *labels) {
-    int s[4] = {3, 3, 16, 16};
-    Tensor *t = graph_tensor(g, 4, s);
-    st_read_f32(&g_ref, st_find(&g_ref, "input"), t->data);
-    float lab[3];
-    st_read_f32(&g_ref, st_find(&g_ref, "labels"), lab);
-    for (int i = 0; i < 3; i++) labels[i] = (int)lab[i];
-    return t;
-}
-
-static float *read_all(const StFile *f, const char *name, long *n) {
-    const StEntry *e = st_find(f, name);
-    if (!e) return NULL;
-    float *d = malloc(sizeof(float) * e->numel);
-    st_read_f32(f, e, d);
-    if (n) *n = e->numel;
-    return d;
-}
 
 static int load_tiny(Vit *v) {
     int rc = vit_load(v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
@@ -62,7 +44,7 @@ static Method *attach_with_ref(Vit *v, const char *name, const char *args, StFil
         if (strncmp(e->name, "pet.", 4)) continue;
         int shape[8];
         for (int k = 0; k < e->ndim; k++) shape[k] = (int)e->shape[k];
-        float *d = read_all(rf, e->name, NULL);
+        float *d = st_get(rf, e->name, NULL);
         st_writer_add(w, e->name, e->ndim, shape, d);
         free(d);
     }
@@ -114,10 +96,10 @@ static void test_reference(const char *name, const char *args_override, int trai
     graph_set_training(g, training);
     graph_seed(g, 3);
     int labels[3];
-    Tensor *x = ref_input(g, labels);
+    Tensor *x = ref_read_batch(g, &g_ref, labels);
     Tensor *y = vit_forward(&v, g, x, method_sites(m));
     long n = 0;
-    float *want = read_all(&rf, "logits", &n);
+    float *want = st_get(&rf, "logits", &n);
     char what[400], label[200];
     snprintf(label, sizeof label, "%s%s%s", name, args_override ? " " : "", args_override ? args_override : "");
     name = label;
@@ -126,7 +108,7 @@ static void test_reference(const char *name, const char *args_override, int trai
     double e_logit = want && y->n == n ? check_close(what, y->data, want, n, 1e-4) : 1;
     free(want);
     Tensor *loss = op_cross_entropy(g, y, labels, 0, -1);
-    float *wl = read_all(&rf, "loss", NULL);
+    float *wl = st_get(&rf, "loss", NULL);
     snprintf(what, sizeof what, "%s loss", name);
     CHECK_NEAR(loss->data[0], wl[0], 1e-5, 1e-5, what);
     free(wl);
@@ -140,7 +122,7 @@ static void test_reference(const char *name, const char *args_override, int trai
         if (!p->trainable) continue;
         char gn[200];
         snprintf(gn, sizeof gn, "grad.%s", p->name);
-        float *gw = read_all(&rf, gn, &n);
+        float *gw = st_get(&rf, gn, &n);
         CHECK(gw && n == p->t.n, "%s: reference lacks %s", name, gn);
         CHECK(p->t.grad != NULL, "%s: no gradient for %s", name, p->name);
         if (gw && n == p->t.n && p->t.grad) {
@@ -183,7 +165,7 @@ static void test_identity(const char *name, const char *args) {
     if (load_tiny(&v)) return;
     Graph *g = graph_new(0);
     int labels[3];
-    Tensor *x = ref_input(g, labels);
+    Tensor *x = ref_read_batch(g, &g_ref, labels);
     Tensor *y0 = vit_forward(&v, g, x, NULL);
     Method *m = method_new(name, args);
     CHECK(m && method_attach(m, &v, 3) == 0, "%s: %s", name, nn_err());
@@ -313,19 +295,7 @@ static void test_training(const char *name, const char *args) {
     graph_set_training(g, 1);
     graph_seed(g, 5);
     float first = 0, last = 0;
-    int finite = 1;
-    for (int s = 0; s < 30; s++) {
-        int labels[3];
-        Tensor *x = ref_input(g, labels);
-        Tensor *loss = op_cross_entropy(g, vit_forward(&v, g, x, method_sites(m)), labels, 0, -1);
-        if (s == 0) first = loss->data[0];
-        last = loss->data[0];
-        finite &= isfinite(last);
-        ps_zero_grad(&v.ps);
-        graph_backward(g, loss);
-        opt_step(o, 1e-3f);
-        graph_reset(g);
-    }
+    int finite = train_ref_steps(&v, m, g, &g_ref, o, 1e-3f, 30, &first, &last);
     CHECK(finite && last < 0.7 * first, "%s: loss %.4f -> %.4f after 30 steps", name, first, last);
     printf("%-12s training: loss %.4f -> %.4f in 30 AdamW steps\n", name, first, last);
     for (int i = 0; i < v.ps.n; i++) {

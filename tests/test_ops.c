@@ -2,6 +2,7 @@
 // against naive references, exact FLOP counts, no-grad/frozen behaviour and determinism.
 #include "nn/ops.h"
 #include "tests/test.h"
+#include "tests/test_util.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -54,28 +55,6 @@ static void step_reset(uint64_t seed) {
 }
 
 // ---------------------------------------------------------------- loss = sum(y * R)
-typedef struct {
-    Tensor *x, *out;
-    const float *R;
-} DotCtx;
-static void dot_backward(Graph *g, void *v) {
-    DotCtx *c = v;
-    float d = graph_grad(g, c->out)[0], *dx = graph_grad(g, c->x);
-    for (long i = 0; i < c->x->n; i++) dx[i] += d * c->R[i];
-}
-static Tensor *test_dot(Graph *g, Tensor *x, const float *R) {
-    int one = 1;
-    Tensor *y = graph_tensor(g, 1, &one);
-    double s = 0;
-    for (long i = 0; i < x->n; i++) s += (double)x->data[i] * R[i];
-    y->data[0] = (float)s;
-    if (graph_needs_grad(g, x, NULL, NULL)) {
-        DotCtx *c = graph_alloc(g, sizeof *c);
-        *c = (DotCtx){x, y, R};
-        graph_record(g, dot_backward, c, y);
-    }
-    return y;
-}
 
 // ---------------------------------------------------------------- gradient check
 typedef Tensor *(*BuildFn)(Graph *g, Tensor **in, const void *ud);

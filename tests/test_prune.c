@@ -17,6 +17,7 @@
 #include "nn/ops.h"
 #include "nn/sparse.h"
 #include "tests/test.h"
+#include "tests/test_util.h"
 
 #define PDIR TEST_TMP "/prune"
 
@@ -427,27 +428,6 @@ static void test_kd(void) {
 }
 
 // ---------------------------------------------------------------- end to end
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc(n + 1);
-    size_t got = fread(b, 1, n, f);
-    b[got] = 0;
-    fclose(f);
-    return b;
-}
-
-static double num(const cJSON *o, const char *path) {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = o;
-    for (char *t = strtok(buf, "."); t && cur; t = strtok(NULL, ".")) cur = cJSON_GetObjectItemCaseSensitive(cur, t);
-    return cur && cJSON_IsNumber(cur) ? cur->valuedouble : NAN;
-}
-
 static cJSON *run_record(const char *method, const char *args, const char *out, const char *extra) {
     static char txt[1 << 15];
     char cmd[2048];
@@ -457,7 +437,7 @@ static cJSON *run_record(const char *method, const char *args, const char *out, 
              petl_bin(), method, args, out, extra ? extra : "");
     int rc = run_capture(cmd, txt, sizeof txt);
     CHECK(rc == 0, "petl run --method %s %s: exit %d\n%s", method, args, rc, txt);
-    char *s = rc == 0 ? slurp(out) : NULL;
+    char *s = rc == 0 ? test_slurp(out) : NULL;
     cJSON *j = s ? cJSON_Parse(s) : NULL;
     free(s);
     CHECK(rc != 0 || j, "%s: no JSON record", out);
@@ -471,38 +451,38 @@ static void test_run(void) {
 
     cJSON *r = run_record("prune", "sparsity=0.5,frequency=3", PDIR "/rec_prune.json", NULL);
     if (r) {
-        double first = num(r, "train.first_epoch_loss"), last = num(r, "train.last_epoch_loss");
+        double first = json_num(r, "train.first_epoch_loss"), last = json_num(r, "train.last_epoch_loss");
         CHECK(last < first, "prune: training loss went down (%.4f -> %.4f)", first, last);
         const cJSON *f = cJSON_GetObjectItem(r, "final");
         CHECK(f != NULL, "rec.final written for a method with a finalize hook");
-        CHECK(num(r, "final.sparsity") == 0.5, "rec.final.sparsity %.17g, expected exactly 0.5", num(r, "final.sparsity"));
-        double lw = num(r, "final.linear_weights"), lz = num(r, "final.linear_zeros"), pt = num(r, "final.params_total");
+        CHECK(json_num(r, "final.sparsity") == 0.5, "rec.final.sparsity %.17g, expected exactly 0.5", json_num(r, "final.sparsity"));
+        double lw = json_num(r, "final.linear_weights"), lz = json_num(r, "final.linear_zeros"), pt = json_num(r, "final.params_total");
         // vit_tiny: 2 blocks of qkv 96x32, proj 32x32, fc1 64x32, fc2 32x64
         CHECK(lw == 2 * (3072 + 1024 + 2048 + 2048) && lz == lw / 2, "linear weights %g, zeros %g", lw, lz);
-        CHECK(num(r, "final.params_nonzero") <= pt - lz && num(r, "final.params_nonzero") > 0.3 * pt, "params_nonzero %g of %g",
-              num(r, "final.params_nonzero"), pt);
-        CHECK(num(r, "final.stored_bytes.dense") == 4 * pt, "dense bytes = 4 x params");
+        CHECK(json_num(r, "final.params_nonzero") <= pt - lz && json_num(r, "final.params_nonzero") > 0.3 * pt, "params_nonzero %g of %g",
+              json_num(r, "final.params_nonzero"), pt);
+        CHECK(json_num(r, "final.stored_bytes.dense") == 4 * pt, "dense bytes = 4 x params");
         // CSR: 8 bytes per nonzero + 4 per row pointer (rows + 1 per weight), the rest float32
         double rows = 2 * (96 + 32 + 64 + 32 + 4);
-        CHECK(num(r, "final.stored_bytes.sparse") == 8 * (lw - lz) + 4 * rows + 4 * (pt - lw), "CSR bytes %.0f, expected %.0f",
-              num(r, "final.stored_bytes.sparse"), 8 * (lw - lz) + 4 * rows + 4 * (pt - lw));
+        CHECK(json_num(r, "final.stored_bytes.sparse") == 8 * (lw - lz) + 4 * rows + 4 * (pt - lw), "CSR bytes %.0f, expected %.0f",
+              json_num(r, "final.stored_bytes.sparse"), 8 * (lw - lz) + 4 * rows + 4 * (pt - lw));
         double T = 17;   // 16 px / patch 4 -> 16 patches + class token
-        CHECK(num(r, "final.inference_flops_per_image") == num(r, "final.dense_inference_flops_per_image") - 2 * T * lz,
+        CHECK(json_num(r, "final.inference_flops_per_image") == json_num(r, "final.dense_inference_flops_per_image") - 2 * T * lz,
               "inference FLOPs skip 2 per zero weight per token");
-        CHECK(num(r, "final.dense_inference_flops_per_image") == num(r, "flops.inference_per_image"),
+        CHECK(json_num(r, "final.dense_inference_flops_per_image") == json_num(r, "flops.inference_per_image"),
               "dense FLOPs as the record's");
-        CHECK(num(r, "final.inference_images_per_s") > 0 && num(r, "final.dense_inference_images_per_s") > 0, "speeds measured");
+        CHECK(json_num(r, "final.inference_images_per_s") > 0 && json_num(r, "final.dense_inference_images_per_s") > 0, "speeds measured");
         const char *k = cJSON_GetStringValue(cJSON_GetObjectItem(f, "kernel"));
         CHECK(k && (!strcmp(k, "csr") || !strcmp(k, "dense")), "kernel recorded: %s", k ? k : "(none)");
         if (k && !strcmp(k, "csr"))
-            CHECK(fabs(num(r, "final.csr_accuracy") - num(r, "accuracy")) <= 1.0 / 40 + 1e-9, "CSR model: same accuracy");
+            CHECK(fabs(json_num(r, "final.csr_accuracy") - json_num(r, "accuracy")) <= 1.0 / 40 + 1e-9, "CSR model: same accuracy");
         cJSON_Delete(r);
     }
     // structured + scratch, and distillation from a full fine-tuned teacher
     r = run_record("prune", "sparsity=0.5,granularity=neurons,scratch=1", PDIR "/rec_scratch.json", NULL);
     if (r) {
         // half of fc1 rows and fc2 columns: (64 x 32) / 2 each per block, of all linear weights
-        CHECK(num(r, "final.linear_zeros") == 2 * (1024 + 1024), "neurons: %g zeros", num(r, "final.linear_zeros"));
+        CHECK(json_num(r, "final.linear_zeros") == 2 * (1024 + 1024), "neurons: %g zeros", json_num(r, "final.linear_zeros"));
         cJSON_Delete(r);
     }
     r = run_record("full", "", PDIR "/rec_full.json", "--save-delta " PDIR "/full.safetensors");
@@ -511,8 +491,8 @@ static void test_run(void) {
     r = run_record("prune", "sparsity=0.3,granularity=unstructured-global,kd=1,teacher=" PDIR "/full.safetensors",
                    PDIR "/rec_kd.json", NULL);
     if (r) {
-        CHECK(fabs(num(r, "final.sparsity") - 0.3) < 1e-4, "global 0.3: %g", num(r, "final.sparsity"));
-        CHECK(num(r, "train.last_epoch_loss") < num(r, "train.first_epoch_loss"), "KD: training loss went down");
+        CHECK(fabs(json_num(r, "final.sparsity") - 0.3) < 1e-4, "global 0.3: %g", json_num(r, "final.sparsity"));
+        CHECK(json_num(r, "train.last_epoch_loss") < json_num(r, "train.first_epoch_loss"), "KD: training loss went down");
         cJSON_Delete(r);
     }
 }
@@ -550,15 +530,15 @@ static void test_final_report(void) {
         const cJSON *f = cJSON_GetObjectItem(rec, "final");
         const char *kern = f ? cJSON_GetStringValue(cJSON_GetObjectItem(f, "kernel")) : NULL;
         if (k == 0) {
-            CHECK(kern && !strcmp(kern, "csr") && num(rec, "final.csr_layers") == 8, "adapter: CSR forced on all 8 weights");
-            CHECK_NEAR(num(rec, "final.csr_test_loss"), num(rec, "final.dense_test_loss"), 1e-6, 1e-5,
+            CHECK(kern && !strcmp(kern, "csr") && json_num(rec, "final.csr_layers") == 8, "adapter: CSR forced on all 8 weights");
+            CHECK_NEAR(json_num(rec, "final.csr_test_loss"), json_num(rec, "final.dense_test_loss"), 1e-6, 1e-5,
                        "CSR kernels around the adapter's sites: the same test loss");
-            CHECK(num(rec, "final.csr_inference_flops_per_image") == num(rec, "final.inference_flops_per_image"),
-                  "measured CSR FLOPs %.0f = dense - 2 T zeros %.0f", num(rec, "final.csr_inference_flops_per_image"),
-                  num(rec, "final.inference_flops_per_image"));
-            CHECK(num(rec, "final.linear_zeros") == zeros, "zeros counted");
+            CHECK(json_num(rec, "final.csr_inference_flops_per_image") == json_num(rec, "final.inference_flops_per_image"),
+                  "measured CSR FLOPs %.0f = dense - 2 T zeros %.0f", json_num(rec, "final.csr_inference_flops_per_image"),
+                  json_num(rec, "final.inference_flops_per_image"));
+            CHECK(json_num(rec, "final.linear_zeros") == zeros, "zeros counted");
         } else {
-            CHECK(kern && !strcmp(kern, "dense") && num(rec, "final.csr_layers") == 0,
+            CHECK(kern && !strcmp(kern, "dense") && json_num(rec, "final.csr_layers") == 0,
                   "lora (linear sites of its own): dense kernels");
         }
         cJSON_Delete(rec);
@@ -644,19 +624,13 @@ static void test_table_plot(void) {
 
     snprintf(cmd, sizeof cmd, "%s plot " PDIR "/recs --out " PDIR "/plots", petl_bin());
     CHECK(run_capture(cmd, out, sizeof out) == 0, "petl plot: %s", out);
-    const char *figs[] = {"acc_vs_inference_flops", "acc_vs_stored_size"}, *exts[] = {"dat", "gp", "png", "svg"};
-    for (int i = 0; i < 2; i++)
-        for (int k = 0; k < 4; k++) {
-            char p[512];
-            struct stat st;
-            snprintf(p, sizeof p, PDIR "/plots/%s.%s", figs[i], exts[k]);
-            CHECK(stat(p, &st) == 0 && st.st_size > 0, "%s missing or empty", p);
-        }
-    char *d = slurp(PDIR "/plots/acc_vs_inference_flops.dat");
+    const char *figs[] = {"acc_vs_inference_flops", "acc_vs_stored_size"};
+    check_plot_files(PDIR "/plots", figs, 2);
+    char *d = test_slurp(PDIR "/plots/acc_vs_inference_flops.dat");
     CHECK(d && strstr(d, "\"prune\"\t1500000\t70\t1500000\n") && strstr(d, "# not plotted (no rec.final): full"),
           "acc_vs_inference_flops.dat:\n%s", d ? d : "");
     free(d);
-    d = slurp(PDIR "/plots/acc_vs_stored_size.dat");
+    d = test_slurp(PDIR "/plots/acc_vs_stored_size.dat");
     CHECK(d && strstr(d, "\"prune\"\t12000\t70\t12000\n"), "acc_vs_stored_size.dat:\n%s", d ? d : "");
     free(d);
     CHECK(system("rm -rf " PDIR "/plots2") == 0, "clean");

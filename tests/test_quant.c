@@ -13,6 +13,7 @@
 #include "nn/quant.h"
 #include "nn/safetensors.h"
 #include "test.h"
+#include "tests/test_util.h"
 #include "vit/vit.h"
 
 static Graph *G;
@@ -22,27 +23,6 @@ static Tensor *param(const char *name, int ndim, const int *shape, float std, ui
     Tensor *t = ps_add(&PS, name, ndim, shape, 1);
     rng_fill_normal(s, t->data, t->n, 0, std);
     return t;
-}
-
-// loss = sum(y * R) with R fixed: backward seeds dy = R
-typedef struct {
-    Tensor *y, *out;
-    const float *R;
-} DotCtx;
-static void dot_backward(Graph *g, void *v) {
-    DotCtx *c = v;
-    float d = graph_grad(g, c->out)[0], *dy = graph_grad(g, c->y);
-    for (long i = 0; i < c->y->n; i++) dy[i] += d * c->R[i];
-}
-static Tensor *dot(Graph *g, Tensor *y, const float *R) {
-    Tensor *o = graph_tensor(g, 1, (int[]){1});
-    double s = 0;
-    for (long i = 0; i < y->n; i++) s += (double)y->data[i] * R[i];
-    o->data[0] = (float)s;
-    DotCtx *c = graph_alloc(g, sizeof *c);
-    *c = (DotCtx){y, o, R};
-    graph_record(g, dot_backward, c, o);
-    return o;
 }
 
 // ---------------------------------------------------------------- kernels and round trip
@@ -141,7 +121,7 @@ static void test_backward(void) {
     Tensor *wq = op_fake_quant_weight(G, w);
     Tensor *xq = op_fake_quant_act(G, x, range, 0.9f);
     CHECK(range[0] == -1.2f && range[1] == 0.9f, "eval mode updated the range");
-    Tensor *l1 = dot(G, wq, R), *l2 = dot(G, xq, R + 200);
+    Tensor *l1 = test_dot(G, wq, R), *l2 = test_dot(G, xq, R + 200);
     graph_backward(G, op_add(G, l1, l2));
     FqParams a;
     fq_act_params(range, &a);
@@ -175,7 +155,7 @@ static void test_backward(void) {
     CHECK(graph_flops_fwd(G) == 5.0 * x->n + 4.0 * w->n, "fake-quant forward FLOPs %.0f, expected %.0f",
           graph_flops_fwd(G), 5.0 * x->n + 4.0 * w->n);
     CHECK(range[0] != -1.2f, "training mode did not update the range");
-    graph_backward(G, op_add(G, dot(G, xa, R), dot(G, wa, R + 200)));
+    graph_backward(G, op_add(G, test_dot(G, xa, R), test_dot(G, wa, R + 200)));
     CHECK(graph_flops_bwd(G) == 1.0 * x->n, "fake-quant backward FLOPs %.0f, expected %.0f", graph_flops_bwd(G),
           1.0 * x->n);
     // nothing recorded without a gradient to make
@@ -219,7 +199,7 @@ static void test_torch(void) {
     long diff = 0;
     for (long i = 0; i < nw; i++) diff += Wq->data[i] != wfq[i];
     CHECK(diff == 0, "weight fake quant: %ld of %ld values differ from PyTorch", diff, nw);
-    graph_backward(g, dot(g, Wq, wr));
+    graph_backward(g, test_dot(g, Wq, wr));
     check_close("weight STE gradient vs PyTorch", W->grad, wg, nw, 0);
     graph_reset(g);
     // three batches through the observer in training mode, as the reference's observer saw them
@@ -253,7 +233,7 @@ static void test_torch(void) {
               p.scale, p.zero_point, qp[0], (int)qp[1]);
         long dy = 0, dg = 0;
         for (long i = 0; i < nx; i++) dy += Y->data[i] != yr[i];
-        graph_backward(g, dot(g, Y, r));
+        graph_backward(g, test_dot(g, Y, r));
         for (long i = 0; i < nx; i++) dg += X->grad[i] != gr[i];
         CHECK(dy == 0 && dg == 0, "batch %d: %ld outputs and %ld gradients of %ld differ from PyTorch", k, dy, dg, nx);
         graph_reset(g);
@@ -328,22 +308,12 @@ static void test_errors(void) {
     expect_error("bits=4", "bits");
 }
 
-static Tensor *ref_input(Graph *g, StFile *ref, int *labels) {
-    Tensor *t = graph_tensor(g, 4, (int[]){3, 3, 16, 16});
-    st_read_f32(ref, st_find(ref, "input"), t->data);
-    float lab[3];
-    st_read_f32(ref, st_find(ref, "labels"), lab);
-    for (int i = 0; i < 3; i++) labels[i] = (int)lab[i];
-    return t;
-}
-
 // QAT: the quantized forward trains (loss falls, stays finite), the ranges follow the batches,
 // and the trained model's eval forward is quantized (differs from the same weights in float).
 static void test_qat(void) {
     StFile ref;
-    st_open(&ref, "tests/ref/vit_ref.safetensors");
     Vit v;
-    vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
+    open_ref_tiny(&ref, &v);
     Method *m = method_new("int8", "mode=qat");
     CHECK(m && method_attach(m, &v, 1) == 0, "int8 qat: %s", nn_err());
     if (!m) return;
@@ -356,7 +326,7 @@ static void test_qat(void) {
     int finite = 1;
     for (int s = 0; s < 25; s++) {
         int labels[3];
-        Tensor *x = ref_input(g, &ref, labels);
+        Tensor *x = ref_read_batch(g, &ref, labels);
         Tensor *loss = op_cross_entropy(g, vit_forward(&v, g, x, method_sites(m)), labels, 0, -1);
         if (s == 0) first = loss->data[0];
         last = loss->data[0];
@@ -376,7 +346,7 @@ static void test_qat(void) {
     graph_set_training(g, 0);
     graph_set_grad_enabled(g, 0);
     int labels[3];
-    Tensor *x = ref_input(g, &ref, labels);
+    Tensor *x = ref_read_batch(g, &ref, labels);
     float r0 = r->data[0];
     Tensor *yq = vit_forward(&v, g, x, method_sites(m));
     Tensor *yf = vit_forward(&v, g, x, NULL);
@@ -522,15 +492,6 @@ static void test_ptq(void) {
 }
 
 // ---------------------------------------------------------------- petl run
-static cJSON *read_json(const char *path) {
-    static char buf[1 << 16];
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return cJSON_Parse(buf);
-}
 static double jnum(const cJSON *o, const char *k) {
     const cJSON *j = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
     return j && cJSON_IsNumber(j) ? j->valuedouble : NAN;

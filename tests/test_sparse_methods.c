@@ -17,6 +17,7 @@
 #include "nn/optim.h"
 #include "nn/safetensors.h"
 #include "tests/test.h"
+#include "tests/test_util.h"
 #include "vit/vit.h"
 
 #define TINY "tests/ref/vit_tiny.safetensors"
@@ -344,7 +345,7 @@ static void test_training(void) {
 }
 
 // ---------------------------------------------------------------- hard-concrete: PyTorch
-static float *st_get(StFile *f, const char *name, long *n) {
+static float *l0_get(StFile *f, const char *name, long *n) {
     const StEntry *e = st_find(f, name);
     NN_ASSERT(e, "tests/ref/l0_hard_concrete.safetensors lacks %s (run tests/ref/make_ref_l0.py)", name);
     float *d = malloc(sizeof(float) * e->numel);
@@ -359,27 +360,6 @@ static Tensor *leaf(ParamStore *ps, const char *name, const float *x, long n) {
     return t;
 }
 
-typedef struct {
-    Tensor *x, *out;
-    const float *R;
-} DotCtx;
-static void dot_backward(Graph *g, void *v) {
-    DotCtx *c = v;
-    float d = graph_grad(g, c->out)[0], *dx = graph_grad(g, c->x);
-    for (long i = 0; i < c->x->n; i++) dx[i] += d * c->R[i];
-}
-static Tensor *dot(Graph *g, Tensor *x, const float *R) {   // sum(x * R)
-    Tensor *y = graph_tensor(g, 1, (int[]){1});
-    double s = 0;
-    for (long i = 0; i < x->n; i++) s += (double)x->data[i] * R[i];
-    y->data[0] = (float)s;
-    if (graph_needs_grad(g, x, NULL, NULL)) {
-        DotCtx *c = graph_alloc(g, sizeof *c);
-        *c = (DotCtx){x, y, R};
-        graph_record(g, dot_backward, c, y);
-    }
-    return y;
-}
 
 static void test_hc_reference(void) {
     StFile f;
@@ -398,26 +378,26 @@ static void test_hc_reference(void) {
     for (int k = 0; k < 2; k++) {
         long n;
         snprintf(nm, sizeof nm, "log_alpha%d", k);
-        float *a = st_get(&f, nm, &n);
+        float *a = l0_get(&f, nm, &n);
         la[k] = leaf(&ps, nm, a, n);
         free(a);
         snprintf(nm, sizeof nm, "u%d", k);
-        u[k] = st_get(&f, nm, NULL);
+        u[k] = l0_get(&f, nm, NULL);
         snprintf(nm, sizeof nm, "R%d", k);
-        R[k] = st_get(&f, nm, NULL);
+        R[k] = l0_get(&f, nm, NULL);
     }
     for (int mode = 0; mode < 2; mode++)   // 0: training sample at fixed u, 1: evaluation gate
         for (int k = 0; k < 2; k++) {
             graph_reset(g);
             ps_zero_grad(&ps);
             Tensor *z = op_hard_concrete(g, la[k], mode ? NULL : u[k], hc);
-            graph_backward(g, dot(g, z, R[k]));
+            graph_backward(g, test_dot(g, z, R[k]));
             snprintf(nm, sizeof nm, "%s%d", mode ? "z_eval" : "z_train", k);
-            float *want = st_get(&f, nm, NULL);
+            float *want = l0_get(&f, nm, NULL);
             check_close(nm, z->data, want, z->n, 1e-5);
             free(want);
             snprintf(nm, sizeof nm, "%s%d", mode ? "dz_eval" : "dz_train", k);
-            want = st_get(&f, nm, NULL);
+            want = l0_get(&f, nm, NULL);
             check_close(nm, la[k]->grad, want, z->n, 1e-5);
             free(want);
         }
@@ -425,12 +405,12 @@ static void test_hc_reference(void) {
     ps_zero_grad(&ps);
     Tensor *l0 = op_l0_penalty(g, la, 2, hc);
     graph_backward(g, l0);
-    float *want = st_get(&f, "l0", NULL);
+    float *want = l0_get(&f, "l0", NULL);
     CHECK_NEAR(l0->data[0], want[0], 1e-6, 1e-6, "L0 penalty");
     free(want);
     for (int k = 0; k < 2; k++) {
         snprintf(nm, sizeof nm, "dl0_%d", k);
-        want = st_get(&f, nm, NULL);
+        want = l0_get(&f, nm, NULL);
         check_close(nm, la[k]->grad, want, la[k]->n, 1e-5);
         free(want);
         free(u[k]), free(R[k]);
@@ -438,7 +418,7 @@ static void test_hc_reference(void) {
     // the ticket: evaluation gate above 0.5
     float mk[20];
     hc_ticket(la[1]->data, 20, hc, mk);
-    want = st_get(&f, "z_eval1", NULL);
+    want = l0_get(&f, "z_eval1", NULL);
     for (int i = 0; i < 20; i++) CHECK(mk[i] == (want[i] > 0.5f), "ticket %d: %g for gate %g", i, mk[i], want[i]);
     free(want);
     graph_free(g);
@@ -473,7 +453,7 @@ static void test_hc_gradcheck(void) {
         graph_reset(g);
         ps_zero_grad(&ps);
         Tensor *y = which == 2 ? op_l0_penalty(g, la, 2, hc) : op_hard_concrete(g, la[0], which ? NULL : u, hc);
-        graph_backward(g, dot(g, y, R));
+        graph_backward(g, test_dot(g, y, R));
         graph_set_grad_enabled(g, 0);
         double worst = 0;
         int checked = 0, zero_outside = 1;
@@ -591,24 +571,6 @@ static void test_ticket(void) {
 }
 
 // ---------------------------------------------------------------- CLI: info, run, errors
-static double num(const cJSON *o, const char *path) {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = o;
-    for (char *t = strtok(buf, "."); t && cur; t = strtok(NULL, ".")) cur = cJSON_GetObjectItemCaseSensitive(cur, t);
-    return cur && cJSON_IsNumber(cur) ? cur->valuedouble : NAN;
-}
-
-static cJSON *read_json(const char *path) {
-    static char buf[1 << 16];
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return cJSON_Parse(buf);
-}
-
 static void test_cli(void) {
     static char out[1 << 16];
     char cmd[2048];
@@ -617,8 +579,8 @@ static void test_cli(void) {
              petl_bin(), TEST_TMP);
     CHECK(run_capture(cmd, out, sizeof out) == 0, "petl info: %s", out);
     cJSON *r = read_json(TEST_TMP "/sp_info.json");
-    CHECK(r && num(r, "method.trainable") == 147456 - 58982 + 9312, "petl info trainable %g, want 97786",
-          r ? num(r, "method.trainable") : NAN);
+    CHECK(r && json_num(r, "method.trainable") == 147456 - 58982 + 9312, "petl info trainable %g, want 97786",
+          r ? json_num(r, "method.trainable") : NAN);
     cJSON_Delete(r);
     // argument errors
     static const char *bad[][3] = {{"sparse_adapter", "scorer=fisher", "scorer"},
@@ -651,23 +613,23 @@ static void test_cli(void) {
         r = read_json(path);
         CHECK(r != NULL, "%s: no record", runs[k][1]);
         if (!r) continue;
-        double acc = num(r, "accuracy"), tr = num(r, "params.trainable");
+        double acc = json_num(r, "accuracy"), tr = json_num(r, "params.trainable");
         CHECK(acc >= 0 && acc <= 1, "%s: accuracy %g", runs[k][1], acc);
         if (k == 0) {   // 2 layers x 2 x 32 x 8 = 1024 weights, 410 pruned, 80 biases
-            CHECK(tr == 1024 - 410 + 80 && num(r, "sparse_adapter.unmasked_weights") == 614, "snip record: trainable %g",
+            CHECK(tr == 1024 - 410 + 80 && json_num(r, "sparse_adapter.unmasked_weights") == 614, "snip record: trainable %g",
                   tr);
         } else if (k == 1) {   // b' = 14: 1792 weights, as many unmasked as the dense b = 8 (1024), 2 x (14 + 32) biases
-            CHECK(tr == 1024 + 92 && num(r, "sparse_adapter.unmasked_weights") == 1024 &&
-                      num(r, "sparse_adapter.bottleneck") == 14,
-                  "large grasp record: trainable %g, unmasked %g", tr, num(r, "sparse_adapter.unmasked_weights"));
+            CHECK(tr == 1024 + 92 && json_num(r, "sparse_adapter.unmasked_weights") == 1024 &&
+                      json_num(r, "sparse_adapter.bottleneck") == 14,
+                  "large grasp record: trainable %g, unmasked %g", tr, json_num(r, "sparse_adapter.unmasked_weights"));
         } else {
             const cJSON *rb = cJSON_GetObjectItem(r, "robust");
             CHECK(rb && !strcmp(cJSON_GetObjectItem(rb, "attack")->valuestring, "pgd-linf") &&
-                      fabs(num(rb, "eps") - 0.03) < 1e-6 && num(rb, "steps") == 3 &&
-                      fabs(num(rb, "step_size") - 0.025) < 1e-6 && num(rb, "accuracy") >= 0 &&
-                      num(rb, "accuracy") <= 1 && num(rb, "examples") == 24,
+                      fabs(json_num(rb, "eps") - 0.03) < 1e-6 && json_num(rb, "steps") == 3 &&
+                      fabs(json_num(rb, "step_size") - 0.025) < 1e-6 && json_num(rb, "accuracy") >= 0 &&
+                      json_num(rb, "accuracy") <= 1 && json_num(rb, "examples") == 24,
                   "robust block missing or wrong");
-            CHECK(tr == 2 * (32 * 64 + 64 * 32) && num(r, "l0mask.total") == tr, "l0mask record: trainable %g", tr);
+            CHECK(tr == 2 * (32 * 64 + 64 * 32) && json_num(r, "l0mask.total") == tr, "l0mask record: trainable %g", tr);
         }
         cJSON_Delete(r);
     }

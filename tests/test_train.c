@@ -8,6 +8,7 @@
 #include "loaders/img.h"
 #include "nn/nn.h"
 #include "test.h"
+#include "tests/test_util.h"
 
 
 // Two classes of 16x16 images: bright top half vs bright bottom half, with noise.
@@ -31,14 +32,6 @@ static void write_imagefolder(const char *root) {
                 img_write_png(p, 16, 16, 3, px);
             }
         }
-}
-
-static double num(const cJSON *o, const char *path) {
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", path);
-    const cJSON *cur = o;
-    for (char *t = strtok(buf, "."); t && cur; t = strtok(NULL, ".")) cur = cJSON_GetObjectItemCaseSensitive(cur, t);
-    return cur && cJSON_IsNumber(cur) ? cur->valuedouble : NAN;
 }
 
 int main(void) {
@@ -93,12 +86,12 @@ int main(void) {
         fclose(f);
         cJSON *r = cJSON_Parse(out);
         CHECK(r != NULL, "record is not JSON");
-        double acc = num(r, "accuracy");
+        double acc = json_num(r, "accuracy");
         CHECK(acc >= 0 && acc <= 1, "accuracy %g", acc);
-        CHECK(num(r, "test_examples") == 40, "tested on %g examples, expected the 40 of test", num(r, "test_examples"));
-        CHECK(num(r, "params.trainable") == 2 * 2 * (2 * 32 * 2), "LoRA r=2 trainable %g", num(r, "params.trainable"));
-        CHECK(num(r, "flops.train_total") > 0 && num(r, "flops.inference_per_image") > 0, "FLOPs missing");
-        CHECK(num(r, "memory.peak_rss_bytes") > 0 && num(r, "memory.peak_bytes.activations") > 0, "memory missing");
+        CHECK(json_num(r, "test_examples") == 40, "tested on %g examples, expected the 40 of test", json_num(r, "test_examples"));
+        CHECK(json_num(r, "params.trainable") == 2 * 2 * (2 * 32 * 2), "LoRA r=2 trainable %g", json_num(r, "params.trainable"));
+        CHECK(json_num(r, "flops.train_total") > 0 && json_num(r, "flops.inference_per_image") > 0, "FLOPs missing");
+        CHECK(json_num(r, "memory.peak_rss_bytes") > 0 && json_num(r, "memory.peak_bytes.activations") > 0, "memory missing");
         const cJSON *pr = cJSON_GetObjectItem(r, "protocol");
         const cJSON *grid = pr ? cJSON_GetObjectItem(pr, "grid") : NULL;
         CHECK(grid && cJSON_GetArraySize(grid) == 2, "grid of 2 lrs not recorded");
@@ -106,9 +99,9 @@ int main(void) {
                   !strcmp(cJSON_GetObjectItem(pr, "final_train")->valuestring, "train800val200"),
               "protocol: selection must be on val200, final training on train800val200");
         // the chosen lr is the one with the best validation accuracy
-        double best = -1, chosen = num(pr, "chosen_lr"), best_lr = 0;
+        double best = -1, chosen = json_num(pr, "chosen_lr"), best_lr = 0;
         for (int i = 0; grid && i < cJSON_GetArraySize(grid); i++) {
-            double va = num(cJSON_GetArrayItem(grid, i), "val_accuracy"), lr = num(cJSON_GetArrayItem(grid, i), "lr");
+            double va = json_num(cJSON_GetArrayItem(grid, i), "val_accuracy"), lr = json_num(cJSON_GetArrayItem(grid, i), "lr");
             if (va > best) best = va, best_lr = lr;
         }
         CHECK(fabs(chosen - best_lr) < 1e-9, "chosen lr %g is not the best on validation (%g)", chosen, best_lr);

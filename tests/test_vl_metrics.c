@@ -4,6 +4,7 @@
 
 #include "nn/nn.h"
 #include "tests/test.h"
+#include "tests/test_util.h"
 #include "vl/metrics.h"
 
 static void check_norm(const char *in, const char *want) {
@@ -15,19 +16,6 @@ static void check_tok(const char *in, const char *want) {
     char out[256];
     cap_tokenize(in, out, sizeof out);
     CHECK(!strcmp(out, want), "cap_tokenize(\"%s\") = \"%s\", want \"%s\"", in, out, want);
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    s[n] = 0;
-    fclose(f);
-    return s;
 }
 
 static void test_vqa_rules(void) {
@@ -94,7 +82,7 @@ static void test_tokenize(void) {
 }
 
 static void test_captions(void) {
-    char *txt = slurp("tests/ref/vl_metrics_ref.json");
+    char *txt = test_slurp("tests/ref/vl_metrics_ref.json");
     CHECK(txt != NULL, "cannot read tests/ref/vl_metrics_ref.json (run tests/ref/make_ref_vl_metrics.py)");
     if (!txt) return;
     cJSON *root = cJSON_Parse(txt);

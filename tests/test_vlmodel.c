@@ -57,6 +57,14 @@ static Tensor *vis_tensor(Graph *g, const float *vis) {
     return v;
 }
 
+// The reference model in m and its file open in f; nonzero (nothing to free) when the model
+// cannot be loaded.
+static int open_ref(VlModel *m, StFile *f) {
+    if (vl_load(m, REF)) return 1;
+    st_open(f, REF);
+    return 0;
+}
+
 // ---------------------------------------------------------------- PyTorch reference
 static void test_reference(void) {
     VlModel m;
@@ -207,9 +215,8 @@ static void test_pool_op(void) {
 // ---------------------------------------------------------------- masks
 static void test_masks(void) {
     VlModel m;
-    if (vl_load(&m, REF)) return;
     StFile f;
-    st_open(&f, REF);
+    if (open_ref(&m, &f)) return;
     Graph *g = graph_new(0);
     graph_set_grad_enabled(g, 0);
     RefBatch rb;
@@ -338,9 +345,8 @@ static double seq_logprob(VlModel *m, Graph *g, const RefBatch *rb, int ex, cons
 
 static void test_beam(void) {
     VlModel m;
-    if (vl_load(&m, REF)) return;
     StFile f;
-    st_open(&f, REF);
+    if (open_ref(&m, &f)) return;
     Graph *g = graph_new(0);
     RefBatch rb;
     VlBatch b = ref_batch(g, &rb, &f);
@@ -496,9 +502,8 @@ static Tensor *h_input(void *ctx, Graph *g, Tensor *x) {
 
 static void test_sites(void) {
     VlModel m;
-    if (vl_load(&m, REF)) return;
     StFile f;
-    st_open(&f, REF);
+    if (open_ref(&m, &f)) return;
     Graph *g = graph_new(0);
     RefBatch rb;
     VlBatch b = ref_batch(g, &rb, &f);

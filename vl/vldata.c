@@ -2,6 +2,7 @@
 // with errors that name the file, the record, what was expected and what was found.
 #include "vl/vldata.h"
 #include "loaders/img.h"
+#include "loaders/ldutil.h"
 #include "nn/nn.h"
 
 #include <cjson/cJSON.h>
@@ -14,23 +15,6 @@
 #include <sys/stat.h>
 
 // ---------------------------------------------------------------- small helpers
-static char *xstrdup(const char *s) {
-    if (!s) return NULL;
-    size_t n = strlen(s) + 1;
-    char *p = nn_malloc(n);
-    memcpy(p, s, n);
-    return p;
-}
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...) {
-    va_list ap;
-    char *p = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&p, fmt, ap);
-    va_end(ap);
-    NN_ASSERT(n >= 0 && p, "out of memory");
-    return p;
-}
 static int is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
@@ -242,6 +226,14 @@ static void rec_begin(Rec *r, int line, const char *fmt, ...) {
     va_end(ap);
 }
 
+// Whether j is an object; if not, the record's problem says what it is instead.
+static int rec_object(Rec *r, const cJSON *j) {
+    if (cJSON_IsObject(j)) return 1;
+    char got[96];
+    describe(j, got, sizeof got);
+    rec_fail(r, "expected an object, found %s", got);
+    return 0;
+}
 static char *num_str(double v) { return xprintf("%.0f", v); }
 
 static VlData *data_new(VlTask task, const char *format, const char *file) {
@@ -281,6 +273,12 @@ static void ex_free(VlExample *e) {
 static void ex_drop(VlData *d) {
     ex_free(&d->ex[d->n - 1]);
     d->n--;
+}
+// Drops the last example when its record is bad; nonzero: the problem is fatal (nn_err set).
+static int rec_drop_bad(Rec *r) {
+    if (!r->bad) return 0;
+    ex_drop(r->d);
+    return rec_end(r);
 }
 static void add_answer(VlExample *e, const char *a, int conf, int with_conf) {
     e->answers = realloc(e->answers, sizeof(char *) * (size_t)(e->nanswers + 1));
@@ -395,6 +393,17 @@ static const char *basename_of(const char *p) {
     return s ? s + 1 : p;
 }
 
+// The end of a reader: frees d on failure, else settles the image extension (settle) and counts images.
+static VlData *data_done(VlData *d, int fail, int settle) {
+    if (fail) {
+        vld_free(d);
+        return NULL;
+    }
+    if (settle) settle_extension(d);
+    count_images(d);
+    return d;
+}
+
 // ---------------------------------------------------------------- VQAv2
 // "<sub>" of "..._mscoco_<sub>_questions.json" / "..._mscoco_<sub>_annotations.json".
 static int subtype_from_name(const char *path, char *sub, size_t cap) {
@@ -471,11 +480,7 @@ VlData *vld_read_vqav2(const char *questions, const char *annotations, const cha
     cJSON_ArrayForEach(q, qs) {
         rec_begin(&r, 0, "questions[%d]", idx++);
         VlExample *e = ex_add(d, &cap);
-        if (!cJSON_IsObject(q)) {
-            char got[96];
-            describe(q, got, sizeof got);
-            rec_fail(&r, "expected an object, found %s", got);
-        } else {
+        if (rec_object(&r, q)) {
             cJSON *qid = rget(&r, q, "question_id", J_INT, 1);
             if (qid) snprintf(r.rec, sizeof r.rec, "questions[%d] (question_id %.0f)", idx - 1, qid->valuedouble);
             cJSON *iid = rget(&r, q, "image_id", J_INT, 1);
@@ -492,10 +497,7 @@ VlData *vld_read_vqav2(const char *questions, const char *annotations, const cha
                 if (prev >= 0) rec_fail(&r, "question_id %s repeats questions[%d]", e->qid, prev);
             }
         }
-        if (r.bad) {   // (the map only gets a key when the record is good)
-            ex_drop(d);
-            if (rec_end(&r)) { fail = 1; break; }
-        }
+        if (rec_drop_bad(&r)) { fail = 1; break; }   // (the map only gets a key when the record is good)
     }
     cJSON_Delete(root);
     if (!fail && annotations) {
@@ -514,13 +516,7 @@ VlData *vld_read_vqav2(const char *questions, const char *annotations, const cha
         free(dropped);
     }
     map_free(&byq);
-    if (fail) {
-        vld_free(d);
-        return NULL;
-    }
-    settle_extension(d);
-    count_images(d);
-    return d;
+    return data_done(d, fail, 1);
 }
 
 static int vqa_annotations(VlData *d, const char *path, Map *byq, int skip_bad, char **dropped) {
@@ -537,10 +533,7 @@ static int vqa_annotations(VlData *d, const char *path, Map *byq, int skip_bad, 
     cJSON *a;
     cJSON_ArrayForEach(a, as) {
         rec_begin(&r, 0, "annotations[%d]", idx++);
-        if (!cJSON_IsObject(a)) {
-            char got[96];
-            describe(a, got, sizeof got);
-            rec_fail(&r, "expected an object, found %s", got);
+        if (!rec_object(&r, a)) {
             if (rec_end(&r)) { fail = 1; break; }
             continue;
         }
@@ -647,11 +640,7 @@ VlData *vld_read_gqa(const char *questions, const char *image_dir, int skip_bad)
     cJSON_ArrayForEach(q, root) {
         rec_begin(&r, 0, "question \"%.60s\"", q->string ? q->string : "");
         VlExample *e = ex_add(d, &cap);
-        if (!cJSON_IsObject(q)) {
-            char got[96];
-            describe(q, got, sizeof got);
-            rec_fail(&r, "expected an object, found %s", got);
-        } else {
+        if (rec_object(&r, q)) {
             cJSON *iid = rget(&r, q, "imageId", J_STR, 1);
             cJSON *qt = rget(&r, q, "question", J_STR, 1);
             cJSON *an = rget(&r, q, "answer", J_STR, 0);
@@ -671,19 +660,10 @@ VlData *vld_read_gqa(const char *questions, const char *image_dir, int skip_bad)
                 if (image_dir) e->image[0] = xprintf("%s/%s.jpg", image_dir, iid->valuestring);
             }
         }
-        if (r.bad) {
-            ex_drop(d);
-            if (rec_end(&r)) { fail = 1; break; }
-        }
+        if (rec_drop_bad(&r)) { fail = 1; break; }
     }
     cJSON_Delete(root);
-    if (fail) {
-        vld_free(d);
-        return NULL;
-    }
-    settle_extension(d);
-    count_images(d);
-    return d;
+    return data_done(d, fail, 1);
 }
 
 // ---------------------------------------------------------------- NLVR2
@@ -760,22 +740,14 @@ VlData *vld_read_nlvr2(const char *jsonl, const char *image_dir, int skip_bad) {
             }
         }
         cJSON_Delete(o);
-        if (r.bad) {
-            ex_drop(d);
-            if (rec_end(&r)) fail = 1;
-        }
+        if (rec_drop_bad(&r)) fail = 1;
     }
     free(text);
     if (!fail && nonblank == 0) {
         nn_seterr("%s: empty (expected one JSON object per line)", jsonl);
         fail = 1;
     }
-    if (fail) {
-        vld_free(d);
-        return NULL;
-    }
-    count_images(d);
-    return d;
+    return data_done(d, fail, 0);
 }
 
 // ---------------------------------------------------------------- COCO captions
@@ -801,11 +773,7 @@ VlData *vld_read_coco_captions(const char *captions, const char *image_dir, int 
     cJSON_ArrayForEach(im, ims) {
         rec_begin(&r, 0, "images[%d]", idx++);
         VlExample *e = ex_add(d, &cap);
-        if (!cJSON_IsObject(im)) {
-            char got[96];
-            describe(im, got, sizeof got);
-            rec_fail(&r, "expected an object, found %s", got);
-        } else {
+        if (rec_object(&r, im)) {
             cJSON *id = rget(&r, im, "id", J_INT, 1);
             if (id) snprintf(r.rec, sizeof r.rec, "images[%d] (id %.0f)", idx - 1, id->valuedouble);
             cJSON *fn = rget(&r, im, "file_name", J_STR, 1);
@@ -817,20 +785,13 @@ VlData *vld_read_coco_captions(const char *captions, const char *image_dir, int 
                 if (prev >= 0) rec_fail(&r, "image id %s repeats images[%d]", e->image_id, prev);
             }
         }
-        if (r.bad) {   // (the map only gets a key when the record is good)
-            ex_drop(d);
-            if (rec_end(&r)) { fail = 1; break; }
-        }
+        if (rec_drop_bad(&r)) { fail = 1; break; }   // (the map only gets a key when the record is good)
     }
     idx = 0;
     cJSON *a;
     if (!fail) cJSON_ArrayForEach(a, ans) {
         rec_begin(&r, 0, "annotations[%d]", idx++);
-        if (!cJSON_IsObject(a)) {
-            char got[96];
-            describe(a, got, sizeof got);
-            rec_fail(&r, "expected an object, found %s", got);
-        } else {
+        if (rec_object(&r, a)) {
             cJSON *iid = rget(&r, a, "image_id", J_INT, 1);
             cJSON *cp = rget(&r, a, "caption", J_STR, 1);
             if (!r.bad) {
@@ -845,12 +806,7 @@ VlData *vld_read_coco_captions(const char *captions, const char *image_dir, int 
     }
     map_free(&byid);
     cJSON_Delete(root);
-    if (fail) {
-        vld_free(d);
-        return NULL;
-    }
-    count_images(d);
-    return d;
+    return data_done(d, fail, 0);
 }
 
 // ---------------------------------------------------------------- Karpathy
@@ -883,11 +839,7 @@ VlData *vld_read_karpathy(const char *dataset, const char *image_root, const cha
     cJSON_ArrayForEach(im, ims) {
         rec_begin(&r, 0, "images[%d]", idx++);
         VlExample *e = ex_add(d, &cap);
-        if (!cJSON_IsObject(im)) {
-            char got[96];
-            describe(im, got, sizeof got);
-            rec_fail(&r, "expected an object, found %s", got);
-        } else {
+        if (rec_object(&r, im)) {
             cJSON *sp = rget(&r, im, "split", J_STR, 1);
             cJSON *fp = rget(&r, im, "filepath", J_STR, 0);
             cJSON *fn = rget(&r, im, "filename", J_STR, 1);
@@ -923,18 +875,10 @@ VlData *vld_read_karpathy(const char *dataset, const char *image_root, const cha
                                                            : xprintf("%s/%s", image_root, fn->valuestring);
             }
         }
-        if (r.bad) {
-            ex_drop(d);
-            if (rec_end(&r)) { fail = 1; break; }
-        }
+        if (rec_drop_bad(&r)) { fail = 1; break; }
     }
     cJSON_Delete(root);
-    if (fail) {
-        vld_free(d);
-        return NULL;
-    }
-    count_images(d);
-    return d;
+    return data_done(d, fail, 0);
 }
 
 // ---------------------------------------------------------------- folders
@@ -1122,6 +1066,12 @@ static char *first_dir(const char *what, char **cand) {
 static void free_list(char **v) {
     for (int i = 0; v[i]; i++) free(v[i]);
 }
+// image_dir when given, else the first of cand that is a folder (none: NULL with nn_err); frees cand.
+static char *image_dir_or(const char *image_dir, const char *what, char **cand) {
+    char *img = image_dir ? xstrdup(image_dir) : first_dir(what, cand);
+    free_list(cand);
+    return img;
+}
 
 static const char *coco_alias(const char *s) {
     if (!strcmp(s, "train")) return "train2014";
@@ -1170,14 +1120,9 @@ VlData *vld_open(const char *dir, const char *format, const char *split, const c
             free(f2);
             f2 = NULL;
         }
-        if (image_dir) img = xstrdup(image_dir);
-        else {
-            char *c[5] = {xprintf("%s/%s", dir, sub), xprintf("%s/images/%s", dir, sub), xprintf("%s/../coco/%s", dir, sub),
-                          xprintf("%s/../coco/images/%s", dir, sub), NULL};
-            img = first_dir(f, c);
-            free_list(c);
-            if (!img) goto done;
-        }
+        char *c[5] = {xprintf("%s/%s", dir, sub), xprintf("%s/images/%s", dir, sub), xprintf("%s/../coco/%s", dir, sub),
+                      xprintf("%s/../coco/images/%s", dir, sub), NULL};
+        if (!(img = image_dir_or(image_dir, f, c))) goto done;
         d = vld_read_vqav2(f, f2, img, skip_bad);
     } else if (!strcmp(format, "gqa")) {
         const char *sp = !strcmp(split, "test") ? "testdev" : split;
@@ -1188,13 +1133,8 @@ VlData *vld_open(const char *dir, const char *format, const char *split, const c
         if (!f) nn_seterr("%s: no GQA questions file for split '%s' (tried %s, %s, %s)", dir, split, c3[0], c3[1], c3[2]);
         free_list(c3);
         if (!f) goto done;
-        if (image_dir) img = xstrdup(image_dir);
-        else {
-            char *c[3] = {xprintf("%s/images", dir), xprintf("%s/../images", dir), NULL};
-            img = first_dir(f, c);
-            free_list(c);
-            if (!img) goto done;
-        }
+        char *c[3] = {xprintf("%s/images", dir), xprintf("%s/../images", dir), NULL};
+        if (!(img = image_dir_or(image_dir, f, c))) goto done;
         d = vld_read_gqa(f, img, skip_bad);
         if (d) snprintf(d->split, sizeof d->split, "%s", sp);
     } else if (!strcmp(format, "nlvr2")) {
@@ -1204,13 +1144,8 @@ VlData *vld_open(const char *dir, const char *format, const char *split, const c
             nn_seterr("%s: no NLVR2 file for split '%s' (tried %s/%s.json and %s/data/%s.json)", dir, split, dir, sp, dir, sp);
             goto done;
         }
-        if (image_dir) img = xstrdup(image_dir);
-        else {
-            char *c[3] = {xprintf("%s/images/%s", dir, sp), xprintf("%s/%s", dir, sp), NULL};
-            img = first_dir(f, c);
-            free_list(c);
-            if (!img) goto done;
-        }
+        char *c[3] = {xprintf("%s/images/%s", dir, sp), xprintf("%s/%s", dir, sp), NULL};
+        if (!(img = image_dir_or(image_dir, f, c))) goto done;
         d = vld_read_nlvr2(f, img, skip_bad);
         if (d) snprintf(d->split, sizeof d->split, "%s", sp);
     } else if (!strcmp(format, "coco")) {
@@ -1225,13 +1160,8 @@ VlData *vld_open(const char *dir, const char *format, const char *split, const c
                       dir, sub, f);
             goto done;
         }
-        if (image_dir) img = xstrdup(image_dir);
-        else {
-            char *c[3] = {xprintf("%s/%s", dir, sub), xprintf("%s/images/%s", dir, sub), NULL};
-            img = first_dir(f, c);
-            free_list(c);
-            if (!img) goto done;
-        }
+        char *c[3] = {xprintf("%s/%s", dir, sub), xprintf("%s/images/%s", dir, sub), NULL};
+        if (!(img = image_dir_or(image_dir, f, c))) goto done;
         d = vld_read_coco_captions(f, img, skip_bad);
     } else {
         f = xprintf("%s/dataset_coco.json", dir);
@@ -1530,23 +1460,28 @@ static cJSON *inspect_format(const char *dir, const char *format, const char *im
     free(seen);
     free(keep);
     vld_free_names(names, ns > 0 ? ns : 0);
-    if (text) {
-        if (pr.n) {
-            printf("  %d problem%s:\n", pr.n, pr.n == 1 ? "" : "s");
-            cJSON *p;
-            cJSON_ArrayForEach(p, pr.arr) {
-                int line = cJSON_GetObjectItem(p, "line")->valueint;
-                const char *f = cJSON_GetObjectItem(p, "file")->valuestring;
-                const char *m = cJSON_GetObjectItem(p, "problem")->valuestring;
-                if (!strncmp(m, f, strlen(f))) printf("    %s\n", m);
-                else if (line > 0) printf("    %s:%d: %s\n", f, line, m);
-                else printf("    %s: %s\n", f, m);
-            }
-        } else printf("  no problems\n");
-    }
+    if (text) vld_print_problems(pr.arr, pr.n);
     cJSON_AddItemToObject(fj, "problems", pr.arr);
     *nprob += pr.n;
     return fj;
+}
+
+void vld_print_problems(const void *problems, int n) {
+    if (!n) {
+        printf("  no problems\n");
+        return;
+    }
+    printf("  %d problem%s:\n", n, n == 1 ? "" : "s");
+    const cJSON *p;
+    cJSON_ArrayForEach(p, (const cJSON *)problems) {
+        int line = cJSON_GetObjectItem(p, "line")->valueint;
+        const char *f = cJSON_GetObjectItem(p, "file")->valuestring;
+        const char *m = cJSON_GetObjectItem(p, "problem")->valuestring;
+        // Messages that already start with the file need not repeat it.
+        if (!strncmp(m, f, strlen(f))) printf("    %s\n", m);
+        else if (line > 0) printf("    %s:%d: %s\n", f, line, m);
+        else printf("    %s: %s\n", f, m);
+    }
 }
 
 // (folder, format) pairs under dir: its own formats, else those of its sub-folders, down to depth 2.

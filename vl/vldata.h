@@ -134,4 +134,7 @@ int vld_find(const char *dir, int maxdepth);
 // report; out_array (a cJSON array, or NULL): gets one object per (folder, format). Returns the
 // number of problems, or -1 when no VL data was found (nn_err() says so; nothing printed).
 int vld_inspect(const char *dir, const char *format, const char *image_dir, int decode, int text, void *out_array);
+// The "problems" part of an inspect report: problems is a cJSON array of {file, line, problem}
+// objects, n its length; prints "  no problems" when n is 0.
+void vld_print_problems(const void *problems, int n);
 #endif

@@ -4,6 +4,7 @@
 #include "vl/vlgen.h"
 #include "loaders/gen.h"
 #include "loaders/img.h"
+#include "loaders/ldutil.h"
 #include "nn/nn.h"
 
 #include <cjson/cJSON.h>
@@ -552,33 +553,6 @@ static cJSON *tokens_of(const char *raw) {
 }
 
 // ---------------------------------------------------------------- files
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int mkdir_p(const char *path) {
-    char buf[1024];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-        nn_seterr("path too long: %s", path);
-        return -1;
-    }
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == 0) {
-            char keep = *p;
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST) {
-                nn_seterr("%s: cannot create directory (%s)", buf, strerror(errno));
-                return -1;
-            }
-            *p = keep;
-            if (!keep) break;
-        }
-    }
-    return 0;
-}
-
 // Writes text to path through a temporary file and a rename.
 static int write_file(const char *path, const char *text) {
     char tmp[1100];
@@ -604,17 +578,6 @@ static int write_json(const char *path, cJSON *j) {
     int rc = write_file(path, s);
     free(s);
     return rc;
-}
-
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...) {
-    va_list ap;
-    char *p = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&p, fmt, ap);
-    va_end(ap);
-    NN_ASSERT(n >= 0 && p, "out of memory");
-    return p;
 }
 
 // A set of scenes of one family, rendered in parallel (each from its own stream).
@@ -951,12 +914,7 @@ static void marker_text(const VlDataGenOptions *o, char *buf, size_t cap) {
 static void marker_read(const char *root, char *got, size_t cap) {
     char path[1100];
     snprintf(path, sizeof path, "%s/.complete", root);
-    got[0] = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    size_t k = fread(got, 1, cap - 1, f);
-    fclose(f);
-    got[k] = 0;
+    read_head(path, got, cap);
 }
 int vlgen_is_complete(const char *root, const VlDataGenOptions *o) {
     char want[512], got[512];
