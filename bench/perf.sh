@@ -12,6 +12,7 @@ echo "petl perf: OMP_NUM_THREADS=$OMP_NUM_THREADS,$(grep -m1 'model name' /proc/
 peak=$($P sgemm | tee /dev/stderr | awk '{print $3}')
 tmp=$(mktemp)
 for m in full linear bitfit lora adapter ssf adaptformer convpass compacter fact_tt fact_tk kadaptation \
+         lst sparse_adapter dsee l0mask prune int8 \
          vpt_shallow vpt_deep infer; do
   $P $m "$STEPS" "$peak" | tee -a "$tmp" | grep -v RESULT
 done

@@ -84,6 +84,8 @@ int main(int argc, char **argv) {
     if (infer) {
         ps_freeze_all(&v.ps);
         graph_set_grad_enabled(g, 0);
+    } else {
+        graph_set_training(g, 1);   // as petl run trains: dropout, activation-range observers
     }
     OptConfig oc = opt_defaults(OPT_ADAMW);
     oc.lr = 1e-4f;
