@@ -1,6 +1,7 @@
 // `petl data inspect`: per split counts, classes, image sizes and every problem (file, line);
 // `petl data fewshot`: reproducible K-shot lists (FGVC layout) from any labelled split.
 #include "bench/cmd_data.h"
+#include "loaders/ldutil.h"
 #include "bench/args.h"
 #include "loaders/dataset.h"
 #include "loaders/img.h"
@@ -29,16 +30,6 @@ static char *dupstr(const char *s) {
 }
 
 // ================================================================ inspect
-typedef struct { cJSON *arr; int n; } Problems;
-
-static void problem(Problems *p, const char *file, int line, const char *msg) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "file", file ? file : "");
-    cJSON_AddNumberToObject(o, "line", line);
-    cJSON_AddStringToObject(o, "problem", msg);
-    cJSON_AddItemToArray(p->arr, o);
-    p->n++;
-}
 
 typedef struct { int w, h, c, count; } SizeCount;
 
@@ -60,15 +51,15 @@ static int cmp_cstr(const void *a, const void *b) { return strcmp(*(char *const 
 // Inspects one split; fills js (the split's JSON object) and problems. Returns the Dataset (kept
 // for overlap checks) or NULL.
 static Dataset *inspect_split(const char *root, const char *fmt, const char *task, const char *split, int decode,
-                              cJSON *js, Problems *pr, int verbose_text) {
+                              cJSON *js, LdProblems *pr, int verbose_text) {
     Dataset *d = ds_open(root, fmt, task, split, 1);
     if (!d) {
-        problem(pr, root, 0, nn_err());
+        ld_problem(pr, root, 0, nn_err());
         cJSON_AddStringToObject(js, "error", nn_err());
         if (verbose_text) printf("  %-16s cannot be read (see problems)\n", split[0] ? split : "(all)");
         return NULL;
     }
-    for (int i = 0; i < d->nproblems; i++) problem(pr, d->problems[i].file, d->problems[i].line, d->problems[i].msg);
+    for (int i = 0; i < d->nproblems; i++) ld_problem(pr, d->problems[i].file, d->problems[i].line, d->problems[i].msg);
     int *per = nn_calloc(sizeof(int) * (d->num_classes > 0 ? d->num_classes : 1));
     for (int i = 0; i < d->n; i++)
         if (d->labels[i] >= 0 && d->labels[i] < d->num_classes) per[d->labels[i]]++;
@@ -84,7 +75,7 @@ static Dataset *inspect_split(const char *root, const char *fmt, const char *tas
         } else rc = img_info(d->paths[i], &w, &h, &c);
         if (rc) {
             bad_img++;
-            problem(pr, d->list ? d->list : d->paths[i], d->lines ? d->lines[i] : 0, nn_err());
+            ld_problem(pr, d->list ? d->list : d->paths[i], d->lines ? d->lines[i] : 0, nn_err());
             continue;
         }
         count_size(&sz, &nsz, w, h, c);
@@ -133,7 +124,7 @@ static Dataset *inspect_split(const char *root, const char *fmt, const char *tas
 }
 
 // A training or validation split that shares images with the test split leaks test data.
-static void check_overlap(Dataset *test, Dataset *other, Problems *pr) {
+static void check_overlap(Dataset *test, Dataset *other, LdProblems *pr) {
     if (!test->paths || !other->paths || test->n == 0) return;
     char **s = nn_malloc(sizeof(char *) * test->n);
     for (int i = 0; i < test->n; i++) s[i] = test->paths[i];
@@ -146,13 +137,13 @@ static void check_overlap(Dataset *test, Dataset *other, Problems *pr) {
             char msg[1200];
             snprintf(msg, sizeof msg, "%s: also in the test split (%s) - test data leaks into %s", ds_relpath(other, i),
                      test->list ? test->list : "test", other->split[0] ? other->split : "this split");
-            problem(pr, other->list ? other->list : other->paths[i], other->lines ? other->lines[i] : 0, msg);
+            ld_problem(pr, other->list ? other->list : other->paths[i], other->lines ? other->lines[i] : 0, msg);
         }
     }
     if (hits > 10) {
         char msg[256];
         snprintf(msg, sizeof msg, "%d more examples also in the test split", hits - 10);
-        problem(pr, other->list ? other->list : "", 0, msg);
+        ld_problem(pr, other->list ? other->list : "", 0, msg);
     }
     free(s);
 }
@@ -160,7 +151,7 @@ static void check_overlap(Dataset *test, Dataset *other, Problems *pr) {
 // Inspects every split of one task; returns its JSON object.
 static cJSON *inspect_task(const char *root, const char *fmt, const char *task, int decode, int text, int *nprob) {
     cJSON *tj = cJSON_CreateObject();
-    Problems pr = {cJSON_CreateArray(), 0};
+    LdProblems pr = {cJSON_CreateArray(), 0};
     char dir[4096];
     snprintf(dir, sizeof dir, "%s%s%s", root, task ? "/" : "", task ? task : "");
     if (!fmt) fmt = ds_detect_format(dir);
@@ -172,9 +163,9 @@ static cJSON *inspect_task(const char *root, const char *fmt, const char *task, 
     if (text) printf("%s (%s)\n", dir, fmt ? fmt : "unknown format");
     char **names = NULL;
     int ns = fmt ? ds_list_splits(root, fmt, task, &names) : -1;
-    if (!fmt) problem(&pr, dir, 0, "cannot tell the dataset format (pass --format)");
-    else if (ns < 0) problem(&pr, dir, 0, nn_err());
-    else if (ns == 0) problem(&pr, dir, 0, "no splits found");
+    if (!fmt) ld_problem(&pr, dir, 0, "cannot tell the dataset format (pass --format)");
+    else if (ns < 0) ld_problem(&pr, dir, 0, nn_err());
+    else if (ns == 0) ld_problem(&pr, dir, 0, "no splits found");
     Dataset **ds = nn_calloc(sizeof(Dataset *) * (ns > 0 ? ns : 1));
     int test = -1;
     for (int i = 0; i < ns; i++) {
@@ -403,22 +394,6 @@ static int write_list(const char *path, const Dataset *d, int *idx, int n, const
     int r = write_atomic(path, b.s, b.n);
     free(b.s);
     return r;
-}
-
-static int mkdir_p(const char *p) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", p);
-    for (char *q = tmp + 1; *q; q++)
-        if (*q == '/') {
-            *q = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) goto fail;
-            *q = '/';
-        }
-    if (mkdir(tmp, 0755) && errno != EEXIST) goto fail;
-    return 0;
-fail:
-    nn_seterr("%s: cannot create folder (%s)", tmp, strerror(errno));
-    return -1;
 }
 
 // Longest common folder of two paths.

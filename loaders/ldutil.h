@@ -3,6 +3,8 @@
 #define LOADERS_LDUTIL_H
 #include "nn/nn.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,4 +71,18 @@ static inline void read_head(const char *path, char *got, size_t cap) {
     fclose(f);
     got[k] = 0;
 }
+// Problems an inspection found, as a JSON array of {file, line, problem} (petl data inspect).
+typedef struct {
+    cJSON *arr;
+    int n;
+} LdProblems;
+static inline void ld_problem(LdProblems *p, const char *file, int line, const char *msg) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "file", file ? file : "");
+    cJSON_AddNumberToObject(o, "line", line);
+    cJSON_AddStringToObject(o, "problem", msg);
+    cJSON_AddItemToArray(p->arr, o);
+    p->n++;
+}
+
 #endif

@@ -1227,27 +1227,13 @@ VlData *vld_open_task(const char *root, VlTask task, const char *split, int skip
 
 // ---------------------------------------------------------------- inspection
 
-typedef struct {
-    cJSON *arr;
-    int n;
-} Probs;
-
-static void prob(Probs *p, const char *file, int line, const char *msg) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "file", file ? file : "");
-    cJSON_AddNumberToObject(o, "line", line);
-    cJSON_AddStringToObject(o, "problem", msg);
-    cJSON_AddItemToArray(p->arr, o);
-    p->n++;
-}
-
 typedef struct { int w, h, c, count; } Size;
 
 static int is_test_split(const char *s) { return !strncmp(s, "test", 4); }
 
 // One split: examples idx[0..n) of d (all when idx is NULL). Adds its JSON object to sj; images
 // it saw go to seen (for the leak check against test splits).
-static void inspect_split(const VlData *d, const char *name, const int *idx, int n, int decode, cJSON *sj, Probs *pr,
+static void inspect_split(const VlData *d, const char *name, const int *idx, int n, int decode, cJSON *sj, LdProblems *pr,
                           int text, Map *seen) {
     cJSON *js = cJSON_AddObjectToObject(sj, name[0] ? name : "all");
     int nq10 = 0, noans = 0, disagree = 0, ntrue = 0, nfalse = 0, minr = 1 << 30, maxr = 0, withfull = 0;
@@ -1301,7 +1287,7 @@ static void inspect_split(const VlData *d, const char *name, const int *idx, int
                     snprintf(msg, sizeof msg, "%s (%s %s)", nn_err(),
                              d->task == VL_VQA ? "question_id" : d->task == VL_GQA ? "question" : d->task == VL_NLVR2 ? "identifier" : "image",
                              e->qid ? e->qid : "?");
-                    prob(pr, e->line ? d->file : p, e->line, msg);
+                    ld_problem(pr, e->line ? d->file : p, e->line, msg);
                 }
                 continue;
             }
@@ -1316,7 +1302,7 @@ static void inspect_split(const VlData *d, const char *name, const int *idx, int
     if (bad > 10) {
         char msg[200];
         snprintf(msg, sizeof msg, "%d more images missing or unreadable in split %s", bad - 10, name);
-        prob(pr, d->image_dir ? d->image_dir : d->file, 0, msg);
+        ld_problem(pr, d->image_dir ? d->image_dir : d->file, 0, msg);
     }
     int nimg = (int)ids.n, nfiles = (int)imgs.n;   // images (NLVR2: pairs), image files
     map_free(&imgs);
@@ -1350,7 +1336,7 @@ static void inspect_split(const VlData *d, const char *name, const int *idx, int
             char msg[300];
             snprintf(msg, sizeof msg, "split %s: %d questions have answers but not 10 (VQA accuracy averages over 10 "
                                       "annotators)", name, n - noans - nq10);
-            prob(pr, d->file2 ? d->file2 : d->file, 0, msg);
+            ld_problem(pr, d->file2 ? d->file2 : d->file, 0, msg);
         }
     } else if (d->task == VL_GQA) {
         cJSON_AddNumberToObject(js, "with_full_answer", withfull);
@@ -1368,7 +1354,7 @@ static void inspect_split(const VlData *d, const char *name, const int *idx, int
         if (noans) {
             char msg[300];
             snprintf(msg, sizeof msg, "split %s: %d images have no caption", name, noans);
-            prob(pr, d->file, 0, msg);
+            ld_problem(pr, d->file, 0, msg);
         }
     }
     if (text) {
@@ -1394,23 +1380,23 @@ static void inspect_split(const VlData *d, const char *name, const int *idx, int
 // Every split of one format folder; returns its JSON object.
 static cJSON *inspect_format(const char *dir, const char *format, const char *image_dir, int decode, int text, int *nprob) {
     cJSON *fj = cJSON_CreateObject();
-    Probs pr = {cJSON_CreateArray(), 0};
+    LdProblems pr = {cJSON_CreateArray(), 0};
     cJSON_AddStringToObject(fj, "dir", dir);
     cJSON_AddStringToObject(fj, "format", format);
     cJSON *sj = cJSON_AddObjectToObject(fj, "splits");
     if (text) printf("%s (%s)\n", dir, format);
     char **names = NULL;
     int ns = vld_list_splits(dir, format, &names);
-    if (ns < 0) prob(&pr, dir, 0, nn_err());
-    else if (ns == 0) prob(&pr, dir, 0, "no splits found");
+    if (ns < 0) ld_problem(&pr, dir, 0, nn_err());
+    else if (ns == 0) ld_problem(&pr, dir, 0, "no splits found");
     // images seen per split, to find images shared between a test split and another split
     Map *seen = nn_calloc(sizeof(Map) * (size_t)(ns > 0 ? ns : 1));
     VlData **keep = nn_calloc(sizeof(VlData *) * (size_t)(ns > 0 ? ns : 1));
     if (!strcmp(format, "karpathy") && ns > 0) {
         VlData *d = vld_open(dir, format, "", image_dir, 1);
-        if (!d) prob(&pr, dir, 0, nn_err());
+        if (!d) ld_problem(&pr, dir, 0, nn_err());
         else {
-            for (int i = 0; i < d->nproblems; i++) prob(&pr, d->problems[i].file, d->problems[i].line, d->problems[i].msg);
+            for (int i = 0; i < d->nproblems; i++) ld_problem(&pr, d->problems[i].file, d->problems[i].line, d->problems[i].msg);
             int *idx = nn_malloc(sizeof(int) * (size_t)(d->n + 1));
             for (int s = 0; s < ns; s++) {
                 int n = 0;
@@ -1425,12 +1411,12 @@ static cJSON *inspect_format(const char *dir, const char *format, const char *im
         for (int s = 0; s < ns; s++) {
             VlData *d = vld_open(dir, format, names[s], image_dir, 1);
             if (!d) {
-                prob(&pr, dir, 0, nn_err());
+                ld_problem(&pr, dir, 0, nn_err());
                 cJSON_AddStringToObject(cJSON_AddObjectToObject(sj, names[s]), "error", nn_err());
                 if (text) printf("  %-12s cannot be read (see problems)\n", names[s]);
                 continue;
             }
-            for (int i = 0; i < d->nproblems; i++) prob(&pr, d->problems[i].file, d->problems[i].line, d->problems[i].msg);
+            for (int i = 0; i < d->nproblems; i++) ld_problem(&pr, d->problems[i].file, d->problems[i].line, d->problems[i].msg);
             inspect_split(d, names[s], NULL, d->n, decode, sj, &pr, text, &seen[s]);
             keep[s] = d;   // seen borrows its image paths
         }
@@ -1449,7 +1435,7 @@ static cJSON *inspect_format(const char *dir, const char *format, const char *im
                 char msg[1400];
                 snprintf(msg, sizeof msg, "%d images of split %s are also in the test split %s (e.g. %s) - test data leaks",
                          hits, names[s], names[t], ex);
-                prob(&pr, dir, 0, msg);
+                ld_problem(&pr, dir, 0, msg);
             }
         }
     }

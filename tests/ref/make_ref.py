@@ -127,6 +127,18 @@ class ViT(nn.Module):
         return sd
 
 
+def base_model():
+    """The tiny reference ViT (vit_tiny.safetensors) with every parameter frozen."""
+    m = ViT(CFG)
+    w = load_safetensors(os.path.join(os.path.dirname(os.path.abspath(__file__)), "vit_tiny.safetensors"))
+    with torch.no_grad():
+        for k, p in m.timm_state().items():
+            p.copy_(w[k])
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m
+
+
 def hf_state(sd, depth, d):
     out = {"vit.embeddings.patch_embeddings.projection.weight": sd["patch_embed.proj.weight"],
            "vit.embeddings.patch_embeddings.projection.bias": sd["patch_embed.proj.bias"],

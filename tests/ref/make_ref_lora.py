@@ -13,18 +13,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from make_ref import CFG, ViT, load_safetensors, save_safetensors  # noqa: E402
-
-
-def base_model():
-    m = ViT(CFG)
-    w = load_safetensors(os.path.join(HERE, "vit_tiny.safetensors"))
-    with torch.no_grad():
-        for k, p in m.timm_state().items():
-            p.copy_(w[k])
-    for p in m.parameters():
-        p.requires_grad_(False)
-    return m
+from make_ref import CFG, ViT, base_model, load_safetensors, save_safetensors  # noqa: E402
 
 
 def run_case(name, targets, r, alpha, noah):
