@@ -8,12 +8,13 @@
 #include <string.h>
 
 #include "nn/ops.h"
+#include "vl/vllst.h"
 
-static const char *const g_kind_names[VLM_NKINDS] = {"full", "bitfit", "adapter", "lora", "prompt"};
+static const char *const g_kind_names[VLM_NKINDS] = {"full", "bitfit", "adapter", "lora", "prompt", "lst"};
 
 VlMethodOpts vlm_defaults(void) {
     VlMethodOpts o = {.reduction = 8, .multiple = 0, .tasks = 4, .rank = 8, .alpha = 8.0f, .prefix_len = 10,
-                      .prefix_mid = 512, .seed = 1};
+                      .prefix_mid = 512, .lst_reduction = 4, .seed = 1};
     return o;
 }
 
@@ -262,11 +263,13 @@ int vlm_attach(VlMethod *M, VlMethodKind kind, VlModel *m, const VlMethodOpts *o
     case VLM_ADAPTER: return vlm_adapter(M, m, o, st);
     case VLM_LORA: return vlm_lora(M, m, o, st);
     case VLM_PROMPT: return vlm_prompt(M, m, o, st);
+    case VLM_LST: return vlm_lst(M, m, o, st);
     default: nn_seterr("VL method: unknown kind %d", (int)kind); return -1;
     }
 }
 
 void vlm_free(VlMethod *M) {
+    if (M->kind == VLM_LST) vlm_lst_free(M);
     free(M->ad);
     free(M->lora);
     free(M->ph);
@@ -298,6 +301,7 @@ long vlm_added_count(VlMethodKind k, const VlConfig *c, const VlMethodOpts *o) {
         long heads = c->enc_layers + 2L * c->dec_layers;
         return P * d + mid * d + mid + heads * 2 * (d * mid + d);
     }
+    case VLM_LST: return vlm_lst_count(c, o);
     default: return 0;
     }
 }

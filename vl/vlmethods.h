@@ -22,7 +22,7 @@
 
 #include "vl/vlmodel.h"
 
-typedef enum { VLM_FULL, VLM_BITFIT, VLM_ADAPTER, VLM_LORA, VLM_PROMPT, VLM_NKINDS } VlMethodKind;
+typedef enum { VLM_FULL, VLM_BITFIT, VLM_ADAPTER, VLM_LORA, VLM_PROMPT, VLM_LST, VLM_NKINDS } VlMethodKind;
 
 typedef struct {
     int reduction;       // adapter: bottleneck d / reduction (8), at least 1
@@ -32,6 +32,7 @@ typedef struct {
     float alpha;         // lora alpha (8): scale alpha / r
     int prefix_len;      // prompt: P prefix vectors per attention (10)
     int prefix_mid;      // prompt: MLP width (512)
+    int lst_reduction;   // lst: side widths d / lst_reduction (4, as LST for VL)
     uint64_t seed;       // initialisation (1)
 } VlMethodOpts;
 VlMethodOpts vlm_defaults(void);
@@ -51,6 +52,7 @@ typedef struct {
     // kind 0 encoder self, 1 decoder self, 2 decoder cross
     Tensor *pe, *pw1, *pb1;
     Tensor **ph;
+    void *ext;           // lst: its state (vl/vllst.c)
 } VlMethod;
 
 // "full" | "bitfit" | "adapter" | "lora" | "prompt"; -1 with nn_err() listing them.
