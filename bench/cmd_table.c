@@ -1,5 +1,6 @@
 // petl table: result records as tables. Rows are method variants; columns the tasks (full-shot,
 // with VTAB group means) or task x shots (few-shot); cost columns from the engine's accounting.
+// Vision-language records get their own tables (VQA, GQA, NLVR2, COCO CIDEr-D, BLEU-4, average).
 // Markdown for reading, CSV and JSON (full precision) for everything else.
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -68,8 +69,65 @@ static void md_text(Buf *b, const char *s) {
     for (; *s; s++) bput(b, *s == '|' ? "\\|" : "%c", *s);
 }
 
-static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, int dec, const char *regime, int nsrc,
-                      const char *const *src) {
+// Vision-language tables: one per VL backbone; scores and costs in one table, then its failed cells.
+static void md_vl_tables(Buf *b, const ResSet *s, const ResVlTable *t, int nt, int dec) {
+    for (int k = 0; k < nt; k++) {
+        const ResVlTable *T = &t[k];
+        char v[128];
+        bput(b, "\n## Vision-language, backbone `%s`", T->backbone);
+        if (T->image_encoder[0]) bput(b, " (image encoder `%s`)", T->image_encoder);
+        bput(b, "\n\nScores (%%), mean ± std over seeds: VQA accuracy, GQA exact match, NLVR2 accuracy, COCO captions "
+                "CIDEr-D × 100 and BLEU-4. Avg: each run's average (");
+        md_text(b, T->average_of[0] ? T->average_of : "the mean of its tasks' scores; BLEU-4 not included");
+        bput(b, "), mean ± std over seeds. Trainable params: the method's own; %% of the VL model's parameters; peak train "
+                "memory: engine accounting, max over cells (MiB); train FLOPs: mean over cells.\n\n| method |");
+        int ncol = 0;
+        for (int c = 0; c < RES_VL_NTASKS; c++)
+            if (T->task_present[c]) bput(b, " %s |", res_vl_titles[c]), ncol++;
+        if (T->bleu4_present) bput(b, " BLEU-4 |"), ncol++;
+        bput(b, " Avg | trainable params | %% of backbone | peak train memory (MiB) | train FLOPs | seeds | failed |\n|:--|");
+        for (int c = 0; c < ncol + 7; c++) bput(b, "--:|");
+        bput(b, "\n");
+        for (int r = 0; r < T->nrows; r++) {
+            const ResVlRow *w = &T->rows[r];
+            bput(b, "| ");
+            md_text(b, w->variant);
+            bput(b, " |");
+            for (int c = 0; c < RES_VL_NTASKS; c++)
+                if (T->task_present[c]) fmt_acc(&w->score[c], dec, v, sizeof v), bput(b, " %s |", v);
+            if (T->bleu4_present) fmt_acc(&w->bleu4, dec, v, sizeof v), bput(b, " %s |", v);
+            fmt_acc(&w->avg, dec, v, sizeof v);
+            bput(b, " %s |", v);
+            if (w->ncost) {
+                char a1[64], a2[64], a3[64], a4[64];
+                if (w->params_min == w->params_max) snprintf(a1, sizeof a1, "%.0f", w->params_max);
+                else snprintf(a1, sizeof a1, "%.0f–%.0f", w->params_min, w->params_max);
+                snprintf(a2, sizeof a2, "%.4g", w->pct_mean);
+                res_fmt_fixed(w->mem_max / 1048576, 1, a3, sizeof a3);
+                res_fmt_si(w->train_flops_mean, a4, sizeof a4);
+                bput(b, " %s | %s | %s | %s |", a1, a2, a3, a4);
+            } else bput(b, " — | — | — | — |");
+            if (w->seeds_min == w->seeds_max) bput(b, " %d |", w->seeds_max);
+            else bput(b, " %d–%d |", w->seeds_min, w->seeds_max);
+            bput(b, " %d |\n", w->failed);
+        }
+        int nfail = 0;
+        for (int r = 0; r < T->nrows; r++) nfail += T->rows[r].failed;
+        if (nfail) {
+            bput(b, "\nFailed cells:\n\n");
+            for (int i = 0; i < s->n; i++) {
+                const ResRec *q = &s->r[i];
+                if (q->ok || !q->is_vl || strcmp(q->backbone, T->backbone)) continue;
+                bput(b, "- %s on %s (%s, seed %d): ", q->variant, q->task, q->regime, q->seed);
+                md_text(b, q->reason[0] ? q->reason : "no reason recorded");
+                bput(b, " — `%s`\n", q->file);
+            }
+        }
+    }
+}
+
+static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, const ResVlTable *vt, int nvt, int dec,
+                      const char *regime, int nsrc, const char *const *src) {
     bput(b, "# petl results\n\nSources:");
     for (int i = 0; i < nsrc; i++) bput(b, " `%s`", src[i]);
     int nok = 0, nf = 0;
@@ -79,10 +137,12 @@ static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, int dec, con
     if (s->stale) bput(b, "; %d records of cells no longer in the matrix ignored", s->stale);
     if (s->dups) bput(b, "; %d duplicate results ignored", s->dups);
     bput(b, ".\n");
-    int any_sd = 0, any_final = 0;
+    int any_sd = 0, any_final = 0, nimg = 0;
     for (int k = 0; k < nt; k++) {
         const ResTable *T = &t[k];
-        if ((!strcmp(regime, "full") && T->fewshot) || (!strcmp(regime, "fewshot") && !T->fewshot)) continue;
+        if ((!strcmp(regime, "full") && T->fewshot) || (!strcmp(regime, "fewshot") && !T->fewshot) || !strcmp(regime, "vl"))
+            continue;
+        nimg++;
         char cn[160], v[128];
         bput(b, "\n## %s, backbone `%s`\n\n", T->fewshot ? "Few-shot" : "Full-shot (VTAB-1k protocol)", T->backbone);
         if (!T->fewshot) {
@@ -203,6 +263,12 @@ static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, int dec, con
             }
         }
     }
+    // vision-language tables after the image tables and their notes (--regime all or vl)
+    int with_vl = !strcmp(regime, "all") || !strcmp(regime, "vl");
+    if (!nimg) {
+        if (with_vl) md_vl_tables(b, s, vt, nvt, dec);
+        return;
+    }
     bput(b, "\nNotes\n\n");
     bput(b, "1. mean (groups) is the mean of the natural, specialized and structured group means (over the "
                 "groups present), as VTAB-1k papers report their average; mean (tasks) is the plain mean over the "
@@ -228,6 +294,7 @@ static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, int dec, con
                 "(dense), those weights as CSR with float32 values and int32 indices (CSR), weight matrices at 1 byte "
                 "+ a float32 scale per tensor (int8); inference FLOPs count the zero weights as skipped; img/s on the "
                 "test set with the kernel shown (CSR where it timed faster) and with dense GEMMs on the same weights.\n");
+    if (with_vl) md_vl_tables(b, s, vt, nvt, dec);
 }
 
 static void csv_field(Buf *b, const char *s) {
@@ -302,6 +369,89 @@ static void csv_tables(Buf *b, ResTable *t, int nt, const char *regime) {
             bput(b, "\n");
         }
     }
+}
+
+static void csv_vl_tables(Buf *b, const ResVlTable *t, int nt) {
+    bput(b, "backbone,regime,variant,method");
+    for (int c = 0; c < RES_VL_NTASKS; c++) bput(b, ",%s_mean,%s_std,%s_n", res_vl_keys[c], res_vl_keys[c], res_vl_keys[c]);
+    bput(b, ",bleu4_mean,bleu4_std,bleu4_n,avg_mean,avg_std,avg_n,failed,params_min,params_max,params_percent_of_backbone,"
+            "delta_bytes,peak_memory_bytes,peak_rss_bytes,train_flops,inference_flops_per_example,train_examples_per_s,"
+            "inference_examples_per_s\n");
+    for (int k = 0; k < nt; k++) {
+        const ResVlTable *T = &t[k];
+        for (int r = 0; r < T->nrows; r++) {
+            const ResVlRow *w = &T->rows[r];
+            csv_field(b, T->backbone);
+            bput(b, ",vl,");
+            csv_field(b, w->variant);
+            bput(b, ",");
+            csv_field(b, w->method);
+            for (int c = 0; c < RES_VL_NTASKS + 2; c++) {
+                const ResStat *st = c < RES_VL_NTASKS ? &w->score[c] : c == RES_VL_NTASKS ? &w->bleu4 : &w->avg;
+                csv_num(b, st->mean, st->n > 0);
+                csv_num(b, st->sd, st->n > 1);
+                bput(b, ",%d", st->n);
+            }
+            bput(b, ",%d", w->failed);
+            int c = w->ncost > 0;
+            csv_num(b, w->params_min, c), csv_num(b, w->params_max, c), csv_num(b, w->pct_mean, c);
+            csv_num(b, w->delta_mean, c), csv_num(b, w->mem_max, c), csv_num(b, w->rss_max, c);
+            csv_num(b, w->train_flops_mean, c), csv_num(b, w->infer_flops_mean, c);
+            csv_num(b, w->train_ips_mean, c), csv_num(b, w->infer_ips_mean, c);
+            bput(b, "\n");
+        }
+    }
+}
+
+static void json_stat(cJSON *o, const char *key, const ResStat *st) {
+    cJSON *a = cJSON_AddObjectToObject(o, key);
+    cJSON_AddNumberToObject(a, "n", st->n);
+    if (st->n) cJSON_AddNumberToObject(a, "mean", st->mean);
+    if (st->n > 1) cJSON_AddNumberToObject(a, "std", st->sd);
+}
+
+static cJSON *json_vl_tables(const ResVlTable *t, int nt) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int k = 0; k < nt; k++) {
+        const ResVlTable *T = &t[k];
+        cJSON *tj = cJSON_CreateObject();
+        cJSON_AddStringToObject(tj, "backbone", T->backbone);
+        cJSON_AddStringToObject(tj, "image_encoder", T->image_encoder);
+        cJSON_AddStringToObject(tj, "regime", "vl");
+        cJSON_AddStringToObject(tj, "average_of", T->average_of);
+        cJSON *cols = cJSON_AddArrayToObject(tj, "tasks");
+        for (int c = 0; c < RES_VL_NTASKS; c++)
+            if (T->task_present[c]) cJSON_AddItemToArray(cols, cJSON_CreateString(res_vl_tasks[c]));
+        cJSON *rows = cJSON_AddArrayToObject(tj, "rows");
+        for (int r = 0; r < T->nrows; r++) {
+            const ResVlRow *w = &T->rows[r];
+            cJSON *rj = cJSON_CreateObject();
+            cJSON_AddStringToObject(rj, "variant", w->variant);
+            cJSON_AddStringToObject(rj, "method", w->method);
+            cJSON *sc = cJSON_AddObjectToObject(rj, "scores");
+            for (int c = 0; c < RES_VL_NTASKS; c++)
+                if (T->task_present[c]) json_stat(sc, res_vl_keys[c], &w->score[c]);
+            if (T->bleu4_present) json_stat(sc, "bleu4", &w->bleu4);
+            json_stat(sc, "average", &w->avg);
+            cJSON_AddNumberToObject(rj, "failed", w->failed);
+            if (w->ncost) {
+                cJSON *c = cJSON_AddObjectToObject(rj, "cost");
+                cJSON_AddNumberToObject(c, "params_min", w->params_min);
+                cJSON_AddNumberToObject(c, "params_max", w->params_max);
+                cJSON_AddNumberToObject(c, "params_percent_of_backbone", w->pct_mean);
+                cJSON_AddNumberToObject(c, "delta_bytes", w->delta_mean);
+                cJSON_AddNumberToObject(c, "peak_memory_bytes", w->mem_max);
+                cJSON_AddNumberToObject(c, "peak_rss_bytes", w->rss_max);
+                cJSON_AddNumberToObject(c, "train_flops", w->train_flops_mean);
+                cJSON_AddNumberToObject(c, "inference_flops_per_example", w->infer_flops_mean);
+                cJSON_AddNumberToObject(c, "train_examples_per_s", w->train_ips_mean);
+                cJSON_AddNumberToObject(c, "inference_examples_per_s", w->infer_ips_mean);
+            }
+            cJSON_AddItemToArray(rows, rj);
+        }
+        cJSON_AddItemToArray(arr, tj);
+    }
+    return arr;
 }
 
 static cJSON *json_tables(const ResSet *s, ResTable *t, int nt) {
@@ -386,7 +536,7 @@ int cmd_table(int argc, char **argv) {
     int help = 0, dec = 2;
     Opt opts[] = {
         {"--format", OPT_STR, &format, "md (default) | csv | json"},
-        {"--regime", OPT_STR, &regime, "full | fewshot | all (md and json default: all; csv: full)"},
+        {"--regime", OPT_STR, &regime, "full | fewshot | vl | all (md and json default: all; csv: full)"},
         {"--decimals", OPT_INT, &dec, "decimals of accuracies in md (1 or 2; default 2)"},
         {"--out", OPT_STR, &out, "write to this file (atomically) instead of stdout"},
         {"--help", OPT_FLAG, &help, "this help"},
@@ -398,7 +548,9 @@ int cmd_table(int argc, char **argv) {
     if (help || npos < 1) {
         args_usage("table", "RESULTS... [--format md|csv|json] [--regime full|fewshot|all] [--out FILE]", opts, nopts);
         if (help)
-            printf("\nRESULTS: a folder of petl bench (its cells/ and manifest.json) or of records, or record files.\n");
+            printf("\nRESULTS: a folder of petl bench (its cells/ and manifest.json) or of records, or record files.\n"
+                   "Vision-language records (kind vl) get their own tables after the image tables (md: --regime all\n"
+                   "or vl; csv: --regime vl; json: vl_tables).\n");
         return help ? 0 : 2;
     }
     if (strcmp(format, "md") && strcmp(format, "csv") && strcmp(format, "json")) {
@@ -409,8 +561,8 @@ int cmd_table(int argc, char **argv) {
         fprintf(stderr, "petl table: --decimals %d: expected 1 or 2\n", dec);
         return 2;
     }
-    if (regime && strcmp(regime, "full") && strcmp(regime, "fewshot") && strcmp(regime, "all")) {
-        fprintf(stderr, "petl table: --regime '%s': expected full, fewshot or all\n", regime);
+    if (regime && strcmp(regime, "full") && strcmp(regime, "fewshot") && strcmp(regime, "vl") && strcmp(regime, "all")) {
+        fprintf(stderr, "petl table: --regime '%s': expected full, fewshot, vl or all\n", regime);
         return 2;
     }
     ResSet s;
@@ -427,21 +579,26 @@ int cmd_table(int argc, char **argv) {
     }
     ResTable *t;
     int nt = results_tables(&s, &t);
+    ResVlTable *vt;
+    int nvt = results_vl_tables(&s, &vt);
     Buf b = {0};
-    if (!strcmp(format, "md")) md_tables(&b, &s, t, nt, dec, regime ? regime : "all", npos, pos);
+    if (!strcmp(format, "md")) md_tables(&b, &s, t, nt, vt, nvt, dec, regime ? regime : "all", npos, pos);
     else if (!strcmp(format, "csv")) {
         const char *r = regime ? regime : "full";
         if (!strcmp(r, "all")) {
             fprintf(stderr, "petl table: csv holds one regime: --regime full or --regime fewshot\n");
-            results_tables_free(t, nt), results_free(&s);
+            results_tables_free(t, nt), results_vl_tables_free(vt, nvt), results_free(&s);
             return 2;
         }
         int any = 0;
         for (int k = 0; k < nt; k++) any |= t[k].fewshot == !strcmp(r, "fewshot");
-        if (!any && !regime) r = "fewshot";   // only few-shot results: give those
-        csv_tables(&b, t, nt, r);
+        if (!any && !regime) r = nt ? "fewshot" : nvt ? "vl" : r;   // only few-shot (or VL) results: give those
+        if (!strcmp(r, "vl")) {
+            if (nvt) csv_vl_tables(&b, vt, nvt);
+        } else csv_tables(&b, t, nt, r);
     } else {
         cJSON *o = json_tables(&s, t, nt);
+        cJSON_AddItemToObject(o, "vl_tables", json_vl_tables(vt, nvt));
         char *txt = cJSON_Print(o);
         bput(&b, "%s\n", txt);
         cJSON_free(txt);
@@ -456,6 +613,7 @@ int cmd_table(int argc, char **argv) {
     } else if (b.s) fputs(b.s, stdout);
     free(b.s);
     results_tables_free(t, nt);
+    results_vl_tables_free(vt, nvt);
     results_free(&s);
     return rc;
 }

@@ -17,6 +17,19 @@
 
 const char *const res_group_names[RES_NGROUPS] = {"natural", "specialized", "structured"};
 
+const char *const res_vl_tasks[RES_VL_NTASKS] = {"vqa", "gqa", "nlvr", "caption"};
+const char *const res_vl_titles[RES_VL_NTASKS] = {"VQA (acc %)", "GQA (EM %)", "NLVR2 (acc %)", "COCO CIDEr-D (×100)"};
+const char *const res_vl_keys[RES_VL_NTASKS] = {"vqa_acc", "gqa_em", "nlvr2_acc", "coco_cider"};
+
+// index of a VL task name of rec.vl.tasks[].task (also "nlvr2", "coco"); -1 if unknown
+static int vl_task_index(const char *t) {
+    for (int k = 0; k < RES_VL_NTASKS; k++)
+        if (!strcmp(t, res_vl_tasks[k])) return k;
+    if (!strcmp(t, "nlvr2")) return RES_VL_NLVR;
+    if (!strcmp(t, "coco") || !strcmp(t, "coco_caption")) return RES_VL_CAPTION;
+    return -1;
+}
+
 int res_group_index(const char *g) {
     for (int i = 0; i < RES_NGROUPS; i++)
         if (g && !strcmp(g, res_group_names[i])) return i;
@@ -109,6 +122,11 @@ static const char *str(const cJSON *o, const char *k) {
     return s ? s : "";
 }
 
+static void rec_free(ResRec *r) {
+    free(r->file), free(r->id), free(r->variant), free(r->method), free(r->margs), free(r->task);
+    free(r->group), free(r->backbone), free(r->regime), free(r->reason), free(r->image_encoder), free(r->vl_average_of);
+}
+
 static void rec_push(ResSet *s, const ResRec *r) {
     s->r = realloc(s->r, sizeof(ResRec) * (s->n + 1));
     s->r[s->n++] = *r;
@@ -128,6 +146,7 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
         return 0;
     }
     const cJSON *cell = cJSON_GetObjectItemCaseSensitive(j, "cell");
+    const cJSON *bb0 = cJSON_GetObjectItemCaseSensitive(j, "backbone");
     const char *id = cell ? str(cell, "id") : "";
     int order = 1 << 30;
     const char *variant = cell ? str(cell, "variant") : "";
@@ -147,7 +166,32 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
     ResRec r;
     memset(&r, 0, sizeof r);
     r.file = xstrdup(file);
-    r.ok = !strcmp(str(j, "status"), "ok") && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "accuracy"));
+    // vision-language: the VL command's records (kind "vl", rec.vl) and petl bench's failure
+    // records of VL cells (format/task "vl", cell group "vl")
+    const cJSON *vl = cJSON_GetObjectItemCaseSensitive(j, "vl");
+    r.is_vl = !strcmp(str(j, "kind"), "vl") || cJSON_IsObject(vl) || !strcmp(str(j, "format"), "vl") ||
+              !strcmp(str(j, "task"), "vl") || (cell && !strcmp(str(cell, "group"), "vl"));
+    for (int k = 0; k < RES_VL_NTASKS; k++) r.vl_score[k] = r.vl_n[k] = NAN;
+    r.vl_bleu4 = r.vl_avg = NAN;
+    if (cJSON_IsObject(vl)) {
+        const cJSON *ts = cJSON_GetObjectItemCaseSensitive(vl, "tasks");
+        double sum = 0;
+        int cnt = 0;
+        for (const cJSON *t = cJSON_IsArray(ts) ? ts->child : NULL; t; t = t->next) {
+            int k = vl_task_index(str(t, "task"));
+            if (k < 0 || !isfinite(num(t, "score"))) continue;
+            r.vl_score[k] = num(t, "score");
+            r.vl_n[k] = num(t, "examples");
+            if (k == RES_VL_CAPTION) r.vl_bleu4 = num(t, "bleu4");
+            sum += r.vl_score[k], cnt++;
+        }
+        r.vl_avg = num(vl, "average");
+        if (!isfinite(r.vl_avg) && cnt) r.vl_avg = sum / cnt;
+    }
+    r.vl_average_of = xstrdup(vl ? str(vl, "average_of") : "");
+    r.image_encoder = xstrdup(bb0 ? str(bb0, "image_encoder") : "");
+    r.ok = !strcmp(str(j, "status"), "ok") && (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "accuracy")) ||
+                                               (r.is_vl && isfinite(r.vl_avg)));
     r.id = xstrdup(id);
     r.method = xstrdup(str(j, "method"));
     r.margs = xstrdup(str(j, "method_args"));
@@ -166,6 +210,7 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
     r.seed = isnan(num(j, "seed")) ? 0 : (int)num(j, "seed");
     r.order = order;
     r.acc = num(j, "accuracy");
+    if (r.is_vl && isnan(r.acc) && isfinite(r.vl_avg)) r.acc = r.vl_avg / 100;
     r.test_n = num(j, "test_examples");
     r.params = num(j, "params.trainable");
     r.params_head = num(j, "params.head");
@@ -178,6 +223,10 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
     r.infer_flops = num(j, "flops.inference_per_image");
     r.train_ips = num(j, "train_images_per_s");
     r.infer_ips = num(j, "infer_images_per_s");
+    // VL records count examples, not images
+    if (isnan(r.infer_flops)) r.infer_flops = num(j, "flops.inference_per_example");
+    if (isnan(r.train_ips)) r.train_ips = num(j, "train_examples_per_s");
+    if (isnan(r.infer_ips)) r.infer_ips = num(j, "infer_examples_per_s");
     r.wall_s = num(j, "wall_s");
     const cJSON *fin = cJSON_GetObjectItemCaseSensitive(j, "final");
     if (cJSON_IsObject(fin)) {
@@ -195,7 +244,7 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
         r.final_csr = !strcmp(str(fin, "kernel"), "csr");
     }
     const cJSON *fj = cJSON_GetObjectItemCaseSensitive(j, "failure");
-    r.reason = xstrdup(fj ? str(fj, "reason") : "");
+    r.reason = xstrdup(fj && str(fj, "reason")[0] ? str(fj, "reason") : str(j, "reason"));
     rec_push(s, &r);
     cJSON_Delete(j);
     return 1;
@@ -273,13 +322,12 @@ int results_load(const char *const *paths, int npaths, ResSet *s) {
         int dup = 0;
         for (int k = 0; k < i && !dup; k++) {
             const ResRec *b = &s->r[k];
-            dup = a->ok && b->ok && !strcmp(a->variant, b->variant) && !strcmp(a->task, b->task) &&
+            dup = a->ok && b->ok && a->is_vl == b->is_vl && !strcmp(a->variant, b->variant) && !strcmp(a->task, b->task) &&
                   !strcmp(a->backbone, b->backbone) && a->shots == b->shots && a->seed == b->seed;
         }
         if (!dup) continue;
         fprintf(stderr, "petl: ignoring %s: a second result for %s / %s / seed %d\n", a->file, a->variant, a->task, a->seed);
-        free(a->file), free(a->id), free(a->variant), free(a->method), free(a->margs), free(a->task);
-        free(a->group), free(a->backbone), free(a->regime), free(a->reason);
+        rec_free(a);
         memmove(a, a + 1, sizeof(ResRec) * (s->n - i - 1));
         s->n--, i--, s->dups++;
     }
@@ -287,11 +335,7 @@ int results_load(const char *const *paths, int npaths, ResSet *s) {
 }
 
 void results_free(ResSet *s) {
-    for (int i = 0; i < s->n; i++) {
-        ResRec *r = &s->r[i];
-        free(r->file), free(r->id), free(r->variant), free(r->method), free(r->margs), free(r->task);
-        free(r->group), free(r->backbone), free(r->regime), free(r->reason);
-    }
+    for (int i = 0; i < s->n; i++) rec_free(&s->r[i]);
     free(s->r);
     memset(s, 0, sizeof *s);
 }
@@ -325,7 +369,7 @@ static void build_table(const ResSet *s, const char *backbone, int fewshot, ResT
     t->fewshot = fewshot;
     int *use = nn_calloc(sizeof(int) * (s->n + 1)), nuse = 0;
     for (int i = 0; i < s->n; i++)
-        if (!strcmp(s->r[i].backbone, backbone) && (s->r[i].shots > 0) == fewshot) use[nuse++] = i;
+        if (!s->r[i].is_vl && !strcmp(s->r[i].backbone, backbone) && (s->r[i].shots > 0) == fewshot) use[nuse++] = i;
     // columns: tasks (full) or task x shots (few-shot), first-seen order, then sorted
     typedef struct {
         const char *task, *group;
@@ -483,6 +527,7 @@ int results_tables(const ResSet *s, ResTable **out) {
     const char **bb = nn_calloc(sizeof(char *) * (s->n + 1));
     int nb = 0;
     for (int i = 0; i < s->n; i++) {
+        if (s->r[i].is_vl) continue;   // VL records: results_vl_tables
         int f = 0;
         for (int b = 0; b < nb && !f; b++) f = !strcmp(bb[b], s->r[i].backbone);
         if (!f) bb[nb++] = s->r[i].backbone;
@@ -492,7 +537,8 @@ int results_tables(const ResSet *s, ResTable **out) {
     for (int fs = 0; fs < 2; fs++)
         for (int b = 0; b < nb; b++) {
             int any = 0;
-            for (int i = 0; i < s->n && !any; i++) any = !strcmp(s->r[i].backbone, bb[b]) && (s->r[i].shots > 0) == fs;
+            for (int i = 0; i < s->n && !any; i++)
+                any = !s->r[i].is_vl && !strcmp(s->r[i].backbone, bb[b]) && (s->r[i].shots > 0) == fs;
             if (any) build_table(s, bb[b], fs, &t[nt++]);
         }
     free(bb);
@@ -507,6 +553,123 @@ void results_tables_free(ResTable *t, int n) {
         for (int r = 0; r < t[i].nrows; r++) free(t[i].rows[r].variant), free(t[i].rows[r].method), free(t[i].rows[r].acc);
         free(t[i].rows);
         free(t[i].backbone);
+    }
+    free(t);
+}
+
+// ---------------------------------------------------------------- vision-language tables
+static void build_vl_table(const ResSet *s, const char *backbone, ResVlTable *t) {
+    memset(t, 0, sizeof *t);
+    t->backbone = xstrdup(backbone);
+    int *use = nn_calloc(sizeof(int) * (s->n + 1)), nuse = 0;
+    for (int i = 0; i < s->n; i++)
+        if (s->r[i].is_vl && !strcmp(s->r[i].backbone, backbone)) use[nuse++] = i;
+    const char *enc = "", *avg_of = "";
+    for (int u = 0; u < nuse; u++) {
+        const ResRec *r = &s->r[use[u]];
+        if (!r->ok) continue;
+        if (!enc[0]) enc = r->image_encoder;
+        if (!avg_of[0]) avg_of = r->vl_average_of;
+        for (int k = 0; k < RES_VL_NTASKS; k++) t->task_present[k] |= isfinite(r->vl_score[k]);
+        t->bleu4_present |= isfinite(r->vl_bleu4);
+    }
+    t->image_encoder = xstrdup(enc);
+    t->average_of = xstrdup(avg_of);
+    // rows: variants ordered by their first cell in the matrix, then first seen
+    for (int u = 0; u < nuse; u++) {
+        const ResRec *r = &s->r[use[u]];
+        int k = -1;
+        for (int q = 0; q < t->nrows && k < 0; q++)
+            if (!strcmp(t->rows[q].variant, r->variant)) k = q;
+        if (k < 0) {
+            t->rows = realloc(t->rows, sizeof(ResVlRow) * (t->nrows + 1));
+            ResVlRow *w = &t->rows[k = t->nrows++];
+            memset(w, 0, sizeof *w);
+            w->variant = xstrdup(r->variant);
+            w->method = xstrdup(r->method);
+            w->order = r->order;
+        }
+        if (r->order < t->rows[k].order) t->rows[k].order = r->order;
+    }
+    for (int i = 1; i < t->nrows; i++)
+        for (int j = i; j > 0 && t->rows[j - 1].order > t->rows[j].order; j--) {
+            ResVlRow tmp = t->rows[j - 1];
+            t->rows[j - 1] = t->rows[j], t->rows[j] = tmp;
+        }
+    double *x = nn_malloc(sizeof(double) * (nuse + 1));
+    for (int q = 0; q < t->nrows; q++) {
+        ResVlRow *w = &t->rows[q];
+        // columns: the four tasks, BLEU-4, the average
+        for (int c = 0; c < RES_VL_NTASKS + 2; c++) {
+            int n = 0;
+            for (int u = 0; u < nuse; u++) {
+                const ResRec *r = &s->r[use[u]];
+                if (!r->ok || strcmp(r->variant, w->variant)) continue;
+                double v = c < RES_VL_NTASKS ? r->vl_score[c] : c == RES_VL_NTASKS ? r->vl_bleu4 : r->vl_avg;
+                if (isfinite(v)) x[n++] = v;
+            }
+            ResStat st = stat_of(x, n);
+            if (c < RES_VL_NTASKS) w->score[c] = st;
+            else if (c == RES_VL_NTASKS) w->bleu4 = st;
+            else w->avg = st;
+            if (n && c != RES_VL_NTASKS) {
+                if (!w->seeds_min || n < w->seeds_min) w->seeds_min = n;
+                if (n > w->seeds_max) w->seeds_max = n;
+            }
+        }
+        w->params_min = INFINITY, w->params_max = -INFINITY;
+        for (int u = 0; u < nuse; u++) {
+            const ResRec *r = &s->r[use[u]];
+            if (strcmp(r->variant, w->variant)) continue;
+            if (!r->ok) {
+                w->failed++;
+                continue;
+            }
+            w->ncost++;
+            if (r->params < w->params_min) w->params_min = r->params;
+            if (r->params > w->params_max) w->params_max = r->params;
+            w->params_mean += r->params;
+            w->pct_mean += r->params_pct;
+            w->backbone_params += r->backbone_params;
+            w->delta_mean += r->delta_bytes;
+            if (r->mem_peak > w->mem_max) w->mem_max = r->mem_peak;
+            if (r->rss_peak > w->rss_max) w->rss_max = r->rss_peak;
+            w->train_flops_mean += r->train_flops;
+            w->infer_flops_mean += r->infer_flops;
+            w->train_ips_mean += r->train_ips;
+            w->infer_ips_mean += r->infer_ips;
+            w->wall_mean += r->wall_s;
+        }
+        if (w->ncost) {
+            double k = w->ncost;
+            w->params_mean /= k, w->pct_mean /= k, w->backbone_params /= k, w->delta_mean /= k;
+            w->train_flops_mean /= k, w->infer_flops_mean /= k, w->train_ips_mean /= k, w->infer_ips_mean /= k;
+            w->wall_mean /= k;
+        } else w->params_min = w->params_max = 0;
+    }
+    free(x), free(use);
+}
+
+int results_vl_tables(const ResSet *s, ResVlTable **out) {
+    const char **bb = nn_calloc(sizeof(char *) * (s->n + 1));
+    int nb = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (!s->r[i].is_vl) continue;
+        int f = 0;
+        for (int b = 0; b < nb && !f; b++) f = !strcmp(bb[b], s->r[i].backbone);
+        if (!f) bb[nb++] = s->r[i].backbone;
+    }
+    ResVlTable *t = nn_calloc(sizeof(ResVlTable) * (nb + 1));
+    for (int b = 0; b < nb; b++) build_vl_table(s, bb[b], &t[b]);
+    free(bb);
+    *out = t;
+    return nb;
+}
+
+void results_vl_tables_free(ResVlTable *t, int n) {
+    for (int i = 0; i < n; i++) {
+        for (int r = 0; r < t[i].nrows; r++) free(t[i].rows[r].variant), free(t[i].rows[r].method);
+        free(t[i].rows), free(t[i].backbone), free(t[i].image_encoder), free(t[i].average_of);
     }
     free(t);
 }

@@ -5,6 +5,9 @@
 #define BENCH_RESULTS_H
 #include <stddef.h>
 
+// the VL tasks, in the order of records and table columns
+enum { RES_VL_VQA, RES_VL_GQA, RES_VL_NLVR, RES_VL_CAPTION, RES_VL_NTASKS };
+
 typedef struct {
     char *file;               // where it was read
     int ok;                   // status "ok" (else a failure record)
@@ -22,6 +25,14 @@ typedef struct {
     int has_final, final_csr;
     double final_sparsity, final_nonzero, final_dense_bytes, final_sparse_bytes, final_int8_bytes, final_smallest_bytes;
     double final_flops, final_ips, final_dense_ips;
+    // vision-language records (kind "vl", format "vl", task "vl" or cell group "vl"; failure
+    // records of VL cells too): never in the image tables; scores in percent (CIDEr-D x 100),
+    // NAN where the record has no such task
+    int is_vl;
+    double vl_score[RES_VL_NTASKS], vl_n[RES_VL_NTASKS];
+    double vl_bleu4, vl_avg;            // caption BLEU-4 (percent); rec.vl.average
+    char *image_encoder;                // backbone.image_encoder ("" if absent)
+    char *vl_average_of;                // rec.vl.average_of ("" if absent)
 } ResRec;
 
 typedef struct {
@@ -77,9 +88,39 @@ typedef struct {
     int nrows;
 } ResTable;
 
-// Full-shot tables (one per backbone), then few-shot tables (one per backbone).
+// Full-shot tables (one per backbone), then few-shot tables (one per backbone); image records only.
 int results_tables(const ResSet *s, ResTable **out);
 void results_tables_free(ResTable *t, int n);
+
+// ---------------------------------------------------------------- vision-language tables
+extern const char *const res_vl_tasks[RES_VL_NTASKS];     // "vqa", "gqa", "nlvr", "caption"
+extern const char *const res_vl_titles[RES_VL_NTASKS];    // "VQA (acc %)", ... for the Markdown header
+extern const char *const res_vl_keys[RES_VL_NTASKS];      // CSV/JSON column stems: vqa_acc, gqa_em, nlvr2_acc, coco_cider
+
+typedef struct {
+    char *variant, *method;
+    int order;
+    ResStat score[RES_VL_NTASKS];       // percent (CIDEr-D x 100), over the row's ok records having the task
+    ResStat bleu4;                      // caption BLEU-4, percent
+    ResStat avg;                        // rec.vl.average per record (the mean of its tasks' scores), over seeds
+    int failed, seeds_min, seeds_max;   // seeds over the columns with results (avg included)
+    int ncost;
+    double params_min, params_max, params_mean, pct_mean, delta_mean, backbone_params;
+    double mem_max, rss_max, train_flops_mean, infer_flops_mean, train_ips_mean, infer_ips_mean, wall_mean;
+} ResVlRow;
+
+typedef struct {
+    char *backbone;                     // backbone.source of the VL model
+    char *image_encoder;                // of its first ok record ("" if none)
+    int task_present[RES_VL_NTASKS], bleu4_present;
+    char *average_of;                   // rec.vl.average_of of the first ok record that has one
+    ResVlRow *rows;                     // variants in matrix order
+    int nrows;
+} ResVlTable;
+
+// One VL table per backbone (first-seen order); 0 when no VL records.
+int results_vl_tables(const ResSet *s, ResVlTable **out);
+void results_vl_tables_free(ResVlTable *t, int n);
 
 // v with `decimals` decimals, rounded half away from zero; values within 1e-9 (relative) of a
 // rounding boundary count as on it (12.345, stored as 12.34499.., prints 12.35).
