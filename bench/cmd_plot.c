@@ -1,4 +1,5 @@
-// petl plot: tradeoff figures of result records with gnuplot. For each figure the data (.dat)
+// petl plot: tradeoff figures of result records with gnuplot (image tasks; vision-language
+// records: the average VL score vs parameters and memory). For each figure the data (.dat)
 // and the script (.gp) are written side by side, then `gnuplot NAME.gp` makes NAME.png and
 // NAME.svg; a user restyles by editing the .gp and running gnuplot again.
 #include <errno.h>
@@ -369,6 +370,69 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
     free(p), free(fr), free(pf);
 }
 
+// Vision-language: the average VL score vs trainable parameters (log x) or peak training memory,
+// one point per variant that has a result on every VL task of its table.
+static void vl_tradeoff(PlotCtx *x, const ResVlTable *T, int memory, const char *suffix, const char *src) {
+    char name[256], skipped[2048] = "";
+    snprintf(name, sizeof name, "%s%s", memory ? "vl_score_vs_memory" : "vl_score_vs_params", suffix);
+    const char *xl = memory ? "peak training memory (MiB, engine accounting)"
+                            : "trainable parameters (the method's own; log scale)";
+    Pt *p = nn_calloc(sizeof(Pt) * (T->nrows + 1)), *fr = nn_calloc(sizeof(Pt) * (T->nrows + 1));
+    int n = 0;
+    for (int r = 0; r < T->nrows; r++) {
+        const ResVlRow *w = &T->rows[r];
+        int ok = w->ncost > 0 && w->avg.n > 0;
+        for (int c = 0; c < RES_VL_NTASKS; c++) ok &= !T->task_present[c] || w->score[c].n > 0;
+        if (!ok) {
+            size_t L = strlen(skipped);
+            snprintf(skipped + L, sizeof skipped - L, "%s%s", L ? ", " : "", w->variant);
+            continue;
+        }
+        Pt *q = &p[n++];
+        snprintf(q->label, sizeof q->label, "%s", w->variant);
+        q->y = w->avg.mean;
+        q->x = q->xraw = memory ? w->mem_max / 1048576 : w->params_mean;
+    }
+    if (!n) {
+        fprintf(stderr, "petl plot: %s: no variant has a result on every VL task (%s): skipped\n", name, skipped);
+        free(p), free(fr);
+        return;
+    }
+    if (!memory) clamp_zero(p, n);
+    int nf = pareto(p, n, fr);
+    FILE *d = open_out(x, name, "dat");
+    if (!d) {
+        x->nfail++;
+        free(p), free(fr);
+        return;
+    }
+    const char *ydesc = "average VL score (mean over seeds of each run's average of its task scores, %)";
+    fprintf(d, "# petl plot %s: %s vs %s\n# results: %s; VL backbone %s%s%s\n# y: %s", name, ydesc, xl, src, T->backbone,
+            T->image_encoder[0] ? ", image encoder " : "", T->image_encoder, ydesc);
+    if (T->average_of[0]) fprintf(d, "; a run's average: %s", T->average_of);
+    fprintf(d, "%s\n", memory ? "" : "; x of 0 drawn at the axis floor, label \"(0)\"");
+    if (skipped[0]) fprintf(d, "# not plotted (a VL task without result): %s\n", skipped);
+    dat_block(d, "index 0: this run's variants", p, n);
+    dat_block(d, "index 1: their Pareto frontier (upper left: fewer x, higher score)", fr, nf);
+    fclose(d);
+    FILE *g = open_out(x, name, "gp");
+    if (!g) {
+        x->nfail++;
+        free(p), free(fr);
+        return;
+    }
+    char dat[300], title[512], what[256];
+    snprintf(dat, sizeof dat, "%s.dat", name);
+    snprintf(what, sizeof what, "average VL score vs %s", memory ? "peak training memory" : "trainable parameters");
+    gp_head(g, x, name, what, 1000, 700);
+    snprintf(title, sizeof title, "Vision-language: %s, backbone %s (mean over seeds)", src, T->backbone);
+    gp_panel(g, dat, 0, title, xl, "average VL score (%; CIDEr-D x 100)", !memory, T->backbone, "#9467bd");
+    gp_tail(g);
+    fclose(g);
+    run_gnuplot(x, name);
+    free(p), free(fr);
+}
+
 static void fewshot_plots(PlotCtx *x, const ResTable *T, const char *suffix, const char *src) {
     // one figure per task: accuracy vs shots, a line per variant (mean ± std over seeds)
     for (int c0 = 0; c0 < T->ncols; c0++) {
@@ -458,7 +522,8 @@ int cmd_plot(int argc, char **argv) {
             printf("\nFigures (each NAME.png, NAME.svg, NAME.dat, NAME.gp): acc_vs_params, acc_vs_memory,\n"
                    "acc_vs_train_flops (full-shot; one point per variant, the upper-left Pareto frontier drawn),\n"
                    "acc_vs_inference_flops and acc_vs_stored_size (final models, when records carry rec.final),\n"
-                   "fewshot_<task> (accuracy vs shots). With several backbones each figure gets a suffix.\n");
+                   "fewshot_<task> (accuracy vs shots), vl_score_vs_params and vl_score_vs_memory (vision-language\n"
+                   "records: the average VL score). With several backbones each figure gets a suffix.\n");
         return help ? 0 : 2;
     }
     if (!gnuplot_available()) {
@@ -528,6 +593,19 @@ int cmd_plot(int argc, char **argv) {
             for (int a = 0; a < (nfin ? 5 : 3); a++) tradeoff(&x, &t[k], (Axis)a, suffix, npub ? pub : NULL, npub, src);
         }
     }
+    ResVlTable *vt;
+    int nvt = results_vl_tables(&s, &vt);
+    for (int k = 0; k < nvt; k++) {
+        char suffix[160] = "";
+        if (nvt > 1) {
+            const char *b = strrchr(vt[k].backbone, '/') ? strrchr(vt[k].backbone, '/') + 1 : vt[k].backbone;
+            snprintf(suffix, sizeof suffix, "_%s", b);
+            for (char *q = suffix + 1; *q; q++)
+                if (*q == '.' || *q == ' ') *q = '-';
+        }
+        for (int a = 0; a < 2; a++) vl_tradeoff(&x, &vt[k], a, suffix, src);
+    }
+    results_vl_tables_free(vt, nvt);
     if (published && !nfull) fprintf(stderr, "petl plot: --published: no full-shot results to set beside the published ones\n");
     results_tables_free(t, nt);
     results_free(&s);
