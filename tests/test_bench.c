@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -463,6 +464,161 @@ static void test_table_plot(void) {
     CHECK(system("cd " BDIR "/plots && gnuplot acc_vs_memory.gp >/dev/null 2>&1") == 0, "gnuplot on the written .gp");
 }
 
+// ---------------------------------------------------------------- vision-language records
+// tests/ref/vl_records (make_vl_records.py there): 3 VL variants (full, adapter: 2 seeds; lora
+// r=4: 1 seed + a failure record of petl bench without rec.vl) and one image record.
+static void test_vl_results(void) {
+    const char *src[] = {"tests/ref/vl_records"};
+    ResSet s;
+    CHECK(results_load(src, 1, &s) == 0, "load vl_records: %s", nn_err());
+    int nvl = 0, nvl_failed = 0, nimg = 0;
+    for (int i = 0; i < s.n; i++) {
+        const ResRec *r = &s.r[i];
+        if (!r->is_vl) {
+            nimg++;
+            continue;
+        }
+        nvl++;
+        if (!r->ok) {
+            nvl_failed++;
+            CHECK(strstr(r->reason, "training diverged") != NULL, "VL failure reason '%s'", r->reason);
+        }
+        if (r->ok && !strcmp(r->variant, "adapter") && r->seed == 0) {
+            CHECK(fabs(r->vl_score[RES_VL_VQA] - 45.21) < 1e-9 && fabs(r->vl_score[RES_VL_CAPTION] - 52.3) < 1e-9 &&
+                      fabs(r->vl_bleu4 - 18.2) < 1e-9 && fabs(r->vl_avg - 49.2525) < 1e-9 && r->vl_n[RES_VL_NLVR] == 200,
+                  "adapter s0 VL scores read back");
+            CHECK(fabs(r->acc - 0.492525) < 1e-9 && r->infer_flops == 1.2e8 && r->train_ips == 50,
+                  "adapter s0: accuracy, inference FLOPs and examples/s of a VL record");
+            CHECK(!strcmp(r->image_encoder, "models/vit-micro-fractal.safetensors"), "image encoder '%s'", r->image_encoder);
+        }
+    }
+    CHECK(nvl == 6 && nvl_failed == 1 && nimg == 1, "%d VL records (want 6), %d failed (want 1), %d image (want 1)", nvl,
+          nvl_failed, nimg);
+    ResTable *t;
+    int nt = results_tables(&s, &t);
+    CHECK(nt == 1 && t[0].ncols == 1 && !strcmp(t[0].col_task[0], "fashion_mnist") && t[0].nrows == 1,
+          "image tables: one, fashion_mnist only, one row (got %d tables, %d columns)", nt, nt ? t[0].ncols : 0);
+    results_tables_free(t, nt);
+    ResVlTable *vt;
+    int nvt = results_vl_tables(&s, &vt);
+    CHECK(nvt == 1 && vt[0].nrows == 3, "one VL table of 3 rows (got %d, %d)", nvt, nvt ? vt[0].nrows : 0);
+    if (nvt == 1 && vt[0].nrows == 3) {
+        const ResVlRow *f = &vt[0].rows[0], *a = &vt[0].rows[1], *l = &vt[0].rows[2];
+        CHECK(!strcmp(f->variant, "full") && !strcmp(a->variant, "adapter") && !strcmp(l->variant, "lora r=4"),
+              "VL rows in matrix order");
+        CHECK(fabs(a->score[RES_VL_VQA].mean - 46.21) < 1e-9 && fabs(a->score[RES_VL_VQA].sd - sqrt(2)) < 1e-9 &&
+                  a->score[RES_VL_VQA].n == 2, "adapter VQA 46.21 ± 1.41 over 2 seeds");
+        CHECK(fabs(a->avg.mean - 49.5025) < 1e-9 && fabs(a->avg.sd - sqrt(0.125)) < 1e-9, "adapter average 49.5025 ± 0.354");
+        CHECK(fabs(f->bleu4.mean - 21) < 1e-9 && fabs(f->score[RES_VL_CAPTION].sd - 2 * sqrt(2)) < 1e-9,
+              "full: BLEU-4 21, CIDEr sd 2.83");
+        CHECK(l->failed == 1 && l->ncost == 1 && l->avg.n == 1 && l->seeds_max == 1 && a->failed == 0,
+              "lora r=4: 1 failed, 1 ok");
+        CHECK(a->mem_max == 160.0 * 1048576 && a->params_mean == 20000 && a->pct_mean == 2 && a->train_flops_mean == 2e12,
+              "adapter cost: max memory, params, %%, FLOPs");
+    }
+    results_vl_tables_free(vt, nvt);
+    results_free(&s);
+
+    char cmd[1024], *out = NULL;
+    if (access(bin(), X_OK)) {
+        CHECK(0, "%s not built", bin());
+        return;
+    }
+    system("mkdir -p " BDIR);
+    snprintf(cmd, sizeof cmd, "%s table tests/ref/vl_records", bin());
+    int rc = run_cmd(cmd, &out);
+    CHECK(rc == 0, "petl table (VL) exit %d", rc);
+    const char *rows[] = {
+        "| method | fashion_mnist | natural | mean (groups)¹ | mean (tasks)¹ | seeds | failed |",
+        "| linear | 50.00 | 50.00 | 50.00 | 50.00 | 1 | 0 |",
+        "## Vision-language, backbone `models/vl-tiny.safetensors` (image encoder `models/vit-micro-fractal.safetensors`)",
+        "| method | VQA (acc %) | GQA (EM %) | NLVR2 (acc %) | COCO CIDEr-D (×100) | BLEU-4 | Avg | trainable params | "
+        "% of backbone | peak train memory (MiB) | train FLOPs | seeds | failed |",
+        "| full | 51.00 ± 1.41 | 41.00 ± 1.41 | 61.00 ± 1.41 | 52.00 ± 2.83 | 21.00 ± 1.41 | 51.25 ± 1.77 | 1000000 | 100 | 400.0 | 4 T | 2 | 0 |",
+        "| adapter | 46.21 ± 1.41 | 37.00 ± 1.41 | 60.50 ± 1.41 | 54.30 ± 2.83 | 18.70 ± 0.71 | 49.50 ± 0.35 | 20000 | 2 | 160.0 | 2 T | 2 | 0 |",
+        "| lora r=4 | 40.00 | 30.00 | 55.00 | 45.00 | 15.00 | 42.50 | 5000 | 0.5 | 120.0 | 1.5 T | 1 | 1 |",
+        "- lora r=4 on vl (full, seed 1): training diverged: loss is nan at step 7",
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        CHECK(out && strstr(out, rows[i]), "VL table md lacks '%s'", rows[i]);
+    // the image tables hold no VL record: no "vl" column, no VL variant among their rows
+    const char *img_end = out ? strstr(out, "## Vision-language") : NULL;
+    int leak = 0;
+    for (const char *p = out; p && img_end && (p = strstr(p, "| ")) && p < img_end; p++)
+        leak |= !strncmp(p, "| vl |", 6) || !strncmp(p, "| full |", 8) || !strncmp(p, "| adapter |", 11);
+    CHECK(img_end && !leak && out && !strstr(out, " vl |"), "image table without VL records or a vl column");
+    CHECK(out && img_end && strstr(out, "Notes") < img_end, "VL tables after the image tables and their notes");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s table tests/ref/vl_records --regime full", bin());
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 0 && out && !strstr(out, "Vision-language") && strstr(out, "| linear | 50.00 |"), "--regime full: image only");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s table tests/ref/vl_records --regime vl", bin());
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 0 && out && strstr(out, "| adapter | 46.21 ± 1.41 |") && !strstr(out, "fashion_mnist"), "--regime vl: VL only");
+    free(out);
+    // csv: the image table by default; --regime vl the VL one, full precision
+    snprintf(cmd, sizeof cmd, "%s table tests/ref/vl_records --format csv", bin());
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 0 && out && strstr(out, ",full,linear,linear,50,,1,") && !strstr(out, "vl-tiny"), "csv (image):\n%s",
+          out ? out : "");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s table tests/ref/vl_records --format csv --regime vl", bin());
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 0 && out &&
+              strstr(out, "backbone,regime,variant,method,vqa_acc_mean,vqa_acc_std,vqa_acc_n,gqa_em_mean,gqa_em_std,gqa_em_n,"
+                          "nlvr2_acc_mean,nlvr2_acc_std,nlvr2_acc_n,coco_cider_mean,coco_cider_std,coco_cider_n,bleu4_mean,"
+                          "bleu4_std,bleu4_n,avg_mean,avg_std,avg_n,failed,params_min,") &&
+              strstr(out, "models/vl-tiny.safetensors,vl,adapter,adapter,46.21,1.414213562,2,37,1.414213562,2,60.5,1.414213562,2,"
+                          "54.3,2.828427125,2,18.7,0.7071067812,2,49.5025,0.3535533906,2,0,20000,20000,2,80000,167772160,") &&
+              strstr(out, ",vl,lora r=4,lora,40,,1,30,,1,55,,1,45,,1,15,,1,42.5,,1,1,5000,") && !strstr(out, "fashion_mnist"),
+          "csv --regime vl:\n%s", out ? out : "");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s table tests/ref/vl_records --format json", bin());
+    rc = run_cmd(cmd, &out);
+    cJSON *j = out ? cJSON_Parse(out) : NULL;
+    const cJSON *vts = j ? cJSON_GetObjectItem(j, "vl_tables") : NULL;
+    const cJSON *r1 = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(vts, 0), "rows"), 1);
+    CHECK(rc == 0 && j && cJSON_GetArraySize(cJSON_GetObjectItem(j, "tables")) == 1 && cJSON_GetArraySize(vts) == 1,
+          "json: one image table, one VL table");
+    CHECK(fabs(json_num(r1, "scores.average.mean") - 49.5025) < 1e-9 && fabs(json_num(r1, "scores.bleu4.std") - sqrt(0.5)) < 1e-9 &&
+              json_num(r1, "scores.vqa_acc.n") == 2 && json_num(r1, "cost.peak_memory_bytes") == 160.0 * 1048576,
+          "json adapter row");
+    cJSON_Delete(j);
+    free(out);
+
+    // plot: the image figures of the image record, the two VL figures with the rows' averages
+    CHECK(system("rm -rf " BDIR "/vlplots") == 0, "clean vlplots");
+    snprintf(cmd, sizeof cmd, "%s plot tests/ref/vl_records --out " BDIR "/vlplots", bin());
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 0, "petl plot (VL) exit %d:\n%s", rc, out ? out : "");
+    free(out);
+    const char *figs[] = {"acc_vs_params", "vl_score_vs_params", "vl_score_vs_memory"};
+    check_plot_files(BDIR "/vlplots", figs, 3);
+    char *dat = test_slurp(BDIR "/vlplots/vl_score_vs_params.dat");
+    CHECK(dat && strstr(dat, "# index 0: this run's variants\n# label\tx\ty\tx_as_measured\n\"full\"\t1000000\t51.25\t1000000\n"
+                             "\"adapter\"\t20000\t49.5025\t20000\n\"lora r=4\"\t5000\t42.5\t5000\n"),
+          "vl_score_vs_params.dat points:\n%s", dat ? dat : "");
+    CHECK(dat && strstr(dat, "# index 1: their Pareto frontier (upper left: fewer x, higher score)\n# label\tx\ty\tx_as_measured\n"
+                             "\"lora r=4\"\t5000\t42.5\t5000\n\"adapter\"\t20000\t49.5025\t20000\n\"full\"\t1000000\t51.25\t1000000\n"),
+          "vl_score_vs_params.dat frontier");
+    free(dat);
+    dat = test_slurp(BDIR "/vlplots/vl_score_vs_memory.dat");
+    CHECK(dat && strstr(dat, "\"full\"\t400\t51.25\t400\n\"adapter\"\t160\t49.5025\t160\n\"lora r=4\"\t120\t42.5\t120\n"),
+          "vl_score_vs_memory.dat (MiB):\n%s", dat ? dat : "");
+    free(dat);
+    dat = test_slurp(BDIR "/vlplots/acc_vs_params.dat");
+    CHECK(dat && strstr(dat, "\"linear (0)\"") && !strstr(dat, "adapter") && !strstr(dat, "\"full"),
+          "image acc_vs_params.dat without VL variants:\n%s", dat ? dat : "");
+    free(dat);
+    char *gp = test_slurp(BDIR "/vlplots/vl_score_vs_params.gp");
+    CHECK(gp && strstr(gp, "set logscale x") && strstr(gp, "average VL score"), "vl gp: log x, y label");
+    free(gp);
+    gp = test_slurp(BDIR "/vlplots/vl_score_vs_memory.gp");
+    CHECK(gp && strstr(gp, "unset logscale x"), "vl memory gp: linear x");
+    free(gp);
+}
+
 static void test_format(void) {
     char b[64];
     res_fmt_fixed(12.345, 2, b, sizeof b);
@@ -494,6 +650,7 @@ int main(void) {
     test_validation();
     test_cells();
     test_table_plot();
+    test_vl_results();
     test_resume_and_failures();
     TEST_END();
 }
