@@ -1,0 +1,541 @@
+// Ladder Side Tuning on the VL backbone (vl/vllst.h): parameter count against the closed form,
+// side widths, the frozen backbone gets no gradient, logits / loss / every side gradient against
+// PyTorch (tests/ref/make_ref_vllst.py), finite differences through vl_loss, the pruned
+// initialisation, greedy decoding = argmax of the teacher-forced logits (cache forced off),
+// a 30-step AdamW run lowering the held-out loss, and training memory below full fine-tuning.
+#include <math.h>
+#include <string.h>
+
+#include "nn/ops.h"
+#include "nn/optim.h"
+#include "nn/safetensors.h"
+#include "test.h"
+#include "vl/vllst.h"
+
+#define REF "tests/ref/vllst_ref.safetensors"
+#define B_ 32
+#define TE 4
+#define TD 5
+
+static VlConfig tiny_cfg(void) {
+    VlConfig c;
+    vl_preset("vl-tiny", &c);
+    c.vocab = 16;
+    c.dim = 32;
+    c.heads = 2;
+    c.ffn = 64;
+    c.enc_layers = 2;
+    c.dec_layers = 2;
+    c.max_enc_len = 8;
+    c.max_dec_len = 6;
+    c.feat_dim = 8;
+    c.vis_tokens = 4;
+    c.vis_grid = 2;
+    c.dropout = 0.0f;
+    return c;
+}
+
+static void new_model(VlModel *m, const VlConfig *c) {
+    NN_ASSERT(vl_init(m, c) == 0, "tiny model: %s", nn_err());
+    vl_init_random(m, 7);
+}
+
+static long count_prefix(const VlModel *m, const char *prefix, int trainable_only) {
+    long n = 0;
+    for (int i = 0; i < m->ps.n; i++)
+        if (!strncmp(m->ps.p[i]->name, prefix, strlen(prefix)) && (!trainable_only || m->ps.p[i]->trainable))
+            n += m->ps.p[i]->t.n;
+    return n;
+}
+
+// Reverse / copy toy task of tests/test_vlmethods.c.
+typedef struct {
+    int enc[B_ * TE], tgt[B_ * TD];
+    float vis[B_ * 4 * 8];
+} Toy;
+
+static void toy_fill(Toy *t, const VlConfig *c, uint64_t *s) {
+    for (int i = 0; i < B_; i++) {
+        int n = 2 + (int)(rng_next(s) % 3);
+        for (int k = 0; k < TE; k++) t->enc[i * TE + k] = k < n ? 4 + (int)(rng_next(s) % 12) : c->pad_id;
+        for (int k = 0; k < TD; k++)
+            t->tgt[i * TD + k] = k < n ? t->enc[i * TE + n - 1 - k] : k == n ? c->eos_id : c->pad_id;
+    }
+    rng_fill_normal(s, t->vis, B_ * 4 * 8, 0, 1);
+}
+
+static void to_copy(Toy *t, const VlConfig *c, int shift) {
+    for (int i = 0; i < B_; i++)
+        for (int k = 0; k < TE; k++)
+            if (t->tgt[i * TD + k] != c->eos_id && t->tgt[i * TD + k] != c->pad_id)
+                t->tgt[i * TD + k] = 4 + (t->enc[i * TE + k] - 4 + shift) % 12;
+}
+
+static VlBatch toy_batch(Graph *g, Toy *t) {
+    Tensor *v = graph_tensor3(g, B_, 4, 8);
+    memcpy(v->data, t->vis, sizeof t->vis);
+    VlBatch b = {.B = B_, .enc_len = TE, .enc_ids = t->enc, .vis = v, .dec_len = TD, .tgt_ids = t->tgt};
+    return b;
+}
+
+static float loss_of(VlModel *m, Graph *g, Toy *t, const VlSites *st) {
+    graph_reset(g);
+    VlBatch b = toy_batch(g, t);
+    Tensor *loss = vl_loss(m, g, &b, st, 0, NULL);
+    NN_ASSERT(loss, "vl_loss: %s", nn_err());
+    return loss->data[0];
+}
+
+static VlMethodOpts opts(int r) {
+    VlMethodOpts o = vlm_defaults();
+    o.lst_reduction = r;
+    return o;
+}
+
+// ---------------------------------------------------------------- counts and widths
+static void test_counts(void) {
+    VlConfig c = tiny_cfg();
+    VlMethodOpts o = opts(4);
+    CHECK(o.lst_reduction == 4 && vlm_defaults().lst_reduction == 4, "default reduction %d", vlm_defaults().lst_reduction);
+    // d 32, r 4: ds 8, fs 16, 2 heads; 2 + 2 layers
+    long d = 32, ds = 8, fs = 16;
+    long enc_l = (d * ds + ds + 1) + 4 * ds + 4 * (ds * ds + ds) + (2 * ds * fs + fs + ds);
+    long dec_l = (d * ds + ds + 1) + 6 * ds + 8 * (ds * ds + ds) + (2 * ds * fs + fs + ds);
+    long want = 2 * enc_l + 2 * dec_l + 2 * (d * ds + ds) + 4 * ds + (ds * d + d);
+    CHECK(vlm_lst_count(&c, &o) == want, "closed form %ld, written out %ld", vlm_lst_count(&c, &o), want);
+    VlModel m;
+    new_model(&m, &c);
+    long backbone = vl_param_count(&c);
+    VlMethod M;
+    VlSites st;
+    int rc = vlm_attach(&M, VLM_LST, &m, &o, &st);
+    CHECK(rc == 0, "attach lst: %s", nn_err());
+    if (rc) return;
+    long added = count_prefix(&m, "pet.lst.", 1);
+    CHECK(added == want && ps_count(&m.ps, 0) - backbone == want && count_prefix(&m, "pet.", 0) == want,
+          "pet.lst.*: %ld trainable, %ld added, closed form %ld", added, ps_count(&m.ps, 0) - backbone, want);
+    CHECK(vlm_added_count(VLM_LST, &c, &o) == want, "vlm_added_count %ld", vlm_added_count(VLM_LST, &c, &o));
+    CHECK(count_prefix(&m, "vl.", 1) == 0 && ps_count(&m.ps, 1) == want, "the backbone is not frozen");
+    double pct;
+    CHECK(vlm_trainable(&m, &pct) == want, "vlm_trainable");
+    CHECK(st.no_kv_cache && st.release_frozen && st.tap && st.head && st.stack_input, "sites");
+    printf("  lst r=4 on d 32 (2+2 layers): %ld parameters, %.2f%% of the backbone\n", want, pct);
+    vlm_free(&M);
+    vl_free(&m);
+    // widths: heads kept when they divide ds, else the largest count that does
+    int a, b, h;
+    VlConfig c2 = c;
+    c2.dim = 24, c2.heads = 4, c2.ffn = 50;
+    CHECK(vlm_lst_dims(&c2, 4, &a, &b, &h) == 0 && a == 6 && b == 12 && h == 3, "d 24 r 4: %d %d %d", a, b, h);
+    CHECK(vlm_lst_dims(&c2, 8, &a, &b, &h) == 0 && a == 3 && b == 6 && h == 3, "d 24 r 8: %d %d %d", a, b, h);
+    CHECK(vlm_lst_dims(&c2, 5, &a, &b, &h) == -1 && strstr(nn_err(), "lst_reduction"), "r 5: %s", nn_err());
+    new_model(&m, &c);
+    o.lst_reduction = 3;
+    int n0 = m.ps.n;
+    CHECK(vlm_attach(&M, VLM_LST, &m, &o, &st) == -1 && m.ps.n == n0 && ps_count(&m.ps, 1) == backbone,
+          "r 3 on d 32 must fail without touching the model: %s", nn_err());
+    vl_free(&m);
+    // vl-base (BART-base sizes), r 4 as LST for VL-BART
+    VlConfig cb;
+    vl_preset("vl-base", &cb);
+    cb.vocab = 32100;
+    o.lst_reduction = 4;
+    printf("  vl-base r=4: %ld side parameters (%.2f%% of %ld)\n", vlm_lst_count(&cb, &o),
+           100.0 * vlm_lst_count(&cb, &o) / vl_param_count(&cb), vl_param_count(&cb));
+}
+
+// ---------------------------------------------------------------- PyTorch reference
+static float *ref_floats(StFile *f, const char *name, long *n) {
+    const StEntry *e = st_find(f, name);
+    NN_ASSERT(e, "reference tensor %s missing", name);
+    float *d = nn_malloc(sizeof(float) * e->numel);
+    st_read_f32(f, e, d);
+    if (n) *n = e->numel;
+    return d;
+}
+
+static double max_rel(const float *got, const float *want, long n) {
+    double mx = 0, w = 0;
+    for (long i = 0; i < n; i++) w = fmax(w, fabs(want[i]));
+    for (long i = 0; i < n; i++) mx = fmax(mx, fabs((double)got[i] - want[i]));
+    return mx / (w > 1e-12 ? w : 1.0);
+}
+
+static void test_reference(void) {
+    VlModel m;
+    int rc = vl_load(&m, REF);
+    CHECK(rc == 0, "vl_load %s: %s", REF, nn_err());
+    if (rc) return;
+    StFile f;
+    st_open(&f, REF);
+    VlMethod M;
+    VlSites st;
+    VlMethodOpts o = opts(4);
+    CHECK(vlm_attach(&M, VLM_LST, &m, &o, &st) == 0, "attach: %s", nn_err());
+    int nside = 0;
+    for (int i = 0; i < m.ps.n; i++) {
+        Param *p = m.ps.p[i];
+        if (strncmp(p->name, "pet.lst.", 8)) continue;
+        long n;
+        float *w = ref_floats(&f, p->name, &n);
+        CHECK(n == p->t.n, "%s: %ld values, reference %ld", p->name, p->t.n, n);
+        if (n == p->t.n) memcpy(p->t.data, w, sizeof(float) * n);
+        free(w);
+        nside++;
+    }
+    Graph *g = graph_new(0);
+    long ne, nt;
+    float *ef = ref_floats(&f, "ref.enc_ids", &ne), *tf = ref_floats(&f, "ref.tgt_ids", &nt);
+    int enc[10], tgt[10];
+    for (int i = 0; i < 10; i++) enc[i] = (int)ef[i], tgt[i] = (int)tf[i];
+    float *vis = ref_floats(&f, "ref.vis", NULL);
+    Tensor *v = graph_tensor3(g, 2, 4, 12);
+    memcpy(v->data, vis, sizeof(float) * v->n);
+    VlBatch b = {.B = 2, .enc_len = 5, .enc_ids = enc, .vis = v, .dec_len = 5, .tgt_ids = tgt};
+    Tensor *logits;
+    Tensor *loss = vl_loss(&m, g, &b, &st, 0.0f, &logits);
+    CHECK(loss != NULL, "vl_loss: %s", nn_err());
+    if (loss) {
+        long n;
+        float *want = ref_floats(&f, "ref.logits", &n);
+        double e = max_rel(logits->data, want, n);
+        CHECK(n == logits->n && e < 1e-4, "logits vs PyTorch: relative error %g", e);
+        free(want);
+        want = ref_floats(&f, "ref.loss", NULL);
+        CHECK_NEAR(loss->data[0], want[0], 0, 1e-4, "loss vs PyTorch");
+        free(want);
+        graph_backward(g, loss);
+        int ngrad = 0, frozen = 1;
+        double worst = 0;
+        for (int i = 0; i < m.ps.n; i++) {
+            Param *p = m.ps.p[i];
+            if (strncmp(p->name, "pet.lst.", 8)) {
+                frozen &= !p->t.grad && !p->t.requires_grad;
+                continue;
+            }
+            char nm[300];
+            snprintf(nm, sizeof nm, "ref.grad.%s", p->name);
+            want = ref_floats(&f, nm, &n);
+            double wmax = 0, gmax = 0;
+            for (long k = 0; k < n; k++) wmax = fmax(wmax, fabs(want[k]));
+            if (wmax < 1e-9) {   // key biases: zero by softmax invariance
+                for (long k = 0; k < n; k++) gmax = fmax(gmax, fabs(p->t.grad[k]));
+                CHECK(gmax < 1e-6, "grad %s: %g, expected 0", p->name, gmax);
+            } else {
+                e = max_rel(p->t.grad, want, n);
+                worst = fmax(worst, e);
+                CHECK(e < 5e-4, "grad %s vs PyTorch: relative error %g", p->name, e);
+            }
+            ngrad++;
+            free(want);
+        }
+        CHECK(frozen, "a backbone parameter has a gradient");
+        CHECK(ngrad == nside && ngrad > 50, "%d side gradients checked of %d", ngrad, nside);
+        printf("  PyTorch reference: loss %.6f, %d side gradients, worst relative error %.2g\n", loss->data[0], ngrad,
+               worst);
+    }
+    free(ef), free(tf), free(vis);
+    graph_free(g);
+    st_close(&f);
+    vlm_free(&M);
+    vl_free(&m);
+}
+
+// ---------------------------------------------------------------- finite differences
+static void test_fd(void) {
+    VlConfig c = tiny_cfg();
+    VlModel m;
+    new_model(&m, &c);
+    VlMethod M;
+    VlSites st;
+    VlMethodOpts o = opts(4);
+    vlm_attach(&M, VLM_LST, &m, &o, &st);
+    uint64_t s = 21;   // move the side weights off the pruned init (gates too) so all paths are live
+    for (int i = 0; i < m.ps.n; i++) {
+        Param *p = m.ps.p[i];
+        if (strncmp(p->name, "pet.lst.", 8)) continue;
+        for (long j = 0; j < p->t.n; j++) p->t.data[j] += 0.05f * rng_normal(&s);
+    }
+    Graph *g = graph_new(0);
+    Toy t;
+    uint64_t ts = 4;
+    toy_fill(&t, &c, &ts);
+    ps_zero_grad(&m.ps);
+    graph_reset(g);
+    VlBatch b = toy_batch(g, &t);
+    Tensor *loss = vl_loss(&m, g, &b, &st, 0, NULL);
+    graph_backward(g, loss);
+    int frozen = 1;
+    for (int i = 0; i < m.ps.n; i++)
+        if (strncmp(m.ps.p[i]->name, "pet.", 4)) frozen &= !m.ps.p[i]->t.grad && !m.ps.p[i]->t.requires_grad;
+    CHECK(frozen, "a backbone parameter has a gradient");
+    const char *names[] = {"pet.lst.enc.embed_ladder.weight", "pet.lst.enc.1.ladder.weight", "pet.lst.enc.0.gate",
+                           "pet.lst.dec.1.gate", "pet.lst.dec.0.xattn.v.weight", "pet.lst.dec.1.attn.q.weight",
+                           "pet.lst.enc.1.ffn.fc1.bias", "pet.lst.dec.ln.weight", "pet.lst.up.weight",
+                           "pet.lst.dec.embed_ladder.bias"};
+    int checked = 0;
+    for (size_t q = 0; q < sizeof names / sizeof names[0]; q++) {
+        Param *p = ps_find(&m.ps, names[q]);
+        CHECK(p && p->trainable, "%s missing", names[q]);
+        if (!p) continue;
+        for (int e = 0; e < 3; e++) {
+            long j = (long)((e * 7919L + 13) % p->t.n);
+            float keep = p->t.data[j], eps = 1e-3f;
+            p->t.data[j] = keep + eps;
+            float lp = loss_of(&m, g, &t, &st);
+            p->t.data[j] = keep - eps;
+            float lm = loss_of(&m, g, &t, &st);
+            p->t.data[j] = keep;
+            double fd = ((double)lp - lm) / (2 * eps);
+            char what[200];
+            snprintf(what, sizeof what, "d/d %s[%ld]", p->name, j);
+            CHECK_NEAR(p->t.grad[j], fd, 2e-4, 3e-2, what);
+            checked++;
+        }
+    }
+    CHECK(checked == 30, "%d entries checked", checked);
+    graph_free(g);
+    vlm_free(&M);
+    vl_free(&m);
+}
+
+// ---------------------------------------------------------------- pruned initialisation
+// The init copies the backbone at kept channels: LayerNorm weights are the backbone's (here all
+// ones), every ladder row and up column a one-hot on a kept channel, the same set everywhere.
+static void test_init(void) {
+    VlConfig c = tiny_cfg();
+    VlModel m;
+    new_model(&m, &c);
+    // make residual channels 3, 7, ... stand out so the kept set is known: scale their embedding column
+    for (int v = 0; v < c.vocab; v++)
+        for (int j = 0; j < c.dim; j++)
+            if (j % 4 == 3) m.embed->data[(long)v * c.dim + j] *= 20.0f;
+    VlMethod M;
+    VlSites st;
+    VlMethodOpts o = opts(4);
+    vlm_attach(&M, VLM_LST, &m, &o, &st);
+    Tensor *ew = ps_get(&m.ps, "pet.lst.enc.embed_ladder.weight"), *lw = ps_get(&m.ps, "pet.lst.dec.1.ladder.weight");
+    Tensor *uw = ps_get(&m.ps, "pet.lst.up.weight"), *gate = ps_get(&m.ps, "pet.lst.enc.0.gate");
+    int ok = 1;
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 32; j++) {
+            float want = j == 4 * i + 3 ? 1.0f : 0.0f;
+            ok &= ew->data[i * 32 + j] == want && lw->data[i * 32 + j] == want && uw->data[j * 8 + i] == want;
+        }
+    CHECK(ok, "ladders / up-projection are not the selection of channels 3, 7, ..., 31");
+    CHECK(gate->data[0] == 0.0f, "gate starts at %g", gate->data[0]);
+    // the side q weight is the backbone's at kept (query, residual) channels
+    Tensor *sq = ps_get(&m.ps, "pet.lst.enc.0.attn.q.weight");
+    int found = 0;
+    for (int r = 0; r < 32 && !found; r++) {
+        int row = 1;
+        for (int j = 0; j < 8; j++) row &= sq->data[j] == m.enc[0].q_w->data[r * 32 + 4 * j + 3];
+        found = row;
+    }
+    CHECK(found, "side q row 0 is no backbone q row at the kept columns");
+    vlm_free(&M);
+    vl_free(&m);
+}
+
+// ---------------------------------------------------------------- training and decoding
+static float *pretrain(const VlConfig *c) {
+    VlModel m;
+    new_model(&m, c);
+    OptConfig oc = opt_defaults(OPT_ADAMW);
+    oc.weight_decay = 0;
+    Optimizer *opt = opt_new(&m.ps, oc);
+    Graph *g = graph_new(0);
+    uint64_t s = 77;
+    Toy t;
+    for (int step = 0; step < 300; step++) {
+        toy_fill(&t, c, &s);
+        to_copy(&t, c, 0);
+        ps_zero_grad(&m.ps);
+        graph_reset(g);
+        VlBatch b = toy_batch(g, &t);
+        graph_backward(g, vl_loss(&m, g, &b, NULL, 0, NULL));
+        opt_step(opt, 3e-3f);
+    }
+    float *w = nn_malloc(sizeof(float) * ps_count(&m.ps, 0));
+    long off = 0;
+    for (int i = 0; i < m.ps.n; i++) {
+        memcpy(w + off, m.ps.p[i]->t.data, sizeof(float) * m.ps.p[i]->t.n);
+        off += m.ps.p[i]->t.n;
+    }
+    opt_free(opt);
+    graph_free(g);
+    vl_free(&m);
+    return w;
+}
+
+// Greedy decoding equals, step by step, the argmax (pad and bos excluded) of the teacher-forced
+// logits on the generated sequence; with and without use_cache (LST forces it off); beam runs.
+static void check_decoding(VlModel *m, VlSites *st, Graph *g, Toy *t) {
+    const VlConfig *c = &m->cfg;
+    const int ML = 4;
+    graph_reset(g);
+    VlBatch eb = toy_batch(g, t);
+    eb.tgt_ids = NULL;
+    VlGenOpts go = vl_gen_defaults();
+    go.max_len = ML;
+    int tk[2][B_ * ML], ln[2][B_];
+    go.use_cache = 0;
+    int rc0 = vl_generate(m, g, &eb, st, &go, tk[0], ln[0], NULL);
+    go.use_cache = 1;
+    int rc1 = vl_generate(m, g, &eb, st, &go, tk[1], ln[1], NULL);
+    CHECK(rc0 == 0 && rc1 == 0 && !memcmp(tk[0], tk[1], sizeof tk[0]) && !memcmp(ln[0], ln[1], sizeof ln[0]),
+          "generation with / without use_cache differs (rc %d %d)", rc0, rc1);
+    // teacher-force the generated sequence (+ eos when it ended) and compare argmaxes
+    int tgt[B_ * (ML + 1)];
+    for (int i = 0; i < B_; i++)
+        for (int k = 0; k <= ML; k++)
+            tgt[i * (ML + 1) + k] = k < ln[0][i] ? tk[0][i * ML + k] : k == ln[0][i] ? c->eos_id : c->pad_id;
+    graph_reset(g);
+    VlBatch tb = toy_batch(g, t);
+    tb.dec_len = ML + 1;
+    tb.tgt_ids = tgt;
+    Tensor *lg = vl_forward(m, g, &tb, st);
+    int bad = 0, steps = 0;
+    for (int i = 0; i < B_; i++)
+        for (int k = 0; k <= ln[0][i] && k < ML; k++) {
+            const float *z = lg->data + ((long)i * (ML + 1) + k) * c->vocab;
+            int best = -1;
+            for (int v = 0; v < c->vocab; v++) {
+                if (v != c->eos_id && (v == c->pad_id || v == c->bos_id)) continue;
+                if (best < 0 || z[v] > z[best]) best = v;
+            }
+            bad += best != tgt[i * (ML + 1) + k];
+            steps++;
+        }
+    CHECK(bad == 0 && steps > B_, "greedy vs teacher-forced argmax: %d of %d steps differ", bad, steps);
+    go.beam = 3;
+    go.use_cache = 1;
+    int bt[B_ * ML], bl[B_];
+    float sc[B_];
+    CHECK(vl_generate(m, g, &eb, st, &go, bt, bl, sc) == 0, "beam 3: %s", nn_err());
+    int fin = 1;
+    for (int i = 0; i < B_; i++) fin &= isfinite(sc[i]) && bl[i] >= 0 && bl[i] <= ML;
+    CHECK(fin, "beam 3 scores / lengths");
+}
+
+static void test_train(void) {
+    VlConfig c = tiny_cfg();
+    float *w = pretrain(&c);
+    VlModel m;
+    new_model(&m, &c);
+    long off = 0;
+    for (int i = 0; i < m.ps.n; i++) {
+        memcpy(m.ps.p[i]->t.data, w + off, sizeof(float) * m.ps.p[i]->t.n);
+        off += m.ps.p[i]->t.n;
+    }
+    free(w);
+    VlMethod M;
+    VlSites st;
+    VlMethodOpts o = opts(4);
+    vlm_attach(&M, VLM_LST, &m, &o, &st);
+    OptConfig oc = opt_defaults(OPT_ADAMW);
+    oc.weight_decay = 0;
+    Optimizer *opt = opt_new(&m.ps, oc);
+    Graph *g = graph_new(0);
+    uint64_t s = 31;
+    Toy eval, t;
+    toy_fill(&eval, &c, &s);
+    to_copy(&eval, &c, 1);
+    float before = loss_of(&m, g, &eval, &st);
+    for (int step = 0; step < 30; step++) {
+        toy_fill(&t, &c, &s);
+        to_copy(&t, &c, 1);
+        ps_zero_grad(&m.ps);
+        graph_reset(g);
+        VlBatch b = toy_batch(g, &t);
+        graph_backward(g, vl_loss(&m, g, &b, &st, 0, NULL));
+        opt_step(opt, 1e-2f);
+    }
+    float after = loss_of(&m, g, &eval, &st);
+    CHECK(after < 0.6f * before, "lst: held-out loss %.4f -> %.4f after 30 steps", before, after);
+    printf("  lst r=4, 30 AdamW steps on the shifted copy: held-out loss %.4f -> %.4f\n", before, after);
+    check_decoding(&m, &st, g, &eval);
+    opt_free(opt);
+    graph_free(g);
+    vlm_free(&M);
+    vl_free(&m);
+}
+
+// ---------------------------------------------------------------- memory
+typedef struct {
+    long long act_kept, act_peak, train_peak;
+    long tape;
+} Mem;
+
+// One training step (forward, backward, AdamW) on vl-tiny sizes: activations kept after the
+// forward, their peak, and the peak of activations + gradients + optimizer state + scratch.
+static Mem measure(VlMethodKind k, int B, int Te, int Td) {
+    VlConfig c;
+    vl_preset("vl-tiny", &c);
+    c.vocab = 256;
+    c.dropout = 0.1f;
+    VlModel m;
+    new_model(&m, &c);
+    VlMethod M;
+    VlSites st;
+    VlMethodOpts o = opts(4);
+    NN_ASSERT(vlm_attach(&M, k, &m, &o, &st) == 0, "%s", nn_err());
+    Graph *g = graph_new(0);
+    graph_set_training(g, 1);
+    int *enc = nn_malloc(sizeof(int) * B * Te), *tgt = nn_malloc(sizeof(int) * B * Td);
+    uint64_t s = 5;
+    for (int i = 0; i < B * Te; i++) enc[i] = 4 + (int)(rng_next(&s) % 250);
+    for (int i = 0; i < B * Td; i++) tgt[i] = 4 + (int)(rng_next(&s) % 250);
+    Tensor *v = graph_tensor3(g, B, c.vis_tokens, c.feat_dim);
+    rng_fill_normal(&s, v->data, v->n, 0, 1);
+    VlBatch b = {.B = B, .enc_len = Te, .enc_ids = enc, .vis = v, .dec_len = Td, .tgt_ids = tgt};
+    OptConfig oc = opt_defaults(OPT_ADAMW);
+    Optimizer *opt = opt_new(&m.ps, oc);
+    long long a0 = mem_current(MEM_ACT);
+    long long base = mem_current(MEM_ACT) + mem_current(MEM_WORK);   // the batch's input
+    mem_reset_peaks();
+    Tensor *loss = vl_loss(&m, g, &b, &st, 0, NULL);
+    Mem r = {mem_current(MEM_ACT) - a0, 0, 0, graph_tape_len(g)};
+    graph_backward(g, loss);
+    opt_step(opt, 1e-3f);
+    r.act_peak = mem_peak(MEM_ACT) - a0;
+    // the total peak less the parameters (the same backbone in both) and what was there before
+    r.train_peak = mem_peak_total() - mem_current(MEM_PARAM) - base;
+    if (k == VLM_LST) {
+        int frozen = 1;
+        for (int i = 0; i < m.ps.n; i++)
+            if (strncmp(m.ps.p[i]->name, "pet.", 4)) frozen &= !m.ps.p[i]->t.grad;
+        CHECK(frozen, "lst (training mode): a backbone parameter has a gradient");
+    }
+    opt_free(opt);
+    graph_free(g);
+    free(enc), free(tgt);
+    vlm_free(&M);
+    vl_free(&m);
+    return r;
+}
+
+static void test_memory(void) {
+    const int B = 16, Te = 24, Td = 12;
+    Mem full = measure(VLM_FULL, B, Te, Td), lst = measure(VLM_LST, B, Te, Td);
+    CHECK(lst.act_kept < 0.6 * full.act_kept, "activations kept: lst %lld vs full %lld", lst.act_kept, full.act_kept);
+    CHECK(lst.act_peak < full.act_peak, "activation peak: lst %lld vs full %lld", lst.act_peak, full.act_peak);
+    CHECK(lst.train_peak < 0.6 * full.train_peak, "training peak: lst %lld vs full %lld", lst.train_peak,
+          full.train_peak);
+    printf("  vl-tiny B=%d, %d+%d text, %d+%d tokens: activations kept lst %.2f MB / full %.2f MB, activation peak "
+           "%.2f / %.2f MB, training peak (activations, gradients, AdamW state) %.2f / %.2f MB (%.0f%% saved); "
+           "tape %ld / %ld\n",
+           B, Te, 16, Te + 16, Td, lst.act_kept / 1048576.0, full.act_kept / 1048576.0, lst.act_peak / 1048576.0,
+           full.act_peak / 1048576.0, lst.train_peak / 1048576.0, full.train_peak / 1048576.0,
+           100.0 * (1.0 - (double)lst.train_peak / full.train_peak), lst.tape, full.tape);
+}
+
+int main(void) {
+    test_counts();
+    test_reference();
+    test_fd();
+    test_init();
+    test_train();
+    test_memory();
+    TEST_END();
+}
