@@ -410,6 +410,21 @@ static Tensor *ffn_sublayer(VlModel *m, Graph *g, const VlSites *st, VlStack s, 
     return op_add(g, x, op_dropout(g, o, p));
 }
 
+// A layer that recorded nothing on the tape (frozen, or no gradient) leaves nothing backward
+// reads: with release_frozen its activations since mk go back to the arena, its output x stays.
+static Tensor *release_layer(const VlSites *st, Graph *g, GraphMark mk, long tape0, Tensor *x) {
+    if (!st || !st->release_frozen || graph_tape_len(g) != tape0) return x;
+    float *keep = graph_scratch(g, (size_t)x->n);
+    memcpy(keep, x->data, sizeof(float) * x->n);
+    int nd = x->ndim, shp[NN_MAXDIM];
+    memcpy(shp, x->shape, sizeof shp);
+    graph_rewind(g, mk);
+    x = graph_tensor(g, nd, shp);
+    memcpy(x->data, keep, sizeof(float) * x->n);
+    graph_scratch_release(g, keep);
+    return x;
+}
+
 // ---------------------------------------------------------------- encoder
 static int check_ids(const char *what, const int *ids, long n, int V) {
     for (long i = 0; i < n; i++)
@@ -472,9 +487,13 @@ Tensor *vl_encode(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, uns
     for (int i = 0; i < B; i++)
         for (int t = 0; t < T; t++)
             mask[(size_t)i * T + t] = (t < P || t >= P + Tt) ? 1 : b->enc_ids[(size_t)i * Tt + t - P] != c->pad_id;
+    if (st && st->stack_input) st->stack_input(st->ctx, g, VL_ENC, x, mask);
     for (int l = 0; l < c->enc_layers; l++) {
+        GraphMark mk = graph_mark(g);
+        long tape0 = graph_tape_len(g);
         x = attn_sublayer(m, g, st, VL_ENC, l, x, 0, NULL, NULL, mask, NULL);
         x = ffn_sublayer(m, g, st, VL_ENC, l, x);
+        x = release_layer(st, g, mk, tape0, x);
         if (st && st->tap) st->tap(st->ctx, g, VL_ENC, l, x);
     }
     if (mask_out) *mask_out = mask;
@@ -499,10 +518,14 @@ static Tensor *decode(VlModel *m, Graph *g, const VlSites *st, const int *ids, i
     int t0 = kc ? kc->t : 0;
     Tensor *x = op_add(g, op_embedding(g, m->embed, ids, R, T), positions(m, g, m->dec_pos, t0, T));
     x = op_dropout(g, x, drop_p(m, g));
+    if (st && st->stack_input) st->stack_input(st->ctx, g, VL_DEC, x, self_mask);
     for (int l = 0; l < c->dec_layers; l++) {
+        GraphMark mk = graph_mark(g);
+        long tape0 = graph_tape_len(g);
         x = attn_sublayer(m, g, st, VL_DEC, l, x, 0, NULL, NULL, self_mask, kc);
         x = attn_sublayer(m, g, st, VL_DEC, l, x, 1, xk[l], xv[l], enc_mask, NULL);
         x = ffn_sublayer(m, g, st, VL_DEC, l, x);
+        x = release_layer(st, g, mk, tape0, x);
         if (st && st->tap) st->tap(st->ctx, g, VL_DEC, l, x);
     }
     if (kc) kc->t += T;
@@ -672,6 +695,7 @@ int vl_generate(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, const
                 float *scores) {
     const VlConfig *c = &m->cfg;
     VlGenOpts opt = o ? *o : vl_gen_defaults();
+    if (st && st->no_kv_cache) opt.use_cache = 0;
     int B = b->B, K = opt.beam, ML = opt.max_len, V = c->vocab, d = c->dim;
     if (K < 1 || ML < 1 || ML > c->max_dec_len - 1) {
         nn_seterr("VL generate: beam %d (expected >= 1), max_len %d (expected 1..max_dec_len - 1 = %d)", K, ML,

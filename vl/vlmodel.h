@@ -135,6 +135,18 @@ typedef struct VlSites {
     void (*tap)(void *ctx, Graph *g, VlStack s, int layer, Tensor *x);
     // Replaces the tied LM head: h (rows, T, d) final-normed decoder states -> (rows, T, vocab).
     Tensor *(*head)(void *ctx, Graph *g, Tensor *h);
+    // Side networks (vl/vllst.c). stack_input: called before a stack's first layer with its input
+    // x (rows, T, d), read only: the encoder's embedded text + visual tokens (after enc_input and
+    // dropout) with its key mask (rows, T) (1 = attend); the decoder's embedded inputs with its
+    // self-attention key mask (rows, T), NULL when every key counts (the causal mask applies on
+    // top). With the decoder cache x holds only the new positions.
+    void (*stack_input)(void *ctx, Graph *g, VlStack s, Tensor *x, const unsigned char *key_mask);
+    // 1: vl_generate recomputes every prefix (as use_cache 0, whatever the options say), for
+    // hooks whose own per-position state the decoder cache does not hold.
+    int no_kv_cache;
+    // 1: a backbone layer that recorded nothing on the tape gives its activations back to the
+    // arena before tap sees its output, so a frozen backbone keeps only the layer outputs.
+    int release_frozen;
 } VlSites;
 
 // ---------------------------------------------------------------- forward
