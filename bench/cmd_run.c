@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "bench/args.h"
+#include "bench/cmd_vl.h"
 #include "bench/cmds.h"
 #include "bench/common.h"
 #include "bench/final.h"
@@ -66,6 +67,8 @@ static int parse_floats(const char *s, float *out, int max) {
 }
 
 int cmd_run(int argc, char **argv) {
+    for (int i = 0; i + 1 < argc; i++)   // vision-language runs have their own loop (bench/cmd_vl.c)
+        if (!strcmp(argv[i], "--format") && !strcmp(argv[i + 1], "vl")) return cmd_vl_run(argc, argv);
     ModelSpec ms = {0};
     const char *data = NULL, *task = NULL, *format = NULL, *regime = "full", *out = NULL, *save_delta = NULL;
     const char *lr_grid = NULL;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bench/args.h"
+#include "bench/cmd_vl.h"
 #include "bench/cmds.h"
 #include "bench/common.h"
 #include "bench/train.h"
@@ -107,4 +108,8 @@ static int train_common(const char *cmd, int argc, char **argv, int pretrain) {
 }
 
 int cmd_train(int argc, char **argv) { return train_common("train", argc, argv, 0); }
-int cmd_pretrain(int argc, char **argv) { return train_common("pretrain", argc, argv, 1); }
+int cmd_pretrain(int argc, char **argv) {
+    for (int i = 0; i + 1 < argc; i++)   // a VL preset: the vision-language pretraining (bench/cmd_vl.c)
+        if (!strcmp(argv[i], "--preset") && !strncmp(argv[i + 1], "vl-", 3)) return cmd_vl_pretrain(argc, argv);
+    return train_common("pretrain", argc, argv, 1);
+}

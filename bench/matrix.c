@@ -16,6 +16,7 @@
 #include "bench/train.h"
 #include "loaders/dataset.h"
 #include "nn/nn.h"
+#include "vl/vlmodel.h"
 
 // ---------------------------------------------------------------- small helpers
 static char *xstrdup(const char *s) {
@@ -347,6 +348,10 @@ typedef struct {
     Regime *regimes;
     int nregimes;
     MxTrain base;
+    int parsing_vl;            // parse_method: entries of the "vl" block
+    MxTrain vl_base;           // matrix train + vl.train
+    int *vl_seeds, vl_nseeds;
+    int vl_first, vl_count;    // entries [vl_first, vl_first + vl_count) are the VL methods
 } Priv;
 
 static int parse_backbones(Ctx *c, const cJSON *j, Matrix *m) {
@@ -458,9 +463,10 @@ static int task_index(const Matrix *m, const char *name) {
 // One method entry -> its variants (cartesian product of the list-valued args, in key order).
 static int parse_method(Ctx *c, const cJSON *it, int k, Matrix *m, Priv *p) {
     char w[128], w2[192];
-    snprintf(w, sizeof w, "methods[%d]", k);
+    if (p->parsing_vl) snprintf(w, sizeof w, "vl.methods[%d]", k - p->vl_first);
+    else snprintf(w, sizeof w, "methods[%d]", k);
     MethodEntry *e = &p->entries[k];
-    e->train = p->base;
+    e->train = p->parsing_vl ? p->vl_base : p->base;
     const char *name = NULL, *label = NULL;
     const cJSON *args = NULL;
     if (cJSON_IsString(it)) {
@@ -556,6 +562,7 @@ static int parse_method(Ctx *c, const cJSON *it, int k, Matrix *m, Priv *p) {
         memset(v, 0, sizeof *v);
         v->method = xstrdup(name);
         v->entry = k;
+        v->vl = p->parsing_vl;
         char lab[256], idp[256];
         snprintf(lab, sizeof lab, "%s", e->label);
         sanitize(e->label, idp, sizeof idp);
@@ -585,7 +592,7 @@ static int parse_method(Ctx *c, const cJSON *it, int k, Matrix *m, Priv *p) {
         v->label = xstrdup(lab);
         v->idpart = xstrdup(idp);
         for (int q = 0; q < m->nvariants - 1; q++)
-            if (!strcmp(m->variants[q].label, v->label))
+            if (m->variants[q].vl == v->vl && !strcmp(m->variants[q].label, v->label))
                 return fail(c, w, "variant '%s' is also made by methods[%d] (give one of them a \"label\")", v->label,
                             m->variants[q].entry);
     }
@@ -703,7 +710,7 @@ static void push_num(MxCell *c, const char *k, double v) {
     push2(c, k, b);
 }
 
-static void cell_build(MxCell *cell) {
+static void cell_build(MxCell *cell, const Matrix *m) {
     char b[2048], a[1536];
     const MxTrain *t = &cell->train;
     push(cell, "run");
@@ -738,6 +745,13 @@ static void cell_build(MxCell *cell) {
     push2(cell, "--norm", t->norm);
     if (t->augment) push(cell, "--augment");
     if (t->decay_all) push(cell, "--decay-all");
+    if (m && cell->task == &m->vl_task) {   // the VL block's settings
+        push2(cell, "--vl-tasks", m->vl_tasks);
+        push_num(cell, "--max-train", m->vl_max_train);
+        push_num(cell, "--max-eval", m->vl_max_eval);
+        push_num(cell, "--beam", m->vl_beam);
+        if (m->vl_encoder) push2(cell, "--image-encoder", m->vl_encoder);
+    }
     // hash: the canonical config (args sorted by key; everything petl run is given but --out)
     args_string(&cell->args, 1, a, sizeof a);
     snprintf(b, sizeof b,
@@ -770,6 +784,7 @@ static int expand(Ctx *c, Matrix *m, Priv *p) {
                         for (int vi = 0; vi < m->nvariants; vi++) {
                             const MxVariant *v = &m->variants[vi];
                             const MethodEntry *e = &p->entries[v->entry];
+                            if (v->vl) continue;
                             if (r->methods) {
                                 int in = 0;
                                 for (int z = 0; z < r->nmethods; z++) in |= r->methods[z] == v->entry;
@@ -805,7 +820,7 @@ static int expand(Ctx *c, Matrix *m, Priv *p) {
                                         args_set(&cell->args, a->string, tx);
                                     }
                             }
-                            cell_build(cell);
+                            cell_build(cell, m);
                         }
     }
     if (!m->ncells) return fail(c, "", "the matrix has no cells (every regime's method filter is empty?)");
@@ -817,6 +832,125 @@ static int expand(Ctx *c, Matrix *m, Priv *p) {
             if (!strcmp(m->cells[i].id, m->cells[j].id))
                 return fail(c, "", "cells %d and %d are the same cell (%s): check regimes and grids for overlaps", i, j,
                             m->cells[i].id);
+    return 0;
+}
+
+// ---------------------------------------------------------------- the "vl" block
+// {"backbone": VL checkpoint, "preset"?: vl-tiny, "name"?, "image_encoder"?, "data"?: data/vl,
+//  "tasks"?: [vqa, gqa, nlvr, caption], "methods": [...as the image methods], "seeds"?: [0],
+//  "train"?: {...}, "max_train"?: 0, "max_eval"?: 0, "beam"?: 1}
+int matrix_cell_is_vl(const Matrix *m, const MxCell *c) { return m->has_vl && c->task == &m->vl_task; }
+
+static int parse_vl(Ctx *c, const cJSON *j, Matrix *m, Priv *p) {
+    static const char *const keys[] = {"backbone", "preset", "name", "image_encoder", "data", "tasks", "methods",
+                                       "seeds", "train", "max_train", "max_eval", "beam", NULL};
+    if (want_obj(c, j, "vl") || check_keys(c, j, "vl", keys)) return -1;
+    const char *bb = NULL, *preset = NULL, *name = NULL, *enc = NULL, *data = "data/vl";
+    if (!get(j, "backbone")) return fail(c, "vl", "missing \"backbone\" (a VL checkpoint, e.g. models/vl-tiny.safetensors)");
+    if (get_str(c, get(j, "backbone"), "vl.backbone", &bb)) return -1;
+    if (get(j, "preset") && get_str(c, get(j, "preset"), "vl.preset", &preset)) return -1;
+    if (get(j, "name") && get_str(c, get(j, "name"), "vl.name", &name)) return -1;
+    if (get(j, "image_encoder") && get_str(c, get(j, "image_encoder"), "vl.image_encoder", &enc)) return -1;
+    if (get(j, "data") && get_str(c, get(j, "data"), "vl.data", &data)) return -1;
+    char tasks[256] = "vqa,gqa,nlvr,caption";
+    const cJSON *tj = get(j, "tasks");
+    if (tj) {
+        if (!cJSON_IsArray(tj) || !cJSON_GetArraySize(tj)) return fail(c, "vl.tasks", "expected a non-empty list of vqa, gqa, nlvr, caption");
+        tasks[0] = 0;
+        int q = 0;
+        for (const cJSON *t = tj->child; t; t = t->next, q++) {
+            char w[64];
+            snprintf(w, sizeof w, "vl.tasks[%d]", q);
+            const char *tn = NULL;
+            if (get_str(c, t, w, &tn)) return -1;
+            if (strcmp(tn, "vqa") && strcmp(tn, "gqa") && strcmp(tn, "nlvr") && strcmp(tn, "caption"))
+                return fail(c, w, "unknown VL task '%s' (expected vqa, gqa, nlvr or caption)", tn);
+            if (strstr(tasks, tn)) return fail(c, w, "'%s' appears twice", tn);
+            size_t L = strlen(tasks);
+            snprintf(tasks + L, sizeof tasks - L, "%s%s", q ? "," : "", tn);
+        }
+    }
+    int mt = 0, me = 0, beam = 1;
+    if (get(j, "max_train") && get_int(c, get(j, "max_train"), "vl.max_train", 0, &mt)) return -1;
+    if (get(j, "max_eval") && get_int(c, get(j, "max_eval"), "vl.max_eval", 0, &me)) return -1;
+    if (get(j, "beam") && get_int(c, get(j, "beam"), "vl.beam", 1, &beam)) return -1;
+    static int seeds[64];
+    int nseeds = 1;
+    seeds[0] = 0;
+    if (get(j, "seeds") && get_int_list(c, get(j, "seeds"), "vl.seeds", 0, seeds, 64, &nseeds)) return -1;
+    p->vl_base = p->base;
+    if (get(j, "train") && parse_train(c, get(j, "train"), "vl.train", &p->vl_base)) return -1;
+    const cJSON *mj = get(j, "methods");
+    if (!mj) return fail(c, "vl", "missing \"methods\"");
+    if (!cJSON_IsArray(mj) || !cJSON_GetArraySize(mj)) return fail(c, "vl.methods", "expected a non-empty list");
+    int nm = cJSON_GetArraySize(mj);
+    p->vl_first = p->nentries;
+    p->vl_count = nm;
+    p->entries = realloc(p->entries, sizeof(MethodEntry) * (p->nentries + nm));
+    memset(p->entries + p->nentries, 0, sizeof(MethodEntry) * nm);
+    p->nentries += nm;
+    p->parsing_vl = 1;
+    int k = p->vl_first;
+    for (const cJSON *it = mj->child; it; it = it->next, k++) {
+        if (parse_method(c, it, k, m, p)) return -1;
+        if (cJSON_IsObject(it)) {
+            p->entries[k].train_j = get(it, "train");
+            p->entries[k].lr_j = get(it, "lr");
+        }
+    }
+    p->parsing_vl = 0;
+    m->has_vl = 1;
+    m->vl_backbone.path = xstrdup(bb);
+    m->vl_backbone.preset = preset ? xstrdup(preset) : NULL;
+    if (name) m->vl_backbone.name = xstrdup(name);
+    else {
+        const char *b = strrchr(bb, '/') ? strrchr(bb, '/') + 1 : bb;
+        char nb[256];
+        snprintf(nb, sizeof nb, "%s", b);
+        char *dot = strstr(nb, ".safetensors");
+        if (dot) *dot = 0;
+        m->vl_backbone.name = xstrdup(nb);
+    }
+    m->vl_encoder = enc ? xstrdup(enc) : NULL;
+    m->vl_task.name = xstrdup("vl");
+    m->vl_task.data = xstrdup(data);
+    m->vl_task.format = xstrdup("vl");
+    m->vl_task.group = xstrdup("vl");
+    m->vl_tasks = xstrdup(tasks);
+    m->vl_max_train = mt, m->vl_max_eval = me, m->vl_beam = beam;
+    p->vl_seeds = seeds;
+    p->vl_nseeds = nseeds;
+    return 0;
+}
+
+static int expand_vl(Ctx *c, Matrix *m, Priv *p) {
+    int cap = m->ncells + p->vl_nseeds * m->nvariants + 1;
+    m->cells = realloc(m->cells, sizeof(MxCell) * cap);
+    int first = m->ncells;
+    for (int di = 0; di < p->vl_nseeds; di++)
+        for (int vi = 0; vi < m->nvariants; vi++) {
+            const MxVariant *v = &m->variants[vi];
+            if (!v->vl) continue;
+            const MethodEntry *e = &p->entries[v->entry];
+            MxCell *cell = &m->cells[m->ncells];
+            memset(cell, 0, sizeof *cell);
+            cell->index = m->ncells++;
+            cell->variant = v;
+            cell->backbone = &m->vl_backbone;
+            cell->task = &m->vl_task;
+            cell->seed = p->vl_seeds[di];
+            snprintf(cell->regime, sizeof cell->regime, "full");
+            snprintf(cell->format, sizeof cell->format, "vl");
+            cell->train = p->vl_base;
+            if (e->train_j) parse_train(c, e->train_j, "", &cell->train);
+            if (e->lr_j) parse_lr(c, e->lr_j, "", &cell->train);
+            args_copy(&cell->args, &v->args);
+            cell_build(cell, m);
+        }
+    for (int i = first; i < m->ncells; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(m->cells[i].id, m->cells[j].id))
+                return fail(c, "vl", "cells %d and %d are the same cell (%s)", j, i, m->cells[i].id);
     return 0;
 }
 
@@ -835,7 +969,7 @@ int matrix_parse(const char *text, const char *path, Matrix *m) {
     Priv *p = nn_calloc(sizeof(Priv));
     m->priv_ = p;
     static const char *const keys[] = {"name", "data", "format", "backbones", "methods", "tasks",
-                                       "regimes", "seeds", "train", NULL};
+                                       "regimes", "seeds", "train", "vl", NULL};
     if (want_obj(&c, j, "top level") || check_keys(&c, j, "top level", keys)) goto bad;
     const char *name = NULL, *data = NULL, *format = NULL;
     if (get(j, "name") && get_str(&c, get(j, "name"), "name", &name)) goto bad;
@@ -904,6 +1038,7 @@ int matrix_parse(const char *text, const char *path, Matrix *m) {
         if (rc) goto bad;
     }
     if (expand(&c, m, p) || c.failed) goto bad;
+    if (get(j, "vl") && (parse_vl(&c, get(j, "vl"), m, p) || expand_vl(&c, m, p) || c.failed)) goto bad;
     return 0;
 bad:
     matrix_free(m);
@@ -940,6 +1075,11 @@ void matrix_free(Matrix *m) {
     for (int i = 0; i < m->ntasks; i++)
         free(m->tasks[i].name), free(m->tasks[i].data), free(m->tasks[i].format), free(m->tasks[i].group);
     free(m->tasks);
+    if (m->has_vl) {
+        free(m->vl_backbone.path), free(m->vl_backbone.name), free(m->vl_backbone.preset);
+        free(m->vl_encoder), free(m->vl_tasks);
+        free(m->vl_task.name), free(m->vl_task.data), free(m->vl_task.format), free(m->vl_task.group);
+    }
     if (p) {
         for (int i = 0; i < p->nregimes; i++) free(p->regimes[i].tasks), free(p->regimes[i].methods);
         free(p->regimes);
@@ -1015,6 +1155,32 @@ static long split_size(const MxTask *t, const char *format, const char *split) {
     return n;
 }
 
+// A VL cell: 3 forwards per training example (teacher forcing, 16 text + the visual tokens in,
+// 8 target tokens), max_train examples per task (2000 assumed when 0) for every epoch and grid
+// point, plus decoding of max_eval (400 assumed) examples per task at 8 forwards of one token
+// (approximated as one teacher-forced pass). Config from the checkpoint, else its preset.
+static void vl_estimate(const Matrix *m, MxCell *c) {
+    VlConfig cfg;
+    VlModel tmp;
+    c->est_assumed = 1;
+    c->est_flops = -1;
+    if (!access(m->vl_backbone.path, R_OK) && vl_load(&tmp, m->vl_backbone.path) == 0) {
+        cfg = tmp.cfg;
+        vl_free(&tmp);
+    } else if (!(m->vl_backbone.preset && vl_preset(m->vl_backbone.preset, &cfg) == 0)) {
+        return;
+    } else {
+        cfg.vocab = 1024;
+    }
+    int ntasks = 1;
+    for (const char *s = m->vl_tasks; *s; s++) ntasks += *s == ',';
+    double fw = vl_forward_flops(&cfg, 16, 1, 8, 1);
+    double ntr = (m->vl_max_train > 0 ? m->vl_max_train : 2000) * (double)ntasks;
+    double nev = (m->vl_max_eval > 0 ? m->vl_max_eval : 400) * (double)ntasks;
+    const MxTrain *t = &c->train;
+    c->est_flops = t->nlr * (3.0 * fw * ntr * t->epochs + (t->nlr > 1 ? nev * fw : 0)) + nev * fw;
+}
+
 int matrix_estimate(Matrix *m) {
     int rc = 0;
     char err[1024] = "";
@@ -1035,6 +1201,10 @@ int matrix_estimate(Matrix *m) {
     }
     for (int i = 0; i < m->ncells; i++) {
         MxCell *c = &m->cells[i];
+        if (matrix_cell_is_vl(m, c)) {
+            vl_estimate(m, c);
+            continue;
+        }
         int b = (int)(c->backbone - m->backbones);
         c->est_assumed = 0;
         if (macs[b] < 0) {

@@ -41,6 +41,7 @@ typedef struct {
     char *idpart;             // label (default: method name) + grid values, sanitised for cell ids
     MxArgs args;              // fixed + this grid point, in the order written
     int entry;                // index of the method entry in the matrix
+    int vl;                   // a method of the "vl" block (a VL method name)
 } MxVariant;
 
 typedef struct {
@@ -71,6 +72,13 @@ typedef struct {
     int nvariants;
     MxCell *cells;
     int ncells;
+    // the "vl" block (vision-language cells, after the image cells): has_vl 0 when absent
+    int has_vl;
+    MxBackbone vl_backbone;   // the VL checkpoint (preset: vl-tiny...); path of the image encoder in vl_encoder
+    char *vl_encoder;         // NULL: the one the checkpoint names
+    MxTask vl_task;           // name "vl", data (data/vl), format "vl", group "vl"
+    char *vl_tasks;           // "vqa,gqa,nlvr,caption"
+    int vl_max_train, vl_max_eval, vl_beam;
     void *json_;              // the parsed file (cJSON *), kept for the manifest
     void *priv_;
 } Matrix;
@@ -82,6 +90,8 @@ int matrix_load(const char *path, Matrix *m);
 int matrix_parse(const char *text, const char *path, Matrix *m);
 void matrix_free(Matrix *m);
 
+// 1 when the cell is a vision-language cell of the matrix's "vl" block.
+int matrix_cell_is_vl(const Matrix *m, const MxCell *c);
 // Cost model: training and evaluation FLOPs of a cell from the backbone's forward cost and the
 // split sizes (list files are counted when present; else 800/200/1000 and shots x classes are
 // assumed). Training an image costs 3 forwards; the linear probe caches features (1 forward).

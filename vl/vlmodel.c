@@ -443,7 +443,7 @@ static Tensor *positions(VlModel *m, Graph *g, Tensor *table, int t0, int T) {
 
 Tensor *vl_encode(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, unsigned char **mask_out) {
     const VlConfig *c = &m->cfg;
-    int B = b->B, Tt = b->enc_len, Nv = b->vis ? c->vis_tokens : 0, d = c->dim;
+    int B = b->B, Tt = b->enc_len, Nv = b->vis ? b->vis->shape[1] : 0, d = c->dim;
     if (B <= 0 || Tt < 0 || Tt > c->max_enc_len || (Tt > 0 && !b->enc_ids)) {
         nn_seterr("VL encoder: batch %d with %d text tokens (expected B > 0 and 0..max_enc_len = %d tokens, ids "
                   "given)",
@@ -453,9 +453,11 @@ Tensor *vl_encode(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, uns
     if (b->vis) {
         char sh[64];
         tensor_shape_str(b->vis, sh, sizeof sh);
-        if (c->feat_dim <= 0 || b->vis->ndim != 3 || b->vis->shape[0] != B || b->vis->shape[1] != c->vis_tokens ||
+        if (c->feat_dim <= 0 || b->vis->ndim != 3 || b->vis->shape[0] != B || c->vis_tokens <= 0 ||
+            b->vis->shape[1] % c->vis_tokens || b->vis->shape[1] > VL_MAX_IMAGES * c->vis_tokens ||
             b->vis->shape[2] != c->feat_dim) {
-            nn_seterr("VL encoder: visual features are %s, expected (%d, %d, %d)%s", sh, B, c->vis_tokens, c->feat_dim,
+            nn_seterr("VL encoder: visual features are %s, expected (%d, k x %d, %d), k = 1..%d images%s", sh, B,
+                      c->vis_tokens, c->feat_dim, VL_MAX_IMAGES,
                       c->feat_dim <= 0 ? " (this model is text-only: feat_dim 0)" : "");
             return NULL;
         }
@@ -471,8 +473,14 @@ Tensor *vl_encode(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, uns
     if (Nv) {
         Tensor *bx = graph_tensor3(g, B, Nv, 4);
         for (int i = 0; i < B; i++)
-            memcpy(bx->data + (size_t)i * Nv * 4, b->boxes ? b->boxes + (size_t)i * Nv * 4 : m->boxes,
-                   sizeof(float) * Nv * 4);
+            if (b->boxes) memcpy(bx->data + (size_t)i * Nv * 4, b->boxes + (size_t)i * Nv * 4, sizeof(float) * Nv * 4);
+            else   // image k of a pair (NLVR2) lies k image widths to the right: x0, x1 + k
+                for (int t = 0; t < Nv; t++) {
+                    float *o = bx->data + ((size_t)i * Nv + t) * 4;
+                    const float *s0 = m->boxes + (size_t)(t % c->vis_tokens) * 4;
+                    float k = (float)(t / c->vis_tokens);
+                    o[0] = s0[0] + k, o[1] = s0[1], o[2] = s0[2] + k, o[3] = s0[3];
+                }
         Tensor *v = op_linear(g, b->vis, m->vis_w, m->vis_b, op_linear(g, bx, m->box_w, m->box_b, NULL));
         v = op_layernorm(g, v, m->vis_ln_w, m->vis_ln_b, c->ln_eps);
         x = x ? op_concat_tokens(g, x, v) : v;

@@ -150,12 +150,16 @@ typedef struct VlSites {
 } VlSites;
 
 // ---------------------------------------------------------------- forward
+#define VL_MAX_IMAGES 2
+
 typedef struct {
     int B;
     int enc_len;              // text tokens per example (0: image only)
     const int *enc_ids;       // (B, enc_len); pad_id marks padding (anywhere)
-    Tensor *vis;              // (B, vis_tokens, feat_dim) pooled image features, or NULL
-    const float *boxes;       // (B, vis_tokens, 4), or NULL: the model's grid boxes
+    Tensor *vis;              // (B, k * vis_tokens, feat_dim) pooled image features of k images
+                              // (k = 1..VL_MAX_IMAGES: NLVR2 pairs have 2), or NULL
+    const float *boxes;       // (B, k * vis_tokens, 4), or NULL: the model's grid boxes, image j
+                              // shifted j widths to the right (x0 + j, x1 + j)
     int dec_len;              // target tokens per example
     const int *tgt_ids;       // (B, dec_len) the target ending with eos, pad_id after it;
                               // the decoder reads bos + tgt[:-1]. NULL for generation.
