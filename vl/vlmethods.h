@@ -137,9 +137,9 @@ int vlm_hyperformer(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st)
 // Dispatches on kind.
 int vlm_attach(VlMethod *M, VlMethodKind kind, VlModel *m, const VlMethodOpts *o, VlSites *st);
 // Selects the task of later forwards, in [0, tasks): adapter and compacter multiple then use
-// that task's set, hyperformer that task's embedding; the other methods (and single sets)
-// share one set across tasks. -1 with nn_err()
-// when out of range.
+// that task's set, hyperformer that task's embedding (its weights are generated for it at
+// every forward); the other methods (and single sets) share one set across tasks. -1 with
+// nn_err() when out of range.
 int vlm_set_task(VlMethod *M, int task);
 // Frees the method's bookkeeping (its parameters stay in m->ps until vl_free).
 void vlm_free(VlMethod *M);
