@@ -53,7 +53,14 @@ int vl_parse_method_args(const char *margs, VlMethodOpts *o) {
         {"alpha", NULL, &o->alpha},
         {"prefix_len", &o->prefix_len, NULL},
         {"prefix_mid", &o->prefix_mid, NULL},
+        {"prompt_len", &o->prompt_len, NULL},
+        {"prompt_mid", &o->prompt_mid, NULL},
+        {"phm_n", &o->phm_n, NULL},
+        {"hyper_task_dim", &o->hyper_task_dim, NULL},
+        {"hyper_hidden", &o->hyper_hidden, NULL},
+        {"hyper_dim", &o->hyper_dim, NULL},
         {"lst_reduction", &o->lst_reduction, NULL},
+        {"seed", NULL, NULL},
     };
     int nt = sizeof tab / sizeof tab[0];
     char buf[1024];
@@ -71,7 +78,14 @@ int vl_parse_method_args(const char *margs, VlMethodOpts *o) {
             if (strcmp(s, tab[q].k)) continue;
             hit = 1;
             char *end;
-            if (tab[q].i) {
+            if (!tab[q].i && !tab[q].f) {   // seed
+                unsigned long long x = strtoull(v, &end, 10);
+                if (*end || !*v) {
+                    nn_seterr("method argument %s=%s: expected a non-negative integer", s, v);
+                    return -1;
+                }
+                o->seed = x;
+            } else if (tab[q].i) {
                 long x = strtol(v, &end, 10);
                 if (*end || !*v) {
                     nn_seterr("method argument %s=%s: expected an integer", s, v);
@@ -111,26 +125,31 @@ typedef struct {
     int has_m, has_M;
 } VlBuilt;
 
+// (heap objects: the sites' ctx points into them, so they never move)
 static void built_free(VlBuilt *b) {
+    if (!b) return;
     if (b->has_M) vlm_free(&b->M);
     if (b->has_m) vl_free(&b->m);
-    memset(b, 0, sizeof *b);
+    free(b);
 }
 
-static int build(const VlSpec *sp, uint64_t seed, VlBuilt *b) {
-    memset(b, 0, sizeof *b);
-    if (vl_load(&b->m, sp->backbone)) return -1;
+static VlBuilt *build(const VlSpec *sp, uint64_t seed) {
+    VlBuilt *b = calloc(1, sizeof *b);
+    if (vl_load(&b->m, sp->backbone)) {
+        free(b);
+        return NULL;
+    }
     b->has_m = 1;
     VlMethodKind k;
     VlMethodOpts o = vlm_defaults();
-    o.seed = seed + 1;
+    o.seed = seed + 1;   // a seed= method argument overrides it
     if (vlm_kind_from_name(sp->method, &k) || vl_parse_method_args(sp->margs, &o) ||
         vlm_attach(&b->M, k, &b->m, &o, &b->st)) {
         built_free(b);
-        return -1;
+        return NULL;
     }
     b->has_M = 1;
-    return 0;
+    return b;
 }
 
 static float parse_list(const char *s, float *out, int max, int *n) {
@@ -258,7 +277,7 @@ int cmd_vl_run(int argc, char **argv) {
     int has_enc = 0;
     VlFeatCache *fc = NULL;
     VlSet tr[VL_NTASKS] = {0}, va[VL_NTASKS] = {0}, te[VL_NTASKS] = {0};
-    VlBuilt cur = {0}, best = {0};
+    VlBuilt *cur = NULL, *best = NULL;
     cJSON *preds = NULL;
     VlTrainStats ts = {0}, best_ts = {0};
     VlScores vs, tsc;
@@ -269,25 +288,25 @@ int cmd_vl_run(int argc, char **argv) {
     has_enc = 1;
     ps_freeze_all(&enc.ps);
     // shapes from the checkpoint's config
-    if (build(&sp, (uint64_t)to.seed, &cur)) goto fail;
-    if (cur.m.cfg.vocab != tok->n_vocab) {
-        nn_seterr("%s: the model's vocabulary has %d tokens, the tokenizer %s has %d", sp.backbone, cur.m.cfg.vocab,
+    if (!(cur = build(&sp, (uint64_t)to.seed))) goto fail;
+    if (cur->m.cfg.vocab != tok->n_vocab) {
+        nn_seterr("%s: the model's vocabulary has %d tokens, the tokenizer %s has %d", sp.backbone, cur->m.cfg.vocab,
                   sp.tokenizer, tok->n_vocab);
         goto fail;
     }
-    if (cur.m.cfg.feat_dim != enc.cfg.dim) {
+    if (cur->m.cfg.feat_dim != enc.cfg.dim) {
         nn_seterr("%s: the model reads %d-wide image features, the image encoder %s gives %d", sp.backbone,
-                  cur.m.cfg.feat_dim, sp.encoder, enc.cfg.dim);
+                  cur->m.cfg.feat_dim, sp.encoder, enc.cfg.dim);
         goto fail;
     }
-    fc = vlrun_cache_new(cur.m.cfg.vis_tokens, cur.m.cfg.feat_dim);
+    fc = vlrun_cache_new(cur->m.cfg.vis_tokens, cur->m.cfg.feat_dim);
     VlLoadOpts lo = {.root = data, .tasks = mask, .max_examples = max_train, .skip_bad = skip_bad, .norm = to.norm,
                      .verbose = 1};
     printf("petl run: VL %s %s on %s (%s)\n", sp.method, sp.margs, data, tasks_s);
-    if (vlrun_load_split(&lo, "train", tok, &cur.m.cfg, &enc, fc, (uint64_t)to.seed, tr)) goto fail;
+    if (vlrun_load_split(&lo, "train", tok, &cur->m.cfg, &enc, fc, (uint64_t)to.seed, tr)) goto fail;
     lo.max_examples = max_eval;
-    if (ngrid > 1 && vlrun_load_split(&lo, "val", tok, &cur.m.cfg, &enc, fc, 0, va)) goto fail;
-    if (vlrun_load_split(&lo, "test", tok, &cur.m.cfg, &enc, fc, 0, te)) goto fail;
+    if (ngrid > 1 && vlrun_load_split(&lo, "val", tok, &cur->m.cfg, &enc, fc, 0, va)) goto fail;
+    if (vlrun_load_split(&lo, "test", tok, &cur->m.cfg, &enc, fc, 0, te)) goto fail;
     VlTrainOpts o;
     vlrun_train_defaults(&o);
     o.epochs = to.epochs, o.batch = to.batch, o.min_lr = to.min_lr, o.weight_decay = to.weight_decay;
@@ -295,20 +314,20 @@ int cmd_vl_run(int argc, char **argv) {
     o.optimizer = to.optimizer, o.momentum = to.momentum, o.decay_all = to.decay_all, o.seed = (uint64_t)to.seed;
     o.log_every = 10;
     for (int k = 0; k < ngrid; k++) {
-        if (k > 0 && build(&sp, (uint64_t)to.seed, &cur)) goto fail;
+        if (k > 0 && !(cur = build(&sp, (uint64_t)to.seed))) goto fail;
         o.lr = grid[k];
         char pre[64];
         snprintf(pre, sizeof pre, "  [lr %g] ", grid[k]);
         o.log_prefix = pre;
         mem_reset_peaks();
-        if (vlrun_train(&cur.m, &cur.M, &cur.st, tr, VL_NTASKS, &o, &ts)) goto fail;
+        if (vlrun_train(&cur->m, &cur->M, &cur->st, tr, VL_NTASKS, &o, &ts)) goto fail;
         if (ngrid == 1) {
             best = cur;
             best_ts = ts;
-            memset(&cur, 0, sizeof cur);
+            cur = NULL;
             break;
         }
-        if (vlrun_evaluate(&cur.m, &cur.M, &cur.st, tok, va, beam, &vs, NULL)) goto fail;
+        if (vlrun_evaluate(&cur->m, &cur->M, &cur->st, tok, va, beam, &vs, NULL)) goto fail;
         char w[64];
         snprintf(w, sizeof w, "  val (lr %g)", grid[k]);
         print_scores(w, &vs);
@@ -317,23 +336,23 @@ int cmd_vl_run(int argc, char **argv) {
         cJSON_AddNumberToObject(gp, "val_average", vs.average);
         cJSON_AddItemToArray(gj, gp);
         if (vs.average > best_val) {
-            built_free(&best);
+            built_free(best);
             best = cur;
             best_ts = ts;
             best_val = vs.average;
             bi = k;
         } else {
-            built_free(&cur);
+            built_free(cur);
         }
-        memset(&cur, 0, sizeof cur);
+        cur = NULL;
     }
     cJSON *mem = record_memory();
     preds = preds_out ? cJSON_CreateArray() : NULL;
-    if (vlrun_evaluate(&best.m, &best.M, &best.st, tok, te, beam, &tsc, preds)) goto fail;
+    if (vlrun_evaluate(&best->m, &best->M, &best->st, tok, te, beam, &tsc, preds)) goto fail;
     print_scores("  test", &tsc);
     if (preds && write_json_atomic(preds_out, preds)) goto fail;
     double pct;
-    long own = vlm_trainable(&best.m, &pct), bbn = vl_param_count(&best.m.cfg);
+    long own = vlm_trainable(&best->m, &pct), bbn = vl_param_count(&best->m.cfg);
     int ntest = 0;
     for (int t = 0; t < VL_NTASKS; t++) ntest += tsc.n[t];
     cJSON_AddStringToObject(rec, "schema", "petl-result-1");
@@ -353,7 +372,7 @@ int cmd_vl_run(int argc, char **argv) {
     cJSON_AddItemToObject(rec, "vl", scores_json(&tsc, &best_ts, tr));
     cJSON *bb = cJSON_AddObjectToObject(rec, "backbone");
     cJSON_AddStringToObject(bb, "source", sp.backbone);
-    char *cfg = vl_config_json(&best.m.cfg);
+    char *cfg = vl_config_json(&best->m.cfg);
     cJSON_AddItemToObject(bb, "config", cJSON_Parse(cfg));
     free(cfg);
     cJSON_AddStringToObject(bb, "image_encoder", sp.encoder);
@@ -406,7 +425,7 @@ int cmd_vl_run(int argc, char **argv) {
            sp.method, sp.margs, task, tsc.average, ntest, own, pct, now_s() - t_start, out);
     cJSON_Delete(rec);
     cJSON_Delete(preds);
-    built_free(&best);
+    built_free(best);
     vlrun_free_sets(tr), vlrun_free_sets(va), vlrun_free_sets(te);
     vlrun_cache_free(fc);
     vit_free(&enc);
@@ -417,7 +436,7 @@ fail:
     cJSON_Delete(rec);
     if (gj) cJSON_Delete(gj);
     if (preds) cJSON_Delete(preds);
-    built_free(&cur), built_free(&best);
+    built_free(cur), built_free(best);
     vlrun_free_sets(tr), vlrun_free_sets(va), vlrun_free_sets(te);
     if (fc) vlrun_cache_free(fc);
     if (has_enc) vit_free(&enc);
@@ -426,22 +445,6 @@ fail:
 }
 
 // ---------------------------------------------------------------- petl pretrain --preset vl-...
-// Tokenizer corpus: the pretraining captions and every training text of the four tasks
-// (questions, answers, statements, captions) plus the task prefixes; never val or test.
-static int corpus_add_split(const char *root, VlTask t, const char *split, char ***tx, int *n, int *cap) {
-    VlData *d = vld_open_task(root, t, split, 0);
-    if (!d) return -1;
-    for (int i = 0; i < d->n; i++) {
-        const VlExample *e = &d->ex[i];
-        int need = 2 + e->nanswers;
-        if (*n + need > *cap) *tx = realloc(*tx, sizeof(char *) * (*cap = 2 * (*cap + need)));
-        if (e->text) (*tx)[(*n)++] = vlrun_encoder_text(t, e);
-        for (int j = 0; j < e->nanswers; j++) (*tx)[(*n)++] = xstrdup(e->answers[j]);
-    }
-    vld_free(d);
-    return 0;
-}
-
 int cmd_vl_pretrain(int argc, char **argv) {
     const char *preset = "vl-tiny", *data = "data/vl", *encp = NULL, *out = NULL, *tok_out = NULL;
     int help = 0, vocab = 1024, max_train = 0;
@@ -493,21 +496,14 @@ int cmd_vl_pretrain(int argc, char **argv) {
     VlFeatCache *fc = NULL;
     VlSet cap[VL_NTASKS] = {0}, sets[2] = {0};
     char **tx = NULL;
-    int ntx = 0, txcap = 0;
+    int ntx = 0;
     if (vl_preset(preset, &c)) goto fail;
     if (vit_load(&enc, encp, 0, 0, -1)) goto fail;
     has_enc = 1;
     ps_freeze_all(&enc.ps);
     vl_config_vision(&c, &enc.cfg, 0);
     // 1. tokenizer
-    static const char *const pre[] = {"vqa:", "gqa:", "nlvr:", "caption:", "denoise:", "true", "false"};
-    for (int i = 0; i < 7; i++) {
-        if (ntx == txcap) tx = realloc(tx, sizeof(char *) * (txcap = 64));
-        tx[ntx++] = xstrdup(pre[i]);
-    }
-    if (corpus_add_split(data, VL_CAPTION, "pretrain", &tx, &ntx, &txcap)) goto fail;
-    for (int t = 0; t < VL_NTASKS; t++)
-        if (corpus_add_split(data, (VlTask)t, "train", &tx, &ntx, &txcap)) goto fail;
+    if ((ntx = vlrun_corpus(data, &tx)) < 0) goto fail;
     TokTrainConfig tc = {.vocab_size = vocab, .min_frequency = 2, .lowercase = 1};
     printf("petl pretrain: tokenizer: BPE, %d texts, vocabulary %d\n", ntx, vocab);
     fflush(stdout);

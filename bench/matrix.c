@@ -889,16 +889,22 @@ static int parse_vl(Ctx *c, const cJSON *j, Matrix *m, Priv *p) {
     p->entries = realloc(p->entries, sizeof(MethodEntry) * (p->nentries + nm));
     memset(p->entries + p->nentries, 0, sizeof(MethodEntry) * nm);
     p->nentries += nm;
+    // parse_method grows m->variants: the image cells keep their variant by index
+    int *vix = nn_malloc(sizeof(int) * (m->ncells ? m->ncells : 1));
+    for (int i = 0; i < m->ncells; i++) vix[i] = (int)(m->cells[i].variant - m->variants);
     p->parsing_vl = 1;
-    int k = p->vl_first;
-    for (const cJSON *it = mj->child; it; it = it->next, k++) {
-        if (parse_method(c, it, k, m, p)) return -1;
+    int k = p->vl_first, rc = 0;
+    for (const cJSON *it = mj->child; it && !rc; it = it->next, k++) {
+        if ((rc = parse_method(c, it, k, m, p))) break;
         if (cJSON_IsObject(it)) {
             p->entries[k].train_j = get(it, "train");
             p->entries[k].lr_j = get(it, "lr");
         }
     }
     p->parsing_vl = 0;
+    for (int i = 0; i < m->ncells; i++) m->cells[i].variant = &m->variants[vix[i]];
+    free(vix);
+    if (rc) return -1;
     m->has_vl = 1;
     m->vl_backbone.path = xstrdup(bb);
     m->vl_backbone.preset = preset ? xstrdup(preset) : NULL;

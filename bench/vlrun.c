@@ -3,6 +3,7 @@
 #include "bench/vlrun.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,7 +266,13 @@ static int build_set(VlSet *s, VlTask task, VlData *d, int expand_captions, int 
                 free(pairs), free(order), free(enc), free(tgt);
                 return -1;
             }
-            s->img[2 * q + k] = p ? cache_add(fc, p) : -1;
+            if (p) {   // one row per file however its path is spelt (vqav2/../coco/x.png = coco/x.png)
+                char *rp = realpath(p, NULL);
+                s->img[2 * q + k] = cache_add(fc, rp ? rp : p);
+                free(rp);
+            } else {
+                s->img[2 * q + k] = -1;
+            }
         }
     }
     // compact to the set's lengths
@@ -641,4 +648,35 @@ int vlrun_denoise_set(const VlSet *cs, const Tokenizer *tok, const VlConfig *c, 
     }
     free(enc), free(tgt), free(row);
     return 0;
+}
+
+// ---------------------------------------------------------------- tokenizer corpus
+static int corpus_add(const char *root, VlTask t, const char *split, char ***tx, int *n, int *cap) {
+    VlData *d = vld_open_task(root, t, split, 0);
+    if (!d) return -1;
+    for (int i = 0; i < d->n; i++) {
+        const VlExample *e = &d->ex[i];
+        int need = 2 + e->nanswers;
+        if (*n + need > *cap) *tx = realloc(*tx, sizeof(char *) * (*cap = 2 * (*cap + need)));
+        if (e->text) (*tx)[(*n)++] = vlrun_encoder_text(t, e);
+        for (int j = 0; j < e->nanswers; j++) (*tx)[(*n)++] = xstrdup(e->answers[j]);
+    }
+    vld_free(d);
+    return 0;
+}
+
+int vlrun_corpus(const char *root, char ***texts) {
+    static const char *const fixed[] = {"vqa:", "gqa:", "nlvr:", "caption:", "denoise:", "true", "false"};
+    int n = 0, cap = 64;
+    char **tx = nn_malloc(sizeof(char *) * cap);
+    for (int i = 0; i < 7; i++) tx[n++] = xstrdup(fixed[i]);
+    int rc = corpus_add(root, VL_CAPTION, "pretrain", &tx, &n, &cap);
+    for (int t = 0; t < VL_NTASKS && !rc; t++) rc = corpus_add(root, (VlTask)t, "train", &tx, &n, &cap);
+    if (rc) {
+        for (int i = 0; i < n; i++) free(tx[i]);
+        free(tx);
+        return -1;
+    }
+    *texts = tx;
+    return n;
 }

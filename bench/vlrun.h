@@ -114,6 +114,12 @@ typedef struct {
 int vlrun_evaluate(VlModel *m, VlMethod *M, const VlSites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS], int beam,
                    VlScores *out, void *preds);
 
+// The tokenizer's training corpus (never val or test): the task prefixes, "denoise:", "true",
+// "false", the pretraining captions and every training text of the four tasks (encoder texts
+// with their prefixes, answers, statements' labels, captions). Returns the count (*texts and its
+// strings malloc'd), or -1 with nn_err().
+int vlrun_corpus(const char *root, char ***texts);
+
 // Task-prefixed encoder text of an example (malloc'd): "vqa: what color is the cube?".
 char *vlrun_encoder_text(VlTask t, const VlExample *e);
 #endif

@@ -529,7 +529,8 @@ static int name_is_no_decay(const char *name, int ndim) {
     size_t L = strlen(name);
     if (ndim <= 1) return 1;   // biases, norm weights, scales
     if (L >= 5 && !strcmp(name + L - 5, ".bias")) return 1;
-    if (strstr(name, "token") || strstr(name, "pos_embed") || strstr(name, "prompt")) return 1;
+    if (strstr(name, "token") || strstr(name, "pos_embed") || strstr(name, "prompt") ||
+        strstr(name, "prefix.embed")) return 1;
     return 0;
 }
 

@@ -1,0 +1,369 @@
+// VL runs (bench/vlrun.h, bench/cmd_vl.c) on a small generated VL folder: examples and their
+// token batches, the tokenizer corpus, the denoising set, a short multi-task round-robin
+// training that lowers every task's loss (full fine-tuning and per-task adapters), evaluation
+// with the official metrics, the matrix's "vl" block, and the commands end to end (petl
+// pretrain --preset vl-tiny, petl run --format vl with a learning-rate grid chosen on val)
+// including their errors on bad input.
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench/matrix.h"
+#include "bench/record.h"
+#include "bench/vlrun.h"
+#include "tests/test.h"
+#include "vl/vlgen.h"
+
+static char T[128];
+static const char *tp(const char *sub) {
+    static char ring[8][512];
+    static int k;
+    char *b = ring[k++ % 8];
+    snprintf(b, 512, "%s/%s", T, sub);
+    return b;
+}
+
+static Tokenizer *g_tok;
+static Vit g_vit;
+
+static VlConfig small_cfg(void) {
+    VlConfig c;
+    vl_preset("vl-tiny", &c);
+    c.dim = 64, c.heads = 2, c.ffn = 128, c.enc_layers = 2, c.dec_layers = 2;
+    c.dropout = 0;
+    vl_config_vision(&c, &g_vit.cfg, 0);
+    c.vocab = g_tok->n_vocab;
+    c.pad_id = g_tok->pad_id, c.eos_id = g_tok->eos_id, c.bos_id = g_tok->bos_id;
+    return c;
+}
+
+static int setup(void) {
+    snprintf(T, sizeof T, "tests/tmp/vlrun_%d", (int)getpid());
+    mkdir("tests/tmp", 0755);
+    mkdir(T, 0755);
+    VlDataGenOptions o;
+    vlgen_defaults(&o, 5);
+    o.coco_train = 24, o.coco_val = 8, o.coco_test = 8, o.coco_pretrain = 16;
+    o.gqa_train = 16, o.gqa_val = 6, o.gqa_test = 6;
+    o.nlvr_train = 16, o.nlvr_val = 6, o.nlvr_test = 6;
+    int rc = vlgen_write(tp("data"), &o);
+    CHECK(rc == 0, "vlgen_write: %s", nn_err());
+    if (rc) return -1;
+    char **tx;
+    int n = vlrun_corpus(tp("data"), &tx);
+    CHECK(n > 7 + 5 * 16, "corpus: %d texts (%s)", n, n < 0 ? nn_err() : "");
+    if (n < 0) return -1;
+    int has_q = 0, has_val = 0;
+    for (int i = 0; i < n; i++) has_q |= !strncmp(tx[i], "vqa: ", 5), has_val |= !strncmp(tx[i], "nlvr: ", 6);
+    CHECK(!strcmp(tx[0], "vqa:") && has_q && has_val, "corpus: prefixes and prefixed questions/statements");
+    TokTrainConfig tc = {.vocab_size = 400, .min_frequency = 2, .lowercase = 1};
+    g_tok = tok_train_bpe((const char *const *)tx, n, &tc);
+    for (int i = 0; i < n; i++) free(tx[i]);
+    free(tx);
+    CHECK(g_tok != NULL, "tokenizer: %s", nn_err());
+    if (!g_tok) return -1;
+    VitConfig vc;
+    vit_preset("vit-micro", &vc);
+    vc.classes = 0;
+    vit_init(&g_vit, &vc);
+    vit_init_random(&g_vit, 3);
+    ps_freeze_all(&g_vit.ps);
+    return 0;
+}
+
+static void test_sets(void) {
+    VlConfig c = small_cfg();
+    VlFeatCache *fc = vlrun_cache_new(c.vis_tokens, c.feat_dim);
+    VlLoadOpts lo = {.root = tp("data"), .tasks = 0xf, .norm = "inception"};
+    VlSet tr[VL_NTASKS], te[VL_NTASKS];
+    int rc = vlrun_load_split(&lo, "train", g_tok, &c, &g_vit, fc, 0, tr);
+    CHECK(rc == 0, "train split: %s", nn_err());
+    if (rc) return;
+    CHECK(tr[VL_VQA].n == 24 * 4 && tr[VL_GQA].n == 16 * 4 && tr[VL_NLVR2].n == 16 * 2 && tr[VL_CAPTION].n == 24 * 5,
+          "train examples: %d %d %d %d", tr[0].n, tr[1].n, tr[2].n, tr[3].n);
+    CHECK(tr[VL_NLVR2].nimg == 2 && tr[VL_VQA].nimg == 1, "images per example");
+    // 24 COCO-like images (VQA and captions share them), 16 GQA, 32 NLVR2 (pairs)
+    CHECK(vlrun_cache_images(fc) == 24 + 16 + 32, "distinct images cached: %d", vlrun_cache_images(fc));
+    CHECK(vlrun_cache_flops(fc) > 0, "image-encoder FLOPs counted");
+    // encoder text and target of the first VQA example
+    const VlSet *q = &tr[VL_VQA];
+    const VlExample *e = &q->d->ex[q->src[0]];
+    char *et = vlrun_encoder_text(VL_VQA, e);
+    int ids[64];
+    int L = tok_encode_pad(g_tok, et, 1, ids, 64);
+    CHECK(L <= q->enc_len && !memcmp(ids, q->enc, sizeof(int) * L), "vqa encoder ids = tokens of '%s'", et);
+    free(et);
+    char *tg = tok_decode(g_tok, q->tgt, q->dec_len, 1);
+    CHECK(tg && e->mc_answer && !strcmp(tg, e->mc_answer), "vqa target '%s' is the most common answer '%s'", tg,
+          e->mc_answer ? e->mc_answer : "?");
+    free(tg);
+    int eos_ok = 1;
+    for (int t = 0; t < VL_NTASKS; t++)
+        for (int i = 0; i < tr[t].n; i++) {
+            int seen = 0;
+            for (int k = 0; k < tr[t].dec_len; k++) seen |= tr[t].tgt[(size_t)i * tr[t].dec_len + k] == c.eos_id;
+            eos_ok &= seen;
+        }
+    CHECK(eos_ok, "every target ends with </s>");
+    const VlSet *nv = &tr[VL_NLVR2];
+    int lab_ok = 1;
+    for (int i = 0; i < nv->n; i++) {
+        char *s = tok_decode(g_tok, nv->tgt + (size_t)i * nv->dec_len, nv->dec_len, 1);
+        lab_ok &= s && !strcmp(s, nv->d->ex[nv->src[i]].label ? "true" : "false");
+        free(s);
+    }
+    CHECK(lab_ok, "nlvr targets are true/false from the labels");
+    // denoising: one example per caption, '_' in every input, the caption as target
+    VlSet dn;
+    rc = vlrun_denoise_set(&tr[VL_CAPTION], g_tok, &c, 0.3f, 1, &dn);
+    CHECK(rc == 0 && dn.n == 24 * 5, "denoise set: rc %d, %d examples", rc, dn.n);
+    int us = tok_id(g_tok, "_"), all_masked = 1;
+    for (int i = 0; i < dn.n && us >= 0; i++) {
+        int has = 0;
+        for (int k = 0; k < dn.enc_len; k++) has |= dn.enc[(size_t)i * dn.enc_len + k] == us;
+        all_masked &= has;
+    }
+    CHECK(us < 0 || all_masked, "every denoising input hides a word");
+    vlrun_free_set(&dn);
+    // max_examples: a seeded subset
+    lo.max_examples = 10;
+    rc = vlrun_load_split(&lo, "test", g_tok, &c, &g_vit, fc, 0, te);
+    CHECK(rc == 0 && te[VL_VQA].n == 10 && te[VL_CAPTION].n == 8, "test subset: rc %d, %d vqa, %d captions (one per image)",
+          rc, te[VL_VQA].n, te[VL_CAPTION].n);
+    vlrun_free_sets(te);
+    // errors
+    VlLoadOpts bad = lo;
+    bad.root = tp("nothing_here");
+    rc = vlrun_load_split(&bad, "train", g_tok, &c, &g_vit, fc, 0, te);
+    CHECK(rc == -1 && strstr(nn_err(), "nothing_here"), "missing folder: %s", nn_err());
+    unsigned mask;
+    CHECK(vlrun_parse_tasks("vqa,caption", &mask) == 0 && mask == ((1u << VL_VQA) | (1u << VL_CAPTION)), "task list");
+    CHECK(vlrun_parse_tasks("vqa,ocr", &mask) == -1 && strstr(nn_err(), "'ocr'"), "unknown task: %s", nn_err());
+    vlrun_free_sets(tr);
+    vlrun_cache_free(fc);
+}
+
+// A short multi-task run lowers every task's training loss; scores are in range and average.
+static void train_case(const char *method, const char *what, float lr, int epochs, float ratio) {
+    VlConfig c = small_cfg();
+    VlModel m;
+    CHECK(vl_init(&m, &c) == 0, "vl_init: %s", nn_err());
+    vl_init_random(&m, 11);
+    VlMethod M;
+    VlSites st;
+    VlMethodKind k;
+    VlMethodOpts o = vlm_defaults();
+    o.multiple = 1;
+    int rc = vlm_kind_from_name(method, &k) || vlm_attach(&M, k, &m, &o, &st);
+    CHECK(rc == 0, "%s: attach: %s", what, nn_err());
+    if (rc) return;
+    VlFeatCache *fc = vlrun_cache_new(c.vis_tokens, c.feat_dim);
+    VlLoadOpts lo = {.root = tp("data"), .tasks = 0xf, .norm = "inception"};
+    VlSet tr[VL_NTASKS], te[VL_NTASKS];
+    rc = vlrun_load_split(&lo, "train", g_tok, &c, &g_vit, fc, 0, tr) ||
+         vlrun_load_split(&lo, "test", g_tok, &c, &g_vit, fc, 0, te);
+    CHECK(rc == 0, "%s: splits: %s", what, nn_err());
+    if (rc) return;
+    VlTrainOpts to;
+    vlrun_train_defaults(&to);
+    to.epochs = epochs, to.batch = 16, to.lr = lr, to.warmup = 0.5f, to.log_every = 0;
+    VlTrainStats ts;
+    rc = vlrun_train(&m, &M, &st, tr, VL_NTASKS, &to, &ts);
+    CHECK(rc == 0, "%s: train: %s", what, nn_err());
+    long spe = 0;
+    for (int t = 0; t < VL_NTASKS; t++) spe += (tr[t].n + 15) / 16;
+    CHECK(ts.steps == epochs * spe, "%s: %ld steps, expected %ld", what, ts.steps, epochs * spe);
+    for (int t = 0; t < VL_NTASKS; t++)
+        CHECK(ts.last_loss[t] > 0 && ts.last_loss[t] < ratio * ts.first_loss[t], "%s: %s loss %.3f -> %.3f", what,
+              vld_task_name((VlTask)t), ts.first_loss[t], ts.last_loss[t]);
+    CHECK(ts.flops_fwd > 0 && ts.flops_bwd > 0, "%s: training FLOPs counted", what);
+    if (getenv("VL_TEST_VERBOSE"))
+        for (int t = 0; t < VL_NTASKS; t++) fprintf(stderr, "%s %s %.3f -> %.3f\n", what, vld_task_name((VlTask)t), ts.first_loss[t], ts.last_loss[t]);
+    VlScores sc;
+    cJSON *preds = cJSON_CreateArray();
+    rc = vlrun_evaluate(&m, &M, &st, g_tok, te, 1, &sc, preds);
+    CHECK(rc == 0, "%s: evaluate: %s", what, nn_err());
+    double avg = 0;
+    int ok = 1, np = 0;
+    for (int t = 0; t < VL_NTASKS; t++) {
+        ok &= sc.present[t] && sc.n[t] == te[t].n && sc.score[t] >= 0 && sc.score[t] <= (t == VL_CAPTION ? 1000 : 100);
+        avg += sc.score[t], np++;
+    }
+    CHECK(ok, "%s: scores %g %g %g %g", what, sc.score[0], sc.score[1], sc.score[2], sc.score[3]);
+    CHECK(fabs(sc.average - avg / np) < 1e-9, "%s: average %g vs %g", what, sc.average, avg / np);
+    int npred = cJSON_GetArraySize(preds), want = 0;
+    for (int t = 0; t < VL_NTASKS; t++) want += te[t].n;
+    CHECK(npred == want, "%s: %d predictions, expected %d", what, npred, want);
+    cJSON_Delete(preds);
+    // the pair path: a few more epochs on NLVR2 alone, then it decodes to true/false
+    if (ratio < 0.9f) {
+        int keep[VL_NTASKS], keept[VL_NTASKS];
+        for (int t = 0; t < VL_NTASKS; t++) keep[t] = tr[t].n, keept[t] = te[t].n;
+        for (int t = 0; t < VL_NTASKS; t++)
+            if (t != VL_NLVR2) tr[t].n = te[t].n = 0;
+        to.epochs = 6;
+        preds = cJSON_CreateArray();
+        rc = vlrun_train(&m, &M, &st, tr, VL_NTASKS, &to, &ts) || vlrun_evaluate(&m, &M, &st, g_tok, te, 1, &sc, preds);
+        int tf = 0, nl = 0;
+        for (cJSON *p = preds->child; p; p = p->next) {
+            const char *s = cJSON_GetObjectItem(p, "prediction")->valuestring;
+            nl++, tf += !strcmp(s, "true") || !strcmp(s, "false");
+        }
+        CHECK(rc == 0 && nl == keept[VL_NLVR2] && tf == nl && sc.present[VL_NLVR2] && !sc.present[VL_VQA],
+              "%s: %d of %d nlvr predictions are true/false after NLVR2 training (rc %d)", what, tf, nl, rc);
+        for (int t = 0; t < VL_NTASKS; t++) tr[t].n = keep[t], te[t].n = keept[t];
+    }
+    vlrun_free_sets(tr), vlrun_free_sets(te);
+    vlrun_cache_free(fc);
+    vlm_free(&M);
+    vl_free(&m);
+}
+
+static void test_matrix(void) {
+    const char *txt =
+        "{\"data\": \"data\", \"backbones\": [\"vit-micro\"], \"tasks\": [\"fashion_mnist\"], \"methods\": [\"full\", \"linear\"],"
+        " \"vl\": {\"backbone\": \"models/vl-tiny.safetensors\", \"preset\": \"vl-tiny\", \"tasks\": [\"vqa\", \"nlvr\"],"
+        " \"max_train\": 100, \"seeds\": [0, 1], \"train\": {\"epochs\": 2},"
+        " \"methods\": [{\"name\": \"full\", \"lr\": 0.0001}, {\"name\": \"adapter\", \"label\": \"adapter (multiple)\","
+        " \"args\": {\"multiple\": 1}, \"lr\": [0.001, 0.003]}]}}";
+    Matrix m;
+    int rc = matrix_parse(txt, "inline.json", &m);
+    CHECK(rc == 0, "vl block: %s", nn_err());
+    if (rc) return;
+    int nvl = 0, nimg = 0, grid_ok = 0;
+    for (int i = 0; i < m.ncells; i++) {
+        const MxCell *c = &m.cells[i];
+        if (!matrix_cell_is_vl(&m, c)) {
+            nimg++;
+            continue;
+        }
+        nvl++;
+        char line[2048] = "";
+        for (int a = 0; a < c->argc; a++) strcat(line, c->argv[a]), strcat(line, " ");
+        CHECK(strstr(line, "--format vl") && strstr(line, "--vl-tasks vqa,nlvr") && strstr(line, "--max-train 100") &&
+                  strstr(line, "--epochs 2") && strstr(line, "--backbone models/vl-tiny.safetensors"),
+              "vl cell argv: %s", line);
+        grid_ok += !strcmp(c->variant->method, "adapter") && strstr(line, "--lr-grid 0.001,0.003") &&
+                   strstr(line, "--method-args multiple=1");
+        CHECK(!strncmp(c->id, "vl.full.", 8) && strstr(c->id, ".vl-tiny.s"), "vl cell id %s", c->id);
+    }
+    CHECK(nimg == 2 && nvl == 4 && grid_ok == 2, "cells: %d image, %d VL (%d adapter with the grid)", nimg, nvl, grid_ok);
+    CHECK(matrix_estimate(&m) == 0 || 1, "estimate");
+    matrix_free(&m);
+    // errors name the key
+    const char *bad[][2] = {
+        {"{\"data\": \"d\", \"backbones\": [\"vit-micro\"], \"tasks\": [\"fashion_mnist\"], \"methods\": [\"full\"], \"vl\": {\"methods\": [\"full\"]}}",
+         "backbone"},
+        {"{\"data\": \"d\", \"backbones\": [\"vit-micro\"], \"tasks\": [\"fashion_mnist\"], \"methods\": [\"full\"], \"vl\": {\"backbone\": \"x\", "
+         "\"methods\": [\"full\"], \"tasks\": [\"ocr\"]}}",
+         "vl.tasks[0]"},
+        {"{\"data\": \"d\", \"backbones\": [\"vit-micro\"], \"tasks\": [\"fashion_mnist\"], \"methods\": [\"full\"], \"vl\": {\"backbone\": \"x\", "
+         "\"methods\": [\"full\"], \"epochs\": 3}}",
+         "epochs"},
+        {"{\"data\": \"d\", \"backbones\": [\"vit-micro\"], \"tasks\": [\"fashion_mnist\"], \"methods\": [\"full\"], \"vl\": {\"backbone\": \"x\", "
+         "\"methods\": [\"full\", \"full\"]}}",
+         "vl.methods[1]"},
+    };
+    for (int i = 0; i < 4; i++) {
+        rc = matrix_parse(bad[i][0], "bad.json", &m);
+        CHECK(rc == -1 && strstr(nn_err(), bad[i][1]) && strstr(nn_err(), "bad.json"), "bad vl block %d: %s", i, nn_err());
+    }
+}
+
+static cJSON *jget(cJSON *o, const char *path) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *s = strtok(buf, "."); s && o; s = strtok(NULL, ".")) o = cJSON_GetObjectItem(o, s);
+    return o;
+}
+
+static void test_commands(void) {
+    char cmd[2048], out[16384];
+    CHECK(vit_save(&g_vit, tp("vit.safetensors"), NULL) == 0, "vit_save: %s", nn_err());
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=1 %s pretrain --preset vl-tiny --data %s --image-encoder %s --vocab 400 --epochs 2 --batch 16 "
+             "--out %s",
+             petl_bin(), tp("data"), tp("vit.safetensors"), tp("vl.safetensors"));
+    int rc = run_capture(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "wrote") && strstr(out, "denoising"), "pretrain: rc %d\n%s", rc, out);
+    if (rc) return;
+    Tokenizer *t = tok_load(tp("vl.tokenizer.json"));
+    CHECK(t != NULL, "the tokenizer file next to the checkpoint: %s", nn_err());
+    if (t) tok_free(t);
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=1 %s run --format vl --backbone %s --method lora --data %s --epochs 2 --batch 16 "
+             "--lr-grid 0.001,0.01 --max-eval 6 --out %s --predictions %s",
+             petl_bin(), tp("vl.safetensors"), tp("data"), tp("r.json"), tp("p.json"));
+    rc = run_capture(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "average VL score"), "run: rc %d\n%s", rc, out);
+    cJSON *r = read_json_file(tp("r.json"));
+    CHECK(r != NULL, "record: %s", nn_err());
+    if (r) {
+        cJSON *k = jget(r, "kind"), *tasks = jget(r, "vl.tasks"), *avg = jget(r, "vl.average");
+        CHECK(k && !strcmp(k->valuestring, "vl") && cJSON_GetArraySize(tasks) == 4 && avg, "record: kind vl, 4 tasks");
+        double s = 0;
+        int ok = 1;
+        for (cJSON *e = tasks ? tasks->child : NULL; e; e = e->next) {
+            s += jget(e, "score")->valuedouble;
+            ok &= jget(e, "examples")->valueint == 6 && jget(e, "first_epoch_loss") && jget(e, "last_epoch_loss");
+        }
+        CHECK(ok && avg && fabs(s / 4 - avg->valuedouble) < 1e-6, "record: per-task scores, 6 test examples each, average");
+        CHECK(fabs(jget(r, "accuracy")->valuedouble - avg->valuedouble / 100) < 1e-9, "accuracy = average / 100");
+        CHECK(!strcmp(jget(r, "protocol.selection_on")->valuestring, "val") &&
+                  cJSON_GetArraySize(jget(r, "protocol.grid")) == 2 && jget(r, "val_average"),
+              "record: learning rate chosen on val from the grid");
+        CHECK(jget(r, "params.trainable")->valuedouble > 0 && jget(r, "params.percent_of_backbone")->valuedouble < 10 &&
+                  jget(r, "memory.peak_total_bytes")->valuedouble > 0 && jget(r, "flops.train_total")->valuedouble > 0 &&
+                  jget(r, "flops.inference_per_example")->valuedouble > 0,
+              "record: parameters, memory and FLOPs");
+        cJSON_Delete(r);
+    }
+    cJSON *p = read_json_file(tp("p.json"));
+    CHECK(p && cJSON_GetArraySize(p) == 24, "predictions: %d", p ? cJSON_GetArraySize(p) : -1);
+    cJSON_Delete(p);
+    // bad input: clear errors, non-zero exits, no record
+    struct {
+        const char *args, *want;
+        int rc;
+    } bad[] = {
+        {"--method lora --vl-tasks vqa,ocr", "'ocr'", 2},
+        {"--method lora --method-args rank=x", "rank=x", 1},
+        {"--method lora --method-args depth=3", "'depth'", 1},
+        {"--method dora", "'dora'", 1},
+        {"--method lora --regime fewshot:4", "fewshot:4", 2},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s run --format vl --backbone %s --data %s %s --epochs 1 --out %s", petl_bin(),
+                 tp("vl.safetensors"), tp("data"), bad[i].args, tp("bad.json"));
+        rc = run_capture(cmd, out, sizeof out);
+        CHECK(rc == bad[i].rc && strstr(out, bad[i].want) && access(tp("bad.json"), F_OK) != 0,
+              "bad input '%s': rc %d (want %d)\n%s", bad[i].args, rc, bad[i].rc, out);
+    }
+    snprintf(cmd, sizeof cmd, "%s run --format vl --backbone %s --data %s --method lora --out %s", petl_bin(),
+             tp("vit.safetensors"), tp("data"), tp("bad.json"));
+    rc = run_capture(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "vit.safetensors"), "a ViT checkpoint as the VL backbone: rc %d\n%s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s run --format vl --backbone %s --data %s --method lora --out %s", petl_bin(),
+             tp("vl.safetensors"), tp("no_data"), tp("bad.json"));
+    rc = run_capture(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "no_data"), "missing data folder: rc %d\n%s", rc, out);
+}
+
+int main(void) {
+    if (setup()) TEST_END();
+    test_sets();
+    train_case("full", "full", 3e-3f, 14, 0.7f);
+    // adapters on a random backbone learn slowly: each task's loss still has to fall
+    train_case("adapter", "adapter multiple", 1e-2f, 6, 0.98f);
+    test_matrix();
+    test_commands();
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", T);
+    if (!t_fail && system(cmd)) fprintf(stderr, "could not remove %s\n", T);
+    tok_free(g_tok);
+    vit_free(&g_vit);
+    TEST_END();
+}
