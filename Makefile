@@ -25,7 +25,7 @@ PERF_SRC = $(wildcard bench/perf/*.c)
 PERF_BIN = $(PERF_SRC:bench/perf/%.c=$(B)/perf/%)
 HDRS     = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.h)) tests/test.h tests/test_util.h
 
-.PHONY: all deps test test-asan bench bench-quick perf data pretrain clean
+.PHONY: all deps test test-asan bench bench-quick perf data pretrain pretrain-vl clean
 all: $(PETL)
 
 DEPS_PKGS = gcc libc6-dev libopenblas-openmp-dev libcjson-dev libstb-dev libpng-dev zlib1g-dev gnuplot-nox \
@@ -86,6 +86,11 @@ data: deps
 
 pretrain: data
 	./petl pretrain --preset vit-micro --data data --task fractal --out models/vit-micro-fractal.safetensors
+
+# the default VL backbone (and its tokenizer, models/vl-tiny.tokenizer.json) over the ViT's features
+pretrain-vl: data
+	./petl pretrain --preset vl-tiny --data data/vl --image-encoder models/vit-micro-fractal.safetensors \
+	  --out models/vl-tiny.safetensors
 
 clean:
 	rm -rf build build-asan petl

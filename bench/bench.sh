@@ -1,12 +1,14 @@
 #!/bin/sh
 # make bench (default) / make bench-quick (quick): the embedded benchmark end to end.
-#   data  -> data/ (generated once, reused), pretrained backbone -> models/ (made once, reused),
+#   data  -> data/ (generated once, reused), pretrained backbones -> models/ (the ViT, and the
+#   VL model when the matrix has a "vl" block; committed, made again only when missing),
 #   matrix -> results/NAME/ (one record per cell; an interrupted run resumes), then the table
 #   results/NAME/table.md and the plots plots/NAME/.
 set -e
 NAME=${1:-default}
 MATRIX=bench/matrices/$NAME.json
 CKPT=models/vit-micro-fractal.safetensors
+VLCKPT=models/vl-tiny.safetensors
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 start=$(date +%s)
 echo "== petl bench $NAME: data"
@@ -15,6 +17,10 @@ if [ ! -f "$CKPT" ]; then
   echo "== petl bench $NAME: pretraining the default backbone (missing $CKPT; about 15-25 minutes)"
   mkdir -p models
   ./petl pretrain --preset vit-micro --data data --task fractal --out "$CKPT"
+fi
+if grep -q '"vl"' "$MATRIX" && [ ! -f "$VLCKPT" ]; then
+  echo "== petl bench $NAME: pretraining the default VL backbone (missing $VLCKPT; about 10-15 minutes)"
+  ./petl pretrain --preset vl-tiny --data data/vl --image-encoder "$CKPT" --out "$VLCKPT"
 fi
 echo "== petl bench $NAME: matrix $MATRIX"
 # cells run as separate processes, one per core with one thread each: the small GEMMs of these
@@ -31,6 +37,9 @@ echo "== petl bench $NAME: table and plots"
 ./petl table "results/$NAME" --out "results/$NAME/table.md"
 ./petl table "results/$NAME" --format csv --out "results/$NAME/table.csv"
 ./petl table "results/$NAME" --format csv --regime fewshot --out "results/$NAME/fewshot.csv"
+if grep -q '"vl"' "$MATRIX"; then
+  ./petl table "results/$NAME" --format csv --regime vl --out "results/$NAME/vl.csv"
+fi
 ./petl plot "results/$NAME" --out "plots/$NAME" --published
 cat "results/$NAME/table.md"
 echo "== petl bench $NAME: done in $(( $(date +%s) - start )) s: results/$NAME/table.md, plots/$NAME/"

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "bench/args.h"
+#include "bench/cmd_vl.h"
 #include "bench/cmds.h"
 #include "bench/common.h"
 #include "bench/matrix.h"
@@ -484,6 +485,14 @@ int cmd_bench(int argc, char **argv) {
                 return 1;
             }
         }
+    if (m.has_vl && access(m.vl_backbone.path, R_OK)) {
+        fprintf(stderr, "petl bench: %s: VL checkpoint %s not found (hint: `make pretrain-vl` makes the default one)\n",
+                m.path, m.vl_backbone.path);
+        if (!dry) {
+            matrix_free(&m);
+            return 1;
+        }
+    }
     // (unattached methods are plain allocations: free(), not method_free(), which detaches)
     for (int i = 0; i < nsel; i++) {
         const MxCell *c = &m.cells[sel[i]];
@@ -499,6 +508,13 @@ int cmd_bench(int argc, char **argv) {
             seen = !strcmp(d->variant->method, c->variant->method) && !strcmp(a, b);
         }
         if (seen) continue;
+        if (matrix_cell_is_vl(&m, c)) {   // a VL method: its name and arguments
+            VlMethodKind vk;
+            VlMethodOpts vo = vlm_defaults();
+            if (vlm_kind_from_name(c->variant->method, &vk) || vl_parse_method_args(a, &vo))
+                fprintf(stderr, "petl bench: warning: %s: %s (its cells will fail)\n", c->variant->label, nn_err());
+            continue;
+        }
         Method *mt = method_new(c->variant->method, a);
         if (!mt) fprintf(stderr, "petl bench: warning: %s: %s (its cells will fail)\n", c->variant->label, nn_err());
         free(mt);

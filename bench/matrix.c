@@ -990,60 +990,64 @@ int matrix_parse(const char *text, const char *path, Matrix *m) {
         if (L > 5 && !strcmp(nm + L - 5, ".json")) nm[L - 5] = 0;
     }
     m->name = xstrdup(nm);
-    for (const char *req[] = {"backbones", "methods", "tasks", NULL}, **r = req; *r; r++)
-        if (!get(j, *r)) {
-            fail(&c, "top level", "missing \"%s\"", *r);
-            goto bad;
-        }
-    if (parse_backbones(&c, get(j, "backbones"), m)) goto bad;
-    if (parse_tasks(&c, get(j, "tasks"), data, format, m)) goto bad;
-    int seeds[64] = {0}, nseeds = 1;
-    if (get(j, "seeds") && get_int_list(&c, get(j, "seeds"), "seeds", 0, seeds, 64, &nseeds)) goto bad;
+    // the image part is optional in a matrix that has a "vl" block
+    int image = !get(j, "vl") || get(j, "backbones") || get(j, "methods") || get(j, "tasks");
     train_defaults(&p->base);
     if (get(j, "train") && parse_train(&c, get(j, "train"), "train", &p->base)) goto bad;
-    const cJSON *mj = get(j, "methods");
-    if (!cJSON_IsArray(mj)) {
-        fail(&c, "methods", "expected a list, got %s", type_name(mj));
-        goto bad;
-    }
-    p->nentries = cJSON_GetArraySize(mj);
-    if (!p->nentries) {
-        fail(&c, "methods", "empty list");
-        goto bad;
-    }
-    p->entries = nn_calloc(sizeof(MethodEntry) * p->nentries);
-    int k = 0;
-    for (const cJSON *it = mj->child; it; it = it->next, k++) {
-        if (parse_method(&c, it, k, m, p)) goto bad;
-        if (cJSON_IsObject(it)) {
-            p->entries[k].train_j = get(it, "train");
-            p->entries[k].lr_j = get(it, "lr");
-        }
-    }
-    const cJSON *rj = get(j, "regimes");
-    if (rj) {
-        if (!cJSON_IsArray(rj)) {
-            fail(&c, "regimes", "expected a list, got %s", type_name(rj));
+    if (image) {
+        for (const char *req[] = {"backbones", "methods", "tasks", NULL}, **r = req; *r; r++)
+            if (!get(j, *r)) {
+                fail(&c, "top level", "missing \"%s\"", *r);
+                goto bad;
+            }
+        if (parse_backbones(&c, get(j, "backbones"), m)) goto bad;
+        if (parse_tasks(&c, get(j, "tasks"), data, format, m)) goto bad;
+        int seeds[64] = {0}, nseeds = 1;
+        if (get(j, "seeds") && get_int_list(&c, get(j, "seeds"), "seeds", 0, seeds, 64, &nseeds)) goto bad;
+        const cJSON *mj = get(j, "methods");
+        if (!cJSON_IsArray(mj)) {
+            fail(&c, "methods", "expected a list, got %s", type_name(mj));
             goto bad;
         }
-        p->nregimes = cJSON_GetArraySize(rj);
-        if (!p->nregimes) {
-            fail(&c, "regimes", "empty list");
+        p->nentries = cJSON_GetArraySize(mj);
+        if (!p->nentries) {
+            fail(&c, "methods", "empty list");
             goto bad;
         }
-        p->regimes = nn_calloc(sizeof(Regime) * p->nregimes);
-        k = 0;
-        for (const cJSON *it = rj->child; it; it = it->next, k++)
-            if (parse_regime(&c, it, k, seeds, nseeds, m, p)) goto bad;
-    } else {
-        p->nregimes = 1;
-        p->regimes = nn_calloc(sizeof(Regime));
-        cJSON *full = cJSON_CreateString("full");
-        int rc = parse_regime(&c, full, 0, seeds, nseeds, m, p);
-        cJSON_Delete(full);
-        if (rc) goto bad;
+        p->entries = nn_calloc(sizeof(MethodEntry) * p->nentries);
+        int k = 0;
+        for (const cJSON *it = mj->child; it; it = it->next, k++) {
+            if (parse_method(&c, it, k, m, p)) goto bad;
+            if (cJSON_IsObject(it)) {
+                p->entries[k].train_j = get(it, "train");
+                p->entries[k].lr_j = get(it, "lr");
+            }
+        }
+        const cJSON *rj = get(j, "regimes");
+        if (rj) {
+            if (!cJSON_IsArray(rj)) {
+                fail(&c, "regimes", "expected a list, got %s", type_name(rj));
+                goto bad;
+            }
+            p->nregimes = cJSON_GetArraySize(rj);
+            if (!p->nregimes) {
+                fail(&c, "regimes", "empty list");
+                goto bad;
+            }
+            p->regimes = nn_calloc(sizeof(Regime) * p->nregimes);
+            k = 0;
+            for (const cJSON *it = rj->child; it; it = it->next, k++)
+                if (parse_regime(&c, it, k, seeds, nseeds, m, p)) goto bad;
+        } else {
+            p->nregimes = 1;
+            p->regimes = nn_calloc(sizeof(Regime));
+            cJSON *full = cJSON_CreateString("full");
+            int rc = parse_regime(&c, full, 0, seeds, nseeds, m, p);
+            cJSON_Delete(full);
+            if (rc) goto bad;
+        }
+        if (expand(&c, m, p) || c.failed) goto bad;
     }
-    if (expand(&c, m, p) || c.failed) goto bad;
     if (get(j, "vl") && (parse_vl(&c, get(j, "vl"), m, p) || expand_vl(&c, m, p) || c.failed)) goto bad;
     return 0;
 bad:
