@@ -812,10 +812,76 @@ static double now(void) {
         if (getenv("VL_TEST_TIMES")) fprintf(stderr, "%-24s %.2f s\n", #call, now() - _t); \
     } while (0)
 
+// NLVR2 pairs: two images' visual tokens side by side (k = 2), the second image's boxes shifted
+// one width to the right by default; the order of the images matters; three are refused.
+static void test_image_pairs(void) {
+    VlModel m;
+    StFile f;
+    if (open_ref(&m, &f)) return;
+    Graph *g = graph_new(0);
+    graph_set_grad_enabled(g, 0);
+    RefBatch rb;
+    VlBatch b = ref_batch(g, &rb, &f);
+    int P = m.cfg.vis_tokens, D = m.cfg.feat_dim, V = m.cfg.vocab;
+    // pair (image of example 0, image of example 1) for both rows, and the swapped pair
+    float *pair = nn_malloc(sizeof(float) * 2 * 2 * P * D), *swap = nn_malloc(sizeof(float) * 2 * 2 * P * D);
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++) {
+            memcpy(pair + ((size_t)i * 2 + k) * P * D, rb.vis + (size_t)k * P * D, sizeof(float) * P * D);
+            memcpy(swap + ((size_t)i * 2 + k) * P * D, rb.vis + (size_t)(1 - k) * P * D, sizeof(float) * P * D);
+        }
+    Tensor *v2 = graph_tensor3(g, 2, 2 * P, D);
+    memcpy(v2->data, pair, sizeof(float) * v2->n);
+    b.vis = v2;
+    unsigned char *mask = NULL;
+    Tensor *enc = vl_encode(&m, g, &b, NULL, &mask);
+    CHECK(enc && enc->shape[1] == 5 + 2 * P, "pair: encoder length %d, expected %d (%s)", enc ? enc->shape[1] : -1,
+          5 + 2 * P, nn_err());
+    Tensor *l1 = vl_forward(&m, g, &b, NULL);
+    float *a = nn_malloc(sizeof(float) * l1->n);
+    memcpy(a, l1->data, sizeof(float) * l1->n);
+    long n = l1->n;
+    // explicit boxes equal to the default layout give the same logits
+    float *bx = nn_malloc(sizeof(float) * 2 * 2 * P * 4);
+    for (int i = 0; i < 2; i++)
+        for (int t = 0; t < 2 * P; t++) {
+            float *o = bx + ((size_t)i * 2 * P + t) * 4;
+            const float *s0 = m.boxes + (t % P) * 4;
+            o[0] = s0[0] + t / P, o[1] = s0[1], o[2] = s0[2] + t / P, o[3] = s0[3];
+        }
+    graph_reset(g);
+    b.vis = graph_tensor3(g, 2, 2 * P, D);
+    memcpy(b.vis->data, pair, sizeof(float) * b.vis->n);
+    b.boxes = bx;
+    Tensor *l2 = vl_forward(&m, g, &b, NULL);
+    double d = 0;
+    for (long i = 0; i < n; i++) d = fmax(d, fabs(l2->data[i] - a[i]));
+    CHECK(d < 1e-6, "pair: explicit shifted boxes = default boxes (max diff %g)", d);
+    // swapping left and right changes the logits
+    graph_reset(g);
+    b.boxes = NULL;
+    b.vis = graph_tensor3(g, 2, 2 * P, D);
+    memcpy(b.vis->data, swap, sizeof(float) * b.vis->n);
+    Tensor *l3 = vl_forward(&m, g, &b, NULL);
+    d = 0;
+    for (long i = 0; i < n; i++) d = fmax(d, fabs(l3->data[i] - a[i]));
+    CHECK(d > 1e-4 && n == 2L * 5 * V, "pair: swapping the images changes the logits (max diff %g)", d);
+    // three images are refused with a message
+    graph_reset(g);
+    b.vis = graph_tensor3(g, 2, 3 * P, D);
+    memset(b.vis->data, 0, sizeof(float) * b.vis->n);
+    CHECK(vl_forward(&m, g, &b, NULL) == NULL && strstr(nn_err(), "k = 1..2"), "three images: %s", nn_err());
+    free(pair), free(swap), free(a), free(bx), free(rb.vis);
+    graph_free(g);
+    st_close(&f);
+    vl_free(&m);
+}
+
 int main(void) {
     TIMED(test_reference());
     TIMED(test_pool_op());
     TIMED(test_masks());
+    TIMED(test_image_pairs());
     TIMED(test_beam());
     TIMED(test_sites());
     TIMED(test_counts_io());
