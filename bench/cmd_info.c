@@ -10,18 +10,64 @@
 #include "methods/method.h"
 #include "vit/vit.h"
 #include "vl/vlmodel.h"
+#include "bench/cmd_vl.h"
+#include "nn/safetensors.h"
+#include <unistd.h>
+
+// 1 when path is a safetensors file with the petl VL format in its metadata.
+static int vl_checkpoint(const char *path) {
+    StFile f;
+    if (!path_is_checkpoint(path) || access(path, R_OK) || st_open(&f, path)) return 0;
+    const char *fm = st_meta(&f, "format");
+    int yes = fm && !strcmp(fm, "petl-vl-1");
+    st_close(&f);
+    return yes;
+}
 
 // A vision-language backbone (vl-tiny, vl-small, vl-base): text model parameters and the cost of
 // one example (the frozen ViT's image forward + the encoder-decoder's forward).
-static int info_vl(const char *name, int vocab, int enc_len, int dec_len, const char *vit_name, int json) {
+// name: a preset or a VL checkpoint (its config, and the image encoder its metadata names).
+// method (optional): a VL method's trainable parameters, as a % of the backbone.
+static int info_vl(const char *name, int vocab, int enc_len, int dec_len, const char *vit_name, const char *method,
+                   const char *margs, int json) {
     VlConfig c;
     VitConfig vc;
-    if (vl_preset(name, &c) || vit_preset(vit_name, &vc)) {
-        fprintf(stderr, "petl info: %s\n", nn_err());
-        return 1;
+    char encp[1024] = "";
+    if (path_is_checkpoint(name)) {
+        VlModel m;
+        StFile f;
+        if (vl_load(&m, name)) {
+            fprintf(stderr, "petl info: %s\n", nn_err());
+            return 1;
+        }
+        c = m.cfg;
+        vl_free(&m);
+        if (st_open(&f, name) == 0) {
+            const char *e = st_meta(&f, "image_encoder");
+            if (e) snprintf(encp, sizeof encp, "%s", e);
+            st_close(&f);
+        }
+        if (encp[0] && !strcmp(vit_name, "vit-micro")) vit_name = encp;
+        if (backbone_config(vit_name, 0, 0, 0, &vc)) {
+            fprintf(stderr, "petl info: image encoder: %s\n", nn_err());
+            return 1;
+        }
+    } else {
+        if (vl_preset(name, &c) || vit_preset(vit_name, &vc)) {
+            fprintf(stderr, "petl info: %s\n", nn_err());
+            return 1;
+        }
+        c.vocab = vocab;
+        vl_config_vision(&c, &vc, 0);
     }
-    c.vocab = vocab;
-    vl_config_vision(&c, &vc, 0);
+    long added = -1;
+    VlMethodKind k;
+    VlMethodOpts mo = vlm_defaults();
+    if (method && (vlm_kind_from_name(method, &k) || vl_parse_method_args(margs, &mo))) {
+        fprintf(stderr, "petl info: %s\n", nn_err());
+        return 2;
+    }
+    if (method) added = vlm_trainable_count(k, &c, &mo);
     if (enc_len <= 0 || enc_len > c.max_enc_len || dec_len <= 0 || dec_len > c.max_dec_len) {
         fprintf(stderr, "petl info: --enc-len must be in 1..%d and --dec-len in 1..%d (got %d and %d)\n",
                 c.max_enc_len, c.max_dec_len, enc_len, dec_len);
@@ -36,6 +82,11 @@ static int info_vl(const char *name, int vocab, int enc_len, int dec_len, const 
         free(cs);
         cJSON_AddStringToObject(o, "image_encoder", vit_name);
         cJSON_AddNumberToObject(o, "parameters", (double)p);
+        if (method) {
+            cJSON_AddStringToObject(o, "method", method);
+            cJSON_AddNumberToObject(o, "trainable", (double)added);
+            cJSON_AddNumberToObject(o, "percent_of_backbone", 100.0 * added / p);
+        }
         cJSON *f = cJSON_AddObjectToObject(o, "forward_per_example");
         cJSON_AddNumberToObject(f, "enc_len", enc_len);
         cJSON_AddNumberToObject(f, "dec_len", dec_len);
@@ -53,6 +104,7 @@ static int info_vl(const char *name, int vocab, int enc_len, int dec_len, const 
            c.name, c.dim, c.enc_layers, c.dec_layers, c.heads, c.ffn, c.vocab, c.vis_tokens, vit_name, c.vis_grid,
            c.vis_grid);
     printf("  %-28s %14ld  (the frozen image encoder not included)\n", "parameters", p);
+    if (method) printf("  %-28s %14ld  (%.3f%% of the backbone)\n", method, added, 100.0 * added / p);
     printf("forward cost per example (%d text tokens + %d visual, %d target tokens)\n", enc_len, c.vis_tokens, dec_len);
     printf("  %-28s %14.4f G\n", "text model FLOPs", text / 1e9);
     printf("  %-28s %14.4f G\n", "image encoder FLOPs", img / 1e9);
@@ -84,13 +136,8 @@ int cmd_info(int argc, char **argv) {
         args_usage("info", "--backbone NAME|CKPT [--method M [--method-args k=v,...]] [--image-size N] [--classes K] [--json]", opts, nopt);
         return help ? 0 : 2;
     }
-    if (!strncmp(backbone, "vl-", 3)) {
-        if (method) {
-            fprintf(stderr, "petl info: PET methods on vl-* backbones are not implemented yet (got --method %s)\n", method);
-            return 2;
-        }
-        return info_vl(backbone, vocab, enc_len, dec_len, vl_vit, json);
-    }
+    if (!strncmp(backbone, "vl-", 3) || vl_checkpoint(backbone))
+        return info_vl(backbone, vocab, enc_len, dec_len, vl_vit, method, margs, json);
     VitConfig c;
     if (backbone_config(backbone, heads, img, classes, &c)) {
         fprintf(stderr, "petl info: %s\n", nn_err());

@@ -324,6 +324,19 @@ static void test_commands(void) {
     cJSON *p = read_json_file(tp("p.json"));
     CHECK(p && cJSON_GetArraySize(p) == 24, "predictions: %d", p ? cJSON_GetArraySize(p) : -1);
     cJSON_Delete(p);
+    // petl info on the checkpoint, with a method
+    snprintf(cmd, sizeof cmd, "%s info --backbone %s --method lora --json", petl_bin(), tp("vl.safetensors"));
+    rc = run_capture(cmd, out, sizeof out);
+    cJSON *inf = rc == 0 ? cJSON_Parse(out) : NULL;
+    VlModel vm;
+    int lok = vl_load(&vm, tp("vl.safetensors")) == 0;
+    VlMethodOpts lo = vlm_defaults();
+    CHECK(inf && lok && jget(inf, "trainable") &&
+              jget(inf, "trainable")->valuedouble == (double)vlm_trainable_count(VLM_LORA, &vm.cfg, &lo) &&
+              jget(inf, "parameters")->valuedouble == (double)vl_param_count(&vm.cfg),
+          "petl info --backbone VL.safetensors --method lora: rc %d\n%s", rc, out);
+    if (lok) vl_free(&vm);
+    cJSON_Delete(inf);
     // bad input: clear errors, non-zero exits, no record
     struct {
         const char *args, *want;
