@@ -79,3 +79,16 @@ void args_usage(const char *cmd, const char *synopsis, const Opt *opts, int nopt
     printf("usage: petl %s %s\n", cmd, synopsis);
     for (int k = 0; k < nopts; k++) printf("  %-18s %s\n", opts[k].name, opts[k].help ? opts[k].help : "");
 }
+
+int args_floats(const char *s, float *out, int max, int positive) {
+    int n = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", s ? s : "");
+    for (char *t = strtok(buf, ","); t && n < max; t = strtok(NULL, ",")) {
+        char *e;
+        out[n] = strtof(t, &e);
+        if (*e || e == t || (positive && !(out[n] > 0))) return -1;
+        n++;
+    }
+    return n > 0 ? n : -1;
+}

@@ -20,5 +20,8 @@ typedef struct {
 // pos (up to maxpos). Returns 0, or -1 with a message printed to stderr naming the option.
 int args_parse(const char *cmd, int argc, char **argv, const Opt *opts, int nopts, const char **pos,
                int maxpos, int *npos);
+// "a,b,c" -> up to max numbers in out; returns the count, or -1 when an item is not a number
+// (or, with positive set, not > 0) or the list is empty.
+int args_floats(const char *s, float *out, int max, int positive);
 void args_usage(const char *cmd, const char *synopsis, const Opt *opts, int nopts);
 #endif

@@ -54,18 +54,6 @@ static int build_model(const ModelSpec *ms, int classes, uint64_t seed, Vit *v, 
     return 0;
 }
 
-static int parse_floats(const char *s, float *out, int max) {
-    int n = 0;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *t = strtok(buf, ","); t && n < max; t = strtok(NULL, ",")) {
-        char *e;
-        out[n++] = strtof(t, &e);
-        if (*e) return -1;
-    }
-    return n;
-}
-
 int cmd_run(int argc, char **argv) {
     for (int i = 0; i + 1 < argc; i++)   // vision-language runs have their own loop (bench/cmd_vl.c)
         if (!strcmp(argv[i], "--format") && !strcmp(argv[i + 1], "vl")) return cmd_vl_run(argc, argv);
@@ -129,7 +117,7 @@ int cmd_run(int argc, char **argv) {
     float grid[16];
     int ngrid = 1;
     grid[0] = to.lr;
-    if (lr_grid && (ngrid = parse_floats(lr_grid, grid, 16)) <= 0) {
+    if (lr_grid && (ngrid = args_floats(lr_grid, grid, 16, 0)) <= 0) {
         fprintf(stderr, "petl run: --lr-grid '%s' is not a comma-separated list of numbers\n", lr_grid);
         return 2;
     }

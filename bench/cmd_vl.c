@@ -152,18 +152,6 @@ static VlBuilt *build(const VlSpec *sp, uint64_t seed) {
     return b;
 }
 
-static float parse_list(const char *s, float *out, int max, int *n) {
-    *n = 0;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *t = strtok(buf, ","); t && *n < max; t = strtok(NULL, ",")) {
-        char *e;
-        out[(*n)++] = strtof(t, &e);
-        if (*e || !(out[*n - 1] > 0)) return -1;
-    }
-    return *n > 0 ? 0 : -1;
-}
-
 static cJSON *scores_json(const VlScores *s, const VlTrainStats *ts, const VlSet *tr) {
     static const char *const metric[VL_NTASKS] = {"vqa_accuracy", "exact_match", "accuracy", "cider"};
     cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "tasks");
@@ -255,7 +243,7 @@ int cmd_vl_run(int argc, char **argv) {
     float grid[16];
     int ngrid = 1;
     grid[0] = to.lr;
-    if (lr_grid && parse_list(lr_grid, grid, 16, &ngrid)) {
+    if (lr_grid && (ngrid = args_floats(lr_grid, grid, 16, 1)) <= 0) {
         fprintf(stderr, "petl run: --lr-grid '%s' is not a comma-separated list of positive numbers\n", lr_grid);
         return 2;
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/matrix.h"
 #include "loaders/img.h"
 #include "loaders/ldutil.h"
 #include "loaders/transform.h"
@@ -25,12 +26,6 @@ struct VlFeatCache {
     int nslot;
     double flops;
 };
-
-static uint64_t fnv(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 VlFeatCache *vlrun_cache_new(int vis_tokens, int feat_dim) {
     VlFeatCache *fc = calloc(1, sizeof *fc);
@@ -54,7 +49,7 @@ int vlrun_cache_images(const VlFeatCache *fc) { return fc->n; }
 double vlrun_cache_flops(const VlFeatCache *fc) { return fc->flops; }
 
 static int cache_find(const VlFeatCache *fc, const char *path) {
-    for (uint64_t h = fnv(path) & (fc->nslot - 1);; h = (h + 1) & (fc->nslot - 1)) {
+    for (uint64_t h = mx_hash(path) & (fc->nslot - 1);; h = (h + 1) & (fc->nslot - 1)) {
         int r = fc->slot[h];
         if (!r) return -1;
         if (!strcmp(fc->path[r - 1], path)) return r - 1;
@@ -66,7 +61,7 @@ static void cache_rehash(VlFeatCache *fc) {
     fc->nslot *= 2;
     fc->slot = calloc(fc->nslot, sizeof(int));
     for (int r = 0; r < fc->n; r++) {
-        uint64_t h = fnv(fc->path[r]) & (fc->nslot - 1);
+        uint64_t h = mx_hash(fc->path[r]) & (fc->nslot - 1);
         while (fc->slot[h]) h = (h + 1) & (fc->nslot - 1);
         fc->slot[h] = r + 1;
     }
@@ -84,7 +79,7 @@ static int cache_add(VlFeatCache *fc, const char *path) {
     }
     r = fc->n++;
     fc->path[r] = xstrdup(path);
-    uint64_t h = fnv(path) & (fc->nslot - 1);
+    uint64_t h = mx_hash(path) & (fc->nslot - 1);
     while (fc->slot[h]) h = (h + 1) & (fc->nslot - 1);
     fc->slot[h] = r + 1;
     return r;

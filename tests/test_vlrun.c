@@ -10,6 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "bench/matrix.h"
 #include "bench/record.h"
@@ -366,6 +369,11 @@ static void test_commands(void) {
 }
 
 int main(void) {
+#ifdef _OPENMP
+    // these models are tiny: one thread, so that a busy machine does not leave two OpenMP threads
+    // spin-waiting on each other at every small GEMM (minutes instead of seconds)
+    omp_set_num_threads(1);
+#endif
     if (setup()) TEST_END();
     test_sets();
     train_case("full", "full", 3e-3f, 14, 0.7f);
