@@ -515,7 +515,7 @@ int cmd_vl_pretrain(int argc, char **argv) {
     sets[0] = cap[VL_CAPTION];
     memset(&cap[VL_CAPTION], 0, sizeof cap[VL_CAPTION]);
     if (vlrun_denoise_set(&sets[0], tok, &c, mask, (uint64_t)to.seed, &sets[1])) goto fail;
-    printf("  objectives: captioning (%d examples), denoising (%d examples, %.0f%% of the words hidden)\n", sets[0].n,
+    printf("  objectives: captioning (%d examples), denoising (%d examples, %.0f%% of the words hidden, predicted)\n", sets[0].n,
            sets[1].n, 100 * mask);
     VlTrainOpts o;
     vlrun_train_defaults(&o);

@@ -589,31 +589,38 @@ int vlrun_denoise_set(const VlSet *cs, const Tokenizer *tok, const VlConfig *c, 
         for (int j = 0; j < d->ex[i].nanswers; j++) {
             const char *cap = d->ex[i].answers[j];
             size_t L = strlen(cap);
-            char *m = nn_malloc(L + 16);
+            char *m = nn_malloc(L + 16), *hid = nn_malloc(L + 4);
             strcpy(m, "denoise:");
-            size_t o = strlen(m);
+            size_t o = strlen(m), h = 0;
             int words = 0, masked = 0;
             for (const char *p = cap; *p;) {
                 while (*p == ' ') p++;
                 if (!*p) break;
                 const char *w = p;
                 while (*p && *p != ' ') p++;
-                words++;
                 int hide = rng_uniform(&rs) < mask;
+                words++;
                 m[o++] = ' ';
-                if (hide) m[o++] = '_', masked++;
-                else memcpy(m + o, w, p - w), o += p - w;
+                if (hide) {
+                    m[o++] = '_', masked++;
+                    if (h) hid[h++] = ' ';
+                    memcpy(hid + h, w, p - w), h += p - w;
+                } else {
+                    memcpy(m + o, w, p - w), o += p - w;
+                }
             }
             m[o] = 0;
+            hid[h] = 0;
             if (!masked && words) {   // hide the first word at least
                 char *u = strchr(m + 8, ' ') + 1, *e = u;
                 while (*e && *e != ' ') e++;
+                memcpy(hid, u, e - u), hid[e - u] = 0;
                 memmove(u + 1, e, strlen(e) + 1);
                 *u = '_';
             }
             int a = tok_encode_pad(tok, m, 1, enc + (size_t)q * E, E);
-            int b = tok_encode_pad(tok, cap, 1, tgt + (size_t)q * T, T);
-            free(m);
+            int b = tok_encode_pad(tok, hid, 1, tgt + (size_t)q * T, T);
+            free(m), free(hid);
             if (a < 0 || b < 0) {
                 free(enc), free(tgt), free(row);
                 vlrun_free_set(out);

@@ -92,9 +92,11 @@ typedef struct {
 int vlrun_train(VlModel *m, VlMethod *M, const VlSites *st, VlSet *sets, int nsets, const VlTrainOpts *o,
                 VlTrainStats *stats);
 
-// Pretraining's denoising objective: from a caption set, one example per caption whose encoder
-// reads "denoise: " + the caption with a fraction `mask` of its words replaced by "_" (at least
-// one), and whose target is the caption. 0, or -1 with nn_err().
+// Pretraining's denoising objective (T5 / VL-T5 style span prediction): from a caption set, one
+// example per caption whose encoder reads "denoise:" + the caption with a fraction `mask` of its
+// words replaced by "_" (at least one), and whose target is the hidden words in order, joined by
+// spaces (so the first target token depends on the input, unlike a caption's "a ...").
+// 0, or -1 with nn_err().
 int vlrun_denoise_set(const VlSet *captions, const Tokenizer *tok, const VlConfig *c, float mask, uint64_t seed,
                       VlSet *out);
 void vlrun_free_set(VlSet *s);

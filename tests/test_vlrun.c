@@ -130,6 +130,28 @@ static void test_sets(void) {
         all_masked &= has;
     }
     CHECK(us < 0 || all_masked, "every denoising input hides a word");
+    // the target is the hidden words, in order: a sub-sequence of the caption's words
+    int sub_ok = 1;
+    for (int i = 0; i < dn.n; i++) {
+        char *tg = tok_decode(g_tok, dn.tgt + (size_t)i * dn.dec_len, dn.dec_len, 1);
+        const VlExample *e = &dn.d->ex[dn.src[i]];
+        int found = 0;
+        for (int k = 0; k < e->nanswers && !found; k++) {
+            const char *c = e->answers[k], *p = c;
+            int ok = tg && tg[0];
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", tg ? tg : "");
+            for (char *w = strtok(buf, " "); w && ok; w = strtok(NULL, " ")) {
+                const char *hit = strcasestr(p, w);
+                ok = hit != NULL;
+                if (hit) p = hit + strlen(w);
+            }
+            found = ok;
+        }
+        sub_ok &= found;
+        free(tg);
+    }
+    CHECK(sub_ok, "denoising targets are the hidden words of a caption, in order");
     vlrun_free_set(&dn);
     // max_examples: a seeded subset
     lo.max_examples = 10;
