@@ -10,81 +10,10 @@
 #include "nn/optim.h"
 #include "nn/safetensors.h"
 #include "test.h"
+#include "tests/vl_toy.h"
 #include "vl/vllst.h"
 
 #define REF "tests/ref/vllst_ref.safetensors"
-#define B_ 32
-#define TE 4
-#define TD 5
-
-static VlConfig tiny_cfg(void) {
-    VlConfig c;
-    vl_preset("vl-tiny", &c);
-    c.vocab = 16;
-    c.dim = 32;
-    c.heads = 2;
-    c.ffn = 64;
-    c.enc_layers = 2;
-    c.dec_layers = 2;
-    c.max_enc_len = 8;
-    c.max_dec_len = 6;
-    c.feat_dim = 8;
-    c.vis_tokens = 4;
-    c.vis_grid = 2;
-    c.dropout = 0.0f;
-    return c;
-}
-
-static void new_model(VlModel *m, const VlConfig *c) {
-    NN_ASSERT(vl_init(m, c) == 0, "tiny model: %s", nn_err());
-    vl_init_random(m, 7);
-}
-
-static long count_prefix(const VlModel *m, const char *prefix, int trainable_only) {
-    long n = 0;
-    for (int i = 0; i < m->ps.n; i++)
-        if (!strncmp(m->ps.p[i]->name, prefix, strlen(prefix)) && (!trainable_only || m->ps.p[i]->trainable))
-            n += m->ps.p[i]->t.n;
-    return n;
-}
-
-// Reverse / copy toy task of tests/test_vlmethods.c.
-typedef struct {
-    int enc[B_ * TE], tgt[B_ * TD];
-    float vis[B_ * 4 * 8];
-} Toy;
-
-static void toy_fill(Toy *t, const VlConfig *c, uint64_t *s) {
-    for (int i = 0; i < B_; i++) {
-        int n = 2 + (int)(rng_next(s) % 3);
-        for (int k = 0; k < TE; k++) t->enc[i * TE + k] = k < n ? 4 + (int)(rng_next(s) % 12) : c->pad_id;
-        for (int k = 0; k < TD; k++)
-            t->tgt[i * TD + k] = k < n ? t->enc[i * TE + n - 1 - k] : k == n ? c->eos_id : c->pad_id;
-    }
-    rng_fill_normal(s, t->vis, B_ * 4 * 8, 0, 1);
-}
-
-static void to_copy(Toy *t, const VlConfig *c, int shift) {
-    for (int i = 0; i < B_; i++)
-        for (int k = 0; k < TE; k++)
-            if (t->tgt[i * TD + k] != c->eos_id && t->tgt[i * TD + k] != c->pad_id)
-                t->tgt[i * TD + k] = 4 + (t->enc[i * TE + k] - 4 + shift) % 12;
-}
-
-static VlBatch toy_batch(Graph *g, Toy *t) {
-    Tensor *v = graph_tensor3(g, B_, 4, 8);
-    memcpy(v->data, t->vis, sizeof t->vis);
-    VlBatch b = {.B = B_, .enc_len = TE, .enc_ids = t->enc, .vis = v, .dec_len = TD, .tgt_ids = t->tgt};
-    return b;
-}
-
-static float loss_of(VlModel *m, Graph *g, Toy *t, const VlSites *st) {
-    graph_reset(g);
-    VlBatch b = toy_batch(g, t);
-    Tensor *loss = vl_loss(m, g, &b, st, 0, NULL);
-    NN_ASSERT(loss, "vl_loss: %s", nn_err());
-    return loss->data[0];
-}
 
 static VlMethodOpts opts(int r) {
     VlMethodOpts o = vlm_defaults();
@@ -282,9 +211,9 @@ static void test_fd(void) {
             long j = (long)((e * 7919L + 13) % p->t.n);
             float keep = p->t.data[j], eps = 1e-3f;
             p->t.data[j] = keep + eps;
-            float lp = loss_of(&m, g, &t, &st);
+            float lp = loss_of(&m, g, &t, &st, NULL);
             p->t.data[j] = keep - eps;
-            float lm = loss_of(&m, g, &t, &st);
+            float lm = loss_of(&m, g, &t, &st, NULL);
             p->t.data[j] = keep;
             double fd = ((double)lp - lm) / (2 * eps);
             char what[200];
@@ -441,7 +370,7 @@ static void test_train(void) {
     Toy eval, t;
     toy_fill(&eval, &c, &s);
     to_copy(&eval, &c, 1);
-    float before = loss_of(&m, g, &eval, &st);
+    float before = loss_of(&m, g, &eval, &st, NULL);
     for (int step = 0; step < 30; step++) {
         toy_fill(&t, &c, &s);
         to_copy(&t, &c, 1);
@@ -451,7 +380,7 @@ static void test_train(void) {
         graph_backward(g, vl_loss(&m, g, &b, &st, 0, NULL));
         opt_step(opt, 1e-2f);
     }
-    float after = loss_of(&m, g, &eval, &st);
+    float after = loss_of(&m, g, &eval, &st, NULL);
     CHECK(after < 0.6f * before, "lst: held-out loss %.4f -> %.4f after 30 steps", before, after);
     printf("  lst r=4, 30 AdamW steps on the shifted copy: held-out loss %.4f -> %.4f\n", before, after);
     check_decoding(&m, &st, g, &eval);

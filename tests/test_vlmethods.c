@@ -13,29 +13,9 @@
 #include "nn/optim.h"
 #include "nn/safetensors.h"
 #include "test.h"
+#include "tests/vl_toy.h"
 #include "vl/vlmethods.h"
 
-#define B_ 32
-#define TE 4
-#define TD 5
-
-static VlConfig tiny_cfg(void) {
-    VlConfig c;
-    vl_preset("vl-tiny", &c);
-    c.vocab = 16;
-    c.dim = 32;
-    c.heads = 2;
-    c.ffn = 64;
-    c.enc_layers = 2;
-    c.dec_layers = 2;
-    c.max_enc_len = 8;
-    c.max_dec_len = 6;
-    c.feat_dim = 8;
-    c.vis_tokens = 4;
-    c.vis_grid = 2;
-    c.dropout = 0.0f;
-    return c;
-}
 
 static VlMethodOpts tiny_opts(void) {
     VlMethodOpts o = vlm_defaults();
@@ -47,52 +27,6 @@ static VlMethodOpts tiny_opts(void) {
     o.hyper_hidden = 16;
     o.hyper_dim = 8;
     return o;
-}
-
-static void new_model(VlModel *m, const VlConfig *c) {
-    NN_ASSERT(vl_init(m, c) == 0, "tiny model: %s", nn_err());
-    vl_init_random(m, 7);
-}
-
-// Reverse toy task: sequences of 2-4 symbols, the target is the reversal; random image features.
-typedef struct {
-    int enc[B_ * TE], tgt[B_ * TD];
-    float vis[B_ * 4 * 8];
-} Toy;
-
-static void toy_fill(Toy *t, const VlConfig *c, uint64_t *s) {
-    for (int i = 0; i < B_; i++) {
-        int n = 2 + (int)(rng_next(s) % 3);
-        for (int k = 0; k < TE; k++) t->enc[i * TE + k] = k < n ? 4 + (int)(rng_next(s) % 12) : c->pad_id;
-        for (int k = 0; k < TD; k++)
-            t->tgt[i * TD + k] = k < n ? t->enc[i * TE + n - 1 - k] : k == n ? c->eos_id : c->pad_id;
-    }
-    rng_fill_normal(s, t->vis, B_ * 4 * 8, 0, 1);
-}
-
-static VlBatch toy_batch(Graph *g, Toy *t) {
-    Tensor *v = graph_tensor3(g, B_, 4, 8);
-    memcpy(v->data, t->vis, sizeof t->vis);
-    VlBatch b = {.B = B_, .enc_len = TE, .enc_ids = t->enc, .vis = v, .dec_len = TD, .tgt_ids = t->tgt};
-    return b;
-}
-
-static float loss_of(VlModel *m, Graph *g, Toy *t, const VlSites *st, float *logits_out) {
-    graph_reset(g);
-    VlBatch b = toy_batch(g, t);
-    Tensor *lg;
-    Tensor *loss = vl_loss(m, g, &b, st, 0, &lg);
-    NN_ASSERT(loss, "vl_loss: %s", nn_err());
-    if (logits_out) memcpy(logits_out, lg->data, sizeof(float) * lg->n);
-    return loss->data[0];
-}
-
-static long count_prefix(const VlModel *m, const char *prefix, int trainable_only) {
-    long n = 0;
-    for (int i = 0; i < m->ps.n; i++)
-        if (!strncmp(m->ps.p[i]->name, prefix, strlen(prefix)) && (!trainable_only || m->ps.p[i]->trainable))
-            n += m->ps.p[i]->t.n;
-    return n;
 }
 
 static void fill_prefix(VlModel *m, const char *prefix, float std, uint64_t seed) {
@@ -670,13 +604,6 @@ static void test_reference(void) {
 // ---------------------------------------------------------------- training
 // Turns a reverse example into a copy (the target is the input), each symbol shifted by `shift`
 // in the alphabet 4..15.
-static void to_copy(Toy *t, const VlConfig *c, int shift) {
-    for (int i = 0; i < B_; i++)
-        for (int k = 0; k < TE; k++)
-            if (t->tgt[i * TD + k] != c->eos_id && t->tgt[i * TD + k] != c->pad_id)
-                t->tgt[i * TD + k] = 4 + (t->enc[i * TE + k] - 4 + shift) % 12;
-}
-
 // A frozen random backbone passes almost nothing of the input on, so PET would only learn the
 // targets' marginal. The backbone is first "pretrained" (full training) on a copy task; each
 // method then adapts it for 30 AdamW steps to copying with every symbol shifted by one.

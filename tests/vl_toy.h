@@ -1,0 +1,86 @@
+// The tiny VL model and toy task shared by the VL method tests (test_vlmethods, test_vllst):
+// a 2+2-layer d 32 model over 4 visual tokens of width 8, and batches of 2-4 symbols to reverse
+// (or, after to_copy, to copy with a shift), with random image features.
+#ifndef TESTS_VL_TOY_H
+#define TESTS_VL_TOY_H
+#include <string.h>
+
+#include "nn/nn.h"
+#include "vl/vlmodel.h"
+
+#define B_ 32
+#define TE 4
+#define TD 5
+
+static inline VlConfig tiny_cfg(void) {
+    VlConfig c;
+    vl_preset("vl-tiny", &c);
+    c.vocab = 16;
+    c.dim = 32;
+    c.heads = 2;
+    c.ffn = 64;
+    c.enc_layers = 2;
+    c.dec_layers = 2;
+    c.max_enc_len = 8;
+    c.max_dec_len = 6;
+    c.feat_dim = 8;
+    c.vis_tokens = 4;
+    c.vis_grid = 2;
+    c.dropout = 0.0f;
+    return c;
+}
+
+static inline void new_model(VlModel *m, const VlConfig *c) {
+    NN_ASSERT(vl_init(m, c) == 0, "tiny model: %s", nn_err());
+    vl_init_random(m, 7);
+}
+
+static inline long count_prefix(const VlModel *m, const char *prefix, int trainable_only) {
+    long n = 0;
+    for (int i = 0; i < m->ps.n; i++)
+        if (!strncmp(m->ps.p[i]->name, prefix, strlen(prefix)) && (!trainable_only || m->ps.p[i]->trainable))
+            n += m->ps.p[i]->t.n;
+    return n;
+}
+
+// Reverse toy task: sequences of 2-4 symbols, the target is the reversal; random image features.
+typedef struct {
+    int enc[B_ * TE], tgt[B_ * TD];
+    float vis[B_ * 4 * 8];
+} Toy;
+
+static inline void toy_fill(Toy *t, const VlConfig *c, uint64_t *s) {
+    for (int i = 0; i < B_; i++) {
+        int n = 2 + (int)(rng_next(s) % 3);
+        for (int k = 0; k < TE; k++) t->enc[i * TE + k] = k < n ? 4 + (int)(rng_next(s) % 12) : c->pad_id;
+        for (int k = 0; k < TD; k++)
+            t->tgt[i * TD + k] = k < n ? t->enc[i * TE + n - 1 - k] : k == n ? c->eos_id : c->pad_id;
+    }
+    rng_fill_normal(s, t->vis, B_ * 4 * 8, 0, 1);
+}
+
+static inline void to_copy(Toy *t, const VlConfig *c, int shift) {
+    for (int i = 0; i < B_; i++)
+        for (int k = 0; k < TE; k++)
+            if (t->tgt[i * TD + k] != c->eos_id && t->tgt[i * TD + k] != c->pad_id)
+                t->tgt[i * TD + k] = 4 + (t->enc[i * TE + k] - 4 + shift) % 12;
+}
+
+static inline VlBatch toy_batch(Graph *g, Toy *t) {
+    Tensor *v = graph_tensor3(g, B_, 4, 8);
+    memcpy(v->data, t->vis, sizeof t->vis);
+    VlBatch b = {.B = B_, .enc_len = TE, .enc_ids = t->enc, .vis = v, .dec_len = TD, .tgt_ids = t->tgt};
+    return b;
+}
+
+static inline float loss_of(VlModel *m, Graph *g, Toy *t, const VlSites *st, float *logits_out) {
+    graph_reset(g);
+    VlBatch b = toy_batch(g, t);
+    Tensor *lg;
+    Tensor *loss = vl_loss(m, g, &b, st, 0, &lg);
+    NN_ASSERT(loss, "vl_loss: %s", nn_err());
+    if (logits_out) memcpy(logits_out, lg->data, sizeof(float) * lg->n);
+    return loss->data[0];
+}
+
+#endif
