@@ -281,7 +281,7 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
     char skipped[2048] = "";
     for (int r = 0; r < T->nrows; r++) {
         const ResRow *w = &T->rows[r];
-        int ok = w->ncost > 0 && (use_groups ? w->mean_groups_ok : w->mean_tasks_ok);
+        int ok = w->cost.ncost > 0 && (use_groups ? w->mean_groups_ok : w->mean_tasks_ok);
         if (ok && fin && !w->nfinal) {
             size_t L = strlen(nofinal);
             snprintf(nofinal + L, sizeof nofinal - L, "%s%s", L ? ", " : "", w->variant);
@@ -295,7 +295,7 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
         Pt *q = &p[n++];
         snprintf(q->label, sizeof q->label, "%s", w->variant);
         q->y = use_groups ? w->mean_groups : w->mean_tasks;
-        q->xraw = ax == AX_PARAMS ? w->params_mean : ax == AX_MEMORY ? w->mem_max / 1048576 : ax == AX_FLOPS ? w->train_flops_mean
+        q->xraw = ax == AX_PARAMS ? w->cost.params_mean : ax == AX_MEMORY ? w->cost.mem_max / 1048576 : ax == AX_FLOPS ? w->cost.train_flops_mean
                   : ax == AX_FINAL_FLOPS ? w->final_flops : w->final_smallest_bytes;
         q->x = q->xraw;
     }
@@ -381,7 +381,7 @@ static void vl_tradeoff(PlotCtx *x, const ResVlTable *T, int memory, const char 
     int n = 0;
     for (int r = 0; r < T->nrows; r++) {
         const ResVlRow *w = &T->rows[r];
-        int ok = w->ncost > 0 && w->avg.n > 0;
+        int ok = w->cost.ncost > 0 && w->avg.n > 0;
         for (int c = 0; c < RES_VL_NTASKS; c++) ok &= !T->task_present[c] || w->score[c].n > 0;
         if (!ok) {
             size_t L = strlen(skipped);
@@ -391,7 +391,7 @@ static void vl_tradeoff(PlotCtx *x, const ResVlTable *T, int memory, const char 
         Pt *q = &p[n++];
         snprintf(q->label, sizeof q->label, "%s", w->variant);
         q->y = w->avg.mean;
-        q->x = q->xraw = memory ? w->mem_max / 1048576 : w->params_mean;
+        q->x = q->xraw = memory ? w->cost.mem_max / 1048576 : w->cost.params_mean;
     }
     if (!n) {
         fprintf(stderr, "petl plot: %s: no variant has a result on every VL task (%s): skipped\n", name, skipped);

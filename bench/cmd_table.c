@@ -98,13 +98,13 @@ static void md_vl_tables(Buf *b, const ResSet *s, const ResVlTable *t, int nt, i
             if (T->bleu4_present) fmt_acc(&w->bleu4, dec, v, sizeof v), bput(b, " %s |", v);
             fmt_acc(&w->avg, dec, v, sizeof v);
             bput(b, " %s |", v);
-            if (w->ncost) {
+            if (w->cost.ncost) {
                 char a1[64], a2[64], a3[64], a4[64];
-                if (w->params_min == w->params_max) snprintf(a1, sizeof a1, "%.0f", w->params_max);
-                else snprintf(a1, sizeof a1, "%.0f–%.0f", w->params_min, w->params_max);
-                snprintf(a2, sizeof a2, "%.4g", w->pct_mean);
-                res_fmt_fixed(w->mem_max / 1048576, 1, a3, sizeof a3);
-                res_fmt_si(w->train_flops_mean, a4, sizeof a4);
+                if (w->cost.params_min == w->cost.params_max) snprintf(a1, sizeof a1, "%.0f", w->cost.params_max);
+                else snprintf(a1, sizeof a1, "%.0f–%.0f", w->cost.params_min, w->cost.params_max);
+                snprintf(a2, sizeof a2, "%.4g", w->cost.pct_mean);
+                res_fmt_fixed(w->cost.mem_max / 1048576, 1, a3, sizeof a3);
+                res_fmt_si(w->cost.train_flops_mean, a4, sizeof a4);
                 bput(b, " %s | %s | %s | %s |", a1, a2, a3, a4);
             } else bput(b, " — | — | — | — |");
             if (w->seeds_min == w->seeds_max) bput(b, " %d |", w->seeds_max);
@@ -207,21 +207,21 @@ static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, const ResVlT
             const ResRow *w = &T->rows[r];
             bput(b, "| ");
             md_text(b, w->variant);
-            if (!w->ncost) {
+            if (!w->cost.ncost) {
                 bput(b, " | — | — | — | — | — | — | — | — | — |\n");
                 continue;
             }
             char a1[64], a2[64], a3[64], a4[64], a5[64], a6[64], a7[64], a8[64], a9[64];
-            if (w->params_min == w->params_max) snprintf(a1, sizeof a1, "%.0f", w->params_max);
-            else snprintf(a1, sizeof a1, "%.0f–%.0f", w->params_min, w->params_max);
-            snprintf(a2, sizeof a2, "%.4g", w->pct_mean);
-            res_fmt_fixed(w->delta_mean / 1024, 1, a3, sizeof a3);
-            res_fmt_fixed(w->mem_max / 1048576, 1, a4, sizeof a4);
-            res_fmt_fixed(w->rss_max / 1048576, 1, a5, sizeof a5);
-            res_fmt_si(w->train_flops_mean, a6, sizeof a6);
-            res_fmt_si(w->infer_flops_mean, a7, sizeof a7);
-            res_fmt_fixed(w->train_ips_mean, 1, a8, sizeof a8);
-            res_fmt_fixed(w->infer_ips_mean, 1, a9, sizeof a9);
+            if (w->cost.params_min == w->cost.params_max) snprintf(a1, sizeof a1, "%.0f", w->cost.params_max);
+            else snprintf(a1, sizeof a1, "%.0f–%.0f", w->cost.params_min, w->cost.params_max);
+            snprintf(a2, sizeof a2, "%.4g", w->cost.pct_mean);
+            res_fmt_fixed(w->cost.delta_mean / 1024, 1, a3, sizeof a3);
+            res_fmt_fixed(w->cost.mem_max / 1048576, 1, a4, sizeof a4);
+            res_fmt_fixed(w->cost.rss_max / 1048576, 1, a5, sizeof a5);
+            res_fmt_si(w->cost.train_flops_mean, a6, sizeof a6);
+            res_fmt_si(w->cost.infer_flops_mean, a7, sizeof a7);
+            res_fmt_fixed(w->cost.train_ips_mean, 1, a8, sizeof a8);
+            res_fmt_fixed(w->cost.infer_ips_mean, 1, a9, sizeof a9);
             bput(b, " | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a1, a2, a3, a4, a5, a6, a7, a8, a9);
         }
         if (table_has_final(T)) {
@@ -354,11 +354,11 @@ static void csv_tables(Buf *b, ResTable *t, int nt, const char *regime) {
                 csv_num(b, w->mean_tasks, w->mean_tasks_ok);
             }
             bput(b, ",%d", w->failed);
-            int c = w->ncost > 0;
-            csv_num(b, w->params_min, c), csv_num(b, w->params_max, c), csv_num(b, w->pct_mean, c);
-            csv_num(b, w->delta_mean, c), csv_num(b, w->mem_max, c), csv_num(b, w->rss_max, c);
-            csv_num(b, w->train_flops_mean, c), csv_num(b, w->infer_flops_mean, c);
-            csv_num(b, w->train_ips_mean, c), csv_num(b, w->infer_ips_mean, c);
+            int c = w->cost.ncost > 0;
+            csv_num(b, w->cost.params_min, c), csv_num(b, w->cost.params_max, c), csv_num(b, w->cost.pct_mean, c);
+            csv_num(b, w->cost.delta_mean, c), csv_num(b, w->cost.mem_max, c), csv_num(b, w->cost.rss_max, c);
+            csv_num(b, w->cost.train_flops_mean, c), csv_num(b, w->cost.infer_flops_mean, c);
+            csv_num(b, w->cost.train_ips_mean, c), csv_num(b, w->cost.infer_ips_mean, c);
             if (fin) {
                 int f = w->nfinal > 0;
                 csv_num(b, w->final_sparsity, f), csv_num(b, w->final_nonzero, f), csv_num(b, w->final_dense_bytes, f);
@@ -393,11 +393,11 @@ static void csv_vl_tables(Buf *b, const ResVlTable *t, int nt) {
                 bput(b, ",%d", st->n);
             }
             bput(b, ",%d", w->failed);
-            int c = w->ncost > 0;
-            csv_num(b, w->params_min, c), csv_num(b, w->params_max, c), csv_num(b, w->pct_mean, c);
-            csv_num(b, w->delta_mean, c), csv_num(b, w->mem_max, c), csv_num(b, w->rss_max, c);
-            csv_num(b, w->train_flops_mean, c), csv_num(b, w->infer_flops_mean, c);
-            csv_num(b, w->train_ips_mean, c), csv_num(b, w->infer_ips_mean, c);
+            int c = w->cost.ncost > 0;
+            csv_num(b, w->cost.params_min, c), csv_num(b, w->cost.params_max, c), csv_num(b, w->cost.pct_mean, c);
+            csv_num(b, w->cost.delta_mean, c), csv_num(b, w->cost.mem_max, c), csv_num(b, w->cost.rss_max, c);
+            csv_num(b, w->cost.train_flops_mean, c), csv_num(b, w->cost.infer_flops_mean, c);
+            csv_num(b, w->cost.train_ips_mean, c), csv_num(b, w->cost.infer_ips_mean, c);
             bput(b, "\n");
         }
     }
@@ -434,18 +434,18 @@ static cJSON *json_vl_tables(const ResVlTable *t, int nt) {
             if (T->bleu4_present) json_stat(sc, "bleu4", &w->bleu4);
             json_stat(sc, "average", &w->avg);
             cJSON_AddNumberToObject(rj, "failed", w->failed);
-            if (w->ncost) {
+            if (w->cost.ncost) {
                 cJSON *c = cJSON_AddObjectToObject(rj, "cost");
-                cJSON_AddNumberToObject(c, "params_min", w->params_min);
-                cJSON_AddNumberToObject(c, "params_max", w->params_max);
-                cJSON_AddNumberToObject(c, "params_percent_of_backbone", w->pct_mean);
-                cJSON_AddNumberToObject(c, "delta_bytes", w->delta_mean);
-                cJSON_AddNumberToObject(c, "peak_memory_bytes", w->mem_max);
-                cJSON_AddNumberToObject(c, "peak_rss_bytes", w->rss_max);
-                cJSON_AddNumberToObject(c, "train_flops", w->train_flops_mean);
-                cJSON_AddNumberToObject(c, "inference_flops_per_example", w->infer_flops_mean);
-                cJSON_AddNumberToObject(c, "train_examples_per_s", w->train_ips_mean);
-                cJSON_AddNumberToObject(c, "inference_examples_per_s", w->infer_ips_mean);
+                cJSON_AddNumberToObject(c, "params_min", w->cost.params_min);
+                cJSON_AddNumberToObject(c, "params_max", w->cost.params_max);
+                cJSON_AddNumberToObject(c, "params_percent_of_backbone", w->cost.pct_mean);
+                cJSON_AddNumberToObject(c, "delta_bytes", w->cost.delta_mean);
+                cJSON_AddNumberToObject(c, "peak_memory_bytes", w->cost.mem_max);
+                cJSON_AddNumberToObject(c, "peak_rss_bytes", w->cost.rss_max);
+                cJSON_AddNumberToObject(c, "train_flops", w->cost.train_flops_mean);
+                cJSON_AddNumberToObject(c, "inference_flops_per_example", w->cost.infer_flops_mean);
+                cJSON_AddNumberToObject(c, "train_examples_per_s", w->cost.train_ips_mean);
+                cJSON_AddNumberToObject(c, "inference_examples_per_s", w->cost.infer_ips_mean);
             }
             cJSON_AddItemToArray(rows, rj);
         }
@@ -497,18 +497,18 @@ static cJSON *json_tables(const ResSet *s, ResTable *t, int nt) {
                 if (w->mean_tasks_ok) cJSON_AddNumberToObject(rj, "mean_of_tasks", w->mean_tasks);
             }
             cJSON_AddNumberToObject(rj, "failed", w->failed);
-            if (w->ncost) {
+            if (w->cost.ncost) {
                 cJSON *c = cJSON_AddObjectToObject(rj, "cost");
-                cJSON_AddNumberToObject(c, "params_min", w->params_min);
-                cJSON_AddNumberToObject(c, "params_max", w->params_max);
-                cJSON_AddNumberToObject(c, "params_percent_of_backbone", w->pct_mean);
-                cJSON_AddNumberToObject(c, "delta_bytes", w->delta_mean);
-                cJSON_AddNumberToObject(c, "peak_memory_bytes", w->mem_max);
-                cJSON_AddNumberToObject(c, "peak_rss_bytes", w->rss_max);
-                cJSON_AddNumberToObject(c, "train_flops", w->train_flops_mean);
-                cJSON_AddNumberToObject(c, "inference_flops_per_image", w->infer_flops_mean);
-                cJSON_AddNumberToObject(c, "train_images_per_s", w->train_ips_mean);
-                cJSON_AddNumberToObject(c, "inference_images_per_s", w->infer_ips_mean);
+                cJSON_AddNumberToObject(c, "params_min", w->cost.params_min);
+                cJSON_AddNumberToObject(c, "params_max", w->cost.params_max);
+                cJSON_AddNumberToObject(c, "params_percent_of_backbone", w->cost.pct_mean);
+                cJSON_AddNumberToObject(c, "delta_bytes", w->cost.delta_mean);
+                cJSON_AddNumberToObject(c, "peak_memory_bytes", w->cost.mem_max);
+                cJSON_AddNumberToObject(c, "peak_rss_bytes", w->cost.rss_max);
+                cJSON_AddNumberToObject(c, "train_flops", w->cost.train_flops_mean);
+                cJSON_AddNumberToObject(c, "inference_flops_per_image", w->cost.infer_flops_mean);
+                cJSON_AddNumberToObject(c, "train_images_per_s", w->cost.train_ips_mean);
+                cJSON_AddNumberToObject(c, "inference_images_per_s", w->cost.infer_ips_mean);
             }
             if (w->nfinal) {
                 cJSON *f = cJSON_AddObjectToObject(rj, "final");

@@ -363,6 +363,41 @@ static ResStat stat_of(const double *x, int n) {
     return s;
 }
 
+// ---------------------------------------------------------------- a row's cost figures
+static void cost_begin(ResCost *k) {
+    memset(k, 0, sizeof *k);
+    k->params_min = INFINITY, k->params_max = -INFINITY;
+}
+
+static void cost_add(ResCost *k, const ResRec *r) {
+    k->ncost++;
+    if (r->params < k->params_min) k->params_min = r->params;
+    if (r->params > k->params_max) k->params_max = r->params;
+    k->params_mean += r->params;
+    k->pct_mean += r->params_pct;
+    k->head_mean += r->params_head;
+    k->delta_mean += r->delta_bytes;
+    k->backbone_params += r->backbone_params;
+    if (r->mem_peak > k->mem_max) k->mem_max = r->mem_peak;
+    if (r->rss_peak > k->rss_max) k->rss_max = r->rss_peak;
+    k->train_flops_mean += r->train_flops;
+    k->infer_flops_mean += r->infer_flops;
+    k->train_ips_mean += r->train_ips;
+    k->infer_ips_mean += r->infer_ips;
+    k->wall_mean += r->wall_s;
+}
+
+static void cost_end(ResCost *k) {
+    if (!k->ncost) {
+        k->params_min = k->params_max = 0;
+        return;
+    }
+    double n = k->ncost;
+    k->params_mean /= n, k->pct_mean /= n, k->head_mean /= n, k->delta_mean /= n, k->backbone_params /= n;
+    k->train_flops_mean /= n, k->infer_flops_mean /= n, k->train_ips_mean /= n, k->infer_ips_mean /= n;
+    k->wall_mean /= n;
+}
+
 static void build_table(const ResSet *s, const char *backbone, int fewshot, ResTable *t) {
     memset(t, 0, sizeof *t);
     t->backbone = xstrdup(backbone);
@@ -475,7 +510,7 @@ static void build_table(const ResSet *s, const char *backbone, int fewshot, ResT
         w->mean_tasks_ok = !fewshot && all_t;
         w->mean_tasks = nc ? sum_t / nc : 0;
         // cost figures over the row's ok records; failures counted
-        w->params_min = INFINITY, w->params_max = -INFINITY;
+        cost_begin(&w->cost);
         for (int u = 0; u < nuse; u++) {
             const ResRec *r = &s->r[use[u]];
             if (strcmp(r->variant, w->variant)) continue;
@@ -483,20 +518,7 @@ static void build_table(const ResSet *s, const char *backbone, int fewshot, ResT
                 w->failed++;
                 continue;
             }
-            w->ncost++;
-            if (r->params < w->params_min) w->params_min = r->params;
-            if (r->params > w->params_max) w->params_max = r->params;
-            w->params_mean += r->params;
-            w->pct_mean += r->params_pct;
-            w->head_mean += r->params_head;
-            w->delta_mean += r->delta_bytes;
-            if (r->mem_peak > w->mem_max) w->mem_max = r->mem_peak;
-            if (r->rss_peak > w->rss_max) w->rss_max = r->rss_peak;
-            w->train_flops_mean += r->train_flops;
-            w->infer_flops_mean += r->infer_flops;
-            w->train_ips_mean += r->train_ips;
-            w->infer_ips_mean += r->infer_ips;
-            w->wall_mean += r->wall_s;
+            cost_add(&w->cost, r);
             if (r->has_final) {
                 w->nfinal++;
                 w->final_ncsr += r->final_csr;
@@ -512,12 +534,7 @@ static void build_table(const ResSet *s, const char *backbone, int fewshot, ResT
             w->final_int8_bytes /= k, w->final_smallest_bytes /= k, w->final_flops /= k, w->final_ips /= k;
             w->final_dense_ips /= k;
         }
-        if (w->ncost) {
-            double k = w->ncost;
-            w->params_mean /= k, w->pct_mean /= k, w->head_mean /= k, w->delta_mean /= k;
-            w->train_flops_mean /= k, w->infer_flops_mean /= k, w->train_ips_mean /= k, w->infer_ips_mean /= k;
-            w->wall_mean /= k;
-        } else w->params_min = w->params_max = 0;
+        cost_end(&w->cost);
     }
     free(x), free(cols), free(use);
 }
@@ -617,35 +634,14 @@ static void build_vl_table(const ResSet *s, const char *backbone, ResVlTable *t)
                 if (n > w->seeds_max) w->seeds_max = n;
             }
         }
-        w->params_min = INFINITY, w->params_max = -INFINITY;
+        cost_begin(&w->cost);
         for (int u = 0; u < nuse; u++) {
             const ResRec *r = &s->r[use[u]];
             if (strcmp(r->variant, w->variant)) continue;
-            if (!r->ok) {
-                w->failed++;
-                continue;
-            }
-            w->ncost++;
-            if (r->params < w->params_min) w->params_min = r->params;
-            if (r->params > w->params_max) w->params_max = r->params;
-            w->params_mean += r->params;
-            w->pct_mean += r->params_pct;
-            w->backbone_params += r->backbone_params;
-            w->delta_mean += r->delta_bytes;
-            if (r->mem_peak > w->mem_max) w->mem_max = r->mem_peak;
-            if (r->rss_peak > w->rss_max) w->rss_max = r->rss_peak;
-            w->train_flops_mean += r->train_flops;
-            w->infer_flops_mean += r->infer_flops;
-            w->train_ips_mean += r->train_ips;
-            w->infer_ips_mean += r->infer_ips;
-            w->wall_mean += r->wall_s;
+            if (r->ok) cost_add(&w->cost, r);
+            else w->failed++;
         }
-        if (w->ncost) {
-            double k = w->ncost;
-            w->params_mean /= k, w->pct_mean /= k, w->backbone_params /= k, w->delta_mean /= k;
-            w->train_flops_mean /= k, w->infer_flops_mean /= k, w->train_ips_mean /= k, w->infer_ips_mean /= k;
-            w->wall_mean /= k;
-        } else w->params_min = w->params_max = 0;
+        cost_end(&w->cost);
     }
     free(x), free(use);
 }

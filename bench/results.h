@@ -58,6 +58,15 @@ enum { RES_NATURAL, RES_SPECIALIZED, RES_STRUCTURED, RES_NGROUPS };
 extern const char *const res_group_names[RES_NGROUPS];
 int res_group_index(const char *group);   // -1 for "other"
 
+// Cost figures of a table row, over its ok records (ncost of them): parameters min/max/mean,
+// % of the backbone, head, delta bytes and backbone size (means), peak memory (max), FLOPs,
+// throughput and wall time (means); params_min = params_max = 0 when ncost is 0.
+typedef struct {
+    int ncost;
+    double params_min, params_max, params_mean, pct_mean, head_mean, delta_mean, backbone_params;
+    double mem_max, rss_max, train_flops_mean, infer_flops_mean, train_ips_mean, infer_ips_mean, wall_mean;
+} ResCost;
+
 typedef struct {
     char *variant, *method;
     int order;
@@ -68,9 +77,7 @@ typedef struct {
     int group_ok[RES_NGROUPS];          // every task of the group has a result
     double mean_groups, mean_tasks;     // mean of the group means; plain mean over the tasks
     int mean_groups_ok, mean_tasks_ok;
-    int ncost;                          // ok records the cost figures come from
-    double params_min, params_max, params_mean, pct_mean, head_mean, delta_mean;
-    double mem_max, rss_max, train_flops_mean, infer_flops_mean, train_ips_mean, infer_ips_mean, wall_mean;
+    ResCost cost;
     // means over the row's ok records with rec.final (nfinal of them; ncsr ran CSR kernels)
     int nfinal, final_ncsr;
     double final_sparsity, final_nonzero, final_dense_bytes, final_sparse_bytes, final_int8_bytes, final_smallest_bytes;
@@ -104,9 +111,7 @@ typedef struct {
     ResStat bleu4;                      // caption BLEU-4, percent
     ResStat avg;                        // rec.vl.average per record (the mean of its tasks' scores), over seeds
     int failed, seeds_min, seeds_max;   // seeds over the columns with results (avg included)
-    int ncost;
-    double params_min, params_max, params_mean, pct_mean, delta_mean, backbone_params;
-    double mem_max, rss_max, train_flops_mean, infer_flops_mean, train_ips_mean, infer_ips_mean, wall_mean;
+    ResCost cost;
 } ResVlRow;
 
 typedef struct {

@@ -511,9 +511,9 @@ static void test_vl_results(void) {
         CHECK(fabs(a->avg.mean - 49.5025) < 1e-9 && fabs(a->avg.sd - sqrt(0.125)) < 1e-9, "adapter average 49.5025 ± 0.354");
         CHECK(fabs(f->bleu4.mean - 21) < 1e-9 && fabs(f->score[RES_VL_CAPTION].sd - 2 * sqrt(2)) < 1e-9,
               "full: BLEU-4 21, CIDEr sd 2.83");
-        CHECK(l->failed == 1 && l->ncost == 1 && l->avg.n == 1 && l->seeds_max == 1 && a->failed == 0,
+        CHECK(l->failed == 1 && l->cost.ncost == 1 && l->avg.n == 1 && l->seeds_max == 1 && a->failed == 0,
               "lora r=4: 1 failed, 1 ok");
-        CHECK(a->mem_max == 160.0 * 1048576 && a->params_mean == 20000 && a->pct_mean == 2 && a->train_flops_mean == 2e12,
+        CHECK(a->cost.mem_max == 160.0 * 1048576 && a->cost.params_mean == 20000 && a->cost.pct_mean == 2 && a->cost.train_flops_mean == 2e12,
               "adapter cost: max memory, params, %%, FLOPs");
     }
     results_vl_tables_free(vt, nvt);
