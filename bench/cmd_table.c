@@ -410,6 +410,26 @@ static void json_stat(cJSON *o, const char *key, const ResStat *st) {
     if (st->n > 1) cJSON_AddNumberToObject(a, "std", st->sd);
 }
 
+// A row's "cost" object (nothing when no record is ok); unit: "image" or "example".
+static void json_cost(cJSON *rj, const ResCost *k, const char *unit) {
+    if (!k->ncost) return;
+    char key[64];
+    cJSON *c = cJSON_AddObjectToObject(rj, "cost");
+    cJSON_AddNumberToObject(c, "params_min", k->params_min);
+    cJSON_AddNumberToObject(c, "params_max", k->params_max);
+    cJSON_AddNumberToObject(c, "params_percent_of_backbone", k->pct_mean);
+    cJSON_AddNumberToObject(c, "delta_bytes", k->delta_mean);
+    cJSON_AddNumberToObject(c, "peak_memory_bytes", k->mem_max);
+    cJSON_AddNumberToObject(c, "peak_rss_bytes", k->rss_max);
+    cJSON_AddNumberToObject(c, "train_flops", k->train_flops_mean);
+    snprintf(key, sizeof key, "inference_flops_per_%s", unit);
+    cJSON_AddNumberToObject(c, key, k->infer_flops_mean);
+    snprintf(key, sizeof key, "train_%ss_per_s", unit);
+    cJSON_AddNumberToObject(c, key, k->train_ips_mean);
+    snprintf(key, sizeof key, "inference_%ss_per_s", unit);
+    cJSON_AddNumberToObject(c, key, k->infer_ips_mean);
+}
+
 static cJSON *json_vl_tables(const ResVlTable *t, int nt) {
     cJSON *arr = cJSON_CreateArray();
     for (int k = 0; k < nt; k++) {
@@ -434,19 +454,7 @@ static cJSON *json_vl_tables(const ResVlTable *t, int nt) {
             if (T->bleu4_present) json_stat(sc, "bleu4", &w->bleu4);
             json_stat(sc, "average", &w->avg);
             cJSON_AddNumberToObject(rj, "failed", w->failed);
-            if (w->cost.ncost) {
-                cJSON *c = cJSON_AddObjectToObject(rj, "cost");
-                cJSON_AddNumberToObject(c, "params_min", w->cost.params_min);
-                cJSON_AddNumberToObject(c, "params_max", w->cost.params_max);
-                cJSON_AddNumberToObject(c, "params_percent_of_backbone", w->cost.pct_mean);
-                cJSON_AddNumberToObject(c, "delta_bytes", w->cost.delta_mean);
-                cJSON_AddNumberToObject(c, "peak_memory_bytes", w->cost.mem_max);
-                cJSON_AddNumberToObject(c, "peak_rss_bytes", w->cost.rss_max);
-                cJSON_AddNumberToObject(c, "train_flops", w->cost.train_flops_mean);
-                cJSON_AddNumberToObject(c, "inference_flops_per_example", w->cost.infer_flops_mean);
-                cJSON_AddNumberToObject(c, "train_examples_per_s", w->cost.train_ips_mean);
-                cJSON_AddNumberToObject(c, "inference_examples_per_s", w->cost.infer_ips_mean);
-            }
+            json_cost(rj, &w->cost, "example");
             cJSON_AddItemToArray(rows, rj);
         }
         cJSON_AddItemToArray(arr, tj);
@@ -497,19 +505,7 @@ static cJSON *json_tables(const ResSet *s, ResTable *t, int nt) {
                 if (w->mean_tasks_ok) cJSON_AddNumberToObject(rj, "mean_of_tasks", w->mean_tasks);
             }
             cJSON_AddNumberToObject(rj, "failed", w->failed);
-            if (w->cost.ncost) {
-                cJSON *c = cJSON_AddObjectToObject(rj, "cost");
-                cJSON_AddNumberToObject(c, "params_min", w->cost.params_min);
-                cJSON_AddNumberToObject(c, "params_max", w->cost.params_max);
-                cJSON_AddNumberToObject(c, "params_percent_of_backbone", w->cost.pct_mean);
-                cJSON_AddNumberToObject(c, "delta_bytes", w->cost.delta_mean);
-                cJSON_AddNumberToObject(c, "peak_memory_bytes", w->cost.mem_max);
-                cJSON_AddNumberToObject(c, "peak_rss_bytes", w->cost.rss_max);
-                cJSON_AddNumberToObject(c, "train_flops", w->cost.train_flops_mean);
-                cJSON_AddNumberToObject(c, "inference_flops_per_image", w->cost.infer_flops_mean);
-                cJSON_AddNumberToObject(c, "train_images_per_s", w->cost.train_ips_mean);
-                cJSON_AddNumberToObject(c, "inference_images_per_s", w->cost.infer_ips_mean);
-            }
+            json_cost(rj, &w->cost, "image");
             if (w->nfinal) {
                 cJSON *f = cJSON_AddObjectToObject(rj, "final");
                 cJSON_AddNumberToObject(f, "records", w->nfinal);
