@@ -505,7 +505,7 @@ int cmd_bench(int argc, char **argv) {
             b = "";
             for (int k = 0; k + 1 < d->argc; k++)
                 if (!strcmp(d->argv[k], "--method-args")) b = d->argv[k + 1];
-            seen = !strcmp(d->variant->method, c->variant->method) && !strcmp(a, b);
+            seen = d->variant->vl == c->variant->vl && !strcmp(d->variant->method, c->variant->method) && !strcmp(a, b);
         }
         if (seen) continue;
         if (matrix_cell_is_vl(&m, c)) {   // a VL method: its name and arguments

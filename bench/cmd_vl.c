@@ -190,10 +190,10 @@ int cmd_vl_run(int argc, char **argv) {
     VlSpec sp = {0};
     const char *data = NULL, *task = "vl", *format = "vl", *regime = "full", *out = NULL, *lr_grid = NULL;
     const char *tasks_s = "vqa,gqa,nlvr,caption", *preds_out = NULL;
-    int help = 0, skip_bad = 0, max_train = 0, max_eval = 0, beam = 1, heads_dummy = 0;
+    int help = 0, skip_bad = 0, max_train = 0, max_eval = 0, beam = 1;
     TrainOpts to;
     train_opts_default(&to);
-    to.log_every = 0;
+    to.log_every = 10;
     to.batch = 32;
     sp.margs = "";
     Opt opts[48];
@@ -214,7 +214,6 @@ int cmd_vl_run(int argc, char **argv) {
     opts[n++] = (Opt){"--lr-grid", OPT_STR, &lr_grid, "learning rates to choose from on val"};
     opts[n++] = (Opt){"--predictions", OPT_STR, &preds_out, "write the test predictions here (JSON)"};
     opts[n++] = (Opt){"--out", OPT_STR, &out, "result record (JSON, written atomically)"};
-    opts[n++] = (Opt){"--heads", OPT_INT, &heads_dummy, "(ignored for VL)"};
     opts[n++] = (Opt){"--skip-bad", OPT_FLAG, &skip_bad, "skip broken records (counted) instead of refusing"};
     opts[n++] = (Opt){"--help", OPT_FLAG, &help, "this help"};
     n += train_opts_table(&to, opts + n);
@@ -300,7 +299,7 @@ int cmd_vl_run(int argc, char **argv) {
     o.epochs = to.epochs, o.batch = to.batch, o.min_lr = to.min_lr, o.weight_decay = to.weight_decay;
     o.warmup = to.warmup, o.clip_norm = to.clip_norm, o.label_smoothing = to.label_smoothing;
     o.optimizer = to.optimizer, o.momentum = to.momentum, o.decay_all = to.decay_all, o.seed = (uint64_t)to.seed;
-    o.log_every = 10;
+    o.log_every = to.log_every;
     for (int k = 0; k < ngrid; k++) {
         if (k > 0 && !(cur = build(&sp, (uint64_t)to.seed))) goto fail;
         o.lr = grid[k];

@@ -3,7 +3,6 @@
 #include "bench/vlrun.h"
 
 #include <cjson/cJSON.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
