@@ -17,6 +17,9 @@ void nn_die_at(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 #define nn_die(...) nn_die_at(__FILE__, __LINE__, __VA_ARGS__)
 #define NN_ASSERT(c, ...) do { if (!(c)) nn_die_at(__FILE__, __LINE__, __VA_ARGS__); } while (0)
+// 1 when x is a whole number in [lo, hi] (finite). Test this before casting a parsed double to an
+// integer type: the cast of an out-of-range value is undefined behaviour.
+int nn_is_whole(double x, double lo, double hi);
 void *nn_malloc(size_t n);   // dies with a message on failure
 void *nn_calloc(size_t n);
 

@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -514,6 +515,11 @@ static int unigram_piece(const Tokenizer *t, const char *s, int n, IBuf *out) {
         i += cl;
     }
     IBuf rev = {0}, at = {0};
+    if (n > 0 && from[n] < 0) {   // unreachable end (loading refuses non-finite scores; kept as a guard)
+        free(best), free(from), free(via);
+        nn_seterr("tokenizer: no Unigram segmentation reaches the end of the text");
+        return -1;
+    }
     for (int e = n; e > 0; e = from[e]) ib_push(&rev, via[e]), ib_push(&at, from[e]);
     int rc = 0, prev_unk = 0;
     for (int k = rev.n - 1; k >= 0 && !rc; k--) {
@@ -859,7 +865,7 @@ static int j_bool(const cJSON *o, const char *k, int def, int *err) {
 static int j_int(const cJSON *o, const char *k, int def, int *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!v) return def;
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble) *err = 1;
+    if (!cJSON_IsNumber(v) || !nn_is_whole(v->valuedouble, INT_MIN, INT_MAX)) *err = 1;
     return v->valueint;
 }
 
@@ -970,7 +976,15 @@ static Tokenizer *load_petl(const cJSON *root, const char *path) {
             goto fail;
         }
         i = 0;
-        cJSON_ArrayForEach(it, s) t->score[i++] = it->valuedouble;
+        cJSON_ArrayForEach(it, s) {
+            if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
+                nn_seterr("tok_load: '%s': scores[%d] must be a finite number, found %s", path, i,
+                          cJSON_IsNumber(it) ? (it->valuedouble > 0 ? "inf" : it->valuedouble < 0 ? "-inf" : "nan")
+                                             : "a non-number");
+                goto fail;
+            }
+            t->score[i++] = it->valuedouble;
+        }
     }
     tok_finish(t);
     return t;
@@ -1145,6 +1159,12 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
             const cJSON *pc = cJSON_GetArrayItem(it, 0), *sc = cJSON_GetArrayItem(it, 1);
             if (!cJSON_IsString(pc) || !cJSON_IsNumber(sc)) {
                 nn_seterr("tok_load: '%s': model.vocab[%d] must be [piece, score]", path, i);
+                free(score), free(isp);
+                goto fail;
+            }
+            if (!isfinite(sc->valuedouble)) {   // -1e400 parses as -inf: no path could use the piece
+                nn_seterr("tok_load: '%s': model.vocab[%d] ('%s') has score %g; a Unigram score must be a finite "
+                          "number", path, i, pc->valuestring, sc->valuedouble);
                 free(score), free(isp);
                 goto fail;
             }
