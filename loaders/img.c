@@ -254,34 +254,25 @@ int img_write_png(const char *path, int w, int h, int c, const uint8_t *px) {
                   c, px ? "" : ", no pixels");
         return -1;
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) { ld_seterr("%s: out of memory", path); return -1; }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmpXXXXXX", 11);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        ld_seterr("%s: cannot create temporary file %s (%s)", path, tmp, strerror(errno));
-        free(tmp);
+    static _Thread_local NnOut out;   // 8 KB: kept off the stack of the generators' threads
+    if (nn_out_open(&out, path, 0)) {
+        ld_seterr("%s", nn_err());
         return -1;
     }
-    fchmod(fd, 0644);
-    FILE *f = fdopen(fd, "wb");
-    if (!f) { close(fd); unlink(tmp); free(tmp); ld_seterr("%s: fdopen failed", path); return -1; }
+    FILE *f = out.f;
     PngWErr err = {{0}};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, pngw_on_error, png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, &info);
-        fclose(f); unlink(tmp); free(tmp);
+        nn_out_close(&out, 0);
         ld_seterr("%s: out of memory creating PNG writer", path);
         return -1;
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f); unlink(tmp);
+        nn_out_close(&out, 0);
         ld_seterr("%s: writing PNG failed: %s", path, err.msg[0] ? err.msg : "libpng error");
-        free(tmp);
         return -1;
     }
     static const int ctype[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
@@ -293,15 +284,10 @@ int img_write_png(const char *path, int w, int h, int c, const uint8_t *px) {
     for (int y = 0; y < h; y++) png_write_row(png, (png_const_bytep)(px + (size_t)y * w * c));
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    int bad = fflush(f) != 0 || ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad) { unlink(tmp); ld_seterr("%s: write error (%s)", path, strerror(errno)); free(tmp); return -1; }
-    if (rename(tmp, path) != 0) {
-        ld_seterr("%s: cannot rename %s into place (%s)", path, tmp, strerror(errno));
-        unlink(tmp); free(tmp);
+    if (nn_out_close(&out, 1)) {
+        ld_seterr("%s", nn_err());
         return -1;
     }
-    free(tmp);
     return 0;
 }
 
