@@ -1086,7 +1086,7 @@ static const char *coco_alias(const char *s) {
 VlData *vld_open(const char *dir, const char *format, const char *split, const char *image_dir, int skip_bad) {
     const char *det[5];
     if (!dir) {
-        nn_seterr("vld_open: no folder given");
+        nn_seterr("no VL data folder given (expected --data DIR, found an empty path)");
         return NULL;
     }
     if (!format || !format[0]) {
