@@ -572,6 +572,11 @@ int cap_cider_d(const char *const *hyps, const char *const *const *refs, const i
 }
 
 int cap_score(const char *const *hyps, const char *const *const *refs, const int *n_refs, int n, CapScores *out) {
+    return cap_score_images(hyps, refs, n_refs, n, out, NULL);
+}
+
+int cap_score_images(const char *const *hyps, const char *const *const *refs, const int *n_refs, int n, CapScores *out,
+                     double *per_image) {
     if (check_inputs("cap_score", hyps, refs, n_refs, n)) return -1;
     int total = 0;
     for (int i = 0; i < n; i++) total += n_refs[i];
@@ -593,7 +598,7 @@ int cap_score(const char *const *hyps, const char *const *const *refs, const int
         }
     }
     int rc = cap_bleu((const char *const *)th, rr, n_refs, n, out->bleu);
-    if (!rc) rc = cap_cider_d((const char *const *)th, rr, n_refs, n, &out->cider_d, NULL);
+    if (!rc) rc = cap_cider_d((const char *const *)th, rr, n_refs, n, &out->cider_d, per_image);
     for (int i = 0; i < n; i++) free(th[i]);
     for (int o = 0; o < total; o++) free(tr[o]);
     free(th);

@@ -84,5 +84,8 @@ typedef struct {
     double cider_d;
 } CapScores;
 int cap_score(const char *const *hyps, const char *const *const *refs, const int *n_refs, int n, CapScores *out);
+// The same, with each image's CIDEr-D in per_image (n values; NULL: not wanted).
+int cap_score_images(const char *const *hyps, const char *const *const *refs, const int *n_refs, int n, CapScores *out,
+                     double *per_image);
 
 #endif
