@@ -202,6 +202,19 @@ static void test_errors(void) {
     write_file(TEST_TMP "/score_gqa2.json", "[{\"questionId\": 201, \"prediction\": \"left\"}]");
     expect_error("gqa --questions " REF "gqa_questions.json --predictions " TEST_TMP "/score_gqa2.json", 1,
                  "\"questionId\": expected a string, found a number", NULL);
+    // the readers' new fields: answer_id must be an integer, isBalanced a boolean
+    write_file(TEST_TMP "/score_q.json", "{\"questions\": [{\"image_id\": 1, \"question\": \"q?\", \"question_id\": 5}]}");
+    write_file(TEST_TMP "/score_a.json",
+               "{\"annotations\": [{\"question_id\": 5, \"image_id\": 1, \"answer_type\": \"other\", "
+               "\"question_type\": \"what\", \"answers\": [{\"answer\": \"x\", \"answer_id\": \"1\"}]}]}");
+    write_file(TEST_TMP "/score_r.json", "[{\"question_id\": 5, \"answer\": \"x\"}]");
+    expect_error("vqa --questions " TEST_TMP "/score_q.json --annotations " TEST_TMP "/score_a.json --results " TEST_TMP
+                 "/score_r.json", 1, "answers[0]: \"answer_id\": expected an integer, found a string", "score_a.json");
+    write_file(TEST_TMP "/score_gq.json", "{\"7\": {\"imageId\": \"n1\", \"question\": \"q?\", \"answer\": \"no\", "
+                                          "\"isBalanced\": \"yes\"}}");
+    write_file(TEST_TMP "/score_gp.json", "[{\"questionId\": \"7\", \"prediction\": \"no\"}]");
+    expect_error("gqa --questions " TEST_TMP "/score_gq.json --predictions " TEST_TMP "/score_gp.json", 1,
+                 "\"isBalanced\": expected true or false, found a string", NULL);
     // NLVR2: a line that is not identifier,prediction; an identifier not in the data
     write_file(TEST_TMP "/score_nlvr.csv", "dev-1-0-0,true\ndev-1-1-0 false\n");
     expect_error("nlvr2 --data " REF "nlvr2_dev.json --predictions " TEST_TMP "/score_nlvr.csv", 1,
