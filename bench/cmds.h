@@ -12,4 +12,5 @@ int cmd_merge(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_table(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 #endif

@@ -33,7 +33,8 @@ static void usage(void) {
            "  merge     fold a mergeable method's delta into plain ViT weights\n"
            "  bench     run a benchmark matrix (JSON): one petl run process per cell, resumable\n"
            "  table     tables (Markdown, CSV, JSON) of result records\n"
-           "  plot      tradeoff plots (gnuplot: PNG + SVG, with .dat and .gp) of result records\n");
+           "  plot      tradeoff plots (gnuplot: PNG + SVG, with .dat and .gp) of result records\n"
+           "  score     score VQAv2 / COCO caption / GQA / NLVR2 prediction files in their official formats\n");
 }
 
 int main(int argc, char **argv) {
@@ -55,6 +56,7 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "bench")) return cmd_bench(n, a);
     if (!strcmp(c, "table")) return cmd_table(n, a);
     if (!strcmp(c, "plot")) return cmd_plot(n, a);
+    if (!strcmp(c, "score")) return cmd_score(n, a);
     fprintf(stderr, "petl: unknown command '%s' (try 'petl --help')\n", c);
     return 2;
 }

@@ -534,7 +534,7 @@ int vlrun_evaluate(VlModel *m, VlMethod *M, const VlSites *st, const Tokenizer *
             for (int i = 0; i < s->n; i++) {
                 const VlExample *e = &s->d->ex[s->src[i]];
                 if (t == VL_VQA) {
-                    double a = e->nanswers > 0 ? vqa_accuracy(hyp[i], (const char *const *)e->answers, e->nanswers, 0) : 0;
+                    double a = e->nanswers > 0 ? vqa_accuracy(hyp[i], (const char *const *)e->answers, e->nanswers) : 0;
                     acc += a > 0 ? a : 0;
                 } else if (t == VL_GQA) {
                     acc += e->nanswers > 0 ? gqa_exact_match(hyp[i], e->answers[0]) : 0;

@@ -48,16 +48,25 @@ static void test_vqa_rules(void) {
     CHECK(full == 8 && !strcmp(out, "7 d"), "truncation: full length %zu, out \"%s\"", full, out);
 
     const char *ten_yes[10] = {"yes", "yes", "yes", "yes", "yes", "yes", "yes", "yes", "yes", "yes"};
-    CHECK_NEAR(vqa_accuracy("YES", ten_yes, 10, 0), 1.0, 1e-12, 0, "all agree");
-    CHECK_NEAR(vqa_accuracy("no", ten_yes, 10, 0), 0.0, 1e-12, 0, "none agree");
+    CHECK_NEAR(vqa_accuracy("yes", ten_yes, 10), 1.0, 1e-12, 0, "all agree");
+    // current rules: ten identical answers mean nothing is normalised, so "YES" does not match
+    // (the 2016 rules normalised the prediction always and gave 1 here)
+    CHECK_NEAR(vqa_accuracy("YES", ten_yes, 10), 0.0, 1e-12, 0, "identical answers: prediction not normalised");
+    CHECK_NEAR(vqa_accuracy(" yes\n", ten_yes, 10), 1.0, 1e-12, 0, "prediction stripped");
+    CHECK_NEAR(vqa_accuracy("no", ten_yes, 10), 0.0, 1e-12, 0, "none agree");
     const char *one[10] = {"cat", "dog", "dog", "dog", "dog", "dog", "dog", "dog", "dog", "dog"};
     // one match: the 9 subsets keeping it give 1/3, the one dropping it 0 -> 0.3
-    CHECK_NEAR(vqa_accuracy("cat", one, 10, 0), 0.3, 1e-12, 0, "one match");
+    CHECK_NEAR(vqa_accuracy("cat", one, 10), 0.3, 1e-12, 0, "one match");
     const char *raw[3] = {"Two", "two!", "2"};
-    // official: answers differ, so only processPunctuation: "Two" "two " "2"; one match -> (1/3+1/3+0)/3
-    CHECK_NEAR(vqa_accuracy("2", raw, 3, 0), 2 / 9.0, 1e-12, 0, "official: raw answers not normalised");
-    CHECK_NEAR(vqa_accuracy("2", raw, 3, 1), 2 / 3.0, 1e-12, 0, "normalize_answers=1");
-    CHECK(vqa_accuracy("x", raw, 0, 0) < 0 && strstr(nn_err(), "at least one"), "no answers: %s", nn_err());
+    // answers differ: the answers are processed like the prediction -> all three are "2"
+    CHECK_NEAR(vqa_accuracy("2", raw, 3), 2 / 3.0, 1e-12, 0, "answers processed when they differ");
+    CHECK(vqa_accuracy("x", raw, 0) < 0 && strstr(nn_err(), "at least one"), "no answers: %s", nn_err());
+    // leave-one-out over answer records: two records equal as dicts leave together
+    const char *mix[10] = {"yes", "yes", "no", "no", "no", "no", "no", "no", "no", "no"};
+    int rec_dup[10] = {0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, rec_same[10] = {0};
+    CHECK_NEAR(vqa_accuracy_records("yes", mix, NULL, 10), 0.6, 1e-12, 0, "records distinct");
+    CHECK_NEAR(vqa_accuracy_records("yes", mix, rec_dup, 10), 8 * (2 / 3.0) / 10, 1e-12, 0, "a duplicated record");
+    CHECK_NEAR(vqa_accuracy_records("yes", ten_yes, rec_same, 10), 0.0, 1e-12, 0, "ten equal records");
 }
 
 static void test_gqa_nlvr2(void) {
@@ -89,7 +98,7 @@ static void test_captions(void) {
     free(txt);
     CHECK(root != NULL, "vl_metrics_ref.json does not parse");
     if (!root) return;
-    int nvqa = 0;
+    int nvqa = 0, ndiff = 0;
     cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "vqa")) {
         const char *ans[16];
@@ -99,10 +108,21 @@ static void test_captions(void) {
         const char *pred = cJSON_GetObjectItem(c, "pred")->valuestring;
         char what[128];
         snprintf(what, sizeof what, "vqa accuracy of \"%s\"", pred);
-        CHECK_NEAR(vqa_accuracy(pred, ans, na, 0), cJSON_GetObjectItem(c, "acc")->valuedouble, 1e-12, 0, what);
+        double want = cJSON_GetObjectItem(c, "acc")->valuedouble;
+        CHECK_NEAR(vqa_accuracy(pred, ans, na), want, 1e-12, 0, what);
+        // the cases must tell the current rules from the 2016 ones the code followed before
+        ndiff += fabs(want - cJSON_GetObjectItem(c, "acc_2016")->valuedouble) > 1e-9;
         nvqa++;
     }
-    CHECK(nvqa >= 10, "expected >= 10 VQA cases, got %d", nvqa);
+    CHECK(nvqa >= 30, "expected >= 30 VQA cases, got %d", nvqa);
+    CHECK(ndiff >= 8, "only %d VQA cases differ between the current and the 2016 rules", ndiff);
+    int nnorm = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "vqa_normalize")) {
+        const char *in = cJSON_GetObjectItem(c, "in")->valuestring;
+        check_norm(in, cJSON_GetObjectItem(c, "out")->valuestring);
+        nnorm++;
+    }
+    CHECK(nnorm >= 150, "expected the contractions table and more in vqa_normalize, got %d", nnorm);
     int nsets = 0;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "captions")) {
         cJSON *hj = cJSON_GetObjectItem(c, "hyps"), *rj = cJSON_GetObjectItem(c, "refs");

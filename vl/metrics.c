@@ -86,9 +86,41 @@ static const char *const VQA_CONTRACTIONS[][2] = {
     {"youd", "you'd"}, {"youd've", "you'd've"}, {"you'dve", "you'd've"}, {"youll", "you'll"},
     {"youre", "you're"}, {"youve", "you've"}};
 
+// Length in bytes of the whitespace character at s (0: none), as Python's str.split/strip see
+// it on the unicode strings json.load returns: ASCII \t\n\v\f\r, 0x1c-0x1f and space, and the
+// UTF-8 forms of U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000.
+static size_t py_ws(const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    if (n < 1) return 0;
+    if ((u[0] >= 0x09 && u[0] <= 0x0d) || (u[0] >= 0x1c && u[0] <= 0x20)) return 1;
+    if (n >= 2 && u[0] == 0xc2 && (u[1] == 0x85 || u[1] == 0xa0)) return 2;
+    if (n < 3) return 0;
+    if (u[0] == 0xe1 && u[1] == 0x9a && u[2] == 0x80) return 3;
+    if (u[0] == 0xe2 && u[1] == 0x80 && (u[2] <= 0x8a || u[2] == 0xa8 || u[2] == 0xa9 || u[2] == 0xaf) && u[2] >= 0x80)
+        return 3;
+    if (u[0] == 0xe2 && u[1] == 0x81 && u[2] == 0x9f) return 3;
+    if (u[0] == 0xe3 && u[1] == 0x80 && u[2] == 0x80) return 3;
+    return 0;
+}
+// Whether a whitespace character ends at s[e-1]; its length in bytes.
+static size_t py_ws_end(const char *s, size_t e) {
+    for (size_t k = 1; k <= 3 && k <= e; k++)
+        if (py_ws(s + e - k, k) == k) return k;
+    return 0;
+}
+
+// s.replace('\n', ' ').replace('\t', ' ').strip(), appended to b.
+static void vqa_strip_buf(const char *s, Buf *b) {
+    size_t n = strlen(s), a = 0, e = n, k;
+    while (a < e && (k = py_ws(s + a, e - a))) a += k;
+    while (e > a && (k = py_ws_end(s + a, e - a))) e -= k;
+    for (size_t i = a; i < e; i++) buf_putc(b, s[i] == '\n' || s[i] == '\t' ? ' ' : s[i]);
+    if (!b->s) buf_putc(b, 0), b->n = 0;   // an empty result is still a string
+}
+
 static void vqa_punct_buf(const char *in, Buf *b) {
     size_t n = strlen(in);
-    int comma_num = 0;   // re.search(r"(\d)(\,)(\d)", inText)
+    int comma_num = 0;   // re.search(r"(\d)(\,)(\d)", inText); \d is ASCII (Python 2, no re.UNICODE)
     for (size_t i = 1; i + 1 < n && !comma_num; i++)
         comma_num = in[i] == ',' && is_dig((unsigned char)in[i - 1]) && is_dig((unsigned char)in[i + 1]);
     // the decision for each mark looks at the original text; single-char replacements commute
@@ -113,6 +145,7 @@ static void vqa_punct_buf(const char *in, Buf *b) {
         }
         buf_putc(b, t.s[i]);
     }
+    if (!b->s) buf_putc(b, 0), b->n = 0;
     free(t.s);
 }
 
@@ -123,16 +156,16 @@ size_t vqa_process_punctuation(const char *in, char *out, size_t cap) {
 }
 
 static void vqa_digit_article(const char *in, Buf *b) {
-    size_t n = strlen(in), i = 0;
+    size_t n = strlen(in), i = 0, k;
     int first = 1;
     char *w = malloc(n + 1);
     if (!w) nn_die("out of memory");
-    while (i < n) {
-        while (i < n && is_ws((unsigned char)in[i])) i++;
+    while (i < n) {   // inText.lower().split()
+        while (i < n && (k = py_ws(in + i, n - i))) i += k;
         if (i >= n) break;
-        size_t k = 0;
-        while (i < n && !is_ws((unsigned char)in[i])) w[k++] = (char)tolower((unsigned char)in[i++]);
-        w[k] = 0;
+        size_t m = 0;
+        while (i < n && !py_ws(in + i, n - i)) w[m++] = (char)tolower((unsigned char)in[i++]);
+        w[m] = 0;
         const char *word = w;
         for (size_t j = 0; j < sizeof VQA_NUM / sizeof VQA_NUM[0]; j++)
             if (!strcmp(word, VQA_NUM[j][0])) word = VQA_NUM[j][1];
@@ -148,54 +181,67 @@ static void vqa_digit_article(const char *in, Buf *b) {
         buf_puts(b, word, strlen(word));
         first = 0;
     }
+    if (!b->s) buf_putc(b, 0), b->n = 0;
     free(w);
 }
 
-size_t vqa_normalize(const char *in, char *out, size_t cap) {
-    size_t n = strlen(in), s = 0, e = n;
-    while (s < e && is_ws((unsigned char)in[s])) s++;
-    while (e > s && is_ws((unsigned char)in[e - 1])) e--;
-    Buf t = {0}, p = {0}, r = {0};
-    for (size_t i = s; i < e; i++) buf_putc(&t, in[i] == '\n' || in[i] == '\t' ? ' ' : in[i]);
+// strip, then processPunctuation and processDigitArticle: the text an answer is compared as
+// when the ground-truth answers are not all the same.
+static void vqa_norm_buf(const char *in, Buf *r) {
+    Buf t = {0}, p = {0};
+    vqa_strip_buf(in, &t);
     vqa_punct_buf(buf_str(&t), &p);
-    vqa_digit_article(buf_str(&p), &r);
+    vqa_digit_article(buf_str(&p), r);
     free(t.s);
     free(p.s);
+}
+
+size_t vqa_normalize(const char *in, char *out, size_t cap) {
+    Buf r = {0};
+    vqa_norm_buf(in, &r);
     return buf_out(&r, out, cap);
 }
 
-static char *vqa_dup(const char *s, int full) {
-    size_t n = full ? vqa_normalize(s, NULL, 0) : vqa_process_punctuation(s, NULL, 0);
-    char *o = malloc(n + 1);
-    if (!o) nn_die("out of memory");
-    if (full) vqa_normalize(s, o, n + 1);
-    else vqa_process_punctuation(s, o, n + 1);
-    return o;
-}
-
-double vqa_accuracy(const char *pred, const char *const *answers, int n_answers, int normalize_answers) {
+double vqa_accuracy_records(const char *pred, const char *const *answers, const int *record, int n_answers) {
     if (n_answers < 1) {
         nn_seterr("vqa_accuracy: need at least one ground-truth answer, got %d", n_answers);
         return -1;
     }
-    char *p = vqa_dup(pred, 1);
-    int differ = 0;
-    for (int i = 1; i < n_answers; i++) differ |= strcmp(answers[i], answers[0]) != 0;
-    int *match = malloc(sizeof(int) * (size_t)n_answers), total = 0;
-    if (!match) nn_die("out of memory");
-    for (int i = 0; i < n_answers; i++) {
-        if (normalize_answers || differ) {
-            char *a = vqa_dup(answers[i], normalize_answers);
-            match[i] = !strcmp(a, p);
-            free(a);
-        } else match[i] = !strcmp(answers[i], p);
-        total += match[i];
+    Buf *gt = nn_calloc(sizeof(Buf) * (size_t)n_answers), res = {0};
+    for (int i = 0; i < n_answers; i++) vqa_strip_buf(answers[i], &gt[i]);
+    vqa_strip_buf(pred, &res);
+    int differ = 0;   // len(set(gtAnswers)) > 1, on the stripped answers
+    for (int i = 1; i < n_answers; i++) differ |= strcmp(gt[i].s, gt[0].s) != 0;
+    if (differ) {
+        for (int i = 0; i < n_answers; i++) {
+            Buf t = {0};
+            vqa_norm_buf(gt[i].s, &t);
+            free(gt[i].s);
+            gt[i] = t;
+        }
+        Buf t = {0};
+        vqa_norm_buf(res.s, &t);
+        free(res.s);
+        res = t;
     }
-    double acc = 0;
-    for (int i = 0; i < n_answers; i++) acc += fmin(1.0, (total - match[i]) / 3.0);
-    free(match);
-    free(p);
-    return acc / n_answers;
+    double sum = 0;
+    for (int i = 0; i < n_answers; i++) {
+        // otherGTAns: the answer records unequal (as dicts) to the held-out one
+        int matching = 0;
+        for (int j = 0; j < n_answers; j++) {
+            int same_record = record ? record[j] == record[i] && !strcmp(gt[j].s, gt[i].s) : j == i;
+            if (!same_record && !strcmp(gt[j].s, res.s)) matching++;
+        }
+        sum += fmin(1.0, matching / 3.0);
+    }
+    for (int i = 0; i < n_answers; i++) free(gt[i].s);
+    free(gt);
+    free(res.s);
+    return sum / n_answers;
+}
+
+double vqa_accuracy(const char *pred, const char *const *answers, int n_answers) {
+    return vqa_accuracy_records(pred, answers, NULL, n_answers);
 }
 
 // ---------------------------------------------------------------- GQA, NLVR2
@@ -526,6 +572,11 @@ int cap_cider_d(const char *const *hyps, const char *const *const *refs, const i
 }
 
 int cap_score(const char *const *hyps, const char *const *const *refs, const int *n_refs, int n, CapScores *out) {
+    return cap_score_images(hyps, refs, n_refs, n, out, NULL);
+}
+
+int cap_score_images(const char *const *hyps, const char *const *const *refs, const int *n_refs, int n, CapScores *out,
+                     double *per_image) {
     if (check_inputs("cap_score", hyps, refs, n_refs, n)) return -1;
     int total = 0;
     for (int i = 0; i < n; i++) total += n_refs[i];
@@ -547,7 +598,7 @@ int cap_score(const char *const *hyps, const char *const *const *refs, const int
         }
     }
     int rc = cap_bleu((const char *const *)th, rr, n_refs, n, out->bleu);
-    if (!rc) rc = cap_cider_d((const char *const *)th, rr, n_refs, n, &out->cider_d, NULL);
+    if (!rc) rc = cap_cider_d((const char *const *)th, rr, n_refs, n, &out->cider_d, per_image);
     for (int i = 0; i < n; i++) free(th[i]);
     for (int o = 0; o < total; o++) free(tr[o]);
     free(th);

@@ -1,4 +1,4 @@
-// Vision-language evaluation metrics: VQA accuracy (official vqaEval.py rules), GQA exact
+// Vision-language evaluation metrics: VQA accuracy (current official vqaEval.py rules), GQA exact
 // match, NLVR2 accuracy, and the coco-caption BLEU-1..4 and CIDEr-D scorers.
 #ifndef VL_METRICS_H
 #define VL_METRICS_H
@@ -6,23 +6,38 @@
 #include <stddef.h>
 
 // ---------------------------------------------------------------- VQA
-// vqaEval.py's answer processing, applied to a prediction: newlines/tabs -> space, trim,
-// processPunctuation (each of ; / [ ] " { } ( ) = + \ _ - > < @ ` , ? ! is deleted when the
-// original text has it next to a space or contains digit,digit anywhere, else becomes a space;
-// then '.' not followed by a digit is deleted, at most 32 times as the official re.sub call
-// does), processDigitArticle (lowercase, split on whitespace, none/zero..ten -> 0..10, drop
-// a/an/the, contractions table, join with one space). ASCII-only lowercase/digits/whitespace.
-// Writes at most cap bytes (NUL included) to out; returns the full length.
+// The rules of the current official evaluation code, GT-Vision-Lab/VQA
+// PythonEvaluationTools/vqaEvaluation/vqaEval.py at commit a013f00 ("Fixed processing answers
+// bug", 2021), per question:
+//   1. every ground-truth answer and the prediction: '\n' and '\t' -> ' ', then strip();
+//   2. only when the stripped ground-truth answers are not all identical, the prediction and
+//      every answer get processPunctuation then processDigitArticle (when all are identical,
+//      nothing is normalised: "Yes" scores 0 against ten "yes");
+//   3. accuracy = mean over the answers i of min(1, #answers j among the others equal to the
+//      prediction / 3).
+// processPunctuation: each of ; / [ ] " { } ( ) = + \ _ - > < @ ` , ? ! is deleted when the
+// text has it next to a space or contains digit,digit anywhere, else becomes a space; then a '.'
+// not followed by a digit is deleted, at most 32 times (the official re.sub call passes
+// re.UNICODE = 32 as its count). processDigitArticle: lowercase, split on whitespace,
+// none/zero/one..ten -> 0..10, drop a/an/the, the contractions table (dont -> don't), join
+// with one space. Whitespace is Python's (ASCII and the Unicode spaces in UTF-8); lowercasing
+// and digits are ASCII only (Python 2 lowercases non-ASCII letters too: not reproduced).
+// The official code reports each figure rounded to 2 decimals; these functions do not round.
+
+// strip, processPunctuation and processDigitArticle (what step 2 does to a text). Writes at
+// most cap bytes (NUL included) to out; returns the full length.
 size_t vqa_normalize(const char *in, char *out, size_t cap);
-// processPunctuation alone (what vqaEval.py applies to ground-truth answers).
+// processPunctuation alone.
 size_t vqa_process_punctuation(const char *in, char *out, size_t cap);
-// Accuracy of one question in [0, 1]: the mean over the n leave-one-out subsets of the n
-// human answers of min(1, #answers in the subset equal to the processed prediction / 3).
-// normalize_answers = 0 is exactly the official script (answers get processPunctuation only,
-// and only when they are not all identical: the dataset's answers are already normalised);
-// 1 applies the full vqa_normalize to every answer (for raw answer strings).
-// Returns -1 (nn_err set) when n_answers < 1.
-double vqa_accuracy(const char *pred, const char *const *answers, int n_answers, int normalize_answers);
+// Accuracy of one question in [0, 1], exactly as above. Returns -1 (nn_err set) when
+// n_answers < 1.
+double vqa_accuracy(const char *pred, const char *const *answers, int n_answers);
+// The same with the official leave-one-out taken literally: it drops every answer *record*
+// equal (as a dict) to the held-out one. record[i] numbers answer i's other fields
+// (answer_confidence, answer_id): answers i and j are one record when record[i] == record[j]
+// and their processed texts are equal. NULL: all records distinct (the official files number
+// the answers with answer_id 1..10, so this is the case there).
+double vqa_accuracy_records(const char *pred, const char *const *answers, const int *record, int n_answers);
 
 // ---------------------------------------------------------------- GQA, NLVR2
 // GQA: 1 when pred and gold are equal after lowercasing (ASCII) and trimming surrounding
@@ -69,5 +84,8 @@ typedef struct {
     double cider_d;
 } CapScores;
 int cap_score(const char *const *hyps, const char *const *const *refs, const int *n_refs, int n, CapScores *out);
+// The same, with each image's CIDEr-D in per_image (n values; NULL: not wanted).
+int cap_score_images(const char *const *hyps, const char *const *const *refs, const int *n_refs, int n, CapScores *out,
+                     double *per_image);
 
 #endif

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,9 @@ static cJSON *load_json(const char *path) {
     return j;
 }
 
+char *vld_read_text(const char *path, size_t *len) { return read_text(path, len); }
+cJSON *vld_load_json(const char *path) { return load_json(path); }
+
 static const char *type_name(const cJSON *j) {
     if (!j) return "nothing";
     if (cJSON_IsString(j)) return "a string";
@@ -152,6 +156,8 @@ static void describe(const cJSON *j, char *buf, size_t cap) {
     else if (cJSON_IsNumber(j)) snprintf(buf, cap, "a number (%.17g)", j->valuedouble);
     else snprintf(buf, cap, "%s", type_name(j));
 }
+
+void vld_describe(const cJSON *j, char *buf, size_t cap) { describe(j, buf, cap); }
 
 enum { J_STR, J_NUM, J_INT, J_OBJ, J_ARR };
 static const char *const jt_name[] = {"a string", "a number", "an integer", "an object", "an array"};
@@ -255,6 +261,7 @@ static VlExample *ex_add(VlData *d, int *cap) {
     VlExample *e = &d->ex[d->n++];
     memset(e, 0, sizeof *e);
     e->label = -1;
+    e->balanced = -1;
     return e;
 }
 static void ex_free(VlExample *e) {
@@ -266,6 +273,7 @@ static void ex_free(VlExample *e) {
     for (int i = 0; i < e->nanswers; i++) free(e->answers[i]);
     free(e->answers);
     free(e->confidence);
+    free(e->answer_id);
     free(e->mc_answer);
     free(e->full_answer);
     free(e->answer_type);
@@ -593,6 +601,20 @@ static int vqa_annotations(VlData *d, const char *path, Map *byq, int skip_bad, 
                 }
                 cc = conf_code(c->valuestring);
             }
+            cJSON *id = cJSON_GetObjectItemCaseSensitive(an, "answer_id");
+            long long aid = VL_NO_ANSWER_ID;
+            if (id && !cJSON_IsNull(id)) {
+                if (!cJSON_IsNumber(id) || id->valuedouble != (double)(long long)id->valuedouble ||
+                    fabs(id->valuedouble) > 9e15) {
+                    describe(id, got, sizeof got);
+                    rec_fail(&r, "%s: \"answer_id\": expected an integer, found %s", where, got);
+                    break;
+                }
+                aid = (long long)id->valuedouble;
+            }
+            tmp.answer_id = realloc(tmp.answer_id, sizeof(long long) * (size_t)(tmp.nanswers + 1));
+            NN_ASSERT(tmp.answer_id, "out of memory");
+            tmp.answer_id[tmp.nanswers] = aid;
             add_answer(&tmp, s->valuestring, cc, 1);
         }
         if (r.bad) {
@@ -605,6 +627,7 @@ static int vqa_annotations(VlData *d, const char *path, Map *byq, int skip_bad, 
         e->nanswers = tmp.nanswers;
         e->answers = tmp.answers;
         e->confidence = tmp.confidence;
+        e->answer_id = tmp.answer_id;
         e->mc_answer = mc ? xstrdup(mc->valuestring) : NULL;
         e->answer_type = at ? xstrdup(at->valuestring) : NULL;
         e->question_type = qt ? xstrdup(qt->valuestring) : NULL;
@@ -652,6 +675,13 @@ VlData *vld_read_gqa(const char *questions, const char *image_dir, int skip_bad)
             cJSON *st = ty ? rget(&r, ty, "structural", J_STR, 0) : NULL;
             cJSON *dt = ty ? rget(&r, ty, "detailed", J_STR, 0) : NULL;
             if (!r.bad && !iid->valuestring[0]) rec_fail(&r, "\"imageId\": empty string");
+            cJSON *ib = cJSON_GetObjectItemCaseSensitive(q, "isBalanced");
+            if (!r.bad && ib && !cJSON_IsNull(ib) && !cJSON_IsBool(ib)) {
+                char got[96];
+                describe(ib, got, sizeof got);
+                rec_fail(&r, "\"isBalanced\": expected true or false, found %s", got);
+            }
+            if (!r.bad && ib && cJSON_IsBool(ib)) e->balanced = cJSON_IsTrue(ib);
             if (!r.bad) {
                 e->qid = xstrdup(q->string ? q->string : "");
                 e->image_id = xstrdup(iid->valuestring);

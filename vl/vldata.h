@@ -2,12 +2,15 @@
 // Karpathy's dataset_coco.json), read with cJSON into one in-memory type for training and inspect.
 #ifndef VL_VLDATA_H
 #define VL_VLDATA_H
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum { VL_VQA, VL_GQA, VL_NLVR2, VL_CAPTION, VL_NTASKS } VlTask;
 
 // VQAv2 answer_confidence per answer.
 enum { VL_CONF_NONE = 0, VL_CONF_NO, VL_CONF_MAYBE, VL_CONF_YES };
+// VlExample.answer_id of an answer without one.
+#define VL_NO_ANSWER_ID (-9223372036854775807LL - 1)
 
 typedef struct {
     char *qid;            // question_id (VQAv2), the question's key (GQA), identifier (NLVR2),
@@ -22,12 +25,14 @@ typedef struct {
                           // (none when the file has no answers); NLVR2: "true" or "false";
                           // captions: the reference captions (COCO: all of an image's; Karpathy: "raw")
     signed char *confidence;   // VQAv2: VL_CONF_* per answer; NULL for the other formats
+    long long *answer_id;      // VQAv2: answer_id per answer (VL_NO_ANSWER_ID when absent); else NULL
     char *mc_answer;      // VQAv2 multiple_choice_answer (the most common answer); else NULL
     char *full_answer;    // GQA fullAnswer; else NULL
     char *answer_type;    // VQAv2 answer_type ("yes/no", "number", "other"); GQA types.structural
     char *question_type;  // VQAv2 question_type ("what color is the", ...); GQA types.detailed
     char *split;          // Karpathy: the image's split (train, restval, val, test); else NULL
     int label;            // NLVR2: 1 true, 0 false; -1 for the other formats
+    int balanced;         // GQA isBalanced: 1 true, 0 false, -1 absent; -1 for the other formats
     int line;             // NLVR2: 1-based line in the jsonl file; 0 otherwise
 } VlExample;
 
@@ -68,7 +73,7 @@ typedef struct {
 // instead when the .jpg files are absent and the .png ones are there (the generated data is PNG).
 VlData *vld_read_vqav2(const char *questions, const char *annotations, const char *image_dir, int skip_bad);
 // GQA {"<qid>": {"imageId", "question", "answer"?, "fullAnswer"?, "types"?: {"structural",
-// "detailed"}}}; images <image_dir>/<imageId>.jpg (or .png as above).
+// "detailed"}, "isBalanced"?: true|false}}; images <image_dir>/<imageId>.jpg (or .png as above).
 VlData *vld_read_gqa(const char *questions, const char *image_dir, int skip_bad);
 // NLVR2 jsonl, one {"identifier", "sentence", "label": "True"|"False", "directory"?, ...} per
 // line (blank lines allowed). Image pair convention (the NLVR2 release's): identifier
@@ -86,6 +91,14 @@ VlData *vld_read_coco_captions(const char *captions, const char *image_dir, int 
 VlData *vld_read_karpathy(const char *dataset, const char *image_root, const char *split, int skip_bad);
 
 void vld_free(VlData *d);
+
+// The readers' file helpers, for other readers of the same files (vl/score.c): a whole file
+// NUL-terminated (NULL + nn_err naming the file when it cannot be read), and a JSON file parsed
+// (NULL + nn_err naming the file and, for a syntax error, the line and column).
+char *vld_read_text(const char *path, size_t *len);
+struct cJSON *vld_load_json(const char *path);
+// What a JSON value is, for messages: a string ("abc"), a number (3), an object, ...
+void vld_describe(const struct cJSON *j, char *buf, size_t cap);
 
 // ---------------------------------------------------------------- folders
 // "vqav2" | "gqa" | "nlvr2" | "coco" | "karpathy": 1 if known.
