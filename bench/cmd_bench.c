@@ -31,6 +31,7 @@
 #include "bench/record.h"
 #include "methods/method.h"
 #include "nn/nn.h"
+#include "nn/safetensors.h"
 
 #define TAIL_LINES 20
 // Cost-model FLOPs per second as a fraction of a 256^3 sgemm's rate, for estimates before any
@@ -52,6 +53,7 @@ typedef struct {
     const Matrix *m;
     const char *out;
     int threads;
+    int allow_unused;   // passed on to every cell (petl run --allow-unused)
 } Ctx;
 
 static volatile sig_atomic_t g_stop;
@@ -314,12 +316,14 @@ static int start_cell(const Ctx *x, const MxCell *c, Running *r, double *acc) {
         setenv("OMP_NUM_THREADS", threads, 1);
         setenv("OPENBLAS_NUM_THREADS", threads, 1);
         setenv("PETL_BENCH_CELL", c->id, 1);
-        char *argv[MX_MAXARGV + 4];
+        char *argv[MX_MAXARGV + 5];
         argv[0] = "petl";
         for (int i = 0; i < c->argc; i++) argv[1 + i] = c->argv[i];
-        argv[1 + c->argc] = "--out";
-        argv[2 + c->argc] = raw;
-        argv[3 + c->argc] = NULL;
+        int k = 1 + c->argc;
+        if (x->allow_unused) argv[k++] = "--allow-unused";
+        argv[k++] = "--out";
+        argv[k++] = raw;
+        argv[k] = NULL;
         execv("/proc/self/exe", argv);
         fprintf(stderr, "petl bench: cannot run /proc/self/exe: %s\n", strerror(errno));
         _exit(127);
@@ -397,7 +401,7 @@ static int matches(const char *id, const char *only) {
 
 int cmd_bench(int argc, char **argv) {
     const char *out = NULL, *only = NULL, *cellsel = NULL;
-    int jobs = 1, threads = 0, dry = 0, help = 0;
+    int jobs = 1, threads = 0, dry = 0, help = 0, allow_unused = 0;
     float gflops = 0;
     Opt opts[] = {
         {"--out", OPT_STR, &out, "results folder (default results/<matrix name>)"},
@@ -407,6 +411,7 @@ int cmd_bench(int argc, char **argv) {
         {"--only", OPT_STR, &only, "only cells whose id matches: globs (*?[]) or substrings, comma-separated"},
         {"--cell", OPT_STR, &cellsel, "one cell: its index K (as --dry-run lists it) or its id (or a unique prefix)"},
         {"--gflops", OPT_FLOAT, &gflops, "throughput for time estimates (default: measured from finished cells)"},
+        {"--allow-unused", OPT_FLAG, &allow_unused, "backbone checkpoints may hold tensors the model does not use (each cell lists them)"},
         {"--help", OPT_FLAG, &help, "this help"},
     };
     int nopts = sizeof opts / sizeof opts[0];
@@ -438,7 +443,8 @@ int cmd_bench(int argc, char **argv) {
     long ncores = sysconf(_SC_NPROCESSORS_ONLN);
     if (ncores < 1) ncores = 1;
     if (!threads) threads = ncores / jobs > 0 ? (int)(ncores / jobs) : 1;
-    Ctx x = {&m, out, threads};
+    Ctx x = {&m, out, threads, allow_unused};
+    st_set_allow_unused(allow_unused);
 
     // selection
     int *sel = nn_calloc(sizeof(int) * (m.ncells + 1)), nsel = 0;

@@ -115,6 +115,7 @@ static int info_vl(const char *name, int vocab, int enc_len, int dec_len, const 
 int cmd_info(int argc, char **argv) {
     const char *backbone = NULL, *method = NULL, *margs = "";
     int img = 0, classes = -1, json = 0, help = 0, heads = 0, vocab = 2000, enc_len = 24, dec_len = 10;
+    int allow_unused = 0;
     const char *vl_vit = "vit-micro";
     Opt opts[] = {
         {"--backbone", OPT_STR, &backbone, "preset name (vit-b16, ...) or checkpoint (.safetensors/.npz)"},
@@ -127,6 +128,7 @@ int cmd_info(int argc, char **argv) {
         {"--enc-len", OPT_INT, &enc_len, "vl-* backbones: text tokens of an example"},
         {"--dec-len", OPT_INT, &dec_len, "vl-* backbones: target tokens of an example"},
         {"--image-encoder", OPT_STR, &vl_vit, "vl-* backbones: the ViT preset whose grid tokens it reads"},
+        {"--allow-unused", OPT_FLAG, &allow_unused, "load a checkpoint that holds tensors the model does not use (listed on stderr)"},
         {"--json", OPT_FLAG, &json, "print JSON"},
         {"--help", OPT_FLAG, &help, "this help"},
     };
@@ -136,6 +138,7 @@ int cmd_info(int argc, char **argv) {
         args_usage("info", "--backbone NAME|CKPT [--method M [--method-args k=v,...]] [--image-size N] [--classes K] [--json]", opts, nopt);
         return help ? 0 : 2;
     }
+    st_set_allow_unused(allow_unused);
     if (!strncmp(backbone, "vl-", 3) || vl_checkpoint(backbone))
         return info_vl(backbone, vocab, enc_len, dec_len, vl_vit, method, margs, json);
     VitConfig c;
@@ -208,6 +211,8 @@ int cmd_info(int argc, char **argv) {
     }
     printf("backbone %s: %d px, patch %d, %d tokens, dim %d, depth %d, heads %d, mlp %d, classes %d\n", c.name,
            c.img, c.patch, vit_tokens(&c), c.dim, c.depth, c.heads, c.mlp, c.classes);
+    char var[160];
+    if (*vit_variant_str(&c, var, sizeof var)) printf("variant: %s\n", var);
     printf("parameters\n");
     printf("  %-28s %14ld\n", "patch embedding", k.patch);
     printf("  %-28s %14ld\n", "class token + position", k.cls_pos);

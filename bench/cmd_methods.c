@@ -8,6 +8,7 @@
 #include "bench/cmds.h"
 #include "bench/common.h"
 #include "methods/method.h"
+#include "nn/safetensors.h"
 
 int cmd_methods(int argc, char **argv) {
     int json = 0, help = 0;
@@ -52,19 +53,22 @@ int cmd_methods(int argc, char **argv) {
 
 int cmd_merge(int argc, char **argv) {
     const char *ckpt = NULL, *delta = NULL, *out = NULL;
-    int heads = 0, help = 0;
+    int heads = 0, help = 0, allow_unused = 0;
     Opt opts[] = {
         {"--checkpoint", OPT_STR, &ckpt, "base ViT checkpoint"},
         {"--delta", OPT_STR, &delta, "delta checkpoint (petl run --save-delta)"},
         {"--out", OPT_STR, &out, "merged plain ViT (safetensors, timm names)"},
         {"--heads", OPT_INT, &heads, "attention heads when the checkpoint does not say"},
+        {"--allow-unused", OPT_FLAG, &allow_unused, "load a checkpoint that holds tensors the model does not use (listed on stderr)"},
         {"--help", OPT_FLAG, &help, "this help"},
     };
-    if (args_parse("merge", argc, argv, opts, 5, NULL, 0, NULL)) return 2;
+    int nopt = sizeof opts / sizeof opts[0];
+    if (args_parse("merge", argc, argv, opts, nopt, NULL, 0, NULL)) return 2;
     if (help || !ckpt || !delta || !out) {
-        args_usage("merge", "--checkpoint BASE --delta D --out M.safetensors", opts, 5);
+        args_usage("merge", "--checkpoint BASE --delta D --out M.safetensors", opts, nopt);
         return help ? 0 : 2;
     }
+    st_set_allow_unused(allow_unused);
     Vit v;
     Method *m = NULL;
     if (load_with_delta(ckpt, delta, heads, &v, &m)) {

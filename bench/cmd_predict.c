@@ -11,6 +11,7 @@
 #include "methods/method.h"
 #include "nn/ops.h"
 #include "vit/vit.h"
+#include "nn/safetensors.h"
 
 // "0.5" -> all three channels; "0.485,0.456,0.406" -> per channel.
 static int parse_triple(const char *s, float v[3]) {
@@ -21,13 +22,14 @@ static int parse_triple(const char *s, float v[3]) {
 
 int cmd_predict(int argc, char **argv) {
     const char *ckpt = NULL, *delta = NULL, *mean_s = "0.5", *std_s = "0.5";
-    int heads = 0, help = 0;
+    int heads = 0, help = 0, allow_unused = 0;
     Opt opts[] = {
         {"--checkpoint", OPT_STR, &ckpt, "ViT checkpoint (.safetensors timm/HF names, or Google .npz)"},
         {"--delta", OPT_STR, &delta, "a method's delta checkpoint (petl run --save-delta) to apply"},
         {"--heads", OPT_INT, &heads, "attention heads when the checkpoint's metadata does not say"},
         {"--mean", OPT_STR, &mean_s, "normalisation mean: one value or three (default 0.5)"},
         {"--std", OPT_STR, &std_s, "normalisation std: one value or three (default 0.5)"},
+        {"--allow-unused", OPT_FLAG, &allow_unused, "load a checkpoint that holds tensors the model does not use (listed on stderr)"},
         {"--help", OPT_FLAG, &help, "this help"},
     };
     int nopt = sizeof opts / sizeof opts[0];
@@ -38,6 +40,7 @@ int cmd_predict(int argc, char **argv) {
         args_usage("predict", "--checkpoint M.safetensors [--delta D] [--heads H] [--mean m --std s] IMAGE...", opts, nopt);
         return help ? 0 : 2;
     }
+    st_set_allow_unused(allow_unused);
     float mean[3], sd[3];
     if (parse_triple(mean_s, mean) || parse_triple(std_s, sd)) {
         fprintf(stderr, "petl predict: --mean/--std take one number or three separated by commas\n");

@@ -19,6 +19,7 @@
 #include "bench/record.h"
 #include "bench/train.h"
 #include "methods/method.h"
+#include "nn/safetensors.h"
 
 static double now(void) {
     struct timespec t;
@@ -60,7 +61,7 @@ int cmd_run(int argc, char **argv) {
     ModelSpec ms = {0};
     const char *data = NULL, *task = NULL, *format = NULL, *regime = "full", *out = NULL, *save_delta = NULL;
     const char *lr_grid = NULL;
-    int help = 0, skip_bad = 0;
+    int help = 0, skip_bad = 0, allow_unused = 0;
     TrainOpts to;
     train_opts_default(&to);
     to.log_every = 0;
@@ -80,9 +81,11 @@ int cmd_run(int argc, char **argv) {
     opts[n++] = (Opt){"--save-delta", OPT_STR, &save_delta, "save the method's parameters and the head"};
     opts[n++] = (Opt){"--init-delta", OPT_STR, &ms.init_delta, "start from a saved delta"};
     opts[n++] = (Opt){"--skip-bad", OPT_FLAG, &skip_bad, "skip broken list lines (counted in the record)"};
+    opts[n++] = (Opt){"--allow-unused", OPT_FLAG, &allow_unused, "load a checkpoint that holds tensors the model does not use (listed on stderr)"};
     opts[n++] = (Opt){"--help", OPT_FLAG, &help, "this help"};
     n += train_opts_table(&to, opts + n);
     if (args_parse("run", argc, argv, opts, n, NULL, 0, NULL)) return 2;
+    st_set_allow_unused(allow_unused);
     if (help || !ms.backbone || !ms.method || !data || !task || !out) {
         args_usage("run",
                    "--backbone CKPT --method NAME [--method-args k=v,...] --data ROOT --task T "

@@ -8,11 +8,12 @@
 #include "bench/cmds.h"
 #include "bench/common.h"
 #include "bench/train.h"
+#include "nn/safetensors.h"
 
 static int train_common(const char *cmd, int argc, char **argv, int pretrain) {
     const char *ckpt = NULL, *preset = "vit-micro", *data = NULL, *format = NULL, *task = NULL, *out = NULL;
     const char *train_split = NULL, *val_split = NULL;
-    int heads = 0, help = 0, skip_bad = 0;
+    int heads = 0, help = 0, skip_bad = 0, allow_unused = 0;
     TrainOpts to;
     train_opts_default(&to);
     if (pretrain) {
@@ -39,9 +40,11 @@ static int train_common(const char *cmd, int argc, char **argv, int pretrain) {
     opts[n++] = (Opt){"--heads", OPT_INT, &heads, "attention heads when the checkpoint does not say"};
     opts[n++] = (Opt){"--out", OPT_STR, &out, "save the trained model here (safetensors)"};
     opts[n++] = (Opt){"--skip-bad", OPT_FLAG, &skip_bad, "skip broken list lines (counted) instead of refusing"};
+    opts[n++] = (Opt){"--allow-unused", OPT_FLAG, &allow_unused, "load a checkpoint that holds tensors the model does not use (listed on stderr)"};
     opts[n++] = (Opt){"--help", OPT_FLAG, &help, "this help"};
     n += train_opts_table(&to, opts + n);
     if (args_parse(cmd, argc, argv, opts, n, NULL, 0, NULL)) return 2;
+    st_set_allow_unused(allow_unused);
     if (help || !data || (!pretrain && !ckpt) || (pretrain && !out)) {
         args_usage(cmd,
                    pretrain ? "--preset vit-micro --data data/fractal --epochs E --out M.safetensors [options]"

@@ -215,9 +215,12 @@ int cmd_vl_run(int argc, char **argv) {
     opts[n++] = (Opt){"--predictions", OPT_STR, &preds_out, "write the test predictions here (JSON)"};
     opts[n++] = (Opt){"--out", OPT_STR, &out, "result record (JSON, written atomically)"};
     opts[n++] = (Opt){"--skip-bad", OPT_FLAG, &skip_bad, "skip broken records (counted) instead of refusing"};
+    int allow_unused = 0;
+    opts[n++] = (Opt){"--allow-unused", OPT_FLAG, &allow_unused, "load a checkpoint that holds tensors the model does not use (listed on stderr)"};
     opts[n++] = (Opt){"--help", OPT_FLAG, &help, "this help"};
     n += train_opts_table(&to, opts + n);
     if (args_parse("run", argc, argv, opts, n, NULL, 0, NULL)) return 2;
+    st_set_allow_unused(allow_unused);
     if (help || !sp.backbone || !sp.method || !data || !out) {
         args_usage("run --format vl",
                    "--backbone VL.safetensors --method NAME [--method-args k=v] --data data/vl [--vl-tasks vqa,gqa,nlvr,caption] "

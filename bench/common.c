@@ -28,14 +28,14 @@ int load_with_delta(const char *ckpt, const char *delta, int heads, Vit *v, Meth
 }
 
 void vit_count(const VitConfig *c, VitCounts *k) {
-    long D = c->dim, M = c->mlp, N = vit_tokens(c);
+    long D = c->dim, M = c->mlp, N = vit_pos_tokens(c);
     k->patch = D * c->in_ch * c->patch * c->patch + D;
-    k->cls_pos = D + N * D;
+    k->cls_pos = D + (long)c->reg_tokens * D + N * D;   // class + register tokens, position embedding
     k->attn = 3 * D * D + 3 * D + D * D + D;
     k->mlp = M * D + M + D * M + D;
-    k->norms = 4 * D;
+    k->norms = (c->layerscale ? 6 : 4) * D;              // LayerScale gammas counted with the norms
     k->blocks = c->depth * (k->attn + k->mlp + k->norms);
-    k->final_norm = 2 * D;
+    k->final_norm = 2 * D + (c->pre_logits ? D * D + D : 0);   // norm or fc_norm (+ pre_logits)
     k->head = c->classes > 0 ? (long)c->classes * D + c->classes : 0;
     k->backbone = k->patch + k->cls_pos + k->blocks + k->final_norm;
 }

@@ -63,6 +63,11 @@ static int cp_attach(Method *m, Vit *v, uint64_t seed) {
         nn_seterr("convpass: the image (%d px) is not a whole grid of %d px patches", cfg->img, cfg->patch);
         return -1;
     }
+    if (cfg->reg_tokens) {   // op_conv3x3_tokens takes (class token, grid): registers have no place
+        nn_seterr("convpass: the backbone has %d register tokens; convpass supports a class token and the patch grid only",
+                  cfg->reg_tokens);
+        return -1;
+    }
     method_freeze_backbone_train_head(v);
     int d = cfg->dim, c = C->c;
     C->grid = vit_grid(cfg);

@@ -325,6 +325,35 @@ const StEntry *st_find(const StFile *f, const char *name) {
     return NULL;
 }
 
+static int g_allow_unused;
+
+void st_set_allow_unused(int on) { g_allow_unused = on != 0; }
+int st_allow_unused(void) { return g_allow_unused; }
+
+int st_check_unused(const StFile *f, const unsigned char *used, const char *model) {
+    int n = 0;
+    char list[1024] = "";
+    size_t k = 0;
+    for (int i = 0; i < f->n; i++) {
+        if (used[i]) continue;
+        if (n < 8 && k < sizeof list)
+            k += snprintf(list + k, sizeof list - k, "%s'%s'", n ? ", " : "", f->e[i].name);
+        n++;
+    }
+    if (!n) return 0;
+    char more[64] = "";
+    if (n > 8) snprintf(more, sizeof more, " and %d more", n - 8);
+    if (g_allow_unused) {
+        fprintf(stderr, "warning: %s: %d tensor%s that the %s does not use, ignored (--allow-unused): %s%s\n", f->path,
+                n, n > 1 ? "s" : "", model, list, more);
+        return 0;
+    }
+    nn_seterr("%s: %d tensor%s that the %s does not use: %s%s (the checkpoint is a model variant this loader does "
+              "not implement, or not this kind of model; hint: --allow-unused loads it anyway, without them)",
+              f->path, n, n > 1 ? "s" : "", model, list, more);
+    return -1;
+}
+
 const char *st_meta(const StFile *f, const char *key) {
     for (int i = 0; i < f->nmeta; i++)
         if (!strcmp(f->meta_keys[i], key)) return f->meta_vals[i];

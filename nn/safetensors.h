@@ -42,6 +42,15 @@ void st_writer_meta(StWriter *w, const char *key, const char *value);
 int st_writer_save(StWriter *w, const char *path);
 void st_writer_free(StWriter *w);
 
+// Strict loading. A model loader marks the entries it used (used[i] for f->e[i]) and then calls
+// st_check_unused: every other entry is an error listing them (the first several and a count), as a
+// checkpoint with tensors the model does not read is a different model (LayerScale, registers...).
+// With st_set_allow_unused(1) (the commands' --allow-unused) the names go to stderr instead and
+// the load goes on. model names the reader ("ViT", "VL model"). 0, or -1 with nn_err().
+void st_set_allow_unused(int on);
+int st_allow_unused(void);
+int st_check_unused(const StFile *f, const unsigned char *used, const char *model);
+
 // .npz: a zip of .npy files (stored or deflated). Entry names drop the ".npy" suffix.
 // Same StFile/StEntry representation: data is decompressed into f->buf.
 int npz_open(StFile *f, const char *path);

@@ -49,7 +49,22 @@ int vit_preset(const char *name, VitConfig *c) {
 }
 
 int vit_grid(const VitConfig *c) { return c->img / c->patch; }
-int vit_tokens(const VitConfig *c) { return vit_grid(c) * vit_grid(c) + 1; }
+int vit_prefix_tokens(const VitConfig *c) { return 1 + c->reg_tokens; }
+int vit_tokens(const VitConfig *c) { return vit_grid(c) * vit_grid(c) + vit_prefix_tokens(c); }
+int vit_pos_tokens(const VitConfig *c) { return c->no_embed_class ? vit_grid(c) * vit_grid(c) : vit_tokens(c); }
+
+const char *vit_variant_str(const VitConfig *c, char *buf, int n) {
+    int k = 0;
+    buf[0] = 0;
+#define ADD(...) (k += snprintf(buf + k, k < n ? n - k : 0, __VA_ARGS__), k = k < n ? k : n)
+    if (c->layerscale) ADD("%slayerscale", k ? ", " : "");
+    if (c->reg_tokens) ADD("%sregisters %d", k ? ", " : "", c->reg_tokens);
+    if (c->no_embed_class) ADD("%spos_embed without class token", k ? ", " : "");
+    if (c->pool_avg) ADD("%spool avg+fc_norm", k ? ", " : "");
+    if (c->pre_logits) ADD("%spre_logits", k ? ", " : "");
+#undef ADD
+    return buf;
+}
 
 const char *vit_site_name(VitSite s) {
     static const char *n[SITE_COUNT] = {"qkv", "proj", "fc1", "fc2", "norm1", "norm2",
@@ -73,12 +88,16 @@ void vit_init(Vit *v, const VitConfig *c) {
     NN_ASSERT(c->img % c->patch == 0, "image size %d is not a multiple of the patch size %d", c->img,
               c->patch);
     NN_ASSERT(c->dim % c->heads == 0, "dim %d is not a multiple of heads %d", c->dim, c->heads);
-    int D = c->dim, N = vit_tokens(c);
+    int D = c->dim, N = vit_pos_tokens(c);
     int ps4[4] = {D, c->in_ch, c->patch, c->patch};
     v->patch_w = ps_add(&v->ps, "patch_embed.proj.weight", 4, ps4, 1);
     v->patch_b = add1(v, "patch_embed.proj.bias", D);
     int s3[3] = {1, 1, D};
     v->cls = ps_add(&v->ps, "cls_token", 3, s3, 1);
+    if (c->reg_tokens > 0) {
+        s3[1] = c->reg_tokens;
+        v->reg = ps_add(&v->ps, "reg_token", 3, s3, 1);
+    }
     s3[1] = N;
     v->pos = ps_add(&v->ps, "pos_embed", 3, s3, 1);
     v->blocks = nn_calloc(sizeof(VitBlock) * c->depth);
@@ -100,13 +119,22 @@ void vit_init(Vit *v, const VitConfig *c) {
         P1(fc1_b, "mlp.fc1.bias", c->mlp);
         P2(fc2_w, "mlp.fc2.weight", D, c->mlp);
         P1(fc2_b, "mlp.fc2.bias", D);
+        if (c->layerscale) {   // identity until loaded (timm starts them at init_values)
+            P1(ls1, "ls1.gamma", D);
+            P1(ls2, "ls2.gamma", D);
+            for (int i = 0; i < D; i++) b->ls1->data[i] = b->ls2->data[i] = 1.0f;
+        }
 #undef P1
 #undef P2
         for (int i = 0; i < D; i++) b->norm1_w->data[i] = b->norm2_w->data[i] = 1.0f;
     }
-    v->norm_w = add1(v, "norm.weight", D);
-    v->norm_b = add1(v, "norm.bias", D);
+    v->norm_w = add1(v, c->pool_avg ? "fc_norm.weight" : "norm.weight", D);
+    v->norm_b = add1(v, c->pool_avg ? "fc_norm.bias" : "norm.bias", D);
     for (int i = 0; i < D; i++) v->norm_w->data[i] = 1.0f;
+    if (c->pre_logits) {
+        v->pre_w = add2(v, "pre_logits.fc.weight", D, D);
+        v->pre_b = add1(v, "pre_logits.fc.bias", D);
+    }
     if (c->classes > 0) {
         v->head_w = add2(v, "head.weight", c->classes, D);
         v->head_b = add1(v, "head.bias", c->classes);
@@ -129,8 +157,8 @@ void vit_init_random(Vit *v, uint64_t seed) {
         const char *n = p->name;
         size_t L = strlen(n);
         int is_w = L > 7 && !strcmp(n + L - 7, ".weight");
-        if (strstr(n, "norm")) continue;   // keep (1, 0)
-        if (!strcmp(n, "cls_token")) rng_fill_normal(&s, p->t.data, p->t.n, 0, 1e-6f);
+        if (strstr(n, "norm") || strstr(n, ".ls")) continue;   // keep (1, 0), LayerScale 1
+        if (!strcmp(n, "cls_token") || !strcmp(n, "reg_token")) rng_fill_normal(&s, p->t.data, p->t.n, 0, 1e-6f);
         else if (!strcmp(n, "pos_embed")) rng_fill_trunc_normal(&s, p->t.data, p->t.n, 0.02f);
         else if (is_w) rng_fill_trunc_normal(&s, p->t.data, p->t.n, 0.02f);
         else memset(p->t.data, 0, sizeof(float) * p->t.n);
@@ -180,12 +208,20 @@ static int transient_input(Graph *g, const VitSites *st, int l, VitSite s, const
     return 1;
 }
 
+// LayerScale: x * gamma per channel, SSF's scale-and-shift op with a zero shift.
+static Tensor *layer_scale(Graph *g, Tensor *x, Tensor *gamma) {
+    int s1[1] = {gamma->shape[0]};
+    return op_scale_shift(g, x, gamma, graph_zeros(g, 1, s1));
+}
+
 static Tensor *block_forward(Vit *v, Graph *g, int l, Tensor *x, const VitSites *st) {
     const VitConfig *c = &v->cfg;
     VitBlock *b = &v->blocks[l];
     AttnOpts ao = {.heads = c->heads};
-    int fuse_attn = !(st && st->after_attn) && !has_post(st);
-    int fuse_mlp = !(st && st->after_mlp) && !has_post(st);
+    // LayerScale scales the sub-layer output before the residual add (and before a method's
+    // after_attn / after_mlp sees it), so the residual cannot be fused into the linear.
+    int fuse_attn = !(st && st->after_attn) && !has_post(st) && !b->ls1;
+    int fuse_mlp = !(st && st->after_mlp) && !has_post(st) && !b->ls2;
     // Activations only the forward needs live on the scratch stack, not the arena (PET memory).
     int tmp_h1 = transient_input(g, st, l, SITE_QKV, b->qkv_w, st && st->after_attn);
     int tmp_a = transient_input(g, st, l, SITE_PROJ, b->proj_w, 0);
@@ -204,6 +240,7 @@ static Tensor *block_forward(Vit *v, Graph *g, int l, Tensor *x, const VitSites 
     } else {
         Tensor *o = site_post(st, g, l, SITE_PROJ, site_linear(st, g, l, SITE_PROJ, a, b->proj_w, b->proj_b, NULL));
         if (tmp_a) graph_tmp_release(g, a);
+        if (b->ls1) o = layer_scale(g, o, b->ls1);
         if (st && st->after_attn) o = st->after_attn(st->ctx, g, l, x, h, o);
         x = op_add(g, x, o);
     }
@@ -223,6 +260,7 @@ static Tensor *block_forward(Vit *v, Graph *g, int l, Tensor *x, const VitSites 
     if (fc2_hooked) m = st->linear(st->ctx, g, l, SITE_FC2, op_gelu(g, f), b->fc2_w, b->fc2_b, NULL);
     else m = op_gelu_linear(g, f, b->fc2_w, b->fc2_b, NULL);
     m = site_post(st, g, l, SITE_FC2, m);
+    if (b->ls2) m = layer_scale(g, m, b->ls2);
     if (st && st->after_mlp) m = st->after_mlp(st->ctx, g, l, x, h, m);
     if (tmp_h2) graph_tmp_release(g, h);
     return op_add(g, x, m);
@@ -234,14 +272,19 @@ static Tensor *embed(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
     tensor_shape_str(img, sh, sizeof sh);
     NN_ASSERT(img->ndim == 4 && img->shape[1] == c->in_ch && img->shape[2] == c->img && img->shape[3] == c->img,
               "ViT input is %s, expected (B, %d, %d, %d)", sh, c->in_ch, c->img, c->img);
-    int D = c->dim, N = vit_tokens(c);
+    int D = c->dim;
     Tensor *p = op_patchify(g, img, c->patch);
     int ws[2] = {D, c->in_ch * c->patch * c->patch};
     Tensor *W = graph_view(g, v->patch_w, 2, ws);
     Tensor *x = site_post(st, g, -1, SITE_PATCH, site_linear(st, g, -1, SITE_PATCH, p, W, v->patch_b, NULL));
+    // timm's _pos_embed: [cls, registers, patches]; pos_embed is added after joining them, or
+    // (no_embed_class) to the patches alone before.
+    int pshape[2] = {vit_pos_tokens(c), D};
+    if (c->no_embed_class) x = op_add(g, x, graph_view(g, v->pos, 2, pshape));
+    if (v->reg) x = op_concat_tokens(g, v->reg, x);
     x = op_concat_tokens(g, v->cls, x);
-    int pshape[2] = {N, D};
-    return op_add(g, x, graph_view(g, v->pos, 2, pshape));
+    if (!c->no_embed_class) x = op_add(g, x, graph_view(g, v->pos, 2, pshape));
+    return x;
 }
 
 // Embedding and every block: the residual stream (B, N, D) before the final norm.
@@ -275,11 +318,19 @@ static Tensor *run_blocks(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
 Tensor *vit_features(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
     const VitConfig *c = &v->cfg;
     Tensor *x = run_blocks(v, g, img, st);
-    // LayerNorm is per token: normalising the class token alone is the same as slicing after.
-    Tensor *cls = op_slice_tokens(g, x, 0, 1);
-    int s2[2] = {cls->shape[0], c->dim};
-    cls = graph_view(g, cls, 2, s2);
-    return site_post(st, g, -1, SITE_NORM_FINAL, op_layernorm(g, cls, v->norm_w, v->norm_b, c->ln_eps));
+    Tensor *f;
+    if (c->pool_avg) {   // timm global_pool='avg': the patch tokens (the last G*G, after any prefix)
+        int G2 = vit_grid(c) * vit_grid(c);
+        f = op_mean_tokens(g, op_slice_tokens(g, x, x->shape[1] - G2, G2));
+    } else {
+        // LayerNorm is per token: normalising the class token alone is the same as slicing after.
+        f = op_slice_tokens(g, x, 0, 1);
+        int s2[2] = {f->shape[0], c->dim};
+        f = graph_view(g, f, 2, s2);
+    }
+    f = site_post(st, g, -1, SITE_NORM_FINAL, op_layernorm(g, f, v->norm_w, v->norm_b, c->ln_eps));
+    if (v->pre_w) f = op_tanh(g, op_linear(g, f, v->pre_w, v->pre_b, NULL));
+    return f;
 }
 
 Tensor *vit_token_features(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
@@ -295,9 +346,9 @@ Tensor *vit_forward(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
 }
 
 double vit_forward_macs(const VitConfig *c) {
-    double D = c->dim, N = vit_tokens(c), M = c->mlp, np = N - 1;
+    double D = c->dim, N = vit_tokens(c), M = c->mlp, np = (double)vit_grid(c) * vit_grid(c);
     double patch = np * D * c->in_ch * c->patch * c->patch;
     double per_block = N * (3 * D * D) + N * D * D + 2 * N * D * M + 2 * N * N * D;   // qkv, proj, mlp, QK^T and AV
-    double head = c->classes > 0 ? D * c->classes : 0;
+    double head = (c->classes > 0 ? D * c->classes : 0) + (c->pre_logits ? D * D : 0);
     return patch + c->depth * per_block + head;
 }

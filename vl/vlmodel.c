@@ -901,7 +901,7 @@ Tensor *vl_visual_tokens(Vit *v, Graph *g, Tensor *img, int vis_tokens, const Vi
     int P = isqrt_exact(vis_tokens);
     NN_ASSERT(P > 0, "vl_visual_tokens: %d visual tokens is not a positive square", vis_tokens);
     Tensor *x = vit_token_features(v, g, img, st);
-    return op_pool_grid(g, x, 1, vit_grid(&v->cfg), P);
+    return op_pool_grid(g, x, vit_prefix_tokens(&v->cfg), vit_grid(&v->cfg), P);
 }
 
 double vl_forward_flops(const VlConfig *c, int enc_len, int with_vis, int dec_len, int with_loss) {
@@ -967,9 +967,12 @@ int vl_load(VlModel *m, const char *path) {
         return -1;
     }
     int rc = 0;
+    // Strict: a tensor outside the model's parameters (a method's, another model's) is an error.
+    unsigned char *used = nn_calloc(f.n + 1);
     for (int i = 0; i < f.n && !rc; i++) {
         const StEntry *e = &f.e[i];
         if (strncmp(e->name, "vl.", 3)) continue;
+        used[i] = 1;
         Param *p = ps_find(&m->ps, e->name);
         if (!p) {
             nn_seterr("%s: tensor '%s' is not a parameter of a VL model with this config", path, e->name);
@@ -991,6 +994,8 @@ int vl_load(VlModel *m, const char *path) {
             nn_seterr("%s: parameter '%s' is missing", path, m->ps.p[i]->name);
             rc = -1;
         }
+    if (!rc) rc = st_check_unused(&f, used, "VL model");
+    free(used);
     st_close(&f);
     if (rc) vl_free(m);
     return rc;
