@@ -326,20 +326,7 @@ static int cmp_int(const void *a, const void *b) {
 }
 
 // Writes text atomically (temporary file, then rename).
-static int write_atomic(const char *path, const char *text, size_t len) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { nn_seterr("%s: cannot write (%s)", tmp, strerror(errno)); return -1; }
-    int bad = fwrite(text, 1, len, f) != len;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        nn_seterr("%s: write failed (%s)", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
+static int write_atomic(const char *path, const char *text, size_t len) { return nn_write_file(path, text, len, 0); }
 
 typedef struct { char *s; size_t n, cap; } Buf;
 static void buf_add(Buf *b, const char *s) {

@@ -149,11 +149,9 @@ static int get_str(Ctx *c, const cJSON *j, const char *where, const char **out) 
     return 0;
 }
 static int get_int(Ctx *c, const cJSON *j, const char *where, int lo, int *out) {
-    if (!cJSON_IsNumber(j)) return fail(c, where, "expected an integer, got %s", type_name(j));
-    // range before the integer test: casting inf or 1e300 to long is undefined
-    if (!(j->valuedouble >= lo && j->valuedouble <= 1e9))
-        return fail(c, where, "expected an integer >= %d, got %g", lo, j->valuedouble);
-    if (j->valuedouble != (double)(long)j->valuedouble) return fail(c, where, "expected an integer, got a fraction");
+    if (!cJSON_IsNumber(j) || !nn_is_whole(j->valuedouble, -1e18, 1e18))
+        return fail(c, where, "expected an integer, got %s", cJSON_IsNumber(j) ? "a fraction" : type_name(j));
+    if (j->valuedouble < lo || j->valuedouble > 1e9) return fail(c, where, "expected an integer >= %d, got %g", lo, j->valuedouble);
     *out = (int)j->valuedouble;
     return 0;
 }

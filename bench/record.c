@@ -9,26 +9,7 @@
 
 #include "nn/nn.h"
 
-int write_file_atomic(const char *path, const char *text) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        nn_seterr("cannot write %s (hint: does the folder exist and is it writable?)", tmp);
-        return -1;
-    }
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n;
-    ok = (fflush(f) == 0) && ok;
-    ok = (fsync(fileno(f)) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        nn_seterr("cannot write %s (disk full?)", path);
-        return -1;
-    }
-    return 0;
-}
+int write_file_atomic(const char *path, const char *text) { return nn_write_file(path, text, strlen(text), 1); }
 
 int write_json_atomic(const char *path, const cJSON *o) {
     char *s = cJSON_Print(o);

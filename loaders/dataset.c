@@ -915,7 +915,7 @@ const char *ds_detect_format(const char *dir) {
 }
 
 Dataset *ds_open(const char *root, const char *format, const char *task, const char *split, int skip_bad) {
-    if (empty(root)) { ld_seterr("ds_open: no data folder given"); return NULL; }
+    if (empty(root)) { ld_seterr("no data folder given (expected --data DIR, found an empty path)"); return NULL; }
     if (!is_dir(root)) { ld_seterr("%s: no such folder", root); return NULL; }
     if (empty(format)) {
         char *dir = empty(task) ? xstrdup(root) : join(root, task);

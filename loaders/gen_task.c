@@ -148,40 +148,19 @@ static void split_sizes(const char *task, const GenOptions *o, int n[3]) {
 }
 
 // ---------------------------------------------------------------- files
-// A text file written whole or not at all: to <path>.tmp, then renamed.
-typedef struct {
-    FILE *f;
-    char path[1024], tmp[1040];
-} AtomicFile;
+// A text file written whole or not at all (nn_out_open: a temporary file, then a rename).
+typedef NnOut AtomicFile;
 
 static int af_open(AtomicFile *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int af_open(AtomicFile *a, const char *fmt, ...) {
+    char path[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(a->path, sizeof a->path, fmt, ap);
+    vsnprintf(path, sizeof path, fmt, ap);
     va_end(ap);
-    snprintf(a->tmp, sizeof a->tmp, "%s.tmp", a->path);
-    a->f = fopen(a->tmp, "w");
-    if (!a->f) {
-        nn_seterr("%s: cannot write (%s)", a->tmp, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return nn_out_open(a, path, 0);
 }
-static int af_close(AtomicFile *a) {
-    int bad = ferror(a->f);
-    if (fclose(a->f)) bad = 1;
-    if (bad) {
-        nn_seterr("%s: write failed (disk full?)", a->tmp);
-        remove(a->tmp);
-        return -1;
-    }
-    if (rename(a->tmp, a->path)) {
-        nn_seterr("%s: cannot rename to %s (%s)", a->tmp, a->path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
+static int af_close(AtomicFile *a) { return nn_out_close(a, 1); }
 
 static void marker_text(const char *task, const GenOptions *o, char *buf, size_t cap) {
     int n[3];

@@ -42,6 +42,14 @@ const char *ld_err(void) { return t_cap ? t_cap : nn_err(); }
 
 static const char *nm(const char *name) { return name ? name : "<memory>"; }
 
+// The one size limit, checked from the header before any pixel is decoded (every format, img_info too).
+static int dims_check(const char *name, long w, long h) {
+    if (w >= 1 && h >= 1 && w <= IMG_MAX_DIM && h <= IMG_MAX_DIM && w * h <= IMG_MAX_PIXELS) return 0;
+    ld_seterr("%s: image size %ldx%ld out of range (expected each side in 1..%d and at most %ld pixels)", nm(name), w,
+              h, IMG_MAX_DIM, (long)IMG_MAX_PIXELS);
+    return -1;
+}
+
 // ---------------------------------------------------------------- PNG via libpng
 typedef struct {
     const unsigned char *buf;
@@ -88,7 +96,8 @@ static int png_decode(const unsigned char *buf, size_t len, Image *im, const cha
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     int depth = png_get_bit_depth(png, info), ct = png_get_color_type(png, info);
     if ((long)w * (long)h > IMG_MAX_PIXELS) {
-        snprintf(src.msg, sizeof src.msg, "PNG too large (%ux%u)", (unsigned)w, (unsigned)h);
+        snprintf(src.msg, sizeof src.msg, "image size %ux%u out of range (expected each side in 1..%d and at most %ld "
+                 "pixels)", (unsigned)w, (unsigned)h, IMG_MAX_DIM, (long)IMG_MAX_PIXELS);
         png_longjmp(png, 1);
     }
     if (depth == 16) png_set_strip_16(png);
@@ -168,10 +177,7 @@ int img_load_mem(const unsigned char *buf, int len, Image *im, const char *name)
         }
         return -1;
     }
-    if (w <= 0 || h <= 0 || w > IMG_MAX_DIM || h > IMG_MAX_DIM || (long)w * h > IMG_MAX_PIXELS) {
-        ld_seterr("%s: image size %dx%d out of range", nm(name), w, h);
-        return -1;
-    }
+    if (dims_check(name, w, h)) return -1;
     uint8_t *p = stbi_load_from_memory(buf, len, &w, &h, &c, 0);
     if (!p) {
         ld_seterr("%s: cannot decode %s: corrupt, truncated or unsupported (%s)", nm(name), kind ? kind : "image",
@@ -248,34 +254,25 @@ int img_write_png(const char *path, int w, int h, int c, const uint8_t *px) {
                   c, px ? "" : ", no pixels");
         return -1;
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) { ld_seterr("%s: out of memory", path); return -1; }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmpXXXXXX", 11);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        ld_seterr("%s: cannot create temporary file %s (%s)", path, tmp, strerror(errno));
-        free(tmp);
+    static _Thread_local NnOut out;   // 8 KB: kept off the stack of the generators' threads
+    if (nn_out_open(&out, path, 0)) {
+        ld_seterr("%s", nn_err());
         return -1;
     }
-    fchmod(fd, 0644);
-    FILE *f = fdopen(fd, "wb");
-    if (!f) { close(fd); unlink(tmp); free(tmp); ld_seterr("%s: fdopen failed", path); return -1; }
+    FILE *f = out.f;
     PngWErr err = {{0}};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, pngw_on_error, png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, &info);
-        fclose(f); unlink(tmp); free(tmp);
+        nn_out_close(&out, 0);
         ld_seterr("%s: out of memory creating PNG writer", path);
         return -1;
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f); unlink(tmp);
+        nn_out_close(&out, 0);
         ld_seterr("%s: writing PNG failed: %s", path, err.msg[0] ? err.msg : "libpng error");
-        free(tmp);
         return -1;
     }
     static const int ctype[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
@@ -287,15 +284,10 @@ int img_write_png(const char *path, int w, int h, int c, const uint8_t *px) {
     for (int y = 0; y < h; y++) png_write_row(png, (png_const_bytep)(px + (size_t)y * w * c));
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    int bad = fflush(f) != 0 || ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad) { unlink(tmp); ld_seterr("%s: write error (%s)", path, strerror(errno)); free(tmp); return -1; }
-    if (rename(tmp, path) != 0) {
-        ld_seterr("%s: cannot rename %s into place (%s)", path, tmp, strerror(errno));
-        unlink(tmp); free(tmp);
+    if (nn_out_close(&out, 1)) {
+        ld_seterr("%s", nn_err());
         return -1;
     }
-    free(tmp);
     return 0;
 }
 
@@ -320,14 +312,16 @@ int img_info(const char *path, int *w, int *h, int *c) {
                     o += 12 + clen;
                 }
             }
-            if (pw <= 0 || ph <= 0 || !ch) ld_seterr("%s: corrupt PNG header", path);
-            else { *w = (int)pw; *h = (int)ph; *c = ch; r = 0; }
+            if (!ch) ld_seterr("%s: corrupt PNG header (colour type %d)", path, ct);
+            else if (!dims_check(path, pw, ph)) { *w = (int)pw; *h = (int)ph; *c = ch; r = 0; }
         }
     } else {
         int sw, sh, sc;
         if (stbi_info_from_memory(b, (int)n, &sw, &sh, &sc)) {
-            *w = sw; *h = sh; *c = sc == 2 ? 4 : sc;
-            r = 0;
+            if (!dims_check(path, sw, sh)) {
+                *w = sw; *h = sh; *c = sc == 2 ? 4 : sc;
+                r = 0;
+            }
         } else {
             Image im;   // let the decoder produce the precise message
             if (img_load_mem(b, (int)n, &im, path) == 0) {

@@ -23,6 +23,8 @@ void nn_seterr(const char *fmt, ...) {
 }
 const char *nn_err(void) { return g_err[0] ? g_err : "unknown error"; }
 
+int nn_is_whole(double x, double lo, double hi) { return isfinite(x) && x >= lo && x <= hi && x == floor(x); }
+
 void nn_die_at(const char *file, int line, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "petl: error (%s:%d): ", file, line);

@@ -4,6 +4,7 @@
 #define NN_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #define NN_MAXDIM 4
@@ -17,8 +18,26 @@ void nn_die_at(const char *file, int line, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));
 #define nn_die(...) nn_die_at(__FILE__, __LINE__, __VA_ARGS__)
 #define NN_ASSERT(c, ...) do { if (!(c)) nn_die_at(__FILE__, __LINE__, __VA_ARGS__); } while (0)
+// 1 when x is a whole number in [lo, hi] (finite). Test this before casting a parsed double to an
+// integer type: the cast of an out-of-range value is undefined behaviour.
+int nn_is_whole(double x, double lo, double hi);
 void *nn_malloc(size_t n);   // dies with a message on failure
 void *nn_calloc(size_t n);
+
+// ---------------------------------------------------------------- output files (nn/outfile.c)
+// Written whole or not at all: nn_out_open gives o->f (a temporary file beside the target; "-": stdout;
+// an existing character device: the device itself); nn_out_close(o, ok) renames it into place when ok
+// (fsync first when durable) or removes it. Only regular files are replaced: a directory, FIFO,
+// socket or block device at the path is an error; a symbolic link's target is replaced, not the link.
+// 0, or -1 with nn_err naming the path.
+typedef struct {
+    FILE *f;
+    int mode, durable;
+    char path[4096], tmp[4128];
+} NnOut;
+int nn_out_open(NnOut *o, const char *path, int durable);
+int nn_out_close(NnOut *o, int ok);
+int nn_write_file(const char *path, const void *data, size_t n, int durable);
 
 // ---------------------------------------------------------------- accounting
 typedef enum { MEM_PARAM, MEM_GRAD, MEM_OPTIM, MEM_ACT, MEM_WORK, MEM_NTAGS } MemTag;

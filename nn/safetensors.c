@@ -514,35 +514,24 @@ int st_writer_save(StWriter *w, const char *path) {
     buf_str(&h, "}");
     while (h.n % 8) buf_str(&h, " ");   // data then starts 8-aligned
 
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        int en = errno;
+    NnOut out;
+    if (nn_out_open(&out, path, 0)) {
         free(h.s);
-        return fail(path, "cannot create the temporary file '%s': %s (hint: does the directory exist and is it "
-                          "writable?)", tmp, strerror(en));
+        return -1;
     }
+    FILE *fp = out.f;
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)h.n >> (8 * i));
     int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h.s, 1, h.n, fp) == h.n;
     for (int i = 0; i < w->n && ok; i++)
         ok = fwrite(w->e[i].data, sizeof(float), (size_t)w->e[i].numel, fp) == (size_t)w->e[i].numel;
     int en = errno;
-    if (fclose(fp) != 0 && ok) {
-        ok = 0;
-        en = errno;
-    }
     free(h.s);
     if (!ok) {
-        remove(tmp);
-        return fail(path, "write to '%s' failed: %s (hint: disk full?)", tmp, strerror(en));
+        nn_out_close(&out, 0);
+        return fail(path, "write failed: %s (hint: disk full?)", strerror(en));
     }
-    if (rename(tmp, path) != 0) {
-        en = errno;
-        remove(tmp);
-        return fail(path, "cannot rename '%s' to it: %s", tmp, strerror(en));
-    }
+    if (nn_out_close(&out, 1)) return -1;
     return 0;
 }
 

@@ -866,6 +866,45 @@ static void test_cmd_data(void) {
     const char *a4[] = {"inspect"};
     CHECK(run_cmd(cmd_data_inspect, DIR "/inspect4.txt", 1, a4) == 2, "inspect usage");
 
+    // Impossible sizes in headers are problems at header time too (--no-decode reads only the header): a PNG of
+    // 60000x60000, a PNG width of 2^31 (negative as an int), a PNM of height 0, a BMP of 70000x1.
+    make_vtab(DIR "/vtab", "hugehdr", 6, 2, 3, 3);
+    uint8_t png_hdr[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                           0, 0, 0xEA, 0x60, 0, 0, 0xEA, 0x60, 8, 2, 0, 0, 0, 0, 0, 0, 0};
+    write_bytes(DIR "/vtab/hugehdr/images/train800/0.png", png_hdr, sizeof png_hdr);
+    uint8_t png_neg[33];
+    memcpy(png_neg, png_hdr, 33);
+    png_neg[16] = 0x80, png_neg[17] = png_neg[18] = png_neg[19] = 0;
+    write_bytes(DIR "/vtab/hugehdr/images/train800/1.png", png_neg, sizeof png_neg);
+    write_text(DIR "/vtab/hugehdr/images/train800/2.png", "P5\n4 0\n255\n");
+    uint8_t bmp[54] = {'B', 'M', 54, 0, 0, 0, 0, 0, 0, 0, 54, 0, 0, 0, 40, 0, 0, 0, 0x70, 0x11, 0x01, 0, 1, 0, 0, 0,
+                       1, 0, 24, 0};
+    write_bytes(DIR "/vtab/hugehdr/images/train800/3.png", bmp, sizeof bmp);
+    const char *huge_names[4] = {"0.png", "1.png", "2.png", "3.png"};
+    for (int i = 0; i < 4; i++) {
+        char path[256];
+        snprintf(path, sizeof path, DIR "/vtab/hugehdr/images/train800/%s", huge_names[i]);
+        int hw, hh, hc;
+        CHECK(img_info(path, &hw, &hh, &hc) < 0 && contains(nn_err(), huge_names[i]) &&
+                  contains(nn_err(), "out of range"),
+              "img_info refuses an impossible size (%s): %s", huge_names[i], nn_err());
+        Image him;
+        CHECK(img_load(path, &him) < 0, "img_load refuses an impossible size (%s)", huge_names[i]);
+    }
+    const char *a5[] = {"inspect", DIR "/vtab/hugehdr", "--no-decode", "--json"};
+    rc = run_cmd(cmd_data_inspect, DIR "/inspect5.json", 4, a5);
+    js = read_all(DIR "/inspect5.json", NULL);
+    j = cJSON_Parse(js);
+    int n_range = 0;
+    if (j) {
+        cJSON *p;
+        cJSON_ArrayForEach(p, cJSON_GetObjectItem(j, "problems"))
+            n_range += contains(cJSON_GetObjectItem(p, "problem")->valuestring, "out of range");   // 4 files x 2 lists
+    }
+    CHECK(rc == 1 && n_range == 8, "inspect --no-decode reports impossible sizes (train800 and train800val200 list them): rc %d, %d problems", rc, n_range);
+    cJSON_Delete(j);
+    free(js);
+
     // fewshot from an in-memory source (IDX): exactly k per class, disjoint val, same seed -> same files.
     mkdirs(DIR "/fsrc");
     make_idx(DIR "/fsrc", "train", 60, 60, 1, 2);   // 3 classes x 20

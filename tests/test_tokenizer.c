@@ -269,6 +269,26 @@ static void test_errors(void) {
                    "\"vocab\": [\"a\", \"b\"], \"merges\": [[0, 7]]}");
     CHECK(tok_load(p6) == NULL && strstr(nn_err(), "tok_badpetl.json") && strstr(nn_err(), "merge 0"),
           "petl merge out of range: %s", nn_err());
+    // a score of -1e400 parses as -inf: the end of "ab" became unreachable and the Viterbi trace-back read s[-1]
+    const char *p7 = TEST_TMP "/tok_neginf.json";
+    write_file(p7, "{\"model\": {\"type\": \"Unigram\", \"unk_id\": 0, \"vocab\": [[\"<unk>\", 0], "
+                   "[\"a\", -1e400], [\"b\", -1]]}}");
+    CHECK(tok_load(p7) == NULL && strstr(nn_err(), "tok_neginf.json") && strstr(nn_err(), "finite") &&
+              strstr(nn_err(), "'a'"),
+          "HF Unigram with a -inf score: %s", nn_err());
+    const char *p8 = TEST_TMP "/tok_neginf_petl.json";
+    write_file(p8, "{\"format\": \"petl-tokenizer\", \"version\": 1, \"model\": \"unigram\", \"pre_tokenizer\": "
+                   "\"petl\", \"vocab\": [\"a\", \"b\"], \"scores\": [-1, -1e400]}");
+    CHECK(tok_load(p8) == NULL && strstr(nn_err(), "tok_neginf_petl.json") && strstr(nn_err(), "scores[1]"),
+          "petl Unigram with a -inf score: %s", nn_err());
+    const char *p9 = TEST_TMP "/tok_hugeid.json";   // (int)1e122 was undefined behaviour (UBSan)
+    write_file(p9, "{\"format\": \"petl-tokenizer\", \"version\": 1, \"model\": \"bpe\", \"pre_tokenizer\": \"petl\", "
+                   "\"unk_id\": 1e122, \"vocab\": [\"a\", \"b\"], \"merges\": []}");
+    CHECK(tok_load(p9) == NULL && strstr(nn_err(), "tok_hugeid.json") && strstr(nn_err(), "integer"),
+          "special id 1e122: %s", nn_err());
+    CHECK(nn_is_whole(3, 0, 10) && !nn_is_whole(3.5, 0, 10) && !nn_is_whole(11, 0, 10) && !nn_is_whole(NAN, 0, 10) &&
+              !nn_is_whole(INFINITY, 0, INFINITY) && !nn_is_whole(1e122, -1e18, 1e18),
+          "nn_is_whole");
     const char *c1[1] = {"ab ab"};
     TokTrainConfig cfg = {.vocab_size = 262};
     Tokenizer *t = tok_train_bpe(c1, 1, &cfg);

@@ -184,6 +184,11 @@ static void test_corrupt(void) {
     expect_err(vld_read_vqav2(BAD "vqa_wrong_type.json", NULL, NULL, 0), "wrong type",
                "vqa_wrong_type.json: questions[2] (question_id 7000): \"image_id\": expected an integer, found a string (\"7\")",
                NULL);
+    // 1e122 was cast to long long (undefined behaviour, UBSan's float-cast-overflow) to test for an integer
+    expect_err(vld_read_vqav2(BAD "vqa_huge_id.json", NULL, NULL, 0), "huge id",
+               "vqa_huge_id.json: questions[1] (question_id 42001): \"image_id\": expected an integer, found a number "
+               "(1e+122)",
+               NULL);
     expect_err(vld_read_vqav2(BAD "vqa_no_array.json", NULL, NULL, 0), "no array",
                "vqa_no_array.json: \"questions\": expected an array, found an object", NULL);
     expect_err(vld_read_vqav2(q, BAD "vqa_bad_conf.json", NULL, 0), "bad confidence",

@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -514,6 +515,11 @@ static int unigram_piece(const Tokenizer *t, const char *s, int n, IBuf *out) {
         i += cl;
     }
     IBuf rev = {0}, at = {0};
+    if (n > 0 && from[n] < 0) {   // unreachable end (loading refuses non-finite scores; kept as a guard)
+        free(best), free(from), free(via);
+        nn_seterr("tokenizer: no Unigram segmentation reaches the end of the text");
+        return -1;
+    }
     for (int e = n; e > 0; e = from[e]) ib_push(&rev, via[e]), ib_push(&at, from[e]);
     int rc = 0, prev_unk = 0;
     for (int k = rev.n - 1; k >= 0 && !rc; k--) {
@@ -829,23 +835,16 @@ int tok_save(const Tokenizer *t, const char *path) {
     char *txt = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!txt) {
-        nn_seterr("tok_save: cannot serialise the tokenizer for '%s'", path);
-        return -1;
-    }
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        nn_seterr("tok_save: cannot create '%s': %s", path, strerror(errno));
-        free(txt);
+        nn_seterr("tokenizer '%s': cannot serialise it", path);
         return -1;
     }
     size_t len = strlen(txt);
-    int bad = fwrite(txt, 1, len, f) != len || fputc('\n', f) == EOF;
-    bad |= fclose(f) != 0;
-    free(txt);
-    if (bad) {
-        nn_seterr("tok_save: error writing '%s'", path);
-        return -1;
-    }
+    char *line = realloc(txt, len + 2);   // one JSON line, newline-terminated
+    if (!line) nn_die("out of memory");
+    line[len] = '\n', line[len + 1] = 0;
+    int rc = nn_write_file(path, line, len + 1, 0);
+    free(line);
+    if (rc) return -1;
     return 0;
 }
 
@@ -859,7 +858,7 @@ static int j_bool(const cJSON *o, const char *k, int def, int *err) {
 static int j_int(const cJSON *o, const char *k, int def, int *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!v) return def;
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble) *err = 1;
+    if (!cJSON_IsNumber(v) || !nn_is_whole(v->valuedouble, INT_MIN, INT_MAX)) *err = 1;
     return v->valueint;
 }
 
@@ -868,13 +867,13 @@ static Tokenizer *load_petl(const cJSON *root, const char *path) {
     int err = 0;
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
     if (!cJSON_IsNumber(ver) || ver->valueint != 1) {
-        nn_seterr("tok_load: '%s': unsupported petl-tokenizer version (expected 1)", path);
+        nn_seterr("tokenizer '%s': unsupported petl-tokenizer version (expected 1)", path);
         goto fail;
     }
     const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "model"));
     const char *pre = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"));
     if (!model || (strcmp(model, "bpe") && strcmp(model, "unigram"))) {
-        nn_seterr("tok_load: '%s': \"model\" must be \"bpe\" or \"unigram\", found %s", path, model ? model : "none");
+        nn_seterr("tokenizer '%s': \"model\" must be \"bpe\" or \"unigram\", found %s", path, model ? model : "none");
         goto fail;
     }
     t->model = strcmp(model, "bpe") ? TOK_UNIGRAM : TOK_BPE;
@@ -883,7 +882,7 @@ static Tokenizer *load_petl(const cJSON *root, const char *path) {
     for (int i = 0; i < 4 && pre; i++)
         if (!strcmp(pre, PRE[i])) p = i;
     if (p < 0) {
-        nn_seterr("tok_load: '%s': \"pre_tokenizer\" must be petl, bytelevel, metaspace or none, found %s", path,
+        nn_seterr("tokenizer '%s': \"pre_tokenizer\" must be petl, bytelevel, metaspace or none, found %s", path,
                   pre ? pre : "none");
         goto fail;
     }
@@ -896,13 +895,13 @@ static Tokenizer *load_petl(const cJSON *root, const char *path) {
     int ids[4] = {j_int(root, "pad_id", -1, &err), j_int(root, "eos_id", -1, &err), j_int(root, "unk_id", -1, &err),
                   j_int(root, "bos_id", -1, &err)};
     if (err) {
-        nn_seterr("tok_load: '%s': a flag or special id has the wrong JSON type (bool / integer expected)", path);
+        nn_seterr("tokenizer '%s': a flag or special id has the wrong JSON type (bool / integer expected)", path);
         goto fail;
     }
     const cJSON *voc = cJSON_GetObjectItemCaseSensitive(root, "vocab");
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(root, "special");
     if (!cJSON_IsArray(voc) || cJSON_GetArraySize(voc) < 1) {
-        nn_seterr("tok_load: '%s': \"vocab\" must be a non-empty array of strings", path);
+        nn_seterr("tokenizer '%s': \"vocab\" must be a non-empty array of strings", path);
         goto fail;
     }
     int nv = cJSON_GetArraySize(voc);
@@ -910,7 +909,7 @@ static Tokenizer *load_petl(const cJSON *root, const char *path) {
     const cJSON *it;
     cJSON_ArrayForEach(it, sp) {
         if (!cJSON_IsNumber(it) || it->valueint < 0 || it->valueint >= nv) {
-            nn_seterr("tok_load: '%s': \"special\" holds an id outside [0, %d)", path, nv);
+            nn_seterr("tokenizer '%s': \"special\" holds an id outside [0, %d)", path, nv);
             free(isp);
             goto fail;
         }
@@ -920,7 +919,7 @@ static Tokenizer *load_petl(const cJSON *root, const char *path) {
     cJSON_ArrayForEach(it, voc) {
         SBuf b = {0};
         if (!cJSON_IsString(it) || visible_to_bytes(it->valuestring, &b)) {
-            nn_seterr("tok_load: '%s': vocab entry %d is not a byte-level spelt string", path, i);
+            nn_seterr("tokenizer '%s': vocab entry %d is not a byte-level spelt string", path, i);
             free(b.s);
             free(isp);
             goto fail;
@@ -932,14 +931,14 @@ static Tokenizer *load_petl(const cJSON *root, const char *path) {
     free(isp);
     for (int k = 0; k < 4; k++)
         if (ids[k] < -1 || ids[k] >= nv) {
-            nn_seterr("tok_load: '%s': special id %d outside the vocabulary of %d", path, ids[k], nv);
+            nn_seterr("tokenizer '%s': special id %d outside the vocabulary of %d", path, ids[k], nv);
             goto fail;
         }
     t->pad_id = ids[0], t->eos_id = ids[1], t->unk_id = ids[2], t->bos_id = ids[3];
     if (t->model == TOK_BPE) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "merges");
         if (!cJSON_IsArray(m)) {
-            nn_seterr("tok_load: '%s': a bpe tokenizer needs a \"merges\" array", path);
+            nn_seterr("tokenizer '%s': a bpe tokenizer needs a \"merges\" array", path);
             goto fail;
         }
         int r = 0;
@@ -947,7 +946,7 @@ static Tokenizer *load_petl(const cJSON *root, const char *path) {
             const cJSON *a = cJSON_GetArrayItem(it, 0), *b = cJSON_GetArrayItem(it, 1);
             if (cJSON_GetArraySize(it) != 2 || !cJSON_IsNumber(a) || !cJSON_IsNumber(b) || a->valueint < 0 ||
                 a->valueint >= nv || b->valueint < 0 || b->valueint >= nv) {
-                nn_seterr("tok_load: '%s': merge %d must be [left_id, right_id] with ids in [0, %d)", path, r, nv);
+                nn_seterr("tokenizer '%s': merge %d must be [left_id, right_id] with ids in [0, %d)", path, r, nv);
                 goto fail;
             }
             SBuf cat = {0};
@@ -956,7 +955,7 @@ static Tokenizer *load_petl(const cJSON *root, const char *path) {
             int res = str_find(t, cat.s ? cat.s : "", (int)cat.n);
             free(cat.s);
             if (res < 0) {
-                nn_seterr("tok_load: '%s': merge %d (%d + %d) makes a token missing from the vocabulary", path, r,
+                nn_seterr("tokenizer '%s': merge %d (%d + %d) makes a token missing from the vocabulary", path, r,
                           a->valueint, b->valueint);
                 goto fail;
             }
@@ -966,11 +965,19 @@ static Tokenizer *load_petl(const cJSON *root, const char *path) {
     } else {
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "scores");
         if (cJSON_GetArraySize(s) != nv) {
-            nn_seterr("tok_load: '%s': a unigram tokenizer needs \"scores\" with one number per token (%d)", path, nv);
+            nn_seterr("tokenizer '%s': a unigram tokenizer needs \"scores\" with one number per token (%d)", path, nv);
             goto fail;
         }
         i = 0;
-        cJSON_ArrayForEach(it, s) t->score[i++] = it->valuedouble;
+        cJSON_ArrayForEach(it, s) {
+            if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
+                nn_seterr("tokenizer '%s': scores[%d] must be a finite number, found %s", path, i,
+                          cJSON_IsNumber(it) ? (it->valuedouble > 0 ? "inf" : it->valuedouble < 0 ? "-inf" : "nan")
+                                             : "a non-number");
+                goto fail;
+            }
+            t->score[i++] = it->valuedouble;
+        }
     }
     tok_finish(t);
     return t;
@@ -988,7 +995,7 @@ static int hf_pre(const cJSON *p, HfPipe *h, const char *path) {
     if (!p || cJSON_IsNull(p)) return 0;
     const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "type"));
     if (!type) {
-        nn_seterr("tok_load: '%s': pre_tokenizer without a \"type\"", path);
+        nn_seterr("tokenizer '%s': pre_tokenizer without a \"type\"", path);
         return -1;
     }
     if (!strcmp(type, "Sequence")) {
@@ -1006,7 +1013,7 @@ static int hf_pre(const cJSON *p, HfPipe *h, const char *path) {
     if (!strcmp(type, "Metaspace")) {
         const char *rep = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "replacement"));
         if (rep && strcmp(rep, META)) {
-            nn_seterr("tok_load: '%s': Metaspace replacement must be \"" META "\" (U+2581), found \"%s\"", path, rep);
+            nn_seterr("tokenizer '%s': Metaspace replacement must be \"" META "\" (U+2581), found \"%s\"", path, rep);
             return -1;
         }
         h->metaspace = 1;
@@ -1025,7 +1032,7 @@ static int hf_pre(const cJSON *p, HfPipe *h, const char *path) {
         h->split = 1;   // approximated by the GPT-2 split (see tokenizer.h)
         return 0;
     }
-    nn_seterr("tok_load: '%s': unsupported pre_tokenizer type \"%s\" (supported: ByteLevel, Metaspace, "
+    nn_seterr("tokenizer '%s': unsupported pre_tokenizer type \"%s\" (supported: ByteLevel, Metaspace, "
               "WhitespaceSplit, Sequence of these)",
               path, type);
     return -1;
@@ -1069,7 +1076,7 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     if (!type) type = merges ? "BPE" : "(none)";
     if (strcmp(type, "BPE") && strcmp(type, "Unigram")) {
-        nn_seterr("tok_load: '%s': model.type \"%s\" is not supported (BPE or Unigram)", path, type);
+        nn_seterr("tokenizer '%s': model.type \"%s\" is not supported (BPE or Unigram)", path, type);
         goto fail;
     }
     t->model = strcmp(type, "BPE") ? TOK_UNIGRAM : TOK_BPE;
@@ -1077,7 +1084,7 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
     if (hf_pre(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), &h, path)) goto fail;
     hf_norm(cJSON_GetObjectItemCaseSensitive(root, "normalizer"), &h);
     if (h.bytelevel && (h.metaspace || h.meta_norm)) {
-        nn_seterr("tok_load: '%s': both ByteLevel and Metaspace conventions: not supported", path);
+        nn_seterr("tokenizer '%s': both ByteLevel and Metaspace conventions: not supported", path);
         goto fail;
     }
     t->lowercase = h.lowercase;
@@ -1087,7 +1094,7 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
     else t->pre = TOK_PRE_NONE;
     t->collapse_ws = h.collapse_ws && t->pre == TOK_PRE_METASPACE;
     if (h.collapse_ws && t->pre == TOK_PRE_NONE) {
-        nn_seterr("tok_load: '%s': a WhitespaceSplit pre_tokenizer without Metaspace or ByteLevel cannot be "
+        nn_seterr("tokenizer '%s': a WhitespaceSplit pre_tokenizer without Metaspace or ByteLevel cannot be "
                   "decoded back to text: not supported",
                   path);
         goto fail;
@@ -1096,7 +1103,7 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
     const char *s_cont = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix"));
     const char *s_eow = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(model, "end_of_word_suffix"));
     if ((s_cont && *s_cont) || (s_eow && *s_eow)) {
-        nn_seterr("tok_load: '%s': BPE continuing_subword_prefix / end_of_word_suffix are not supported", path);
+        nn_seterr("tokenizer '%s': BPE continuing_subword_prefix / end_of_word_suffix are not supported", path);
         goto fail;
     }
     // ids -> keys, from the vocabulary and added_tokens
@@ -1104,19 +1111,19 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
     const cJSON *it;
     if (t->model == TOK_BPE) {
         if (!cJSON_IsObject(vocab)) {
-            nn_seterr("tok_load: '%s': model.vocab of a BPE model must be an object {token: id}", path);
+            nn_seterr("tokenizer '%s': model.vocab of a BPE model must be an object {token: id}", path);
             goto fail;
         }
         cJSON_ArrayForEach(it, vocab) {
             if (!cJSON_IsNumber(it) || it->valueint < 0) {
-                nn_seterr("tok_load: '%s': model.vocab[\"%s\"] must be a non-negative id", path, it->string);
+                nn_seterr("tokenizer '%s': model.vocab[\"%s\"] must be a non-negative id", path, it->string);
                 goto fail;
             }
             if (it->valueint + 1 > nv) nv = it->valueint + 1;
         }
     } else {
         if (!cJSON_IsArray(vocab)) {
-            nn_seterr("tok_load: '%s': model.vocab of a Unigram model must be an array of [piece, score]", path);
+            nn_seterr("tokenizer '%s': model.vocab of a Unigram model must be an array of [piece, score]", path);
             goto fail;
         }
         nv = cJSON_GetArraySize(vocab);
@@ -1125,13 +1132,13 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
         if (!cJSON_IsNumber(id) || id->valueint < 0 ||
             !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(it, "content"))) {
-            nn_seterr("tok_load: '%s': added_tokens entries need an \"id\" >= 0 and a \"content\" string", path);
+            nn_seterr("tokenizer '%s': added_tokens entries need an \"id\" >= 0 and a \"content\" string", path);
             goto fail;
         }
         if (id->valueint + 1 > nv) nv = id->valueint + 1;
     }
     if (nv < 1 || nv > 10000000) {
-        nn_seterr("tok_load: '%s': the vocabulary has %d entries", path, nv);
+        nn_seterr("tokenizer '%s': the vocabulary has %d entries", path, nv);
         goto fail;
     }
     raw = nn_calloc(sizeof(char *) * (size_t)nv);
@@ -1144,7 +1151,13 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
         cJSON_ArrayForEach(it, vocab) {
             const cJSON *pc = cJSON_GetArrayItem(it, 0), *sc = cJSON_GetArrayItem(it, 1);
             if (!cJSON_IsString(pc) || !cJSON_IsNumber(sc)) {
-                nn_seterr("tok_load: '%s': model.vocab[%d] must be [piece, score]", path, i);
+                nn_seterr("tokenizer '%s': model.vocab[%d] must be [piece, score]", path, i);
+                free(score), free(isp);
+                goto fail;
+            }
+            if (!isfinite(sc->valuedouble)) {   // -1e400 parses as -inf: no path could use the piece
+                nn_seterr("tokenizer '%s': model.vocab[%d] ('%s') has score %g; a Unigram score must be a finite "
+                          "number", path, i, pc->valuestring, sc->valuedouble);
                 free(score), free(isp);
                 goto fail;
             }
@@ -1156,7 +1169,7 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
         int id = cJSON_GetObjectItemCaseSensitive(it, "id")->valueint;
         const char *c = cJSON_GetObjectItemCaseSensitive(it, "content")->valuestring;
         if (raw[id] && strcmp(raw[id], c)) {
-            nn_seterr("tok_load: '%s': added token %d \"%s\" disagrees with the vocabulary's \"%s\"", path, id, c,
+            nn_seterr("tokenizer '%s': added token %d \"%s\" disagrees with the vocabulary's \"%s\"", path, id, c,
                       raw[id]);
             free(score), free(isp);
             goto fail;
@@ -1166,14 +1179,14 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
     }
     for (int i = 0; i < nv; i++) {
         if (!raw[i]) {
-            nn_seterr("tok_load: '%s': no token has id %d (ids must be 0..%d without gaps)", path, i, nv - 1);
+            nn_seterr("tokenizer '%s': no token has id %d (ids must be 0..%d without gaps)", path, i, nv - 1);
             free(score), free(isp);
             goto fail;
         }
         SBuf b = {0};
         if (isp[i]) sb_put(&b, raw[i], strlen(raw[i]));   // special tokens are literal text
         else if (hf_token_bytes(raw[i], t->pre == TOK_PRE_BYTELEVEL, &b)) {
-            nn_seterr("tok_load: '%s': token %d \"%s\" has a character outside the ByteLevel byte table", path, i,
+            nn_seterr("tokenizer '%s': token %d \"%s\" has a character outside the ByteLevel byte table", path, i,
                       raw[i]);
             free(b.s), free(score), free(isp);
             goto fail;
@@ -1187,7 +1200,7 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
     tok_finish(t);
     if (t->model == TOK_BPE) {
         if (!cJSON_IsArray(merges)) {
-            nn_seterr("tok_load: '%s': model.merges of a BPE model must be an array", path);
+            nn_seterr("tokenizer '%s': model.merges of a BPE model must be an array", path);
             goto fail;
         }
         int r = 0;
@@ -1203,7 +1216,7 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
                 rr = cJSON_GetStringValue(cJSON_GetArrayItem(it, 1));
             }
             if (!l || !rr) {
-                nn_seterr("tok_load: '%s': merge %d must be \"left right\" or [\"left\", \"right\"]", path, r);
+                nn_seterr("tokenizer '%s': merge %d must be \"left right\" or [\"left\", \"right\"]", path, r);
                 free(tmp);
                 goto fail;
             }
@@ -1214,7 +1227,7 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
             sb_put(&a, b.s ? b.s : "", b.n);
             int res = ia < 0 || ib < 0 ? -1 : str_find(t, a.s, (int)a.n);
             if (res < 0)
-                nn_seterr("tok_load: '%s': merge %d (\"%s\" \"%s\"): %s missing from the vocabulary", path, r, l, rr,
+                nn_seterr("tokenizer '%s': merge %d (\"%s\" \"%s\"): %s missing from the vocabulary", path, r, l, rr,
                           ia < 0 || ib < 0 ? "a part is" : "the merged token is");
             free(a.s), free(b.s), free(tmp);
             if (res < 0) goto fail;
@@ -1248,7 +1261,7 @@ Tokenizer *tok_load(const char *path) {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(txt, &end, 0);
     if (!root) {
-        nn_seterr("tok_load: '%s' is not valid JSON (error near byte %ld)", path, end ? (long)(end - txt) : -1L);
+        nn_seterr("tokenizer '%s' is not valid JSON (error near byte %ld)", path, end ? (long)(end - txt) : -1L);
         free(txt);
         return NULL;
     }
@@ -1257,7 +1270,7 @@ Tokenizer *tok_load(const char *path) {
     if (fmt && !strcmp(fmt, "petl-tokenizer")) t = load_petl(root, path);
     else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "model"))) t = load_hf(root, path);
     else
-        nn_seterr("tok_load: '%s' is neither a petl tokenizer (\"format\": \"petl-tokenizer\") nor a Hugging Face "
+        nn_seterr("tokenizer '%s' is neither a petl tokenizer (\"format\": \"petl-tokenizer\") nor a Hugging Face "
                   "tokenizer.json (a \"model\" object)",
                   path);
     cJSON_Delete(root);

@@ -180,6 +180,9 @@ static void rec_fail(Rec *r, const char *fmt, ...) {
     r->bad = 1;
 }
 
+// An integer a double holds exactly (|x| <= 2^53): ids print with %.0f (1e122 once reached a cast to long long).
+static int is_json_int(double x) { return nn_is_whole(x, -9007199254740992.0, 9007199254740992.0); }
+
 // Typed member of obj; required: a missing key is a problem; optional: NULL when absent (or null).
 static cJSON *rget(Rec *r, const cJSON *obj, const char *key, int type, int required) {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -189,7 +192,7 @@ static cJSON *rget(Rec *r, const cJSON *obj, const char *key, int type, int requ
     }
     int ok = type == J_STR   ? cJSON_IsString(v)
              : type == J_NUM ? cJSON_IsNumber(v)
-             : type == J_INT ? cJSON_IsNumber(v) && v->valuedouble == (double)(long long)v->valuedouble
+             : type == J_INT ? cJSON_IsNumber(v) && is_json_int(v->valuedouble)
              : type == J_OBJ ? cJSON_IsObject(v)
                              : cJSON_IsArray(v);
     if (!ok) {
@@ -1083,7 +1086,7 @@ static const char *coco_alias(const char *s) {
 VlData *vld_open(const char *dir, const char *format, const char *split, const char *image_dir, int skip_bad) {
     const char *det[5];
     if (!dir) {
-        nn_seterr("vld_open: no folder given");
+        nn_seterr("no VL data folder given (expected --data DIR, found an empty path)");
         return NULL;
     }
     if (!format || !format[0]) {

@@ -554,24 +554,7 @@ static cJSON *tokens_of(const char *raw) {
 
 // ---------------------------------------------------------------- files
 // Writes text to path through a temporary file and a rename.
-static int write_file(const char *path, const char *text) {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        nn_seterr("%s: cannot write (%s)", tmp, strerror(errno));
-        return -1;
-    }
-    size_t n = strlen(text);
-    int bad = fwrite(text, 1, n, f) != n;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        nn_seterr("%s: write failed (%s)", path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
-}
+static int write_file(const char *path, const char *text) { return nn_write_file(path, text, strlen(text), 0); }
 static int write_json(const char *path, cJSON *j) {
     char *s = cJSON_PrintUnformatted(j);
     NN_ASSERT(s, "out of memory printing %s", path);

@@ -3,6 +3,7 @@
 #include "vl/vlmodel.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -166,7 +167,7 @@ int vl_config_from_json(const char *json, VlConfig *c) {
             cJSON_Delete(o);
             return -1;
         }
-        if (it->valuedouble != (double)(int)it->valuedouble) goto bad;
+        if (!nn_is_whole(it->valuedouble, INT_MIN, INT_MAX)) goto bad;
         *int_field(c, i) = it->valueint;
         continue;
     bad:
