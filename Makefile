@@ -25,11 +25,11 @@ PERF_SRC = $(wildcard bench/perf/*.c)
 PERF_BIN = $(PERF_SRC:bench/perf/%.c=$(B)/perf/%)
 HDRS     = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.h)) tests/test.h tests/test_util.h tests/vl_toy.h
 
-.PHONY: all deps test test-asan bench bench-quick perf data pretrain pretrain-vl clean
+.PHONY: all deps test test-asan fuzz bench bench-quick perf data pretrain pretrain-vl clean
 all: $(PETL)
 
 DEPS_PKGS = gcc libc6-dev libopenblas-openmp-dev libcjson-dev libstb-dev libpng-dev zlib1g-dev gnuplot-nox \
-            dataset-fashion-mnist
+            dataset-fashion-mnist clang libclang-rt-14-dev
 deps:
 	@./tools/deps.sh $(DEPS_PKGS)
 
@@ -56,7 +56,7 @@ $(B)/perf/%: bench/perf/%.c $(B)/libpetl.a $(HDRS)
 
 test: deps
 	@$(MAKE) --no-print-directory petl $(TEST_BIN)
-	@./tests/run_all.sh $(B) $(TEST_BIN)
+	@./tests/run_all.sh $(B) $(TEST_BIN) tests/fuzz/run.sh
 
 test-asan: deps
 	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined" \
@@ -92,5 +92,44 @@ pretrain-vl: data
 	./petl pretrain --preset vl-tiny --data data/vl --image-encoder models/vit-micro-fractal.safetensors \
 	  --out models/vl-tiny.safetensors
 
+# ---------------------------------------------------------------- fuzzing (README: Fuzzing)
+# clang libFuzzer targets, one per reader. The readers (and the helpers they share) get coverage,
+# AddressSanitizer and UBSan; the rest of the library they link against is built plain, without
+# optimisation, because compiling all of it with sanitizers takes longer than `make test` allows.
+FUZZ_CC      ?= clang
+FZ            = build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -march=native -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-parameter \
+                -Wno-unknown-pragmas -I. -I$(BLAS_INC) -I/usr/include/stb
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_SAN_SRC  = nn/core.c nn/outfile.c nn/safetensors.c loaders/img.c loaders/dataset.c bench/common.c bench/matrix.c \
+                vl/tokenizer.c vl/vldata.c tests/fuzz/stb_image.c
+FUZZ_SAN_OBJ  = $(FUZZ_SAN_SRC:%.c=$(FZ)/san/%.o)
+FUZZ_PLAIN_OBJ = $(patsubst %.c,$(FZ)/plain/%.o,$(filter-out $(FUZZ_SAN_SRC),$(LIB_SRC)))
+FUZZ_BIN      = $(patsubst tests/fuzz/%.c,$(FZ)/%,$(wildcard tests/fuzz/fuzz_*.c))
+# objects reached only through the pattern rules: keep them, or every build recompiles them all
+.SECONDARY: $(FUZZ_SAN_OBJ) $(FUZZ_PLAIN_OBJ)
+
+$(FZ)/san/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+# stb_image: ASan and coverage, no UBSan (third-party code with known undefined behaviour we do
+# not patch: e.g. the JPEG Huffman size table write at stb_image.h:1990, see the README)
+$(FZ)/san/tests/fuzz/stb_image.o: FUZZ_FLAGS += -w
+$(FZ)/san/tests/fuzz/stb_image.o: FUZZ_SAN = -fsanitize=address
+$(FZ)/plain/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -O0 -c $< -o $@
+$(FZ)/libplain.a: $(FUZZ_PLAIN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(FZ)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_SAN_OBJ) $(FZ)/libplain.a $(HDRS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -O1 -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FUZZ_SAN_OBJ) $(FZ)/libplain.a $(LDLIBS)
+
+# every target for FUZZ_SECONDS on a scratch copy of its corpus; a crash fails it and names the
+# reproducer (`make test` runs the same script for a few seconds per target)
+fuzz: deps
+	@./tests/fuzz/run.sh --seconds $(FUZZ_SECONDS) --keep $(FUZZ_TARGETS)
+
 clean:
-	rm -rf build build-asan petl
+	rm -rf build build-asan build-fuzz petl

@@ -4,6 +4,7 @@
 #include "bench/matrix.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,8 @@ static char *xstrdup(const char *s) {
 }
 
 void mx_fmt_num(double v, char *buf, int cap) {
-    if (v == (double)(long long)v && v > -1e15 && v < 1e15) {   // integers as integers: 100, not 1e+02
+    // range first: casting inf or 1e300 to long long is undefined
+    if (v > -1e15 && v < 1e15 && v == (double)(long long)v) {   // integers as integers: 100, not 1e+02
         snprintf(buf, cap, "%lld", (long long)v);
         return;
     }
@@ -156,6 +158,7 @@ static int get_int(Ctx *c, const cJSON *j, const char *where, int lo, int *out) 
 static int get_num(Ctx *c, const cJSON *j, const char *where, double lo, double *out) {
     if (!cJSON_IsNumber(j)) return fail(c, where, "expected a number, got %s", type_name(j));
     if (!(j->valuedouble >= lo)) return fail(c, where, "expected a number >= %g, got %g", lo, j->valuedouble);
+    if (isinf(j->valuedouble)) return fail(c, where, "expected a finite number, got %g (hint: 1e400 overflows)", j->valuedouble);
     *out = j->valuedouble;
     return 0;
 }
@@ -185,6 +188,8 @@ static int get_int_list(Ctx *c, const cJSON *j, const char *where, int lo, int *
 // A method argument value as text: number or string.
 static int arg_text(Ctx *c, const cJSON *j, const char *where, char *out, size_t cap) {
     if (cJSON_IsNumber(j)) {
+        if (!isfinite(j->valuedouble))
+            return fail(c, where, "expected a finite number, got %g (hint: 1e400 overflows)", j->valuedouble);
         mx_fmt_num(j->valuedouble, out, (int)cap);
         return 0;
     }
@@ -225,7 +230,8 @@ static void train_defaults(MxTrain *t) {
 
 static int parse_lr(Ctx *c, const cJSON *j, const char *where, MxTrain *t) {
     if (cJSON_IsNumber(j)) {
-        if (!(j->valuedouble > 0)) return fail(c, where, "expected a learning rate > 0, got %g", j->valuedouble);
+        if (!(j->valuedouble > 0) || isinf(j->valuedouble))
+            return fail(c, where, "expected a finite learning rate > 0, got %g", j->valuedouble);
         t->lr[0] = j->valuedouble;
         t->nlr = 1;
         return 0;
@@ -237,8 +243,10 @@ static int parse_lr(Ctx *c, const cJSON *j, const char *where, MxTrain *t) {
     for (const cJSON *it = j->child; it; it = it->next, n++) {
         snprintf(w, sizeof w, "%s[%d]", where, n);
         if (n >= 16) return fail(c, where, "more than 16 learning rates");
-        if (!cJSON_IsNumber(it) || !(it->valuedouble > 0))
+        if (!cJSON_IsNumber(it) || !(it->valuedouble > 0) || isinf(it->valuedouble)) {
+            if (cJSON_IsNumber(it)) return fail(c, w, "expected a finite learning rate > 0, got %g", it->valuedouble);
             return fail(c, w, "expected a learning rate > 0, got %s", type_name(it));
+        }
         t->lr[n] = it->valuedouble;
         for (int q = 0; q < n; q++)
             if (t->lr[q] == t->lr[n]) return fail(c, w, "%g appears twice", t->lr[n]);

@@ -67,6 +67,15 @@ static void test_validation(void) {
                  "train.epochs", "expected an integer", NULL);
     expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"train\": {\"epochs\": 2.5}}", "fractional epochs",
                  "train.epochs", "integer", NULL);
+    // 1e400 reads as inf: refused by name rather than passed on as "--wd inf" (fuzz_matrix found it)
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"train\": {\"wd\": 1e400}}", "infinite wd", "train.wd",
+                 "finite number", NULL);
+    expect_error(BASE_HEAD "\"methods\": [{\"name\": \"lora\", \"lr\": [0.1, 1e400]}]}", "infinite lr in a grid",
+                 "methods[0].lr[1]", "finite learning rate", NULL);
+    expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"train\": {\"lr\": 1e400}}", "infinite lr", "train.lr",
+                 "finite learning rate", NULL);
+    expect_error(BASE_HEAD "\"methods\": [{\"name\": \"lora\", \"args\": {\"r\": -1e400}}]}", "infinite arg",
+                 "methods[0].args.r", "finite number", NULL);
     expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"train\": {\"augment\": 1}}", "number for a flag",
                  "train.augment", "true or false", NULL);
     expect_error(BASE_HEAD "\"methods\": [\"linear\"], \"train\": {\"optimizer\": \"adam\"}}", "unknown optimizer",
