@@ -145,6 +145,45 @@ static int png_decode(const unsigned char *buf, size_t len, Image *im, const cha
 }
 
 // ---------------------------------------------------------------- everything else via stb
+// Debian 12's stb_image (2.27) writes past its Huffman size table (stb_image.h:1990) when a DHT
+// segment declares more than 256 codes; later stb versions refuse such a table. So do we, before
+// stb sees the file: every DHT segment (before or between scans) is read here. Returns 1 when fine.
+static int jpeg_huffman_ok(const unsigned char *b, long n, int *codes) {
+    long i = 0;   // stb takes any run of 0xFF before the start-of-image marker
+    while (i < n && b[i] == 0xFF) i++;
+    if (i == 0 || i >= n || b[i] != 0xD8) return 1;   // not a JPEG to stb
+    i++;
+    while (i + 4 <= n) {
+        if (b[i] != 0xFF) { i++; continue; }   // entropy-coded data: look for the next marker
+        int m = b[i + 1];
+        if (m == 0xFF) { i++; continue; }   // fill byte
+        if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) { i += 2; continue; }   // no length
+        if (m == 0xD9) break;   // end of image
+        long len = (long)b[i + 2] << 8 | b[i + 3];
+        if (m == 0xC4)   // as stb reads it: tables while the length lasts, zeros past the end of the file
+            for (long p = i + 4, left = len - 2; left > 0;) {   // table: class/id byte, 16 counts, values
+                int q = p < n ? b[p] : 0, total = 0;
+                if ((q >> 4) > 1 || (q & 15) > 3) break;   // stb stops: "bad DHT header"
+                for (int k = 0; k < 16; k++) total += p + 1 + k < n ? b[p + 1 + k] : 0;
+                if (total > 256) {
+                    *codes = total;
+                    return 0;
+                }
+                p += 17 + total, left -= 17 + total;
+            }
+        i = i + 2 + (len < 2 ? 2 : len);
+    }
+    return 1;
+}
+static int stb_input_ok(const unsigned char *b, long n, const char *name) {
+    int codes = 0;
+    if (!jpeg_huffman_ok(b, n, &codes)) {
+        ld_seterr("%s: corrupt JPEG: a Huffman table declares %d codes (at most 256)", nm(name), codes);
+        return 0;
+    }
+    return 1;
+}
+
 static const char *sniff(const unsigned char *b, int len) {
     if (len >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return "JPEG";
     if (len >= 2 && b[0] == 'B' && b[1] == 'M') return "BMP";
@@ -166,6 +205,7 @@ int img_load_mem(const unsigned char *buf, int len, Image *im, const char *name)
     }
     const char *kind = sniff(buf, len);
     int w = 0, h = 0, c = 0;
+    if (!stb_input_ok(buf, len, name)) return -1;
     if (!stbi_info_from_memory(buf, len, &w, &h, &c)) {
         if (kind) ld_seterr("%s: cannot decode %s: corrupt, truncated or unsupported (%s)", nm(name), kind, stbi_failure_reason());
         else {
@@ -317,7 +357,8 @@ int img_info(const char *path, int *w, int *h, int *c) {
         }
     } else {
         int sw, sh, sc;
-        if (stbi_info_from_memory(b, (int)n, &sw, &sh, &sc)) {
+        if (!stb_input_ok(b, n, path)) r = -1;
+        else if (stbi_info_from_memory(b, (int)n, &sw, &sh, &sc)) {
             if (!dims_check(path, sw, sh)) {
                 *w = sw; *h = sh; *c = sc == 2 ? 4 : sc;
                 r = 0;

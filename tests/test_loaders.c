@@ -891,6 +891,24 @@ static void test_cmd_data(void) {
         Image him;
         CHECK(img_load(path, &him) < 0, "img_load refuses an impossible size (%s)", huge_names[i]);
     }
+    // A JPEG whose Huffman table declares 400 codes: Debian's stb_image 2.27 wrote past its size table
+    // (stb_image.h:1990) in the header read already; refused before stb sees it.
+    {
+        uint8_t jp[425] = {0xFF, 0xD8, 0xFF, 0xC4, 0x01, 0xA3, 0x00};
+        jp[7 + 14] = 200, jp[7 + 15] = 200;
+        for (int i = 0; i < 400; i++) jp[23 + i] = (uint8_t)i;
+        jp[423] = 0xFF, jp[424] = 0xD9;
+        write_bytes(DIR "/img/dht400.jpg", jp, sizeof jp);
+        int hw, hh, hc;
+        Image him;
+        CHECK(img_info(DIR "/img/dht400.jpg", &hw, &hh, &hc) < 0 && contains(nn_err(), "dht400.jpg") &&
+                  contains(nn_err(), "400 codes"),
+              "img_info refuses a Huffman table of 400 codes: %s", nn_err());
+        CHECK(img_load(DIR "/img/dht400.jpg", &him) < 0 && contains(nn_err(), "400 codes"),
+              "img_load refuses a Huffman table of 400 codes: %s", nn_err());
+        CHECK(img_load(DIR "/img/x.bmp", &him) == 0, "a good image still loads");
+        img_free(&him);
+    }
     const char *a5[] = {"inspect", DIR "/vtab/hugehdr", "--no-decode", "--json"};
     rc = run_cmd(cmd_data_inspect, DIR "/inspect5.json", 4, a5);
     js = read_all(DIR "/inspect5.json", NULL);

@@ -8,9 +8,6 @@ static int size_ok(int w, int h) { return w >= 1 && h >= 1 && w <= 65535 && h <=
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > (1 << 24)) return 0;
-    Image im;
-    int rl = img_load_mem(data, (int)size, &im, "fuzz-input");
-    if (rl == 0 && (!size_ok(im.w, im.h) || im.c < 1 || im.c > 4 || !im.px)) abort();
     char path[1024];
     fz_write("in.img", data, size, path, sizeof path);
     int w, h, c;
@@ -19,6 +16,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fprintf(stderr, "img_info accepted a %dx%dx%d image\n", w, h, c);
         abort();
     }
+    // A header within the limit may still ask for ~1 GB of pixels from a few bytes (a 35-byte TGA of
+    // 16981x13637): allowed, but decoding it takes seconds under ASan, so only smaller ones are decoded.
+    if (ri == 0 && (long)w * h > (1L << 22)) return 0;
+    Image im;
+    int rl = img_load_mem(data, (int)size, &im, "fuzz-input");
+    if (rl == 0 && (!size_ok(im.w, im.h) || im.c < 1 || im.c > 4 || !im.px)) abort();
     if (rl == 0 && ri == 0 && (w != im.w || h != im.h || c != im.c)) {
         fprintf(stderr, "img_info says %dx%dx%d, img_load_mem decoded %dx%dx%d\n", w, h, c, im.w, im.h, im.c);
         abort();

@@ -9,11 +9,13 @@
 # A crash leaves its input in build-fuzz/crashes/<target>/ and prints the command that replays it.
 cd "$(dirname "$0")/../.." || exit 1
 secs=${FUZZ_TEST_SECONDS:-5}
+# make test's short run starts from a fixed seed, so that a CI run is repeatable; make fuzz explores
+seedopt="-seed=${FUZZ_SEED:-1}"
 keep=0
 targets=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --seconds) secs=$2; shift 2 ;;
+    --seconds) secs=$2; seedopt=""; shift 2 ;;
     --keep) keep=1; shift ;;
     -*) echo "fuzz: unknown option '$1' (expected --seconds N, --keep or target names)" >&2; exit 2 ;;
     *) targets="$targets $1"; shift ;;
@@ -89,7 +91,7 @@ for t in $targets; do
   fi
 
   # 2. fuzzing; new inputs go to the scratch folder (first), the committed corpus is read only
-  if "$bin" -max_total_time="$secs" -timeout=10 -print_final_stats=1 -artifact_prefix="$crashes/" $dict \
+  if "$bin" $seedopt -max_total_time="$secs" -timeout=10 -print_final_stats=1 -artifact_prefix="$crashes/" $dict \
       "$scratch/$t" "$corpus" >"$log" 2>&1; then
     runs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
     cov=$(grep -E '^#[0-9]+' "$log" | tail -1 | grep -oE 'cov: [0-9]+ ft: [0-9]+')
