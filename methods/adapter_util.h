@@ -26,8 +26,8 @@ static inline int ada_arg_float(const Method *m, const char *key, float lo, floa
     errno = 0;
     double v = strtod(s, &e);
     if (errno || e == s || *e || !(v >= lo && v < hi)) {
-        nn_seterr("--method-args: %s must be a number in [%g, %g), got '%s' (method %s)", key, lo, hi, s,
-                  m->desc->name);
+        nn_seterr("--method-args: %s must be a number in [%g, %g), got '%s' (method %s: %s=%s)", key, lo, hi, s,
+                  m->desc->name, key, s);
         return -1;
     }
     *out = (float)v;
@@ -45,7 +45,7 @@ static inline int ada_arg_choice(const Method *m, const char *key, const char *c
     size_t L = 0;
     for (int i = 0; i < n && L < sizeof known; i++)
         L += snprintf(known + L, sizeof known - L, "%s%s", i ? " | " : "", names[i]);
-    nn_seterr("--method-args: %s must be one of %s, got '%s' (method %s)", key, known, s, m->desc->name);
+    nn_seterr("--method-args: %s must be one of %s, got '%s' (method %s: %s=%s)", key, known, s, m->desc->name, key, s);
     return -1;
 }
 

@@ -97,14 +97,14 @@ int method_arg_int(const Method *m, const char *key, int lo, int hi, int *out) {
     errno = 0;
     long v = strtol(s, &e, 10);
     if (errno || *e || e == s) {
-        nn_seterr("--method-args: %s must be an integer, got '%s' (method %s)", key, s, m->desc->name);
+        nn_seterr("--method-args: %s must be an integer, got '%s' (method %s: %s=%s)", key, s, m->desc->name, key, s);
         return -1;
     }
     if (v < lo || v > hi) {
-        if (hi == INT_MAX) nn_seterr("--method-args: %s must be an integer >= %d, got '%s' (method %s)", key, lo, s,
-                                     m->desc->name);
-        else nn_seterr("--method-args: %s must be an integer in [%d, %d], got '%s' (method %s)", key, lo, hi, s,
-                       m->desc->name);
+        if (hi == INT_MAX) nn_seterr("--method-args: %s must be an integer >= %d, got '%s' (method %s: %s=%s)", key, lo, s,
+                                     m->desc->name, key, s);
+        else nn_seterr("--method-args: %s must be an integer in [%d, %d], got '%s' (method %s: %s=%s)", key, lo, hi, s,
+                       m->desc->name, key, s);
         return -1;
     }
     *out = (int)v;
@@ -117,12 +117,12 @@ int method_arg_float(const Method *m, const char *key, double lo, double hi, flo
     errno = 0;
     double v = strtod(s, &e);
     if (errno || *e || e == s || !isfinite(v)) {
-        nn_seterr("--method-args: %s must be a finite number, got '%s' (method %s)", key, s, m->desc->name);
+        nn_seterr("--method-args: %s must be a finite number, got '%s' (method %s: %s=%s)", key, s, m->desc->name, key, s);
         return -1;
     }
     if (v < lo || v > hi) {
-        nn_seterr("--method-args: %s must be a number in [%g, %g], got '%s' (method %s)", key, lo, hi, s,
-                  m->desc->name);
+        nn_seterr("--method-args: %s must be a number in [%g, %g], got '%s' (method %s: %s=%s)", key, lo, hi, s,
+                  m->desc->name, key, s);
         return -1;
     }
     *out = (float)v;

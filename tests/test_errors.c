@@ -111,7 +111,7 @@ static const Case cases[] = {
 
 int main(void) {
     static char out[1 << 16];
-    char cmd[4096];
+    char cmd[3072];
     if (system("mkdir -p " TEST_TMP "/errors")) return 1;
     snprintf(cmd, sizeof cmd, "%s data make --out %s/errors/data --only dsprites_loc --train 48 --val 24 --test 40", petl_bin(),
              TEST_TMP);
