@@ -2,6 +2,8 @@
 #include "bench/args.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,16 +13,19 @@ static int parse_num(const char *cmd, const char *name, const char *s, int isint
     errno = 0;
     if (isint) {
         long v = strtol(s, &end, 10);
-        if (errno || *end || end == s) goto bad;
+        if (errno || *end || end == s || v < INT_MIN || v > INT_MAX) goto bad;
         *(int *)dst = (int)v;
     } else {
+        // nan and inf parse as numbers but are no option's meaningful value (a learning rate of
+        // nan trains nothing and reports chance accuracy); a value beyond float's range is inf too
         double v = strtod(s, &end);
-        if (errno || *end || end == s) goto bad;
+        if (errno || *end || end == s || !isfinite((float)v)) goto bad;
         *(float *)dst = (float)v;
     }
     return 0;
 bad:
-    fprintf(stderr, "petl %s: option %s expects %s, got '%s'\n", cmd, name, isint ? "an integer" : "a number", s);
+    fprintf(stderr, "petl %s: option %s expects %s, got '%s'\n", cmd, name,
+            isint ? "an integer" : "a finite number", s);
     return -1;
 }
 
@@ -80,15 +85,32 @@ void args_usage(const char *cmd, const char *synopsis, const Opt *opts, int nopt
     for (int k = 0; k < nopts; k++) printf("  %-18s %s\n", opts[k].name, opts[k].help ? opts[k].help : "");
 }
 
-int args_floats(const char *s, float *out, int max, int positive) {
+int args_floats(const char *s, float *out, int max, int positive, char *bad, size_t badcap) {
     int n = 0;
     char buf[512];
+    if (bad && badcap) bad[0] = 0;
     snprintf(buf, sizeof buf, "%s", s ? s : "");
-    for (char *t = strtok(buf, ","); t && n < max; t = strtok(NULL, ",")) {
+    // strtok would skip empty items ("1e-3,,0.01"); walk the commas by hand so they are refused
+    for (char *t = buf, *next; t; t = next) {
+        next = strchr(t, ',');
+        if (next) *next++ = 0;
         char *e;
-        out[n] = strtof(t, &e);
-        if (*e || e == t || (positive && !(out[n] > 0))) return -1;
-        n++;
+        errno = 0;
+        double v = strtod(t, &e);
+        if (errno || *e || e == t || !isfinite((float)v) || (positive && !(v > 0)) || n >= max) {
+            if (bad) snprintf(bad, badcap, "%s", n >= max ? "(too many values)" : t);
+            return -1;
+        }
+        out[n++] = (float)v;
     }
-    return n > 0 ? n : -1;
+    return n;
+}
+
+int args_check_int(const char *cmd, const char *name, int v, int lo, int hi) {
+    if (v >= lo && v <= hi) return 0;
+    if (hi == INT_MAX)
+        fprintf(stderr, "petl %s: %s must be %s, got %d\n", cmd, name,
+                lo == 1 ? "a positive integer" : lo == 0 ? "an integer >= 0" : "an integer in range", v);
+    else fprintf(stderr, "petl %s: %s must be an integer in [%d, %d], got %d\n", cmd, name, lo, hi, v);
+    return -1;
 }

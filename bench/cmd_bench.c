@@ -105,7 +105,8 @@ static int cell_state(const Ctx *x, const MxCell *c, double *wall) {
     int s = ST_PENDING;
     if (id && !strcmp(id, c->id) && st) {
         if (!strcmp(st, "ok") && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "accuracy"))) s = ST_DONE;
-        else if (!strcmp(st, "failed")) s = ST_FAILED;
+        // a diverged cell is retried like a failed one (a changed matrix may have lowered its lr)
+        else if (!strcmp(st, "failed") || !strcmp(st, "diverged")) s = ST_FAILED;
     }
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "wall_s");
     if (wall) *wall = cJSON_IsNumber(w) ? w->valuedouble : -1;
@@ -196,11 +197,13 @@ static char *log_tail(const char *path, long off) {
     return r;
 }
 
-static void write_failure(const Ctx *x, const MxCell *c, const char *reason, int exit_status, int sig,
-                          const char *tail, double wall) {
+// status: "failed", or "diverged" (petl run said "training diverged": the setting, not the
+// machinery, failed).
+static void write_failure(const Ctx *x, const MxCell *c, const char *status, const char *reason, int exit_status,
+                          int sig, const char *tail, double wall) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "schema", "petl-result-1");
-    cJSON_AddStringToObject(o, "status", "failed");
+    cJSON_AddStringToObject(o, "status", status);
     cJSON_AddStringToObject(o, "method", c->variant->method);
     char a[2048] = "";
     for (int i = 0; i + 1 < c->argc; i++)
@@ -345,7 +348,7 @@ static int finish_cell(const Ctx *x, Running *r, int status, double *acc, char *
         if (!ok) {
             char *tail = log_tail(log, r->log_off);
             snprintf(why, cap, "petl run exited 0 but wrote no complete record");
-            write_failure(x, c, why, 0, 0, tail, wall);
+            write_failure(x, c, "failed", why, 0, 0, tail, wall);
             free(tail);
         }
     } else {
@@ -362,9 +365,10 @@ static int finish_cell(const Ctx *x, Running *r, int status, double *acc, char *
         }
         if (sig) snprintf(why, cap, "killed by signal %d (SIG%s)%s%s", sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?",
                           m1[0] ? ": " : "", m1);
-        else if (strstr(tail, "training diverged")) snprintf(why, cap, "diverged: %s", m1);
-        else snprintf(why, cap, "petl run exited with status %d%s%s", es, m1[0] ? ": " : "", m1);
-        write_failure(x, c, why, es, sig, tail, wall);
+        int div = !sig && strstr(tail, "training diverged");
+        if (div) snprintf(why, cap, "diverged: %s", m1);
+        else if (!sig) snprintf(why, cap, "petl run exited with status %d%s%s", es, m1[0] ? ": " : "", m1);
+        write_failure(x, c, div ? "diverged" : "failed", why, es, sig, tail, wall);
         free(tail);
         char raw[4096];
         cell_path(x, c->id, "raw", raw, sizeof raw);
@@ -426,10 +430,8 @@ int cmd_bench(int argc, char **argv) {
                    "1 the matrix or the results folder is unusable, 2 usage, 130 interrupted.\n");
         return help ? 0 : 2;
     }
-    if (jobs < 1 || threads < 0) {
-        fprintf(stderr, "petl bench: --jobs must be >= 1 and --threads >= 0\n");
+    if (args_check_int("bench", "--jobs", jobs, 1, 1024) || args_check_int("bench", "--threads", threads, 0, 4096))
         return 2;
-    }
     Matrix m;
     if (matrix_load(pos[0], &m)) {
         fprintf(stderr, "petl bench: %s\n", nn_err());
@@ -658,7 +660,7 @@ int cmd_bench(int argc, char **argv) {
                 finished++;
                 char why[256];
                 snprintf(why, sizeof why, "could not start: %s", strerror(errno));
-                write_failure(&x, c, why, -1, 0, "", 0);
+                write_failure(&x, c, "failed", why, -1, 0, "", 0);
                 fail_why[nbad] = strdup(why);
                 failed_list[nbad++] = ci;
             }

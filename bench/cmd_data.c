@@ -230,7 +230,7 @@ int cmd_data_inspect(int argc, char **argv) {
     const char *dir = pos[0];
     if (!is_dir(dir)) {
         fprintf(stderr, "petl data inspect: %s: no such folder\n", dir);
-        return 2;
+        return 1;   // a bad input path, not a usage error
     }
     // VL data (vl/vldata.h): a VL format named, or a folder without image-classification data
     // that holds VL files (itself or its sub-folders, as data/vl)

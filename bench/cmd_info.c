@@ -134,6 +134,9 @@ int cmd_info(int argc, char **argv) {
     };
     int nopt = sizeof opts / sizeof opts[0];
     if (args_parse("info", argc, argv, opts, nopt, NULL, 0, NULL)) return 2;
+    if (!help && (args_check_int("info", "--classes", classes, -1, 1 << 20) || args_check_int("info", "--heads", heads, 0, 4096) ||
+                  args_check_int("info", "--image-size", img, 0, 4096)))
+        return 2;
     if (help || !backbone) {
         args_usage("info", "--backbone NAME|CKPT [--method M [--method-args k=v,...]] [--image-size N] [--classes K] [--json]", opts, nopt);
         return help ? 0 : 2;
@@ -157,14 +160,17 @@ int cmd_info(int argc, char **argv) {
     if (method) {
         Method *m = method_new(method, margs);
         Vit v;
-        if (!m) {
+        if (!m) {   // an unknown method or argument name: usage
             fprintf(stderr, "petl info: %s\n", nn_err());
-            return 1;
+            return 2;
         }
         vit_init(&v, &c);
-        if (method_attach(m, &v, 0)) {
+        if (method_attach(m, &v, 0)) {   // a bad argument value, or one the backbone cannot take
             fprintf(stderr, "petl info: %s\n", nn_err());
-            return 1;
+            int input = m->input_error;
+            method_free(m);
+            vit_free(&v);
+            return input ? 1 : 2;
         }
         m_own = method_trainable_of(m, &m_head);
         m_extra = m->desc->extra_macs ? m->desc->extra_macs(m, &c) : 0;

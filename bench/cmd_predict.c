@@ -41,6 +41,7 @@ int cmd_predict(int argc, char **argv) {
         return help ? 0 : 2;
     }
     st_set_allow_unused(allow_unused);
+    if (args_check_int("predict", "--heads", heads, 0, 4096)) return 2;
     float mean[3], sd[3];
     if (parse_triple(mean_s, mean) || parse_triple(std_s, sd)) {
         fprintf(stderr, "petl predict: --mean/--std take one number or three separated by commas\n");

@@ -32,19 +32,21 @@ typedef struct {
     int heads;
 } ModelSpec;
 
-// Builds backbone + method for `classes`; 0 or -1 with nn_err().
+// Builds backbone + method for `classes`; 0, or with nn_err() -2 (the method's arguments do not
+// fit: a usage error) or -1 (anything else).
 static int build_model(const ModelSpec *ms, int classes, uint64_t seed, Vit *v, Method **mp) {
     if (backbone_load(ms->backbone, ms->heads, 0, classes, seed, v)) return -1;
     if (v->cfg.classes != classes) vit_reset_head(v, classes, seed);
     Method *m = method_new(ms->method, ms->margs);
     if (!m) {
         vit_free(v);
-        return -1;
+        return -2;
     }
     if (method_attach(m, v, seed)) {
+        int usage = !m->input_error;
         method_free(m);
         vit_free(v);
-        return -1;
+        return usage ? -2 : -1;
     }
     if (ms->init_delta && method_load_delta(m, ms->init_delta)) {
         method_free(m);
@@ -86,6 +88,10 @@ int cmd_run(int argc, char **argv) {
     n += train_opts_table(&to, opts + n);
     if (args_parse("run", argc, argv, opts, n, NULL, 0, NULL)) return 2;
     st_set_allow_unused(allow_unused);
+    if (!help && (train_opts_check(&to) || (ms.heads < 0 && (nn_seterr("--heads must be >= 0, got %d", ms.heads), 1)))) {
+        fprintf(stderr, "petl run: %s\n", nn_err());
+        return 2;
+    }
     if (help || !ms.backbone || !ms.method || !data || !task || !out) {
         args_usage("run",
                    "--backbone CKPT --method NAME [--method-args k=v,...] --data ROOT --task T "
@@ -95,7 +101,9 @@ int cmd_run(int argc, char **argv) {
     }
     int shots = 0;
     if (!strncmp(regime, "fewshot:", 8)) {
-        shots = atoi(regime + 8);
+        char *e;
+        long k = strtol(regime + 8, &e, 10);
+        shots = *e || e == regime + 8 || k > 1000000 ? 0 : (int)k;
         if (shots <= 0) {
             fprintf(stderr, "petl run: regime '%s': expected fewshot:K with K > 0\n", regime);
             return 2;
@@ -120,9 +128,19 @@ int cmd_run(int argc, char **argv) {
     float grid[16];
     int ngrid = 1;
     grid[0] = to.lr;
-    if (lr_grid && (ngrid = args_floats(lr_grid, grid, 16, 0)) <= 0) {
-        fprintf(stderr, "petl run: --lr-grid '%s' is not a comma-separated list of numbers\n", lr_grid);
+    char bad[64];
+    if (lr_grid && (ngrid = args_floats(lr_grid, grid, 16, 1, bad, sizeof bad)) <= 0) {
+        fprintf(stderr, "petl run: --lr-grid must be up to 16 comma-separated finite numbers > 0, got '%s' in '%s'\n",
+                bad, lr_grid);
         return 2;
+    }
+    {   // an unknown method or argument name is a usage error: say so before any data is read
+        Method *mc = method_new(ms.method, ms.margs);
+        if (!mc) {
+            fprintf(stderr, "petl run: %s\n", nn_err());
+            return 2;
+        }
+        method_free(mc);
     }
     double t_start = now();
     Dataset *tr = ds_open(data, format, task, ngrid > 1 ? sel_train : fin_train, skip_bad);
@@ -144,13 +162,15 @@ int cmd_run(int argc, char **argv) {
     Method *m = NULL;
     TrainStats ts;
     EvalStats ev;
+    int ndiverged = 0, brc = 0;
     if (ngrid > 1) {
         for (int k = 0; k < ngrid; k++) {
-            if (build_model(&ms, classes, (uint64_t)to.seed, &v, &m)) goto fail;
+            if ((brc = build_model(&ms, classes, (uint64_t)to.seed, &v, &m))) goto fail;
             TrainOpts o = to;
             o.lr = grid[k];
             o.method = m;
             int rc = method_prepare_on(m, &v, tr, &o);
+            memset(&ts, 0, sizeof ts);
             if (rc == 0) rc = train_model(&v, method_sites(m), tr, &o, &ts, stderr);
             if (rc == 0 && m->desc->finalize) rc = m->desc->finalize(m, &v);
             double acc = -1;
@@ -159,11 +179,17 @@ int cmd_run(int argc, char **argv) {
             cJSON_AddNumberToObject(gp, "lr", grid[k]);
             if (acc >= 0) cJSON_AddNumberToObject(gp, "val_accuracy", acc);
             else cJSON_AddStringToObject(gp, "error", nn_err());
+            // a diverged point is a result (this rate is too high), not a failure: the grid goes on
+            if (ts.diverged) cJSON_AddBoolToObject(gp, "diverged", 1), ndiverged++;
             cJSON_AddItemToArray(gj, gp);
             fprintf(stderr, "petl run: lr %g -> %s accuracy %.4f\n", grid[k], sel_val, acc);
             if (acc > best_val) best_val = acc, best = k;
             method_free(m);
             vit_free(&v);
+        }
+        if (best_val < 0 && ndiverged == ngrid) {
+            nn_seterr("training diverged at every grid point (last: %s)", nn_err());
+            goto diverged;
         }
         if (best_val < 0) {
             nn_seterr("every grid point failed (last: %s)", nn_err());
@@ -176,11 +202,16 @@ int cmd_run(int argc, char **argv) {
     // 2. the chosen setting on the final training split, tested once
     TrainOpts o = to;
     o.lr = grid[best];
-    if (build_model(&ms, classes, (uint64_t)to.seed, &v, &m)) goto fail;
+    if ((brc = build_model(&ms, classes, (uint64_t)to.seed, &v, &m))) goto fail;
     o.method = m;
     if (method_prepare_on(m, &v, tr, &o)) goto fail;
     mem_reset_peaks();
-    if (train_model(&v, method_sites(m), tr, &o, &ts, stderr)) goto fail;
+    if (train_model(&v, method_sites(m), tr, &o, &ts, stderr)) {
+        if (!ts.diverged) goto fail;
+        method_free(m);
+        vit_free(&v);
+        goto diverged;
+    }
     cJSON *mem = record_memory();
     if (m->desc->finalize && m->desc->finalize(m, &v)) goto fail;
     // Validation accuracy is the selection score: the chosen grid point's. After retraining on
@@ -270,9 +301,43 @@ int cmd_run(int argc, char **argv) {
     vit_free(&v);
     ds_free(tr), ds_free(va), ds_free(te);
     return 0;
+diverged: {
+    // the record says so (status "diverged", the reason, the grid), and the exit status is 1
+    char reason[1024];
+    snprintf(reason, sizeof reason, "%s", nn_err());
+    cJSON_AddStringToObject(rec, "schema", "petl-result-1");
+    cJSON_AddStringToObject(rec, "status", "diverged");
+    cJSON_AddStringToObject(rec, "reason", reason);
+    cJSON_AddStringToObject(rec, "method", ms.method);
+    cJSON_AddStringToObject(rec, "method_args", ms.margs);
+    cJSON_AddStringToObject(rec, "task", task);
+    cJSON_AddStringToObject(rec, "data", data);
+    cJSON_AddStringToObject(rec, "format", format);
+    cJSON_AddStringToObject(rec, "regime", regime);
+    cJSON_AddNumberToObject(rec, "shots", shots);
+    cJSON_AddNumberToObject(rec, "seed", to.seed);
+    cJSON *bd = cJSON_AddObjectToObject(rec, "backbone");
+    cJSON_AddStringToObject(bd, "source", ms.backbone);
+    cJSON *pd = cJSON_AddObjectToObject(rec, "protocol");
+    cJSON_AddItemToObject(pd, "grid", gj);
+    gj = NULL;
+    if (ngrid == 1 || best_val >= 0) cJSON_AddNumberToObject(pd, "chosen_lr", grid[best]);
+    cJSON *td = cJSON_AddObjectToObject(rec, "train");
+    cJSON_AddNumberToObject(td, "epochs", to.epochs);
+    cJSON_AddNumberToObject(td, "batch", to.batch);
+    cJSON_AddNumberToObject(td, "lr", grid[best]);
+    cJSON_AddNumberToObject(td, "steps", (double)ts.steps);
+    cJSON_AddNumberToObject(rec, "wall_s", now() - t_start);
+    cJSON_AddItemToObject(rec, "versions", record_versions());
+    if (write_json_atomic(out, rec)) fprintf(stderr, "petl run: %s\n", nn_err());
+    fprintf(stderr, "petl run: %s (record %s: status diverged)\n", reason, out);
+    cJSON_Delete(rec);
+    ds_free(tr), ds_free(va), ds_free(te);
+    return 1;
+}
 fail:
     fprintf(stderr, "petl run: %s\n", nn_err());
     cJSON_Delete(rec);
     if (gj) cJSON_Delete(gj);
-    return 1;
+    return brc == -2 ? 2 : 1;
 }

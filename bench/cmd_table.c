@@ -130,9 +130,10 @@ static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, const ResVlT
                       const char *regime, int nsrc, const char *const *src) {
     bput(b, "# petl results\n\nSources:");
     for (int i = 0; i < nsrc; i++) bput(b, " `%s`", src[i]);
-    int nok = 0, nf = 0;
-    for (int i = 0; i < s->n; i++) s->r[i].ok ? nok++ : nf++;
+    int nok = 0, nf = 0, nd = 0;
+    for (int i = 0; i < s->n; i++) s->r[i].ok ? nok++ : nf++, nd += s->r[i].diverged;
     bput(b, " — %d records: %d ok, %d failed", s->n, nok, nf);
+    if (nd) bput(b, " (%d of them diverged)", nd);
     if (s->pending) bput(b, "; %d cells of the matrix have no record yet", s->pending);
     if (s->stale) bput(b, "; %d records of cells no longer in the matrix ignored", s->stale);
     if (s->dups) bput(b, "; %d duplicate results ignored", s->dups);

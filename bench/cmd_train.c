@@ -45,6 +45,11 @@ static int train_common(const char *cmd, int argc, char **argv, int pretrain) {
     n += train_opts_table(&to, opts + n);
     if (args_parse(cmd, argc, argv, opts, n, NULL, 0, NULL)) return 2;
     st_set_allow_unused(allow_unused);
+    if (!help && train_opts_check(&to)) {
+        fprintf(stderr, "petl %s: %s\n", cmd, nn_err());
+        return 2;
+    }
+    if (!help && args_check_int(cmd, "--heads", heads, 0, 4096)) return 2;
     if (help || !data || (!pretrain && !ckpt) || (pretrain && !out)) {
         args_usage(cmd,
                    pretrain ? "--preset vit-micro --data data/fractal --epochs E --out M.safetensors [options]"

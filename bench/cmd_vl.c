@@ -7,6 +7,8 @@
 //                                   (captioning + denoising), over a frozen ViT's features.
 // A VL checkpoint names its tokenizer (a file next to it) and its image encoder in __metadata__.
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,21 +83,22 @@ int vl_parse_method_args(const char *margs, VlMethodOpts *o) {
             if (!tab[q].i && !tab[q].f) {   // seed
                 unsigned long long x = strtoull(v, &end, 10);
                 if (*end || !*v) {
-                    nn_seterr("method argument %s=%s: expected a non-negative integer", s, v);
+                    nn_seterr("--method-args: %s must be a non-negative integer, got '%s'", s, v);
                     return -1;
                 }
                 o->seed = x;
             } else if (tab[q].i) {
+                errno = 0;
                 long x = strtol(v, &end, 10);
-                if (*end || !*v) {
-                    nn_seterr("method argument %s=%s: expected an integer", s, v);
+                if (*end || !*v || errno || x < INT_MIN || x > INT_MAX) {
+                    nn_seterr("--method-args: %s must be an integer, got '%s'", s, v);
                     return -1;
                 }
                 *tab[q].i = (int)x;
             } else {
                 float x = strtof(v, &end);
-                if (*end || !*v) {
-                    nn_seterr("method argument %s=%s: expected a number", s, v);
+                if (*end || !*v || !isfinite(x)) {
+                    nn_seterr("--method-args: %s must be a finite number, got '%s'", s, v);
                     return -1;
                 }
                 *tab[q].f = x;
@@ -133,8 +136,11 @@ static void built_free(VlBuilt *b) {
     free(b);
 }
 
-static VlBuilt *build(const VlSpec *sp, uint64_t seed) {
+// NULL with nn_err(); *usage (when not NULL) tells a bad method name or argument (exit 2) from
+// a bad checkpoint (exit 1).
+static VlBuilt *build(const VlSpec *sp, uint64_t seed, int *usage) {
     VlBuilt *b = calloc(1, sizeof *b);
+    if (usage) *usage = 0;
     if (vl_load(&b->m, sp->backbone)) {
         free(b);
         return NULL;
@@ -145,6 +151,7 @@ static VlBuilt *build(const VlSpec *sp, uint64_t seed) {
     o.seed = seed + 1;   // a seed= method argument overrides it
     if (vlm_kind_from_name(sp->method, &k) || vl_parse_method_args(sp->margs, &o) ||
         vlm_attach(&b->M, k, &b->m, &o, &b->st)) {
+        if (usage) *usage = 1;
         built_free(b);
         return NULL;
     }
@@ -221,6 +228,13 @@ int cmd_vl_run(int argc, char **argv) {
     n += train_opts_table(&to, opts + n);
     if (args_parse("run", argc, argv, opts, n, NULL, 0, NULL)) return 2;
     st_set_allow_unused(allow_unused);
+    if (!help && train_opts_check(&to)) {
+        fprintf(stderr, "petl run: %s\n", nn_err());
+        return 2;
+    }
+    if (!help && (args_check_int("run", "--max-train", max_train, 0, INT_MAX) ||
+                  args_check_int("run", "--max-eval", max_eval, 0, INT_MAX) || args_check_int("run", "--beam", beam, 1, 64)))
+        return 2;
     if (help || !sp.backbone || !sp.method || !data || !out) {
         args_usage("run --format vl",
                    "--backbone VL.safetensors --method NAME [--method-args k=v] --data data/vl [--vl-tasks vqa,gqa,nlvr,caption] "
@@ -245,9 +259,19 @@ int cmd_vl_run(int argc, char **argv) {
     float grid[16];
     int ngrid = 1;
     grid[0] = to.lr;
-    if (lr_grid && (ngrid = args_floats(lr_grid, grid, 16, 1)) <= 0) {
-        fprintf(stderr, "petl run: --lr-grid '%s' is not a comma-separated list of positive numbers\n", lr_grid);
+    char bad[64];
+    if (lr_grid && (ngrid = args_floats(lr_grid, grid, 16, 1, bad, sizeof bad)) <= 0) {
+        fprintf(stderr, "petl run: --lr-grid must be up to 16 comma-separated finite numbers > 0, got '%s' in '%s'\n",
+                bad, lr_grid);
         return 2;
+    }
+    {   // a bad method name or argument is a usage error: say so before any data is read
+        VlMethodKind k;
+        VlMethodOpts mo = vlm_defaults();
+        if (vlm_kind_from_name(sp.method, &k) || vl_parse_method_args(sp.margs, &mo)) {
+            fprintf(stderr, "petl run: %s\n", nn_err());
+            return 2;
+        }
     }
     char tokp[1024], encp[1024];
     if (vl_companions(sp.backbone, tokp, sizeof tokp, encp, sizeof encp)) {
@@ -272,13 +296,14 @@ int cmd_vl_run(int argc, char **argv) {
     VlTrainStats ts = {0}, best_ts = {0};
     VlScores vs, tsc;
     double best_val = -1;
-    int bi = 0;
+    int bi = 0, usage = 0;
+    char why[1024] = "";
     if (!(tok = tok_load(sp.tokenizer))) goto fail;
     if (vit_load(&enc, sp.encoder, 0, 0, -1)) goto fail;
     has_enc = 1;
     ps_freeze_all(&enc.ps);
     // shapes from the checkpoint's config
-    if (!(cur = build(&sp, (uint64_t)to.seed))) goto fail;
+    if (!(cur = build(&sp, (uint64_t)to.seed, &usage))) goto fail;
     if (cur->m.cfg.vocab != tok->n_vocab) {
         nn_seterr("%s: the model's vocabulary has %d tokens, the tokenizer %s has %d", sp.backbone, cur->m.cfg.vocab,
                   sp.tokenizer, tok->n_vocab);
@@ -304,13 +329,26 @@ int cmd_vl_run(int argc, char **argv) {
     o.optimizer = to.optimizer, o.momentum = to.momentum, o.decay_all = to.decay_all, o.seed = (uint64_t)to.seed;
     o.log_every = to.log_every;
     for (int k = 0; k < ngrid; k++) {
-        if (k > 0 && !(cur = build(&sp, (uint64_t)to.seed))) goto fail;
+        if (k > 0 && !(cur = build(&sp, (uint64_t)to.seed, &usage))) goto fail;
         o.lr = grid[k];
         char pre[64];
         snprintf(pre, sizeof pre, "  [lr %g] ", grid[k]);
         o.log_prefix = pre;
         mem_reset_peaks();
-        if (vlrun_train(&cur->m, &cur->M, &cur->st, tr, VL_NTASKS, &o, &ts)) goto fail;
+        if (vlrun_train(&cur->m, &cur->M, &cur->st, tr, VL_NTASKS, &o, &ts)) {
+            if (!ts.diverged) goto fail;
+            // a diverged point is a result (this rate is too high): recorded, and the grid goes on
+            fprintf(stderr, "petl run: lr %g: %s\n", grid[k], nn_err());
+            snprintf(why, sizeof why, "%s", nn_err());
+            cJSON *gp = cJSON_CreateObject();
+            cJSON_AddNumberToObject(gp, "lr", grid[k]);
+            cJSON_AddStringToObject(gp, "error", why);
+            cJSON_AddBoolToObject(gp, "diverged", 1);
+            cJSON_AddItemToArray(gj, gp);
+            built_free(cur);
+            cur = NULL;
+            continue;
+        }
         if (ngrid == 1) {
             best = cur;
             best_ts = ts;
@@ -335,6 +373,34 @@ int cmd_vl_run(int argc, char **argv) {
             built_free(cur);
         }
         cur = NULL;
+    }
+    if (!best) {   // every grid point (or the single setting) diverged
+        cJSON_AddStringToObject(rec, "schema", "petl-result-1");
+        cJSON_AddStringToObject(rec, "kind", "vl");
+        cJSON_AddStringToObject(rec, "status", "diverged");
+        cJSON_AddStringToObject(rec, "reason", why);
+        cJSON_AddStringToObject(rec, "method", sp.method);
+        cJSON_AddStringToObject(rec, "method_args", sp.margs);
+        cJSON_AddStringToObject(rec, "task", task);
+        cJSON_AddStringToObject(rec, "data", data);
+        cJSON_AddStringToObject(rec, "format", format);
+        cJSON_AddStringToObject(rec, "regime", regime);
+        cJSON_AddNumberToObject(rec, "shots", 0);
+        cJSON_AddNumberToObject(rec, "seed", to.seed);
+        cJSON *bd = cJSON_AddObjectToObject(rec, "backbone");
+        cJSON_AddStringToObject(bd, "source", sp.backbone);
+        cJSON *pd = cJSON_AddObjectToObject(rec, "protocol");
+        cJSON_AddItemToObject(pd, "grid", gj);
+        gj = NULL;
+        cJSON *td = cJSON_AddObjectToObject(rec, "train");
+        cJSON_AddNumberToObject(td, "epochs", o.epochs);
+        cJSON_AddNumberToObject(td, "batch", o.batch);
+        cJSON_AddNumberToObject(rec, "wall_s", now_s() - t_start);
+        cJSON_AddItemToObject(rec, "versions", record_versions());
+        if (write_json_atomic(out, rec)) goto fail;
+        nn_seterr("%s%s (record %s: status diverged)", ngrid > 1 ? "training diverged at every grid point; last: " : "",
+                  why, out);
+        goto fail;
     }
     cJSON *mem = record_memory();
     preds = preds_out ? cJSON_CreateArray() : NULL;
@@ -431,7 +497,7 @@ fail:
     if (fc) vlrun_cache_free(fc);
     if (has_enc) vit_free(&enc);
     if (tok) tok_free(tok);
-    return 1;
+    return usage ? 2 : 1;
 }
 
 // ---------------------------------------------------------------- petl pretrain --preset vl-...
@@ -462,6 +528,17 @@ int cmd_vl_pretrain(int argc, char **argv) {
     opts[n++] = (Opt){"--help", OPT_FLAG, &help, "this help"};
     n += train_opts_table(&to, opts + n);
     if (args_parse("pretrain", argc, argv, opts, n, NULL, 0, NULL)) return 2;
+    if (!help && train_opts_check(&to)) {
+        fprintf(stderr, "petl pretrain: %s\n", nn_err());
+        return 2;
+    }
+    if (!help && (args_check_int("pretrain", "--vocab", vocab, 16, 1 << 20) ||
+                  args_check_int("pretrain", "--max-train", max_train, 0, INT_MAX)))
+        return 2;
+    if (!help && !(mask > 0 && mask < 1)) {
+        fprintf(stderr, "petl pretrain: --mask must be a number in (0, 1), got %g\n", mask);
+        return 2;
+    }
     if (help || !encp || !out) {
         args_usage("pretrain (VL)", "--preset vl-tiny --data data/vl --image-encoder VIT.safetensors --out VL.safetensors",
                    opts, n);

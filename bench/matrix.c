@@ -230,7 +230,8 @@ static void train_defaults(MxTrain *t) {
 
 static int parse_lr(Ctx *c, const cJSON *j, const char *where, MxTrain *t) {
     if (cJSON_IsNumber(j)) {
-        if (!(j->valuedouble > 0) || isinf(j->valuedouble))
+        // cJSON reads 1e999 as inf: a learning rate must be finite as well as positive
+        if (!(j->valuedouble > 0 && isfinite(j->valuedouble)))
             return fail(c, where, "expected a finite learning rate > 0, got %g", j->valuedouble);
         t->lr[0] = j->valuedouble;
         t->nlr = 1;
@@ -243,10 +244,9 @@ static int parse_lr(Ctx *c, const cJSON *j, const char *where, MxTrain *t) {
     for (const cJSON *it = j->child; it; it = it->next, n++) {
         snprintf(w, sizeof w, "%s[%d]", where, n);
         if (n >= 16) return fail(c, where, "more than 16 learning rates");
-        if (!cJSON_IsNumber(it) || !(it->valuedouble > 0) || isinf(it->valuedouble)) {
-            if (cJSON_IsNumber(it)) return fail(c, w, "expected a finite learning rate > 0, got %g", it->valuedouble);
-            return fail(c, w, "expected a learning rate > 0, got %s", type_name(it));
-        }
+        if (!cJSON_IsNumber(it)) return fail(c, w, "expected a learning rate > 0, got %s", type_name(it));
+        if (!(it->valuedouble > 0 && isfinite(it->valuedouble)))
+            return fail(c, w, "expected a finite learning rate > 0, got %g", it->valuedouble);
         t->lr[n] = it->valuedouble;
         for (int q = 0; q < n; q++)
             if (t->lr[q] == t->lr[n]) return fail(c, w, "%g appears twice", t->lr[n]);

@@ -192,6 +192,7 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
     r.image_encoder = xstrdup(bb0 ? str(bb0, "image_encoder") : "");
     r.ok = !strcmp(str(j, "status"), "ok") && (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "accuracy")) ||
                                                (r.is_vl && isfinite(r.vl_avg)));
+    r.diverged = !strcmp(str(j, "status"), "diverged");
     r.id = xstrdup(id);
     r.method = xstrdup(str(j, "method"));
     r.margs = xstrdup(str(j, "method_args"));

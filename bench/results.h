@@ -11,6 +11,7 @@ enum { RES_VL_VQA, RES_VL_GQA, RES_VL_NLVR, RES_VL_CAPTION, RES_VL_NTASKS };
 typedef struct {
     char *file;               // where it was read
     int ok;                   // status "ok" (else a failure record)
+    int diverged;             // status "diverged": training diverged (counted among the failed, named apart)
     char *id;                 // cell id ("" when not written by petl bench)
     char *variant;            // row label: the matrix's variant label, else "method args"
     char *method, *margs, *task, *group, *backbone, *regime, *reason;

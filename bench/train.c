@@ -29,6 +29,67 @@ void train_opts_default(TrainOpts *o) {
     o->clip_norm = 0;
 }
 
+int train_check_lr(const char *opt, double lr) {
+    if (isfinite(lr) && lr > 0) return 0;
+    nn_seterr("%s must be a finite number > 0, got %g", opt, lr);
+    return -1;
+}
+
+int train_opts_check(const TrainOpts *o) {
+    struct { const char *name; int v, lo; } ints[] = {
+        {"--epochs", o->epochs, 1}, {"--batch", o->batch, 1}, {"--seed", o->seed, 0}, {"--log-every", o->log_every, 0},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (ints[i].v < ints[i].lo) {
+            nn_seterr("%s must be %s, got %d", ints[i].name, ints[i].lo ? "a positive integer" : "an integer >= 0",
+                      ints[i].v);
+            return -1;
+        }
+    if (train_check_lr("--lr", o->lr)) return -1;
+    struct { const char *name; float v, lo, hi; } fl[] = {
+        {"--min-lr", o->min_lr, 0, INFINITY}, {"--wd", o->weight_decay, 0, INFINITY},
+        {"--warmup", o->warmup, 0, INFINITY}, {"--clip", o->clip_norm, 0, INFINITY},
+        {"--momentum", o->momentum, 0, 1}, {"--label-smoothing", o->label_smoothing, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
+        if (!(isfinite(fl[i].v) && fl[i].v >= fl[i].lo && (isinf(fl[i].hi) || fl[i].v < fl[i].hi))) {
+            if (isinf(fl[i].hi)) nn_seterr("%s must be a finite number >= %g, got %g", fl[i].name, fl[i].lo, fl[i].v);
+            else nn_seterr("%s must be a number in [%g, %g), got %g", fl[i].name, fl[i].lo, fl[i].hi, fl[i].v);
+            return -1;
+        }
+    if (strcmp(o->optimizer, "sgd") && strcmp(o->optimizer, "adamw")) {
+        nn_seterr("--optimizer must be adamw or sgd, got '%s'", o->optimizer);
+        return -1;
+    }
+    float mean[3], std[3];
+    if (tf_norm_preset(o->norm, mean, std)) {
+        nn_seterr("--norm must be inception, imagenet or none, got '%s'", o->norm);
+        return -1;
+    }
+    return 0;
+}
+
+int train_check_loss(double loss, double ref, const char *what, int epoch) {
+    if (!isfinite(loss)) {
+        nn_seterr("training diverged: %s is %g (epoch %d); lower --lr", what, loss, epoch);
+        return -1;
+    }
+    if (ref > 0 && loss > TRAIN_DIVERGE_FACTOR * ref) {
+        nn_seterr("training diverged: %s %.4g is more than %gx the %s %.4g (epoch %d); lower --lr", what, loss,
+                  TRAIN_DIVERGE_FACTOR, epoch == 1 ? "first step's loss" : "first epoch's mean loss", ref, epoch);
+        return -1;
+    }
+    return 0;
+}
+
+// After an epoch: its mean loss against the first step's loss (epoch 1) or the first epoch's
+// mean (later epochs). 0, or -1 with nn_err().
+static int check_epoch(double mean, double first_step, double first_epoch, int ep) {
+    char what[64];
+    snprintf(what, sizeof what, "epoch %d's mean loss", ep + 1);
+    return train_check_loss(mean, ep == 0 ? first_step : first_epoch, what, ep + 1);
+}
+
 int train_opts_table(TrainOpts *o, void *out) {
     Opt t[] = {
         {"--epochs", OPT_INT, &o->epochs, "training epochs"},
@@ -161,6 +222,7 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
     long warm = (long)(o->warmup * per_epoch + 0.5);
     if (warm >= total) warm = total / 10;
     int *perm = nn_malloc(sizeof(int) * (rows ? rows : 1));
+    double first_step = 0;
     for (int ep = 0; ep < o->epochs && !rc; ep++) {
         uint64_t r = (uint64_t)o->seed * 1000003u + ep;
         for (int i = 0; i < rows; i++) perm[i] = i;
@@ -169,7 +231,7 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
             perm[i] = perm[j], perm[j] = t;
         }
         double el_sum = 0;
-        for (int b0 = 0; b0 < rows; b0 += B) {
+        for (int b0 = 0; b0 < rows && !rc; b0 += B) {
             double ts = now();
             int nb = rows - b0 < B ? rows - b0 : B;
             Tensor *f = graph_tensor2(g, nb, D);
@@ -180,6 +242,13 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
             float lr = sched_lr(step, total, warm, o->lr, o->min_lr);
             Tensor *loss = op_cross_entropy(g, op_linear(g, f, v->head_w, v->head_b, NULL), y, o->label_smoothing, -1);
             float lv = loss->data[0];
+            if (step == 0) first_step = lv;
+            if (train_check_loss(lv, 0, "the loss", ep + 1)) {
+                s->diverged = 1;
+                rc = -1;
+                graph_reset(g);
+                break;
+            }
             ps_zero_grad(&v->ps);
             graph_backward(g, loss);
             float gn = opt_step(opt, lr);
@@ -189,8 +258,13 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
             step++;
             log_step(log, o, step, total, ep, lv, lr, gn, now() - ts, nb, now() - t0);
         }
-        if (ep == 0 && rows) s->first_loss = el_sum / rows;
-        if (rows) s->final_loss = el_sum / rows;
+        if (rc || !rows) break;
+        if (ep == 0) s->first_loss = el_sum / rows;
+        s->final_loss = el_sum / rows;
+        if (check_epoch(el_sum / rows, first_step, s->first_loss, ep)) {
+            s->diverged = 1;
+            rc = -1;
+        }
     }
     s->steps = step;
     s->wall_s = now() - t0;
@@ -232,7 +306,7 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
     if (warm >= total) warm = total / 10;
     float *x = nn_malloc(sizeof(float) * B * 3 * S * S);
     int *y = nn_malloc(sizeof(int) * B);
-    double t0 = now(), epoch_loss = 0;
+    double t0 = now(), epoch_loss = 0, first_step = 0;
     long step = 0, epoch_n = 0;
     int rc = 0;
     for (int ep = 0; ep < o->epochs && !rc; ep++) {
@@ -259,8 +333,10 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
             Tensor *loss = op_cross_entropy(g, logits, y, o->label_smoothing, -1);
             if (hd && hd->train_loss) loss = hd->train_loss(o->method, g, logits, xt, y, loss);
             float lv = loss->data[0];
-            if (!isfinite(lv)) {
-                nn_seterr("training diverged: loss is %g at step %ld (epoch %d); lower --lr", lv, step, ep + 1);
+            if (step == 0) first_step = lv;
+            char what[64];
+            snprintf(what, sizeof what, "the loss at step %ld", step + 1);
+            if (train_check_loss(lv, 0, what, ep + 1)) {
                 s->diverged = 1;
                 rc = -1;
                 graph_reset(g);
@@ -278,7 +354,12 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
             step++;
             log_step(log, o, step, total, ep, lv, lr, gn, dt, nvalid, now() - t0);
         }
-        if (ep == 0 && epoch_n) s->first_loss = epoch_loss / epoch_n;
+        if (rc || !epoch_n) break;
+        if (ep == 0) s->first_loss = epoch_loss / epoch_n;
+        if (check_epoch(epoch_loss / epoch_n, first_step, s->first_loss, ep)) {
+            s->diverged = 1;
+            rc = -1;
+        }
     }
     s->steps = step;
     s->wall_s = now() - t0;

@@ -23,6 +23,25 @@ typedef struct TrainOpts {
 } TrainOpts;
 
 void train_opts_default(TrainOpts *o);
+// The options' ranges: --epochs, --batch >= 1; --lr finite and > 0; --seed, --log-every, --min-lr,
+// --wd, --warmup, --clip >= 0; --momentum, --label-smoothing in [0, 1); a known --optimizer and
+// --norm. 0, or -1 with nn_err() naming the option and the value found (a usage error).
+int train_opts_check(const TrainOpts *o);
+// --lr and every --lr-grid value: finite and > 0. 0, or -1 with nn_err() naming opt and the value.
+int train_check_lr(const char *opt, double lr);
+
+// Divergence. A loss that is not finite, or an epoch whose mean training loss is above
+// TRAIN_DIVERGE_FACTOR times the reference: for the first epoch the loss of its first step (the
+// model before any update), for later epochs the first epoch's mean. A run that learns keeps
+// every epoch's mean below its first (cross-entropy of K classes starts near ln K); a high
+// learning rate that overshoots and recovers raises an epoch's mean by a small factor (measured,
+// 5-epoch runs on clevr_count of ten default-matrix methods at the highest rates of
+// pilot-lr.json: later epochs at most 1.03x the first, the first epoch at most 1.55x its first
+// step, both l0mask at lr 0.1, whose loss carries its L0 penalty); 10x means the logits are
+// confidently wrong by tens of nats: the run has left any useful region, its accuracy is chance.
+#define TRAIN_DIVERGE_FACTOR 10.0
+// 0, or -1 with nn_err() "training diverged: ..." (what = "epoch 3's mean loss", say).
+int train_check_loss(double loss, double ref, const char *what, int epoch);
 // Fills opts[] with the shared training options (--epochs, --lr, ...) bound to o; returns how
 // many (at most TRAIN_NOPTS).
 #define TRAIN_NOPTS 16

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench/matrix.h"
+#include "bench/train.h"
 #include "loaders/img.h"
 #include "loaders/ldutil.h"
 #include "loaders/transform.h"
@@ -405,7 +406,8 @@ int vlrun_train(VlModel *m, VlMethod *M, const VlSites *st, VlSet *sets, int nse
     eb = nn_malloc(sizeof(int) * maxB * maxE);
     tb = nn_malloc(sizeof(int) * maxB * maxT);
     double sum[VLRUN_MAX_SETS] = {0}, t0 = now_s(), win = 0;
-    long cnt[VLRUN_MAX_SETS] = {0}, wn = 0;
+    long cnt[VLRUN_MAX_SETS] = {0}, wn = 0, ep_n = 0;
+    double ep_sum = 0, first_step = 0, first_epoch = 0;
     int rc = 0;
     for (long step = 0; step < total; step++) {
         int t = act[step % na];
@@ -433,10 +435,12 @@ int vlrun_train(VlModel *m, VlMethod *M, const VlSites *st, VlSet *sets, int nse
         float lv = loss->data[0];
         if (!isfinite(lv)) {
             stats->diverged = 1;
-            nn_seterr("VL training diverged at step %ld (task %s, loss %g)", step, vld_task_name(s->task), lv);
+            nn_seterr("training diverged: the VL loss is %g at step %ld (task %s); lower --lr", lv, step + 1,
+                      vld_task_name(s->task));
             rc = -1;
             break;
         }
+        if (step == 0) first_step = lv;
         graph_backward(g, loss);
         opt_step(opt, sched_lr(step, total, warm, o->lr, o->min_lr));
         long ep = step / spe;
@@ -455,6 +459,19 @@ int vlrun_train(VlModel *m, VlMethod *M, const VlSites *st, VlSet *sets, int nse
             win = 0, wn = 0;
         }
         stats->steps++;
+        ep_sum += lv, ep_n++;
+        if ((step + 1) % spe == 0) {   // the same rule as the image loop (bench/train.h)
+            double mean = ep_sum / ep_n;
+            if (ep == 0) first_epoch = mean;
+            char what[64];
+            snprintf(what, sizeof what, "epoch %ld's mean VL loss", ep + 1);
+            if (train_check_loss(mean, ep == 0 ? first_step : first_epoch, what, (int)ep + 1)) {
+                stats->diverged = 1;
+                rc = -1;
+                break;
+            }
+            ep_sum = 0, ep_n = 0;
+        }
     }
     for (int t = 0; t < nsets; t++) {
         stats->first_loss[t] = cnt[t] ? sum[t] / cnt[t] : 0;

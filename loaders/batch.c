@@ -200,8 +200,12 @@ static void start_worker(BatchIter *bi) {
 
 BatchIter *bi_new(const Dataset *d, const BatchOpts *o) {
     if (!d || !o) { nn_seterr("bi_new: no dataset or options"); return NULL; }
-    if (o->batch <= 0 || o->size <= 0 || o->size > 4096) {
-        nn_seterr("bi_new: bad batch %d or size %d", o->batch, o->size);
+    if (o->batch <= 0) {
+        nn_seterr("--batch must be a positive integer, got %d", o->batch);
+        return NULL;
+    }
+    if (o->size <= 0 || o->size > 4096) {
+        nn_seterr("image size %d is outside [1, 4096] (the model's input size)", o->size);
         return NULL;
     }
     if (d->n <= 0) {

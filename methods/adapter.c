@@ -48,7 +48,7 @@ int adapter_setup(Method *m, Vit *v, uint64_t seed, int bottleneck) {
     Adapter *A = nn_calloc(sizeof *A);
     m->state = A;
     int init;
-    if (ada_arg_int(m, "bottleneck", 1, &A->b) || ada_arg_choice(m, "act", ada_act_names, 3, &A->act) ||
+    if (ada_arg_int(m, "bottleneck", 1, 4 * v->cfg.dim, &A->b) || ada_arg_choice(m, "act", ada_act_names, 3, &A->act) ||
         ada_arg_choice(m, "placement", places, 2, &A->houlsby) || ada_arg_choice(m, "init", inits, 2, &init) ||
         ada_arg_float(m, "scale", -1e30f, 1e30f, &A->scale) || ada_arg_float(m, "dropout", 0.0f, 1.0f, &A->dropout))
         return -1;

@@ -14,17 +14,9 @@
 enum { ADA_GELU, ADA_RELU, ADA_QGELU };
 static const char *const ada_act_names[] = {"gelu", "relu", "quick_gelu"};
 
-static inline int ada_arg_int(const Method *m, const char *key, int lo, int *out) {
-    const char *s = method_arg(m, key);
-    char *e;
-    errno = 0;
-    long v = strtol(s, &e, 10);
-    if (errno || e == s || *e || v < lo || v > (1 << 20)) {
-        nn_seterr("%s: argument %s=%s must be an integer >= %d", m->desc->name, key, s, lo);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
+// lo <= value <= hi (the upper bound keeps sizes in reach: a bottleneck up to 4x the width)
+static inline int ada_arg_int(const Method *m, const char *key, int lo, int hi, int *out) {
+    return method_arg_int(m, key, lo, hi, out);
 }
 
 // lo <= value < hi
@@ -34,7 +26,8 @@ static inline int ada_arg_float(const Method *m, const char *key, float lo, floa
     errno = 0;
     double v = strtod(s, &e);
     if (errno || e == s || *e || !(v >= lo && v < hi)) {
-        nn_seterr("%s: argument %s=%s must be a number in [%g, %g)", m->desc->name, key, s, lo, hi);
+        nn_seterr("--method-args: %s must be a number in [%g, %g), got '%s' (method %s: %s=%s)", key, lo, hi, s,
+                  m->desc->name, key, s);
         return -1;
     }
     *out = (float)v;
@@ -52,7 +45,7 @@ static inline int ada_arg_choice(const Method *m, const char *key, const char *c
     size_t L = 0;
     for (int i = 0; i < n && L < sizeof known; i++)
         L += snprintf(known + L, sizeof known - L, "%s%s", i ? " | " : "", names[i]);
-    nn_seterr("%s: argument %s=%s is not one of %s", m->desc->name, key, s, known);
+    nn_seterr("--method-args: %s must be one of %s, got '%s' (method %s: %s=%s)", key, known, s, m->desc->name, key, s);
     return -1;
 }
 

@@ -33,7 +33,7 @@ static Tensor *af_after_mlp(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Te
 static int af_attach(Method *m, Vit *v, uint64_t seed) {
     AdaptFormer *A = nn_calloc(sizeof *A);
     m->state = A;
-    if (ada_arg_int(m, "bottleneck", 1, &A->b) || ada_arg_float(m, "scale", -1e30f, 1e30f, &A->scale) ||
+    if (ada_arg_int(m, "bottleneck", 1, 4 * v->cfg.dim, &A->b) || ada_arg_float(m, "scale", -1e30f, 1e30f, &A->scale) ||
         ada_arg_float(m, "dropout", 0.0f, 1.0f, &A->dropout))
         return -1;
     method_freeze_backbone_train_head(v);

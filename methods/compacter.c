@@ -62,8 +62,8 @@ static int cm_attach(Method *m, Vit *v, uint64_t seed) {
     Compacter *C = nn_calloc(sizeof *C);
     m->state = C;
     float a_std;
-    if (ada_arg_choice(m, "variant", variants, 2, &C->pp) || ada_arg_int(m, "bottleneck", 1, &C->b) ||
-        ada_arg_int(m, "n", 1, &C->n) || ada_arg_choice(m, "act", ada_act_names, 3, &C->act) ||
+    if (ada_arg_choice(m, "variant", variants, 2, &C->pp) || ada_arg_int(m, "bottleneck", 1, 4 * v->cfg.dim, &C->b) ||
+        ada_arg_int(m, "n", 1, v->cfg.dim, &C->n) || ada_arg_choice(m, "act", ada_act_names, 3, &C->act) ||
         ada_arg_float(m, "a_std", 0.0f, 1e30f, &a_std))
         return -1;
     const VitConfig *c = &v->cfg;

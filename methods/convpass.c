@@ -54,7 +54,7 @@ static int cp_attach(Method *m, Vit *v, uint64_t seed) {
     Convpass *C = nn_calloc(sizeof *C);
     m->state = C;
     int conv_xavier;
-    if (ada_arg_int(m, "bottleneck", 1, &C->c) || ada_arg_float(m, "scale", -1e30f, 1e30f, &C->scale) ||
+    if (ada_arg_int(m, "bottleneck", 1, 4 * v->cfg.dim, &C->c) || ada_arg_float(m, "scale", -1e30f, 1e30f, &C->scale) ||
         ada_arg_float(m, "dropout", 0.0f, 1.0f, &C->dropout) ||
         ada_arg_choice(m, "conv_init", inits, 2, &conv_xavier) || ada_arg_choice(m, "placement", places, 2, &C->attn_only))
         return -1;

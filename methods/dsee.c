@@ -28,6 +28,7 @@
 // merged backbone is the model (the record says delta_reproduces_model: false).
 #include "methods/dsee.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -553,13 +554,14 @@ static int dsee_attach(Method *m, Vit *v, uint64_t seed) {
     Dsee *L = nn_calloc(sizeof *L);
     m->state = L;
     const VitConfig *c = &v->cfg;
-    L->r = method_arg_int(m, "r");
-    L->k = method_arg_int(m, "sparse_k");
-    L->drank = method_arg_int(m, "decomp_rank");
-    L->diters = method_arg_int(m, "decomp_iters");
-    L->ratio = method_arg_float(m, "prune_ratio");
-    L->retune = method_arg_float(m, "retune_frac");
-    float alpha = method_arg_float(m, "alpha");
+    float alpha;
+    if (method_arg_int(m, "r", 1, c->dim, &L->r) ||
+        method_arg_int(m, "sparse_k", 0, c->mlp * c->dim, &L->k) ||
+        method_arg_int(m, "decomp_rank", 0, c->dim, &L->drank) ||
+        method_arg_int(m, "decomp_iters", 0, 1000000, &L->diters) ||
+        method_arg_float(m, "prune_ratio", -1e30, 1e30, &L->ratio) ||
+        method_arg_float(m, "retune_frac", -1e30, 1e30, &L->retune) || method_arg_float(m, "alpha", -1e30, 1e30, &alpha))
+        return -1;
     const char *pr = method_arg(m, "prune"), *scope = method_arg(m, "prune_scope");
     if (L->r <= 0) {
         nn_seterr("dsee: rank r=%d must be positive", L->r);

@@ -156,12 +156,12 @@ static Tensor *fact_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Ten
 static int fact_attach(Method *m, Vit *v, uint64_t seed, int tk) {
     const VitConfig *c = &v->cfg;
     const char *nm = tk ? "fact_tk" : "fact_tt";
-    int r = method_arg_int(m, "r");
-    float s = method_arg_float(m, "scale"), drop = method_arg_float(m, "dropout");
-    if (r <= 0) {
-        nn_seterr("%s: rank r=%d must be positive", nm, r);
+    int r;
+    float s, drop;
+    // r up to the width: the factors are d x r and r x r x ...; a larger rank adds nothing
+    if (method_arg_int(m, "r", 1, c->dim, &r) || method_arg_float(m, "scale", -1e30, 1e30, &s) ||
+        method_arg_float(m, "dropout", 0, 1, &drop))
         return -1;
-    }
     if (!(drop >= 0 && drop < 1)) {
         nn_seterr("%s: dropout=%g must be in [0, 1)", nm, drop);
         return -1;

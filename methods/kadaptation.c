@@ -73,8 +73,11 @@ static Tensor *kad_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tens
 
 static int kad_attach(Method *m, Vit *v, uint64_t seed) {
     const VitConfig *c = &v->cfg;
-    int n = method_arg_int(m, "n");
-    float s = method_arg_float(m, "scale"), drop = method_arg_float(m, "dropout");
+    int n;
+    float s, drop;
+    if (method_arg_int(m, "n", 1, c->dim, &n) || method_arg_float(m, "scale", -1e30, 1e30, &s) ||
+        method_arg_float(m, "dropout", 0, 1, &drop))
+        return -1;
     if (n <= 0 || c->dim % n) {
         nn_seterr("kadaptation: n=%d must be positive and divide the width %d (A_i is n x n, B_i d/n x d/n)", n,
                   c->dim);

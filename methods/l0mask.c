@@ -140,9 +140,9 @@ static int l0_attach(Method *m, Vit *v, uint64_t seed) {
     m->state = M;
     if (parse_targets(method_arg(m, "targets"), M->targets) || ada_arg_float(m, "init", -1e3f, 1e3f, &M->init) ||
         ada_arg_float(m, "lambda", 0.0f, 1e30f, &M->lambda) || ada_arg_float(m, "lambda_warmup", 0.0f, 1.0001f, &M->warmup) ||
-        ada_arg_int(m, "train_weights", 0, &M->train_weights) || ada_arg_int(m, "adv", 0, &M->adv) ||
-        ada_arg_float(m, "eps", 0.0f, 1e30f, &M->eps) || ada_arg_int(m, "steps", 1, &M->steps) ||
-        ada_arg_float(m, "step_size", 0.0f, 1e30f, &M->step_size) || ada_arg_int(m, "robust_eval", 0, &M->robust_eval))
+        ada_arg_int(m, "train_weights", 0, 1, &M->train_weights) || ada_arg_int(m, "adv", 0, 1, &M->adv) ||
+        ada_arg_float(m, "eps", 0.0f, 1e30f, &M->eps) || ada_arg_int(m, "steps", 1, 1000, &M->steps) ||
+        ada_arg_float(m, "step_size", 0.0f, 1e30f, &M->step_size) || ada_arg_int(m, "robust_eval", 0, 1, &M->robust_eval))
         return -1;
     if (M->train_weights > 1 || M->adv > 1 || M->robust_eval > 1) {
         nn_seterr("l0mask: arguments train_weights=%d, adv=%d, robust_eval=%d must each be 0 or 1", M->train_weights,

@@ -2,6 +2,7 @@
 // B (out, r) zero, applied unmerged as two thin GEMMs (never the d x d increment) and merged
 // for inference. Targets among q, k, v, o, fc1, fc2 ('+'-separated, default q+v).
 // variant=noah: NOAH's LoRA, one A (r, d) shared by q, k and v with B (3d, r), no scaling.
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,16 +49,12 @@ static int parse_targets(const char *s, int *targets, int *any) {
 static int lora_attach(Method *m, Vit *v, uint64_t seed) {
     Lora *L = nn_calloc(sizeof *L);
     m->state = L;
-    L->r = method_arg_int(m, "r");
-    float alpha = method_arg_float(m, "alpha");
+    float alpha;
+    if (method_arg_int(m, "r", 1, INT_MAX, &L->r) || method_arg_float(m, "alpha", -1e30, 1e30, &alpha)) return -1;
     const char *variant = method_arg(m, "variant");
     L->noah = !strcmp(variant, "noah");
     if (!L->noah && strcmp(variant, "standard")) {
         nn_seterr("lora: unknown variant '%s' (standard or noah)", variant);
-        return -1;
-    }
-    if (L->r <= 0) {
-        nn_seterr("lora: rank r=%d must be positive", L->r);
         return -1;
     }
     L->scale = L->noah ? 1.0f : alpha / L->r;
@@ -68,9 +65,17 @@ static int lora_attach(Method *m, Vit *v, uint64_t seed) {
         nn_seterr("lora: no targets");
         return -1;
     }
-    method_freeze_backbone_train_head(v);
     const VitConfig *c = &v->cfg;
     int depth = c->depth, D = c->dim;
+    // the parameters, in closed form, before anything is allocated: r (in + out) per target
+    double per_layer = 0;
+    for (int t = 0; t < T_N; t++)
+        if (L->targets[t] && !(L->noah && t != T_Q))
+            per_layer += (double)L->r * ((t == T_FC2 ? c->mlp : D) + (L->noah ? 3 * D : t == T_FC1 ? c->mlp : D));
+    if (method_check_size(m, per_layer * depth)) return -1;
+    // a rank above the width adds parameters but no expressiveness (rank(BA) <= width)
+    if (method_arg_int(m, "r", 1, D, &L->r)) return -1;
+    method_freeze_backbone_train_head(v);
     L->A = nn_calloc(sizeof(Tensor *) * depth * T_N);
     L->B = nn_calloc(sizeof(Tensor *) * depth * T_N);
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 101;

@@ -169,8 +169,8 @@ static int lst_attach(Method *m, Vit *v, uint64_t seed) {
     S->v = v;
     const VitConfig *c = &v->cfg;
     S->depth = c->depth;
-    if (ada_arg_int(m, "r", 1, &S->r) || ada_arg_float(m, "T", 1e-6f, 1e30f, &S->T) ||
-        ada_arg_int(m, "heads", 0, &S->heads) || ada_arg_choice(m, "init", inits, 2, &S->fisher))
+    if (ada_arg_int(m, "r", 1, v->cfg.dim, &S->r) || ada_arg_float(m, "T", 1e-6f, 1e30f, &S->T) ||
+        ada_arg_int(m, "heads", 0, v->cfg.dim, &S->heads) || ada_arg_choice(m, "init", inits, 2, &S->fisher))
         return -1;
     S->fisher = S->fisher == 0;
     if (c->dim % S->r || c->mlp % S->r) {

@@ -2,9 +2,12 @@
 #include "methods/method.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "methods/registry.h"
 #include "nn/safetensors.h"
@@ -88,22 +91,64 @@ const char *method_arg(const Method *m, const char *key) {
     nn_die("method %s: internal: no argument '%s'", m->desc->name, key);
 }
 
-int method_arg_int(const Method *m, const char *key) {
+int method_arg_int(const Method *m, const char *key, int lo, int hi, int *out) {
     const char *s = method_arg(m, key);
     char *e;
     errno = 0;
     long v = strtol(s, &e, 10);
-    if (errno || *e || e == s) nn_die("method %s: argument %s=%s is not an integer", m->desc->name, key, s);
-    return (int)v;
+    if (errno || *e || e == s) {
+        nn_seterr("--method-args: %s must be an integer, got '%s' (method %s: %s=%s)", key, s, m->desc->name, key, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        if (hi == INT_MAX) nn_seterr("--method-args: %s must be an integer >= %d, got '%s' (method %s: %s=%s)", key, lo, s,
+                                     m->desc->name, key, s);
+        else nn_seterr("--method-args: %s must be an integer in [%d, %d], got '%s' (method %s: %s=%s)", key, lo, hi, s,
+                       m->desc->name, key, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
 }
 
-float method_arg_float(const Method *m, const char *key) {
+int method_arg_float(const Method *m, const char *key, double lo, double hi, float *out) {
     const char *s = method_arg(m, key);
     char *e;
     errno = 0;
     double v = strtod(s, &e);
-    if (errno || *e || e == s) nn_die("method %s: argument %s=%s is not a number", m->desc->name, key, s);
-    return (float)v;
+    if (errno || *e || e == s || !isfinite(v)) {
+        nn_seterr("--method-args: %s must be a finite number, got '%s' (method %s: %s=%s)", key, s, m->desc->name, key, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        nn_seterr("--method-args: %s must be a number in [%g, %g], got '%s' (method %s: %s=%s)", key, lo, hi, s,
+                  m->desc->name, key, s);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+void method_bytes_words(double b, char *buf, size_t cap) {
+    const char *u[] = {"bytes", "kB", "MB", "GB", "TB", "PB", "EB"};
+    int k = 0;
+    while (b >= 1000 && k < 6) b /= 1000, k++;
+    snprintf(buf, cap, k ? (b < 10 ? "%.1f %s" : "%.0f %s") : "%.0f %s", b, u[k]);
+}
+
+int method_check_size(const Method *m, double n) {
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    // half the machine: the backbone, the gradients and the optimizer's two moments of these
+    // parameters need room too (AdamW: 4x the parameters' bytes in all)
+    double limit = pages > 0 && psz > 0 ? 0.5 * (double)pages * psz : 8e9;
+    if (4.0 * n <= limit) return 0;
+    char need[32], lim[32], args[256];
+    method_bytes_words(4.0 * n, need, sizeof need);
+    method_bytes_words(limit, lim, sizeof lim);
+    method_args_string(m, args, sizeof args);
+    nn_seterr("--method-args: %s %s needs %s of parameters (%.3g floats); the limit is %s, half this machine's memory",
+              m->desc->name, args, need, n, lim);
+    return -1;
 }
 
 void method_args_string(const Method *m, char *buf, size_t cap) {

@@ -78,17 +78,31 @@ struct Method {
     Vit *v;
     VitSites sites;
     void *state;
+    int input_error;                      // attach failed on an input file (a teacher checkpoint), not on the arguments
 };
 
 const MethodDesc *const *method_registry(int *n);
 const MethodDesc *method_find(const char *name);
 // name + "k=v,k=v": unknown method or key, or a bad value -> NULL with nn_err() naming it.
 Method *method_new(const char *name, const char *args);
+// Attaches m to v. Before any allocation, the method's new parameters are bounded: integer
+// arguments are range-checked by the method (ranks up to the width, say), and a method whose
+// parameters would not fit in half the machine's memory is refused with the size in words.
+// -1 with nn_err(): a usage error (bad --method-args value, a site the backbone lacks, too
+// large), unless m->input_error is set (an input file the arguments name is bad).
 int method_attach(Method *m, Vit *v, uint64_t seed);
 void method_free(Method *m);
 const char *method_arg(const Method *m, const char *key);
-int method_arg_int(const Method *m, const char *key);
-float method_arg_float(const Method *m, const char *key);
+// key's value as an integer in [lo, hi] / a number in [lo, hi]; 0, or -1 with nn_err()
+// "--method-args: r must be an integer in [1, 768], got 'abc'".
+int method_arg_int(const Method *m, const char *key, int lo, int hi, int *out);
+int method_arg_float(const Method *m, const char *key, double lo, double hi, float *out);
+// Refuses parameters of n floats above the memory limit (half the physical memory): 0, or -1
+// with nn_err() "lora r=1000000000 needs 512 GB of parameters (limit 8 GB: half this machine's
+// memory)". Methods call it with their closed-form count before allocating.
+int method_check_size(const Method *m, double n);
+// "512 GB", "3.1 MB": bytes in words.
+void method_bytes_words(double bytes, char *buf, size_t cap);
 // "k=v,k=v" of every argument, as stored in delta checkpoints and result records.
 void method_args_string(const Method *m, char *buf, size_t cap);
 

@@ -15,6 +15,7 @@
 // + (1 - alpha) CE.
 #include "methods/prune.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -430,7 +431,7 @@ static int prune_attach(Method *m, Vit *v, uint64_t seed) {
         arg_num(m, "end", &P->end) || arg_num(m, "temperature", &T) || arg_num(m, "alpha", &alpha))
         return -1;
     P->T = (float)T, P->alpha = (float)alpha;
-    P->freq = method_arg_int(m, "frequency");
+    if (method_arg_int(m, "frequency", 1, INT_MAX, &P->freq)) return -1;
     const char *gr = method_arg(m, "granularity");
     int found = 0;
     for (int i = 0; i < 4; i++)
@@ -475,7 +476,10 @@ static int prune_attach(Method *m, Vit *v, uint64_t seed) {
         nn_seterr("prune: granularity=heads: dim %d is not a multiple of heads %d", c->dim, c->heads);
         return -1;
     }
-    if (P->kd && load_teacher(P, v, teacher)) return -1;
+    if (P->kd && load_teacher(P, v, teacher)) {
+        m->input_error = 1;   // the teacher file is bad, not the arguments
+        return -1;
+    }
     for (int i = 0; i < v->ps.n; i++) ps_set_trainable(&v->ps, v->ps.p[i], 1);
     P->nt = c->depth * T_N;
     P->W = nn_calloc(sizeof(Tensor *) * P->nt);

@@ -121,9 +121,9 @@ static int data_free_masks(Sparse *S, uint64_t seed) {
 static int sparse_attach(Method *m, Vit *v, uint64_t seed) {
     Sparse *S = nn_calloc(sizeof *S);
     int b;
-    if (ada_arg_int(m, "bottleneck", 1, &b) || ada_arg_float(m, "sparsity", 0.0f, 1.0f, &S->sparsity) ||
-        ada_arg_choice(m, "scorer", g_scorers, 4, &S->scorer) || ada_arg_int(m, "large", 0, &S->large) ||
-        ada_arg_int(m, "score_examples", 1, &S->score_examples) ||
+    if (ada_arg_int(m, "bottleneck", 1, 4 * v->cfg.dim, &b) || ada_arg_float(m, "sparsity", 0.0f, 1.0f, &S->sparsity) ||
+        ada_arg_choice(m, "scorer", g_scorers, 4, &S->scorer) || ada_arg_int(m, "large", 0, 1, &S->large) ||
+        ada_arg_int(m, "score_examples", 1, 1 << 20, &S->score_examples) ||
         ada_arg_float(m, "grasp_temp", 1e-6f, 1e30f, &S->grasp_temp)) {
         free(S);
         return -1;

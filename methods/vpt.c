@@ -48,12 +48,11 @@ static Tensor *vpt_tokens(void *ctx, Graph *g, int l, Tensor *x) {
 static int vpt_attach(Method *m, Vit *v, uint64_t seed, int deep) {
     const VitConfig *c = &v->cfg;
     const char *nm = deep ? "vpt_deep" : "vpt_shallow", *init = method_arg(m, "init");
-    int p = method_arg_int(m, "tokens");
-    float drop = method_arg_float(m, "dropout");
-    if (p <= 0) {
-        nn_seterr("%s: tokens=%d must be positive", nm, p);
-        return -1;
-    }
+    int p;
+    float drop;
+    // prompts lengthen every block's sequence: 4096 tokens is far beyond any published setting
+    // (VPT uses up to 200) and keeps attention's (T x T) scores of a batch within memory
+    if (method_arg_int(m, "tokens", 1, 4096, &p) || method_arg_float(m, "dropout", 0, 1, &drop)) return -1;
     if (!(drop >= 0 && drop < 1)) {
         nn_seterr("%s: dropout=%g must be in [0, 1)", nm, drop);
         return -1;

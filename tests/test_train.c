@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bench/train.h"
 #include "loaders/img.h"
 #include "nn/nn.h"
 #include "test.h"
@@ -141,5 +142,43 @@ int main(void) {
     double mx = 0, md = 0;
     for (int i = 0; i < na && i < nb; i++) mx = fmax(mx, fabs(a[i])), md = fmax(md, fabs(a[i] - b[i]));
     CHECK(md <= 1e-5 * mx + 1e-7, "merged vs delta logits differ by %g (max %g)", md, mx);
+
+    // Divergence (issue 17): the rule, then every loop. A non-finite loss, or an epoch's mean
+    // above TRAIN_DIVERGE_FACTOR x the reference, stops training with "training diverged".
+    CHECK(train_check_loss(2.0, 2.3, "x", 2) == 0, "a falling loss is not divergence");
+    CHECK(train_check_loss(0.99 * TRAIN_DIVERGE_FACTOR * 2.3, 2.3, "x", 2) == 0, "just under the factor is not divergence");
+    CHECK(train_check_loss(1.01 * TRAIN_DIVERGE_FACTOR * 2.3, 2.3, "x", 2) == -1 && strstr(nn_err(), "training diverged"),
+          "above the factor is divergence: %s", nn_err());
+    CHECK(train_check_loss(NAN, 0, "x", 1) == -1 && train_check_loss(INFINITY, 2.3, "x", 1) == -1, "non-finite loss");
+    static const struct { const char *method, *lrs; int rc, grid_ok; } dv[] = {
+        {"linear", "--lr 1e9", 1, 0},                   // cached-feature head training (linear probe)
+        {"lora --method-args r=2", "--lr 1e9", 1, 0},    // the main loop: losses grow to ~1e13 but stay finite
+        {"linear", "--lr-grid 1e9,1e-2", 0, 1},         // a diverged grid point is recorded; the grid goes on
+        {"linear", "--lr-grid 1e9,1e10", 1, 0},         // every grid point diverged
+    };
+    for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++) {
+        remove(TEST_TMP "/train/div.json");
+        snprintf(cmd, sizeof cmd,
+                 "%s run --backbone tests/ref/vit_tiny.safetensors --method %s --data %s/train/data --task dsprites_loc "
+                 "--epochs 2 --batch 16 %s --out %s/train/div.json",
+                 petl_bin(), dv[i].method, TEST_TMP, dv[i].lrs, TEST_TMP);
+        rc = run_capture(cmd, out, sizeof out);
+        CHECK(rc == dv[i].rc, "%s %s: exit %d, expected %d: %.500s", dv[i].method, dv[i].lrs, rc, dv[i].rc, out);
+        cJSON *r = read_json(TEST_TMP "/train/div.json");
+        CHECK(r != NULL, "%s %s: no record", dv[i].method, dv[i].lrs);
+        if (!r) continue;
+        const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(r, "status"));
+        CHECK(st && !strcmp(st, dv[i].rc ? "diverged" : "ok"), "%s %s: status %s", dv[i].method, dv[i].lrs, st ? st : "?");
+        const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(r, "reason"));
+        if (dv[i].rc) CHECK(why && strstr(why, "training diverged"), "%s %s: reason %s", dv[i].method, dv[i].lrs, why ? why : "?");
+        const cJSON *grid = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "protocol"), "grid");
+        if (dv[i].grid_ok) {
+            const cJSON *g0 = cJSON_GetArrayItem(grid, 0), *g1 = cJSON_GetArrayItem(grid, 1);
+            CHECK(g0 && cJSON_IsTrue(cJSON_GetObjectItem(g0, "diverged")), "grid point 1e9 not marked diverged");
+            CHECK(g1 && json_num(g1, "val_accuracy") >= 0, "grid point 1e-2 has no validation accuracy");
+            CHECK(fabs(json_num(cJSON_GetObjectItem(r, "protocol"), "chosen_lr") - 1e-2) < 1e-9, "chosen lr is not 1e-2");
+        }
+        cJSON_Delete(r);
+    }
     TEST_END();
 }

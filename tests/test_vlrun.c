@@ -368,9 +368,10 @@ static void test_commands(void) {
         int rc;
     } bad[] = {
         {"--method lora --vl-tasks vqa,ocr", "'ocr'", 2},
-        {"--method lora --method-args rank=x", "rank=x", 1},
-        {"--method lora --method-args depth=3", "'depth'", 1},
-        {"--method dora", "'dora'", 1},
+        {"--method lora --method-args rank=x", "--method-args: rank must be an integer, got 'x'", 2},
+        {"--method lora --method-args depth=3", "'depth'", 2},
+        {"--method lora --method-args rank=100000", "must be at most", 2},
+        {"--method dora", "'dora'", 2},
         {"--method lora --regime fewshot:4", "fewshot:4", 2},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -388,6 +389,17 @@ static void test_commands(void) {
              tp("vl.safetensors"), tp("no_data"), tp("bad.json"));
     rc = run_capture(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "no_data"), "missing data folder: rc %d\n%s", rc, out);
+    // divergence (issue 17): the VL loop stops, the record says "diverged", the exit status is 1
+    remove(tp("div.json"));
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s run --format vl --backbone %s --data %s --method lora --epochs 2 "
+             "--batch 16 --lr 1e9 --max-train 32 --max-eval 4 --out %s", petl_bin(), tp("vl.safetensors"), tp("data"),
+             tp("div.json"));
+    rc = run_capture(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "training diverged"), "VL at lr 1e9: rc %d\n%s", rc, out);
+    cJSON *d = read_json_file(tp("div.json"));
+    CHECK(d && cJSON_GetStringValue(jget(d, "status")) && !strcmp(cJSON_GetStringValue(jget(d, "status")), "diverged"),
+          "VL at lr 1e9: no record with status diverged");
+    cJSON_Delete(d);
 }
 
 int main(void) {

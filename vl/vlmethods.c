@@ -96,6 +96,21 @@ static int check_opts(VlMethodKind k, const VlModel *m, const VlMethodOpts *o) {
             return -1;
         }
     }
+    // sizes bounded before anything is allocated: ranks up to the width, prompt and prefix
+    // lengths and hidden widths up to 4096 (published settings use at most a few hundred)
+    int d = m->cfg.dim;
+    struct { const char *k; int v, hi; } lim[] = {
+        {"r", o->rank, d}, {"reduction", o->reduction, d}, {"tasks", o->tasks, 64},
+        {"prefix_len", o->prefix_len, 4096}, {"prefix_mid", o->prefix_mid, 4096}, {"prompt_len", o->prompt_len, 4096},
+        {"prompt_mid", o->prompt_mid, 4096}, {"hyper_task_dim", o->hyper_task_dim, 4096},
+        {"hyper_hidden", o->hyper_hidden, 4096}, {"hyper_dim", o->hyper_dim, 4096}, {"phm_n", o->phm_n, d},
+    };
+    for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
+        if (lim[i].v > lim[i].hi) {
+            nn_seterr("--method-args: %s must be at most %d, got %d (VL method %s)", lim[i].k, lim[i].hi, lim[i].v,
+                      vlm_kind_name(k));
+            return -1;
+        }
     if (k == VLM_HYPERFORMER && (o->hyper_task_dim <= 0 || o->hyper_hidden <= 0 || o->hyper_dim <= 0)) {
         nn_seterr("VL method hyperformer: need hyper_task_dim, hyper_hidden and hyper_dim > 0; got %d, %d, %d",
                   o->hyper_task_dim, o->hyper_hidden, o->hyper_dim);
