@@ -74,7 +74,9 @@ static void png_on_error(png_structp png, png_const_charp msg) {
 }
 static void png_on_warning(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
 
-static int png_decode(const unsigned char *buf, size_t len, Image *im, const char *name) {
+// header_only: reads the chunks before the first IDAT (CRCs checked, a broken ancillary chunk such as
+// tRNS dropped, as when decoding) and gives the size and channels the decode would, im->px NULL.
+static int png_decode(const unsigned char *buf, size_t len, Image *im, const char *name, int header_only) {
     PngSrc src = {buf, len, 0, {0}};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
     if (!png) { ld_seterr("%s: out of memory creating PNG reader", nm(name)); return -1; }
@@ -111,6 +113,11 @@ static int png_decode(const unsigned char *buf, size_t len, Image *im, const cha
         snprintf(src.msg, sizeof src.msg, "unsupported PNG layout (%d channels, depth %d)", c,
                  png_get_bit_depth(png, info));
         png_longjmp(png, 1);
+    }
+    if (header_only) {
+        png_destroy_read_struct(&png, &info, NULL);
+        im->w = (int)w, im->h = (int)h, im->c = c == 2 ? 4 : c, im->px = NULL;
+        return 0;
     }
     size_t stride = (size_t)w * c;
     if (png_get_rowbytes(png, info) != stride) {
@@ -198,7 +205,7 @@ int img_load_mem(const unsigned char *buf, int len, Image *im, const char *name)
     if (!im) { ld_seterr("%s: img_load_mem: no output image", nm(name)); return -1; }
     memset(im, 0, sizeof *im);
     if (!buf || len <= 0) { ld_seterr("%s: empty file (0 bytes)", nm(name)); return -1; }
-    if (len >= 8 && !png_sig_cmp((png_const_bytep)buf, 0, 8)) return png_decode(buf, (size_t)len, im, name);
+    if (len >= 8 && !png_sig_cmp((png_const_bytep)buf, 0, 8)) return png_decode(buf, (size_t)len, im, name, 0);
     if (len >= 4 && !png_sig_cmp((png_const_bytep)buf, 0, 4)) {
         ld_seterr("%s: truncated PNG (only %d bytes)", nm(name), len);
         return -1;
@@ -342,18 +349,11 @@ int img_info(const char *path, int *w, int *h, int *c) {
         else {
             long pw = (long)b[16] << 24 | b[17] << 16 | b[18] << 8 | b[19];
             long ph = (long)b[20] << 24 | b[21] << 16 | b[22] << 8 | b[23];
-            int ct = b[25];
-            int ch = ct == 0 ? 1 : ct == 2 ? 3 : ct == 3 ? 3 : ct == 4 ? 4 : ct == 6 ? 4 : 0;
-            if (ct == 3 || ct == 0 || ct == 2) {   // a tRNS chunk before IDAT adds alpha
-                for (long o = 33; o + 8 <= n;) {
-                    long clen = (long)b[o] << 24 | b[o + 1] << 16 | b[o + 2] << 8 | b[o + 3];
-                    if (!memcmp(b + o + 4, "tRNS", 4)) { ch = 4; break; }
-                    if (!memcmp(b + o + 4, "IDAT", 4) || clen < 0) break;
-                    o += 12 + clen;
-                }
+            Image hd;   // the size limit first (from IHDR), then libpng's reading of the chunks before IDAT
+            if (!dims_check(path, pw, ph) && !png_decode(b, (size_t)n, &hd, path, 1)) {
+                *w = hd.w; *h = hd.h; *c = hd.c;
+                r = 0;
             }
-            if (!ch) ld_seterr("%s: corrupt PNG header (colour type %d)", path, ct);
-            else if (!dims_check(path, pw, ph)) { *w = (int)pw; *h = (int)ph; *c = ch; r = 0; }
         }
     } else {
         int sw, sh, sc;

@@ -909,6 +909,18 @@ static void test_cmd_data(void) {
         CHECK(img_load(DIR "/img/x.bmp", &him) == 0, "a good image still loads");
         img_free(&him);
     }
+    // A gray PNG whose tRNS chunk has a bad CRC: libpng drops it when decoding (1 channel); img_info took any
+    // tRNS before IDAT as alpha (4 channels). Found by fuzz_img; the header is now read by libpng too.
+    {
+        int iw, ih, ic;
+        Image pim;
+        int ri = img_info("tests/ref/png_trns_bad_crc.png", &iw, &ih, &ic);
+        int rl = img_load("tests/ref/png_trns_bad_crc.png", &pim);
+        CHECK(ri == 0 && rl == 0 && iw == pim.w && ih == pim.h && ic == pim.c && ic == 1,
+              "img_info agrees with the decoder on a tRNS chunk with a bad CRC: %dx%dx%d vs %dx%dx%d", iw, ih, ic,
+              pim.w, pim.h, pim.c);
+        if (rl == 0) img_free(&pim);
+    }
     const char *a5[] = {"inspect", DIR "/vtab/hugehdr", "--no-decode", "--json"};
     rc = run_cmd(cmd_data_inspect, DIR "/inspect5.json", 4, a5);
     js = read_all(DIR "/inspect5.json", NULL);
