@@ -6,6 +6,7 @@
 #include "nn/nn.h"
 #include "vl/vlgen.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@ static double now_s(void) {
 
 int cmd_data_make(int argc, char **argv) {
     const char *out = "data", *only = NULL, *fashion = NULL;
-    int seed = 0, force = 0, help = 0, ntrain = 0, nval = 0, ntest = 0, fclasses = 0;
+    int seed = 0, force = 0, help = 0, ntrain = INT_MIN, nval = INT_MIN, ntest = INT_MIN, fclasses = INT_MIN;   // not given
     Opt opts[] = {
         {"--out", OPT_STR, &out, "output folder (default data)"},
         {"--seed", OPT_INT, &seed, "generation seed (default 0)"},
@@ -41,9 +42,18 @@ int cmd_data_make(int argc, char **argv) {
         printf(" vl\n");
         return 0;
     }
-    if (seed < 0 || ntrain < 0 || nval < 0 || ntest < 0 || fclasses < 0) {
-        fprintf(stderr, "petl data make: --seed, --train, --val, --test, --fractal-classes must be >= 0\n");
+    if (seed < 0) {
+        fprintf(stderr, "petl data make: --seed must be >= 0, got %d\n", seed);
         return 2;
+    }
+    const char *cnt_name[4] = {"--train", "--val", "--test", "--fractal-classes"};
+    int *cnt[4] = {&ntrain, &nval, &ntest, &fclasses};
+    for (int i = 0; i < 4; i++) {   // 0 once meant "the default" silently
+        if (*cnt[i] == INT_MIN) *cnt[i] = 0;   // not given: the generator's default
+        else if (*cnt[i] < 1 || *cnt[i] > 10000000) {
+            fprintf(stderr, "petl data make: %s must be in 1..10000000, got %d\n", cnt_name[i], *cnt[i]);
+            return 2;
+        }
     }
     int want[64] = {0}, nt = gen_task_count(), want_vl = !only;
     if (only) {

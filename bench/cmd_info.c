@@ -67,6 +67,10 @@ static int info_vl(const char *name, int vocab, int enc_len, int dec_len, const 
         fprintf(stderr, "petl info: %s\n", nn_err());
         return 2;
     }
+    if (method && vlm_check_opts(k, &c, &mo)) {
+        fprintf(stderr, "petl info: %s\n", nn_err());
+        return 2;
+    }
     if (method) added = vlm_trainable_count(k, &c, &mo);
     if (enc_len <= 0 || enc_len > c.max_enc_len || dec_len <= 0 || dec_len > c.max_dec_len) {
         fprintf(stderr, "petl info: --enc-len must be in 1..%d and --dec-len in 1..%d (got %d and %d)\n",

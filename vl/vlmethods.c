@@ -54,8 +54,8 @@ static int bottleneck(const VlConfig *c, const VlMethodOpts *o) {
 }
 
 // ---------------------------------------------------------------- common
-static int check_opts(VlMethodKind k, const VlModel *m, const VlMethodOpts *o) {
-    if (!m || !o) {
+int vlm_check_opts(VlMethodKind k, const VlConfig *cfg, const VlMethodOpts *o) {
+    if (!cfg || !o) {
         nn_seterr("VL method %s: model and options are required", vlm_kind_name(k));
         return -1;
     }
@@ -88,7 +88,7 @@ static int check_opts(VlMethodKind k, const VlModel *m, const VlMethodOpts *o) {
         return -1;
     }
     if (k == VLM_COMPACTER) {
-        int d = m->cfg.dim, b = bottleneck(&m->cfg, o), n = o->phm_n;
+        int d = cfg->dim, b = bottleneck(cfg, o), n = o->phm_n;
         if (n <= 0 || d % n || b % n) {
             nn_seterr("VL method compacter: phm_n = %d must be > 0 and divide the width d = %d and the bottleneck "
                       "d / reduction = %d",
@@ -98,9 +98,9 @@ static int check_opts(VlMethodKind k, const VlModel *m, const VlMethodOpts *o) {
     }
     // sizes bounded before anything is allocated: ranks up to the width, prompt and prefix
     // lengths and hidden widths up to 4096 (published settings use at most a few hundred)
-    int d = m->cfg.dim;
+    int d = cfg->dim;
     struct { const char *k; int v, hi; } lim[] = {
-        {"r", o->rank, d}, {"reduction", o->reduction, d}, {"tasks", o->tasks, 64},
+        {"r (rank)", o->rank, d}, {"reduction", o->reduction, d}, {"tasks", o->tasks, 64},
         {"prefix_len", o->prefix_len, 4096}, {"prefix_mid", o->prefix_mid, 4096}, {"prompt_len", o->prompt_len, 4096},
         {"prompt_mid", o->prompt_mid, 4096}, {"hyper_task_dim", o->hyper_task_dim, 4096},
         {"hyper_hidden", o->hyper_hidden, 4096}, {"hyper_dim", o->hyper_dim, 4096}, {"phm_n", o->phm_n, d},
@@ -117,6 +117,9 @@ static int check_opts(VlMethodKind k, const VlModel *m, const VlMethodOpts *o) {
         return -1;
     }
     return 0;
+}
+static int check_opts(VlMethodKind k, const VlModel *m, const VlMethodOpts *o) {
+    return vlm_check_opts(k, m ? &m->cfg : NULL, o);
 }
 
 static void begin(VlMethod *M, VlMethodKind k, VlModel *m, const VlMethodOpts *o, VlSites *st) {

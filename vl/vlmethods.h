@@ -152,5 +152,7 @@ long vlm_trainable(const VlModel *m, double *percent);
 long vlm_added_count(VlMethodKind k, const VlConfig *c, const VlMethodOpts *o);
 long vlm_bias_count(const VlConfig *c);
 long vlm_trainable_count(VlMethodKind k, const VlConfig *c, const VlMethodOpts *o);
+// The options' checks that attaching makes (ranges, divisibility, sizes), without a model: 0, or -1 with nn_err.
+int vlm_check_opts(VlMethodKind k, const VlConfig *c, const VlMethodOpts *o);
 
 #endif
