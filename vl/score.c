@@ -126,7 +126,8 @@ static const cJSON *pred_get(const char *path, int i, const cJSON *rec, const ch
         nn_seterr("%s: [%d]: missing key \"%s\" (expected %s)", path, i, key, want_int ? "an integer" : "a string");
         return NULL;
     }
-    int ok = want_int ? cJSON_IsNumber(v) && v->valuedouble == (double)(long long)v->valuedouble : cJSON_IsString(v);
+    int ok = want_int ? cJSON_IsNumber(v) && nn_is_whole(v->valuedouble, -9007199254740992.0, 9007199254740992.0)
+                      : cJSON_IsString(v);
     if (!ok) {
         vld_describe(v, got, sizeof got);
         nn_seterr("%s: [%d]: \"%s\": expected %s, found %s", path, i, key, want_int ? "an integer" : "a string", got);
@@ -152,6 +153,49 @@ static int match_key(const char *path, int i, const char *key, const Index *x, i
     return 0;
 }
 
+// ---------------------------------------------------------------- predictions joined to examples
+// A JSON predictions file (an array of objects with an id key and a text key) matched to the
+// ground-truth examples: pred[k] is example k's predicted text (NULL: none), at[k] the index of
+// its record in the file (-1: none). Takes d (the ground truth, freed by join_close).
+typedef struct {
+    VlData *d;
+    cJSON *res;
+    const char **pred;
+    int *at;
+} Join;
+
+static void join_close(Join *j) {
+    free(j->pred);
+    free(j->at);
+    cJSON_Delete(j->res);
+    vld_free(j->d);
+    memset(j, 0, sizeof *j);
+}
+
+static int join_open(Join *j, VlData *d, const char *gt_file, const char *path, const char *shape,
+                     const char *id_key, int id_int, const char *text_key) {
+    memset(j, 0, sizeof *j);
+    if (!(j->d = d)) return -1;
+    if (!(j->res = load_array(path, shape))) return -1;
+    int n = d->n ? d->n : 1, rc = 0;
+    j->at = nn_malloc(sizeof(int) * (size_t)n);
+    j->pred = nn_calloc(sizeof(char *) * (size_t)n);
+    for (int i = 0; i < d->n; i++) j->at[i] = -1;
+    Index x;
+    index_build(&x, d);
+    for (int i = 0; i < cJSON_GetArraySize(j->res) && !rc; i++) {
+        const cJSON *e = cJSON_GetArrayItem(j->res, i), *id = pred_get(path, i, e, id_key, id_int),
+                    *t = id ? pred_get(path, i, e, text_key, 0) : NULL;
+        char num[32];
+        if (id && id_int) snprintf(num, sizeof num, "%.0f", id->valuedouble);
+        const char *key = !id ? NULL : id_int ? num : id->valuestring;
+        rc = !t || match_key(path, i, key, &x, j->at, id_key, gt_file);
+        if (!rc) j->pred[index_find(&x, key)] = t->valuestring;
+    }
+    free(x.order);
+    return rc ? -1 : 0;
+}
+
 // ---------------------------------------------------------------- VQA
 int score_vqa(const char *questions, const char *annotations, const char *results, ScoreResult *out) {
     memset(out, 0, sizeof *out);
@@ -169,24 +213,10 @@ int score_vqa(const char *questions, const char *annotations, const char *result
             vld_free(d);
             return r;
         }
-    cJSON *res = load_array(results, "{\"question_id\", \"answer\"} objects");
-    if (!res) {
-        vld_free(d);
-        return -1;
-    }
-    Index x;
-    index_build(&x, d);
-    int *at = nn_malloc(sizeof(int) * (size_t)d->n), rc = 0, n = cJSON_GetArraySize(res);
-    const char **ans = nn_calloc(sizeof(char *) * (size_t)n);
-    for (int i = 0; i < d->n; i++) at[i] = -1;
-    for (int i = 0; i < n && !rc; i++) {
-        const cJSON *e = cJSON_GetArrayItem(res, i), *q = pred_get(results, i, e, "question_id", 1),
-                    *a = q ? pred_get(results, i, e, "answer", 0) : NULL;
-        char key[32];
-        if (q) snprintf(key, sizeof key, "%.0f", q->valuedouble);
-        rc = !a || match_key(results, i, key, &x, at, "question_id", annotations);
-        if (!rc) ans[i] = a->valuestring;
-    }
+    Join J;
+    int rc = join_open(&J, d, annotations, results, "{\"question_id\", \"answer\"} objects", "question_id", 1, "answer") != 0;
+    const int *at = J.at;
+    const char **ans = J.pred;
     for (int i = 0; i < d->n && !rc; i++)
         if (at[i] < 0) {
             nn_seterr("%s: no result for question_id %s of %s (the official loadRes requires one per question)",
@@ -209,7 +239,7 @@ int score_vqa(const char *questions, const char *annotations, const char *result
                         break;
                     }
             }
-            double acc = vqa_accuracy_records(ans[at[i]], (const char *const *)e->answers, rec, e->nanswers);
+            double acc = vqa_accuracy_records(ans[i], (const char *const *)e->answers, rec, e->nanswers);
             free(rec);
             sum += acc;
             group_sum(at_g, e->answer_type, acc);
@@ -221,11 +251,7 @@ int score_vqa(const char *questions, const char *annotations, const char *result
         out->n = d->n;
         add_metric(out, "accuracy", 100 * sum / d->n);
     }
-    free(at);
-    free(ans);
-    free(x.order);
-    cJSON_Delete(res);
-    vld_free(d);
+    join_close(&J);
     if (rc) score_free(out);
     return rc ? -1 : 0;
 }
@@ -234,38 +260,26 @@ int score_vqa(const char *questions, const char *annotations, const char *result
 int score_caption(const char *annotations, const char *results, ScoreResult *out) {
     memset(out, 0, sizeof *out);
     out->task = VL_CAPTION;
-    VlData *d = vld_read_coco_captions(annotations, NULL, 0);
-    if (!d) return -1;
-    cJSON *res = load_array(results, "{\"image_id\", \"caption\"} objects");
-    if (!res) {
-        vld_free(d);
-        return -1;
-    }
-    Index x;
-    index_build(&x, d);
-    int *at = nn_malloc(sizeof(int) * (size_t)(d->n ? d->n : 1)), rc = 0, n = cJSON_GetArraySize(res);
-    const char **cap = nn_calloc(sizeof(char *) * (size_t)n);
-    for (int i = 0; i < d->n; i++) at[i] = -1;
-    for (int i = 0; i < n && !rc; i++) {
-        const cJSON *e = cJSON_GetArrayItem(res, i), *id = pred_get(results, i, e, "image_id", 1),
-                    *c = id ? pred_get(results, i, e, "caption", 0) : NULL;
-        char key[32];
-        if (id) snprintf(key, sizeof key, "%.0f", id->valuedouble);
-        rc = !c || match_key(results, i, key, &x, at, "image_id", annotations);
-        if (!rc && d->ex[index_find(&x, key)].nanswers == 0) {
-            nn_seterr("%s: [%d]: image_id %s has no reference captions in %s", results, i, key, annotations);
+    Join J;
+    int rc = join_open(&J, vld_read_coco_captions(annotations, NULL, 0), annotations, results,
+                       "{\"image_id\", \"caption\"} objects", "image_id", 1, "caption") != 0;
+    const VlData *d = J.d;
+    const int *at = J.at;
+    for (int i = 0; d && i < d->n && !rc; i++)
+        if (at[i] >= 0 && d->ex[i].nanswers == 0) {
+            nn_seterr("%s: [%d]: image_id %s has no reference captions in %s", results, at[i], d->ex[i].qid,
+                      annotations);
             rc = 1;
         }
-        if (!rc) cap[i] = c->valuestring;
-    }
     if (!rc) {
         // the images of the results, in the annotations' order (coco-caption's loadRes keeps it)
+        int n = cJSON_GetArraySize(J.res);
         const char **hyps = nn_malloc(sizeof(char *) * (size_t)n);
         const char *const **refs = nn_malloc(sizeof(char **) * (size_t)n);
         int *nref = nn_malloc(sizeof(int) * (size_t)n), *img = nn_malloc(sizeof(int) * (size_t)n), m = 0;
         for (int i = 0; i < d->n; i++)
             if (at[i] >= 0) {
-                hyps[m] = cap[at[i]];
+                hyps[m] = J.pred[i];
                 refs[m] = (const char *const *)d->ex[i].answers;
                 nref[m] = d->ex[i].nanswers;
                 img[m++] = i;
@@ -283,11 +297,7 @@ int score_caption(const char *annotations, const char *results, ScoreResult *out
         }
         free(hyps), free(refs), free(nref), free(img), free(per);
     }
-    free(at);
-    free(cap);
-    free(x.order);
-    cJSON_Delete(res);
-    vld_free(d);
+    join_close(&J);
     if (rc) score_free(out);
     return rc ? -1 : 0;
 }
@@ -296,26 +306,13 @@ int score_caption(const char *annotations, const char *results, ScoreResult *out
 int score_gqa(const char *questions, const char *predictions, ScoreResult *out) {
     memset(out, 0, sizeof *out);
     out->task = VL_GQA;
-    VlData *d = vld_read_gqa(questions, NULL, 0);
-    if (!d) return -1;
-    cJSON *res = load_array(predictions, "{\"questionId\", \"prediction\"} objects");
-    if (!res) {
-        vld_free(d);
-        return -1;
-    }
-    Index x;
-    index_build(&x, d);
-    int *at = nn_malloc(sizeof(int) * (size_t)(d->n ? d->n : 1)), rc = 0, n = cJSON_GetArraySize(res);
-    const char **pred = nn_calloc(sizeof(char *) * (size_t)n);
-    for (int i = 0; i < d->n; i++) at[i] = -1;
-    for (int i = 0; i < n && !rc; i++) {
-        const cJSON *e = cJSON_GetArrayItem(res, i), *q = pred_get(predictions, i, e, "questionId", 0),
-                    *p = q ? pred_get(predictions, i, e, "prediction", 0) : NULL;
-        rc = !p || match_key(predictions, i, q->valuestring, &x, at, "questionId", questions);
-        if (!rc) pred[i] = p->valuestring;
-    }
+    Join J;
+    int rc = join_open(&J, vld_read_gqa(questions, NULL, 0), questions, predictions,
+                       "{\"questionId\", \"prediction\"} objects", "questionId", 0, "prediction") != 0;
+    const VlData *d = J.d;
+    const int *at = J.at;
     int scored = 0, typed = 0;
-    for (int i = 0; i < d->n && !rc; i++) {
+    for (int i = 0; d && i < d->n && !rc; i++) {
         const VlExample *e = &d->ex[i];
         if (e->balanced == 0) continue;   // eval.py scores the balanced questions only
         if (at[i] < 0) {
@@ -342,7 +339,7 @@ int score_gqa(const char *questions, const char *predictions, ScoreResult *out) 
         for (int i = 0; i < d->n; i++) {
             const VlExample *e = &d->ex[i];
             if (e->balanced == 0) continue;
-            double c = gqa_exact_match(pred[at[i]], e->answers[0]);
+            double c = gqa_exact_match(J.pred[i], e->answers[0]);
             sum += c;
             group_put(q_g, e->qid, 100 * c);
             if (!st) continue;
@@ -359,11 +356,7 @@ int score_gqa(const char *questions, const char *predictions, ScoreResult *out) 
         }
         out->n = scored;
     }
-    free(at);
-    free(pred);
-    free(x.order);
-    cJSON_Delete(res);
-    vld_free(d);
+    join_close(&J);
     if (rc) score_free(out);
     return rc ? -1 : 0;
 }
