@@ -230,16 +230,8 @@ int cmd_run(int argc, char **argv) {
 
     char margs[1024];
     method_args_string(m, margs, sizeof margs);
-    cJSON_AddStringToObject(rec, "schema", "petl-result-1");
-    cJSON_AddStringToObject(rec, "status", "ok");
-    cJSON_AddStringToObject(rec, "method", ms.method);
-    cJSON_AddStringToObject(rec, "method_args", margs);
-    cJSON_AddStringToObject(rec, "task", task);
-    cJSON_AddStringToObject(rec, "data", data);
-    cJSON_AddStringToObject(rec, "format", format);
-    cJSON_AddStringToObject(rec, "regime", regime);
-    cJSON_AddNumberToObject(rec, "shots", shots);
-    cJSON_AddNumberToObject(rec, "seed", to.seed);
+    record_head(rec, &(RecordHead){.status = "ok", .method = ms.method, .method_args = margs, .task = task, .data = data,
+                                   .format = format, .regime = regime, .shots = shots, .seed = to.seed});
     cJSON_AddNumberToObject(rec, "classes", classes);
     cJSON_AddNumberToObject(rec, "accuracy", ev.acc);
     cJSON_AddNumberToObject(rec, "test_examples", (double)ev.n);
@@ -305,17 +297,9 @@ diverged: {
     // the record says so (status "diverged", the reason, the grid), and the exit status is 1
     char reason[1024];
     snprintf(reason, sizeof reason, "%s", nn_err());
-    cJSON_AddStringToObject(rec, "schema", "petl-result-1");
-    cJSON_AddStringToObject(rec, "status", "diverged");
+    record_head(rec, &(RecordHead){.status = "diverged", .method = ms.method, .method_args = ms.margs, .task = task,
+                                   .data = data, .format = format, .regime = regime, .shots = shots, .seed = to.seed});
     cJSON_AddStringToObject(rec, "reason", reason);
-    cJSON_AddStringToObject(rec, "method", ms.method);
-    cJSON_AddStringToObject(rec, "method_args", ms.margs);
-    cJSON_AddStringToObject(rec, "task", task);
-    cJSON_AddStringToObject(rec, "data", data);
-    cJSON_AddStringToObject(rec, "format", format);
-    cJSON_AddStringToObject(rec, "regime", regime);
-    cJSON_AddNumberToObject(rec, "shots", shots);
-    cJSON_AddNumberToObject(rec, "seed", to.seed);
     cJSON *bd = cJSON_AddObjectToObject(rec, "backbone");
     cJSON_AddStringToObject(bd, "source", ms.backbone);
     cJSON *pd = cJSON_AddObjectToObject(rec, "protocol");

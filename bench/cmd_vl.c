@@ -375,18 +375,9 @@ int cmd_vl_run(int argc, char **argv) {
         cur = NULL;
     }
     if (!best) {   // every grid point (or the single setting) diverged
-        cJSON_AddStringToObject(rec, "schema", "petl-result-1");
-        cJSON_AddStringToObject(rec, "kind", "vl");
-        cJSON_AddStringToObject(rec, "status", "diverged");
+        record_head(rec, &(RecordHead){.kind = "vl", .status = "diverged", .method = sp.method, .method_args = sp.margs,
+                                       .task = task, .data = data, .format = format, .regime = regime, .seed = to.seed});
         cJSON_AddStringToObject(rec, "reason", why);
-        cJSON_AddStringToObject(rec, "method", sp.method);
-        cJSON_AddStringToObject(rec, "method_args", sp.margs);
-        cJSON_AddStringToObject(rec, "task", task);
-        cJSON_AddStringToObject(rec, "data", data);
-        cJSON_AddStringToObject(rec, "format", format);
-        cJSON_AddStringToObject(rec, "regime", regime);
-        cJSON_AddNumberToObject(rec, "shots", 0);
-        cJSON_AddNumberToObject(rec, "seed", to.seed);
         cJSON *bd = cJSON_AddObjectToObject(rec, "backbone");
         cJSON_AddStringToObject(bd, "source", sp.backbone);
         cJSON *pd = cJSON_AddObjectToObject(rec, "protocol");
@@ -411,17 +402,8 @@ int cmd_vl_run(int argc, char **argv) {
     long own = vlm_trainable(&best->m, &pct), bbn = vl_param_count(&best->m.cfg);
     int ntest = 0;
     for (int t = 0; t < VL_NTASKS; t++) ntest += tsc.n[t];
-    cJSON_AddStringToObject(rec, "schema", "petl-result-1");
-    cJSON_AddStringToObject(rec, "kind", "vl");
-    cJSON_AddStringToObject(rec, "status", "ok");
-    cJSON_AddStringToObject(rec, "method", sp.method);
-    cJSON_AddStringToObject(rec, "method_args", sp.margs);
-    cJSON_AddStringToObject(rec, "task", task);
-    cJSON_AddStringToObject(rec, "data", data);
-    cJSON_AddStringToObject(rec, "format", format);
-    cJSON_AddStringToObject(rec, "regime", regime);
-    cJSON_AddNumberToObject(rec, "shots", 0);
-    cJSON_AddNumberToObject(rec, "seed", to.seed);
+    record_head(rec, &(RecordHead){.kind = "vl", .status = "ok", .method = sp.method, .method_args = sp.margs, .task = task,
+                                   .data = data, .format = format, .regime = regime, .seed = to.seed});
     cJSON_AddNumberToObject(rec, "accuracy", tsc.average / 100.0);
     cJSON_AddNumberToObject(rec, "test_examples", ntest);
     if (ngrid > 1) cJSON_AddNumberToObject(rec, "val_average", best_val);

@@ -11,6 +11,20 @@
 
 int write_file_atomic(const char *path, const char *text) { return nn_write_file(path, text, strlen(text), 1); }
 
+void record_head(cJSON *rec, const RecordHead *h) {
+    cJSON_AddStringToObject(rec, "schema", "petl-result-1");
+    if (h->kind) cJSON_AddStringToObject(rec, "kind", h->kind);
+    cJSON_AddStringToObject(rec, "status", h->status);
+    cJSON_AddStringToObject(rec, "method", h->method);
+    cJSON_AddStringToObject(rec, "method_args", h->method_args);
+    cJSON_AddStringToObject(rec, "task", h->task);
+    cJSON_AddStringToObject(rec, "data", h->data);
+    cJSON_AddStringToObject(rec, "format", h->format);
+    cJSON_AddStringToObject(rec, "regime", h->regime);
+    cJSON_AddNumberToObject(rec, "shots", h->shots);
+    cJSON_AddNumberToObject(rec, "seed", h->seed);
+}
+
 int write_json_atomic(const char *path, const cJSON *o) {
     char *s = cJSON_Print(o);
     size_t n = strlen(s);

@@ -10,6 +10,14 @@
 int write_file_atomic(const char *path, const char *text);
 // Serialises o (pretty) and writes it atomically.
 int write_json_atomic(const char *path, const cJSON *o);
+// The fields every run record opens with (schema, kind when set, status, method, method_args,
+// task, data, format, regime, shots, seed), in that order.
+typedef struct {
+    const char *kind, *status, *method, *method_args, *task, *data, *format, *regime;
+    int shots;
+    double seed;
+} RecordHead;
+void record_head(cJSON *rec, const RecordHead *h);
 // {"petl":..., "openblas":..., "compiler":..., "threads":...}
 cJSON *record_versions(void);
 // Peak memory by tag, engine total and process peak RSS (bytes).
