@@ -74,9 +74,10 @@ int train_check_loss(double loss, double ref, const char *what, int epoch) {
         nn_seterr("training diverged: %s is %g (epoch %d); lower --lr", what, loss, epoch);
         return -1;
     }
-    if (ref > 0 && loss > TRAIN_DIVERGE_FACTOR * ref) {
+    if (ref > 0 && loss > TRAIN_DIVERGE_FACTOR * fmax(ref, TRAIN_DIVERGE_FLOOR)) {
         nn_seterr("training diverged: %s %.4g is more than %gx the %s %.4g (epoch %d); lower --lr", what, loss,
-                  TRAIN_DIVERGE_FACTOR, epoch == 1 ? "first step's loss" : "first epoch's mean loss", ref, epoch);
+                  TRAIN_DIVERGE_FACTOR, epoch == 1 ? "first step's loss" : "first epoch's mean loss",
+                  fmax(ref, TRAIN_DIVERGE_FLOOR), epoch);
         return -1;
     }
     return 0;

@@ -39,7 +39,11 @@ int train_check_lr(const char *opt, double lr);
 // pilot-lr.json: later epochs at most 1.03x the first, the first epoch at most 1.55x its first
 // step, both l0mask at lr 0.1, whose loss carries its L0 penalty); 10x means the logits are
 // confidently wrong by tens of nats: the run has left any useful region, its accuracy is chance.
+// The reference is at least TRAIN_DIVERGE_FLOOR nats, so that a run starting near zero loss (a
+// trained model fine-tuned further) is not stopped for moving from 0.001 to 0.05: the mean must
+// then pass 1 nat.
 #define TRAIN_DIVERGE_FACTOR 10.0
+#define TRAIN_DIVERGE_FLOOR 0.1
 // 0, or -1 with nn_err() "training diverged: ..." (what = "epoch 3's mean loss", say).
 int train_check_loss(double loss, double ref, const char *what, int epoch);
 // Fills opts[] with the shared training options (--epochs, --lr, ...) bound to o; returns how

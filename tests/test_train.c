@@ -150,6 +150,11 @@ int main(void) {
     CHECK(train_check_loss(1.01 * TRAIN_DIVERGE_FACTOR * 2.3, 2.3, "x", 2) == -1 && strstr(nn_err(), "training diverged"),
           "above the factor is divergence: %s", nn_err());
     CHECK(train_check_loss(NAN, 0, "x", 1) == -1 && train_check_loss(INFINITY, 2.3, "x", 1) == -1, "non-finite loss");
+    // a run starting near zero loss: 0.001 -> 0.05 is not divergence, past 10 x the 0.1-nat floor is
+    CHECK(train_check_loss(0.05, 0.001, "x", 2) == 0, "a near-zero reference is floored at %g nats",
+          TRAIN_DIVERGE_FLOOR);
+    CHECK(train_check_loss(1.01 * TRAIN_DIVERGE_FACTOR * TRAIN_DIVERGE_FLOOR, 0.001, "x", 2) == -1,
+          "above factor x floor is divergence");
     static const struct { const char *method, *lrs; int rc, grid_ok; } dv[] = {
         {"linear", "--lr 1e9", 1, 0},                   // cached-feature head training (linear probe)
         {"lora --method-args r=2", "--lr 1e9", 1, 0},    // the main loop: losses grow to ~1e13 but stay finite
