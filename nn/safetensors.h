@@ -46,7 +46,8 @@ void st_writer_free(StWriter *w);
 // st_check_unused: every other entry is an error listing them (the first several and a count), as a
 // checkpoint with tensors the model does not read is a different model (LayerScale, registers...).
 // With st_set_allow_unused(1) (the commands' --allow-unused) the names go to stderr instead and
-// the load goes on. model names the reader ("ViT", "VL model"). 0, or -1 with nn_err().
+// the load goes on; st_set_allow_unused(2) goes on silently (test fixtures that keep reference
+// tensors beside a model's). model names the reader ("ViT", "VL model"). 0, or -1 with nn_err().
 void st_set_allow_unused(int on);
 int st_allow_unused(void);
 int st_check_unused(const StFile *f, const unsigned char *used, const char *model);
