@@ -325,9 +325,6 @@ static int cmp_int(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-// Writes text atomically (temporary file, then rename).
-static int write_atomic(const char *path, const char *text, size_t len) { return nn_write_file(path, text, len, 0); }
-
 typedef struct { char *s; size_t n, cap; } Buf;
 static void buf_add(Buf *b, const char *s) {
     size_t l = strlen(s);
@@ -378,7 +375,7 @@ static int write_list(const char *path, const Dataset *d, int *idx, int n, const
             }
         }
     }
-    int r = write_atomic(path, b.s, b.n);
+    int r = nn_write_file(path, b.s, b.n, 0);
     free(b.s);
     return r;
 }
@@ -570,7 +567,7 @@ int cmd_data_fewshot(int argc, char **argv) {
         buf_add(&cb, line);
     }
     snprintf(lp, sizeof lp, "%s/classes.txt", out);
-    int wr = write_atomic(lp, cb.s, cb.n);
+    int wr = nn_write_file(lp, cb.s, cb.n, 0);
     free(cb.s);
     if (wr) goto fail;
     printf("wrote %d list files to %s/annotations (%d classes; %d shot sizes x %d seeds from '%s'; val %d per class; "

@@ -83,12 +83,10 @@ int train_check_loss(double loss, double ref, const char *what, int epoch) {
     return 0;
 }
 
-// After an epoch: its mean loss against the first step's loss (epoch 1) or the first epoch's
-// mean (later epochs). 0, or -1 with nn_err().
-static int check_epoch(double mean, double first_step, double first_epoch, int ep) {
-    char what[64];
-    snprintf(what, sizeof what, "epoch %d's mean loss", ep + 1);
-    return train_check_loss(mean, ep == 0 ? first_step : first_epoch, what, ep + 1);
+int train_check_epoch(double mean, double first_step, double first_epoch, long ep, const char *loss_name) {
+    char what[96];
+    snprintf(what, sizeof what, "epoch %ld's mean %s", ep + 1, loss_name);
+    return train_check_loss(mean, ep == 0 ? first_step : first_epoch, what, (int)ep + 1);
 }
 
 int train_opts_table(TrainOpts *o, void *out) {
@@ -262,7 +260,7 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
         if (rc || !rows) break;
         if (ep == 0) s->first_loss = el_sum / rows;
         s->final_loss = el_sum / rows;
-        if (check_epoch(el_sum / rows, first_step, s->first_loss, ep)) {
+        if (train_check_epoch(el_sum / rows, first_step, s->first_loss, ep, "loss")) {
             s->diverged = 1;
             rc = -1;
         }
@@ -335,9 +333,10 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
             if (hd && hd->train_loss) loss = hd->train_loss(o->method, g, logits, xt, y, loss);
             float lv = loss->data[0];
             if (step == 0) first_step = lv;
-            char what[64];
-            snprintf(what, sizeof what, "the loss at step %ld", step + 1);
-            if (train_check_loss(lv, 0, what, ep + 1)) {
+            if (!isfinite(lv)) {   // the step is named in the message only when it is needed
+                char what[64];
+                snprintf(what, sizeof what, "the loss at step %ld", step + 1);
+                train_check_loss(lv, 0, what, ep + 1);
                 s->diverged = 1;
                 rc = -1;
                 graph_reset(g);
@@ -357,7 +356,7 @@ int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpt
         }
         if (rc || !epoch_n) break;
         if (ep == 0) s->first_loss = epoch_loss / epoch_n;
-        if (check_epoch(epoch_loss / epoch_n, first_step, s->first_loss, ep)) {
+        if (train_check_epoch(epoch_loss / epoch_n, first_step, s->first_loss, ep, "loss")) {
             s->diverged = 1;
             rc = -1;
         }

@@ -46,6 +46,9 @@ int train_check_lr(const char *opt, double lr);
 #define TRAIN_DIVERGE_FLOOR 0.1
 // 0, or -1 with nn_err() "training diverged: ..." (what = "epoch 3's mean loss", say).
 int train_check_loss(double loss, double ref, const char *what, int epoch);
+// After epoch ep (0-based): its mean against the first step's loss (ep 0) or the first epoch's mean
+// (later epochs); loss_name names it in the message ("loss", "VL loss"). 0, or -1 with nn_err().
+int train_check_epoch(double mean, double first_step, double first_epoch, long ep, const char *loss_name);
 // Fills opts[] with the shared training options (--epochs, --lr, ...) bound to o; returns how
 // many (at most TRAIN_NOPTS).
 #define TRAIN_NOPTS 16

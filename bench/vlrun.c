@@ -463,9 +463,7 @@ int vlrun_train(VlModel *m, VlMethod *M, const VlSites *st, VlSet *sets, int nse
         if ((step + 1) % spe == 0) {   // the same rule as the image loop (bench/train.h)
             double mean = ep_sum / ep_n;
             if (ep == 0) first_epoch = mean;
-            char what[64];
-            snprintf(what, sizeof what, "epoch %ld's mean VL loss", ep + 1);
-            if (train_check_loss(mean, ep == 0 ? first_step : first_epoch, what, (int)ep + 1)) {
+            if (train_check_epoch(mean, first_step, first_epoch, ep, "VL loss")) {
                 stats->diverged = 1;
                 rc = -1;
                 break;

@@ -129,7 +129,8 @@ int method_arg_float(const Method *m, const char *key, double lo, double hi, flo
     return 0;
 }
 
-void method_bytes_words(double b, char *buf, size_t cap) {
+// "512 GB", "3.1 MB": bytes in words.
+static void bytes_words(double b, char *buf, size_t cap) {
     const char *u[] = {"bytes", "kB", "MB", "GB", "TB", "PB", "EB"};
     int k = 0;
     while (b >= 1000 && k < 6) b /= 1000, k++;
@@ -143,8 +144,8 @@ int method_check_size(const Method *m, double n) {
     double limit = pages > 0 && psz > 0 ? 0.5 * (double)pages * psz : 8e9;
     if (4.0 * n <= limit) return 0;
     char need[32], lim[32], args[256];
-    method_bytes_words(4.0 * n, need, sizeof need);
-    method_bytes_words(limit, lim, sizeof lim);
+    bytes_words(4.0 * n, need, sizeof need);
+    bytes_words(limit, lim, sizeof lim);
     method_args_string(m, args, sizeof args);
     nn_seterr("--method-args: %s %s needs %s of parameters (%.3g floats); the limit is %s, half this machine's memory",
               m->desc->name, args, need, n, lim);

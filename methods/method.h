@@ -101,8 +101,6 @@ int method_arg_float(const Method *m, const char *key, double lo, double hi, flo
 // with nn_err() "lora r=1000000000 needs 512 GB of parameters (limit 8 GB: half this machine's
 // memory)". Methods call it with their closed-form count before allocating.
 int method_check_size(const Method *m, double n);
-// "512 GB", "3.1 MB": bytes in words.
-void method_bytes_words(double bytes, char *buf, size_t cap);
 // "k=v,k=v" of every argument, as stored in delta checkpoints and result records.
 void method_args_string(const Method *m, char *buf, size_t cap);
 

@@ -88,7 +88,7 @@ int vit_config_from_json(const char *json, VitConfig *c) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, g_fields[i].key);
         if (!x) continue;
         double d = cJSON_IsBool(x) ? cJSON_IsTrue(x) : cJSON_IsNumber(x) ? x->valuedouble : NAN;
-        if (!(d >= g_fields[i].lo && d <= g_fields[i].hi && d == floor(d))) {
+        if (!nn_is_whole(d, g_fields[i].lo, g_fields[i].hi)) {
             char *t = cJSON_PrintUnformatted(x);
             nn_seterr("config metadata: '%s' is %.40s, expected a whole number in %d .. %d", g_fields[i].key,
                       t ? t : "?", g_fields[i].lo, g_fields[i].hi);
@@ -225,34 +225,26 @@ static void shape_str(char *dst, size_t n, int ndim, const long *shape) {
 }
 
 // Reads a tensor of exactly the given shape (dimension by dimension: a transposed tensor with the
-// same element count is a different tensor) and marks it used; a malloc'd float array, or NULL
-// with nn_err() (missing only when required).
-static float *read_t(const Src *s, const char *name, int ndim, const long *shape, int required) {
+// same element count is a different tensor) into dst and marks it used; 0, or -1 with nn_err()
+// (a missing tensor is an error).
+static int read_t(const Src *s, const char *name, int ndim, const long *shape, float *dst) {
     const StEntry *e = src_find(s, name);
     if (!e) {
-        if (required) nn_seterr("%s: tensor '%s%s' is missing", s->f.path, s->prefix, name);
-        return NULL;
+        nn_seterr("%s: tensor '%s%s' is missing", s->f.path, s->prefix, name);
+        return -1;
     }
     int same = e->ndim == ndim;
-    long numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        numel *= shape[i];
-        if (same) same = e->shape[i] == shape[i];
-    }
+    for (int i = 0; i < ndim && same; i++) same = e->shape[i] == shape[i];
     if (!same) {
         char want[128], got[128];
         shape_str(want, sizeof want, ndim, shape);
         shape_str(got, sizeof got, e->ndim, e->shape);
         nn_seterr("%s: tensor '%s' has shape %s, expected %s", s->f.path, e->name, got, want);
-        return NULL;
+        return -1;
     }
-    float *d = nn_malloc(sizeof(float) * (numel > 0 ? numel : 1));
-    if (st_read_f32(&s->f, e, d)) {
-        free(d);
-        return NULL;
-    }
+    if (st_read_f32(&s->f, e, dst)) return -1;
     s->used[e - s->f.e] = 1;
-    return d;
+    return 0;
 }
 #define SHAPE(...) (int)(sizeof((long[]){__VA_ARGS__}) / sizeof(long)), (long[]){__VA_ARGS__}
 
@@ -382,23 +374,15 @@ static int infer_config(Src *s, VitConfig *c, int heads, int meta_no_embed_class
 static int take(Src *s, float *dst, const char *name_fmt, int l, int ndim, const long *shape) {
     char nm[320];
     snprintf(nm, sizeof nm, name_fmt, l);
-    float *t = read_t(s, nm, ndim, shape, 1);
-    if (!t) return -1;
-    long n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    memcpy(dst, t, sizeof(float) * n);
-    free(t);
-    return 0;
+    return read_t(s, nm, ndim, shape, dst);
 }
 // Reads a (cols, rows)-shaped kernel (in, out) as given, transposed into dst (rows, cols).
 static int take_t(Src *s, float *dst, const char *name_fmt, int l, int rows, int cols, int ndim, const long *shape) {
-    char nm[320];
-    snprintf(nm, sizeof nm, name_fmt, l);
-    float *t = read_t(s, nm, ndim, shape, 1);
-    if (!t) return -1;
-    transpose(t, dst, rows, cols);
+    float *t = nn_malloc(sizeof(float) * (size_t)rows * (size_t)cols);
+    int rc = take(s, t, name_fmt, l, ndim, shape);
+    if (!rc) transpose(t, dst, rows, cols);
     free(t);
-    return 0;
+    return rc;
 }
 
 static int load_block(Src *s, Vit *v, int l) {
@@ -509,7 +493,8 @@ int vit_load(Vit *v, const char *path, int heads, int img_size, int classes) {
     float *t = NULL;
     // patch embedding
     if (s.fmt == FMT_NPZ) {   // (P, P, C, D) -> (D, C, P, P)
-        TRY(t = read_t(&s, patch_name(s.fmt), SHAPE(P, P, C, D), 1));
+        t = nn_malloc(sizeof(float) * P * P * C * D);
+        TRY(read_t(&s, patch_name(s.fmt), SHAPE(P, P, C, D), t) == 0);
         for (long py = 0; py < P; py++)
             for (long px = 0; px < P; px++)
                 for (long ch = 0; ch < C; ch++)
