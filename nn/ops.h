@@ -93,7 +93,8 @@ Tensor *op_conv3x3_tokens(Graph *g, Tensor *x, int H, int W, Tensor *w, Tensor *
 Tensor *op_kron_sum(Graph *g, Tensor *A, Tensor *B);
 
 // ---------------------------------------------------------------- ops_extra.c (reparametrisation ops)
-// Per-channel scale and shift (SSF): x: (..., C), gamma, beta: (C) -> gamma * x + beta.
+// Per-channel scale and shift (SSF): x: (..., C), gamma, beta: (C) -> gamma * x + beta; beta
+// may be NULL (a scale alone: LayerScale).
 Tensor *op_scale_shift(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta);
 // Index gather: y (ndim, shape) with y.flat[i] = x.flat[idx[i]]; backward scatter-adds, so
 // repeated indices are allowed. For rearranging small factor tensors (FacT-TK cores).

@@ -59,25 +59,28 @@ static void scale_shift_backward(Graph *g, void *vctx) {
     }
 }
 
-// x: (..., C), gamma, beta: (C) -> y = gamma * x + beta (per channel);
-// dx += dy * gamma, dgamma += sum_rows dy * x, dbeta += sum_rows dy
+// x: (..., C), gamma, beta: (C) -> y = gamma * x + beta (per channel); beta NULL: no shift
+// (LayerScale). dx += dy * gamma, dgamma += sum_rows dy * x, dbeta += sum_rows dy
 Tensor *op_scale_shift(Graph *g, Tensor *x, Tensor *gamma, Tensor *beta) {
     int C = tensor_last(x);
-    if (gamma->n != C || beta->n != C) {
-        char sx[64], sg[64], sb[64];
+    if (gamma->n != C || (beta && beta->n != C)) {
+        char sx[64], sg[64], sb[64] = "none";
         tensor_shape_str(x, sx, sizeof sx);
         tensor_shape_str(gamma, sg, sizeof sg);
-        tensor_shape_str(beta, sb, sizeof sb);
+        if (beta) tensor_shape_str(beta, sb, sizeof sb);
         nn_die("op_scale_shift: gamma %s and beta %s must have x's last dimension (x %s)", sg, sb, sx);
     }
     long R = tensor_rows(x);
     Tensor *y = graph_tensor(g, x->ndim, x->shape);
-    const float *xd = x->data, *ga = gamma->data, *be = beta->data;
+    const float *xd = x->data, *ga = gamma->data, *be = beta ? beta->data : NULL;
     float *yd = y->data;
 #pragma omp parallel for schedule(static) if (R * C > PAR_MIN)
     for (long r = 0; r < R; r++)
-        for (int j = 0; j < C; j++) yd[r * C + j] = xd[r * C + j] * ga[j] + be[j];
-    graph_add_flops(g, 2.0 * R * C, 0);
+        if (be)
+            for (int j = 0; j < C; j++) yd[r * C + j] = xd[r * C + j] * ga[j] + be[j];
+        else
+            for (int j = 0; j < C; j++) yd[r * C + j] = xd[r * C + j] * ga[j];
+    graph_add_flops(g, (be ? 2.0 : 1.0) * R * C, 0);
     if (graph_needs_grad(g, x, gamma, beta)) {
         ScaleShiftCtx *c = graph_alloc(g, sizeof *c);
         *c = (ScaleShiftCtx){x, gamma, beta, y, R, C};

@@ -353,6 +353,7 @@ static double fd_check(Tensor *(*f)(Graph *, Tensor **), Tensor **in, int nin, l
 }
 
 static Tensor *f_scale_shift(Graph *g, Tensor **in) { return op_scale_shift(g, in[0], in[1], in[2]); }
+static Tensor *f_scale_only(Graph *g, Tensor **in) { return op_scale_shift(g, in[0], in[1], NULL); }   // LayerScale
 static int g_idx[12] = {5, 0, 3, 3, 1, 2, 4, 5, 0, 0, 2, 1};   // repeats and skips
 static Tensor *f_gather(Graph *g, Tensor **in) {
     int s[2] = {3, 4};
@@ -373,6 +374,9 @@ static void test_ops(void) {
     Tensor *in1[3] = {x, ga, be};
     double e = fd_check(f_scale_shift, in1, 3, x->n);
     CHECK(e < 2e-3, "op_scale_shift finite differences: worst %.3g", e);
+    ps_zero_grad(&ps);   // fd_check reads the accumulated gradients
+    e = fd_check(f_scale_only, in1, 2, x->n);
+    CHECK(e < 2e-3, "op_scale_shift without a shift, finite differences: worst %.3g", e);
     Tensor *in2[1] = {src};
     e = fd_check(f_gather, in2, 1, 12);
     CHECK(e < 2e-3, "op_gather finite differences: worst %.3g", e);
@@ -380,6 +384,8 @@ static void test_ops(void) {
     Graph *g = graph_new(0);
     Tensor *y = op_scale_shift(g, x, ga, be);
     CHECK(fabsf(y->data[7] - (x->data[7] * ga->data[2] + be->data[2])) < 1e-6f, "op_scale_shift value");
+    y = op_scale_shift(g, x, ga, NULL);
+    CHECK(fabsf(y->data[7] - x->data[7] * ga->data[2]) < 1e-6f, "op_scale_shift value without a shift");
     int s2[2] = {3, 4};
     y = op_gather(g, src, g_idx, 2, s2);
     CHECK(y->data[0] == src->data[5] && y->data[3] == src->data[3], "op_gather value");

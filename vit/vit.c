@@ -208,11 +208,6 @@ static int transient_input(Graph *g, const VitSites *st, int l, VitSite s, const
     return 1;
 }
 
-// LayerScale: x * gamma per channel, SSF's scale-and-shift op with a zero shift.
-static Tensor *layer_scale(Graph *g, Tensor *x, Tensor *gamma) {
-    int s1[1] = {gamma->shape[0]};
-    return op_scale_shift(g, x, gamma, graph_zeros(g, 1, s1));
-}
 
 static Tensor *block_forward(Vit *v, Graph *g, int l, Tensor *x, const VitSites *st) {
     const VitConfig *c = &v->cfg;
@@ -240,7 +235,7 @@ static Tensor *block_forward(Vit *v, Graph *g, int l, Tensor *x, const VitSites 
     } else {
         Tensor *o = site_post(st, g, l, SITE_PROJ, site_linear(st, g, l, SITE_PROJ, a, b->proj_w, b->proj_b, NULL));
         if (tmp_a) graph_tmp_release(g, a);
-        if (b->ls1) o = layer_scale(g, o, b->ls1);
+        if (b->ls1) o = op_scale_shift(g, o, b->ls1, NULL);
         if (st && st->after_attn) o = st->after_attn(st->ctx, g, l, x, h, o);
         x = op_add(g, x, o);
     }
@@ -260,7 +255,7 @@ static Tensor *block_forward(Vit *v, Graph *g, int l, Tensor *x, const VitSites 
     if (fc2_hooked) m = st->linear(st->ctx, g, l, SITE_FC2, op_gelu(g, f), b->fc2_w, b->fc2_b, NULL);
     else m = op_gelu_linear(g, f, b->fc2_w, b->fc2_b, NULL);
     m = site_post(st, g, l, SITE_FC2, m);
-    if (b->ls2) m = layer_scale(g, m, b->ls2);
+    if (b->ls2) m = op_scale_shift(g, m, b->ls2, NULL);
     if (st && st->after_mlp) m = st->after_mlp(st->ctx, g, l, x, h, m);
     if (tmp_h2) graph_tmp_release(g, h);
     return op_add(g, x, m);
