@@ -169,7 +169,7 @@ int cmd_info(int argc, char **argv) {
             return 2;
         }
         vit_init(&v, &c);
-        if (method_attach(m, &v, 0)) {   // a bad argument value, or one the backbone cannot take
+        if (method_attach_vit(m, &v, 0)) {   // a bad argument value, or one the backbone cannot take
             fprintf(stderr, "petl info: %s\n", nn_err());
             int input = m->input_error;
             method_free(m);
@@ -177,7 +177,7 @@ int cmd_info(int argc, char **argv) {
             return input ? 1 : 2;
         }
         m_own = method_trainable_of(m, &m_head);
-        m_extra = m->desc->extra_macs ? m->desc->extra_macs(m, &c) : 0;
+        m_extra = m->desc->extra_macs ? m->desc->extra_macs(m, m->bb) : 0;
         m_merge = m->desc->mergeable;
         method_args_string(m, m_args, sizeof m_args);
         method_free(m);

@@ -80,7 +80,7 @@ int cmd_merge(int argc, char **argv) {
                 "tokens that cost inference FLOPs)\n", m->desc->name);
         return 1;
     }
-    if (m->desc->merge(m, &v) || vit_save(&v, out, NULL)) {
+    if (m->desc->merge(m, m->bb) || vit_save(&v, out, NULL)) {
         fprintf(stderr, "petl merge: %s\n", nn_err());
         return 1;
     }

@@ -42,7 +42,7 @@ static int build_model(const ModelSpec *ms, int classes, uint64_t seed, Vit *v, 
         vit_free(v);
         return -2;
     }
-    if (method_attach(m, v, seed)) {
+    if (method_attach_vit(m, v, seed)) {
         int usage = !m->input_error;
         method_free(m);
         vit_free(v);
@@ -172,7 +172,7 @@ int cmd_run(int argc, char **argv) {
             int rc = method_prepare_on(m, &v, tr, &o);
             memset(&ts, 0, sizeof ts);
             if (rc == 0) rc = train_model(&v, method_sites(m), tr, &o, &ts, stderr);
-            if (rc == 0 && m->desc->finalize) rc = m->desc->finalize(m, &v);
+            if (rc == 0 && m->desc->finalize) rc = m->desc->finalize(m, m->bb);
             double acc = -1;
             if (rc == 0 && eval_model(&v, method_sites(m), va, &o, &ev) == 0) acc = ev.acc;
             cJSON *gp = cJSON_CreateObject();
@@ -213,7 +213,7 @@ int cmd_run(int argc, char **argv) {
         goto diverged;
     }
     cJSON *mem = record_memory();
-    if (m->desc->finalize && m->desc->finalize(m, &v)) goto fail;
+    if (m->desc->finalize && m->desc->finalize(m, m->bb)) goto fail;
     // Validation accuracy is the selection score: the chosen grid point's. After retraining on
     // train800val200 the validation images are training images, so they are not scored again.
     EvalStats vv = {0};
@@ -225,7 +225,7 @@ int cmd_run(int argc, char **argv) {
     long head = 0, own = method_trainable_of(m, &head);
     VitCounts kc;
     vit_count(&v.cfg, &kc);
-    double extra = m->desc->extra_macs ? m->desc->extra_macs(m, &v.cfg) : 0;
+    double extra = m->desc->extra_macs ? m->desc->extra_macs(m, m->bb) : 0;
     if (save_delta && method_save_delta(m, save_delta)) goto fail;
 
     char margs[1024];
@@ -283,7 +283,9 @@ int cmd_run(int argc, char **argv) {
     cJSON_AddNumberToObject(rec, "wall_s", now() - t_start);
     cJSON_AddNumberToObject(rec, "skipped_examples", tr->skipped + va->skipped + te->skipped);
     cJSON_AddItemToObject(rec, "versions", record_versions());
-    if (m->desc->report && m->desc->report(m, &v, te, &o, rec)) goto fail;
+    MethodEvalOn eo;
+    MethodEval mev = method_eval_on(&eo, &v, te, &o);
+    if (m->desc->report && m->desc->report(m, m->bb, &mev, rec)) goto fail;
     if (m->desc->finalize && final_report(m, &v, te, &o, rec)) goto fail;
     if (write_json_atomic(out, rec)) goto fail;
     printf("%s %s %s %s: test accuracy %.4f (%ld examples), trainable %ld + head %ld, %.1f s -> %s\n", ms.method,

@@ -124,7 +124,7 @@ typedef struct {
 typedef struct {
     VlModel m;
     VlMethod M;
-    VlSites st;
+    Sites st;
     int has_m, has_M;
 } VlBuilt;
 

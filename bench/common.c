@@ -6,6 +6,12 @@
 #include "methods/method.h"
 #include "nn/safetensors.h"
 
+int method_attach_vit(Method *m, Vit *v, uint64_t seed) {
+    Backbone bb;
+    vit_backbone(v, &bb);
+    return method_attach(m, &bb, seed);
+}
+
 int load_with_delta(const char *ckpt, const char *delta, int heads, Vit *v, Method **mp) {
     char name[64], args[1024];
     if (method_delta_info(delta, name, sizeof name, args, sizeof args)) return -1;
@@ -18,7 +24,7 @@ int load_with_delta(const char *ckpt, const char *delta, int heads, Vit *v, Meth
     if (vit_load(v, ckpt, heads, 0, classes)) return -1;
     Method *m = method_new(name, args);
     if (!m) return -1;
-    if (method_attach(m, v, 0) || method_load_delta(m, delta)) {
+    if (method_attach_vit(m, v, 0) || method_load_delta(m, delta)) {
         method_free(m);
         vit_free(v);
         return -1;

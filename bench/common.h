@@ -16,5 +16,7 @@ int path_is_checkpoint(const char *s);
 // Base checkpoint + delta: the backbone with the delta's method attached and its parameters
 // (and head) loaded. 0 or -1 with nn_err().
 struct Method;
+// method_attach on the ViT's view of the site contract (vit_backbone).
+int method_attach_vit(struct Method *m, Vit *v, uint64_t seed);
 int load_with_delta(const char *ckpt, const char *delta, int heads, Vit *v, struct Method **m);
 #endif

@@ -2,7 +2,7 @@
 // Linear weights of the blocks (qkv, proj, fc1, fc2) go to CSR (nn/sparse.h) where that is
 // faster: per layer, a weight denser than FINAL_DENSE_ABOVE keeps the dense GEMM; any other is
 // timed both ways on the evaluation's row count (capped) and the faster kernel is used. CSR runs
-// as a VitSites `linear` handler wrapped around the method's own sites, so only methods without
+// as a Sites `linear` handler wrapped around the method's own sites, so only methods without
 // linear sites of their own after finalize get it (the others are timed dense).
 #include "bench/final.h"
 
@@ -17,61 +17,72 @@
 enum { F_QKV, F_PROJ, F_FC1, F_FC2, F_N };
 
 typedef struct {
-    const VitSites *in;      // the method's sites (NULL: none)
+    const Sites *in;      // the method's sites (NULL: none)
     SparseCSR *csr;          // depth * F_N
     unsigned char *use;      // 1: CSR kernel for that weight
 } CsrSites;
 
-static int fidx(VitSite s) {
-    return s == SITE_QKV ? F_QKV : s == SITE_PROJ ? F_PROJ : s == SITE_FC1 ? F_FC1 : s == SITE_FC2 ? F_FC2 : -1;
+static int fidx(Site s) {
+    return s == SITE_QKV ? F_QKV : s == SITE_O ? F_PROJ : s == SITE_FC1 ? F_FC1 : s == SITE_FC2 ? F_FC2 : -1;
 }
 
-static int cs_has_linear(void *ctx, int layer, VitSite s) {
+static int cs_has_linear(void *ctx, int stack, int layer, Site s) {
     CsrSites *c = ctx;
     int k = fidx(s);
     return layer >= 0 && k >= 0 && c->use[layer * F_N + k];
 }
-static Tensor *cs_linear(void *ctx, Graph *g, int layer, VitSite s, Tensor *x, Tensor *W, Tensor *b, Tensor *res) {
+static Tensor *cs_linear(void *ctx, Graph *g, int stack, int layer, Site s, Tensor *x, Tensor *W, Tensor *b, Tensor *res) {
     (void)W;
     CsrSites *c = ctx;
     return op_sparse_linear(g, x, &c->csr[layer * F_N + fidx(s)], b, res);
 }
 // The method's other handlers, called with its own context.
-static Tensor *cs_tokens(void *ctx, Graph *g, int l, Tensor *x) {
-    const VitSites *i = ((CsrSites *)ctx)->in;
-    return i->tokens(i->ctx, g, l, x);
+static Tensor *cs_tokens(void *ctx, Graph *g, int k, int l, Tensor *x) {
+    const Sites *i = ((CsrSites *)ctx)->in;
+    return i->tokens(i->ctx, g, k, l, x);
 }
-static Tensor *cs_post(void *ctx, Graph *g, int l, VitSite s, Tensor *y) {
-    const VitSites *i = ((CsrSites *)ctx)->in;
-    return i->post(i->ctx, g, l, s, y);
+static Tensor *cs_post(void *ctx, Graph *g, int k, int l, Site s, Tensor *y) {
+    const Sites *i = ((CsrSites *)ctx)->in;
+    return i->post(i->ctx, g, k, l, s, y);
 }
-static Tensor *cs_after_attn(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Tensor *o) {
-    const VitSites *i = ((CsrSites *)ctx)->in;
-    return i->after_attn(i->ctx, g, l, x, h, o);
+static void cs_prefix(void *ctx, Graph *g, int k, int l, int cross, int rows, Tensor **ek, Tensor **ev) {
+    const Sites *i = ((CsrSites *)ctx)->in;
+    i->prefix(i->ctx, g, k, l, cross, rows, ek, ev);
 }
-static Tensor *cs_after_mlp(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Tensor *o) {
-    const VitSites *i = ((CsrSites *)ctx)->in;
-    return i->after_mlp(i->ctx, g, l, x, h, o);
+static Tensor *cs_after_attn(void *ctx, Graph *g, int k, int l, Tensor *x, Tensor *h, Tensor *o) {
+    const Sites *i = ((CsrSites *)ctx)->in;
+    return i->after_attn(i->ctx, g, k, l, x, h, o);
 }
-static void cs_tap(void *ctx, Graph *g, int l, Tensor *x) {
-    const VitSites *i = ((CsrSites *)ctx)->in;
-    i->tap(i->ctx, g, l, x);
+static Tensor *cs_after_mlp(void *ctx, Graph *g, int k, int l, Tensor *x, Tensor *h, Tensor *o) {
+    const Sites *i = ((CsrSites *)ctx)->in;
+    return i->after_mlp(i->ctx, g, k, l, x, h, o);
+}
+static void cs_stack_input(void *ctx, Graph *g, int k, Tensor *x, const unsigned char *mask) {
+    const Sites *i = ((CsrSites *)ctx)->in;
+    i->stack_input(i->ctx, g, k, x, mask);
+}
+static void cs_tap(void *ctx, Graph *g, int k, int l, Tensor *x) {
+    const Sites *i = ((CsrSites *)ctx)->in;
+    i->tap(i->ctx, g, k, l, x);
 }
 static Tensor *cs_head(void *ctx, Graph *g, Tensor *f) {
-    const VitSites *i = ((CsrSites *)ctx)->in;
+    const Sites *i = ((CsrSites *)ctx)->in;
     return i->head(i->ctx, g, f);
 }
 
-static VitSites csr_sites(CsrSites *c) {
-    VitSites s;
+static Sites csr_sites(CsrSites *c) {
+    Sites s;
     memset(&s, 0, sizeof s);
     s.ctx = c;
     s.has_linear = cs_has_linear;
     s.linear = cs_linear;
-    const VitSites *i = c->in;
+    const Sites *i = c->in;
     if (i) {
         if (i->tokens) s.tokens = cs_tokens;
         if (i->post) s.post = cs_post;
+        if (i->prefix) s.prefix = cs_prefix;
+        if (i->stack_input) s.stack_input = cs_stack_input;
+        s.keeps_no_h = i->keeps_no_h;
         if (i->after_attn) s.after_attn = cs_after_attn;
         if (i->after_mlp) s.after_mlp = cs_after_mlp;
         if (i->tap) s.tap = cs_tap;
@@ -152,7 +163,7 @@ int final_report(Method *m, Vit *v, const Dataset *test, const TrainOpts *o, cJS
     if (exact8) smallest = fmin(smallest, int8_bytes);
 
     // kernel per weight
-    const VitSites *own = method_sites(m);
+    const Sites *own = method_sites(m);
     int can_csr = !(own && own->has_linear);
     CsrSites cs = {own, nn_calloc(sizeof(SparseCSR) * nl), nn_calloc((size_t)nl)};
     int ncsr = 0, rc = 0, T = vit_tokens(c);
@@ -196,7 +207,7 @@ int final_report(Method *m, Vit *v, const Dataset *test, const TrainOpts *o, cJS
     }
     EvalStats ed = {0}, ec = {0};
     if (!rc) rc = eval_model(v, own, test, o, &ed);
-    VitSites ws = csr_sites(&cs);
+    Sites ws = csr_sites(&cs);
     if (!rc && ncsr) rc = eval_model(v, &ws, test, o, &ec);
     if (!rc) {
         double skipped = 0;

@@ -276,7 +276,7 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
     return rc;
 }
 
-int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpts *o, TrainStats *s,
+int train_model(Vit *v, const Sites *st, const Dataset *train, const TrainOpts *o, TrainStats *s,
                 FILE *log) {
     memset(s, 0, sizeof *s);
     if (train->num_classes > v->cfg.classes && !(st && st->head)) {
@@ -407,13 +407,18 @@ int method_prepare_on(Method *m, Vit *v, const Dataset *d, const TrainOpts *o) {
                  nn_malloc(sizeof(int) * o->batch), v->cfg.img, want < d->n ? want : d->n};
     bi_reset_epoch(it, 0);
     MethodData md = {&p, o->batch, p.left, prep_next};
-    int rc = m->desc->prepare(m, v, &md);
+    int rc = m->desc->prepare(m, m->bb, &md);
     free(p.x), free(p.y);
     bi_free(it);
     return rc;
 }
 
-int eval_model(Vit *v, const VitSites *st, const Dataset *d, const TrainOpts *o, EvalStats *e) {
+int eval_model(Vit *v, const Sites *st, const Dataset *d, const TrainOpts *o, EvalStats *e) {
+    return eval_model_perturbed(v, st, d, o, NULL, NULL, e);
+}
+
+int eval_model_perturbed(Vit *v, const Sites *st, const Dataset *d, const TrainOpts *o, MethodPerturb perturb,
+                         void *pctx, EvalStats *e) {
     memset(e, 0, sizeof *e);
     BatchIter *it = make_iter(d, v, o, 0);
     if (!it) return -1;
@@ -435,6 +440,19 @@ int eval_model(Vit *v, const VitSites *st, const Dataset *d, const TrainOpts *o,
             break;
         }
         if (got == 0) break;
+        if (perturb) {   // the attack runs on its own graph, before this batch's forward
+            float *xa = nn_malloc(sizeof(float) * (size_t)xt->n);
+            if (perturb(pctx, g, xt, y, xa)) {
+                free(xa);
+                rc = -1;
+                break;
+            }
+            graph_reset(g);
+            int shp[4] = {nvalid, 3, S, S};
+            xt = graph_tensor(g, 4, shp);
+            memcpy(xt->data, xa, sizeof(float) * xt->n);
+            free(xa);
+        }
         Tensor *logits = vit_forward(v, g, xt, st);
         Tensor *loss = op_cross_entropy(g, logits, y, 0, -1);
         correct += count_correct(logits, y, nvalid);
@@ -454,4 +472,17 @@ int eval_model(Vit *v, const VitSites *st, const Dataset *d, const TrainOpts *o,
     graph_free(g);
     bi_free(it);
     return rc;
+}
+
+static int eval_cb(void *ctx, const Sites *st, MethodPerturb perturb, void *pctx, double *acc, long *n) {
+    MethodEvalOn *E = ctx;
+    EvalStats e;
+    if (eval_model_perturbed(E->v, st, E->d, E->o, perturb, pctx, &e)) return -1;
+    *acc = e.acc, *n = e.n;
+    return 0;
+}
+
+MethodEval method_eval_on(MethodEvalOn *E, Vit *v, const Dataset *d, const TrainOpts *o) {
+    E->v = v, E->d = d, E->o = o;
+    return (MethodEval){E, eval_cb};
 }

@@ -6,6 +6,7 @@
 
 #include "loaders/batch.h"
 #include "loaders/dataset.h"
+#include "methods/method.h"
 #include "vit/vit.h"
 
 typedef struct TrainOpts {
@@ -66,7 +67,7 @@ typedef struct {
 
 // Trains the parameters of v->ps that are trainable. log: per-step lines (NULL: none).
 // Returns 0, or -1 with nn_err() (bad data, divergence).
-int train_model(Vit *v, const VitSites *st, const Dataset *train, const TrainOpts *o, TrainStats *s, FILE *log);
+int train_model(Vit *v, const Sites *st, const Dataset *train, const TrainOpts *o, TrainStats *s, FILE *log);
 
 typedef struct {
     double acc, loss;
@@ -77,7 +78,18 @@ typedef struct {
 // Runs the method's prepare hook (when it has one) on up to its prepare_examples training
 // examples of d, in the evaluation order (no shuffling, no augmentation). 0 or -1 with nn_err().
 int method_prepare_on(struct Method *m, Vit *v, const Dataset *d, const TrainOpts *o);
-int eval_model(Vit *v, const VitSites *st, const Dataset *d, const TrainOpts *o, EvalStats *e);
+int eval_model(Vit *v, const Sites *st, const Dataset *d, const TrainOpts *o, EvalStats *e);
+// The same with each batch replaced by perturb's output first (an attack; NULL: none).
+int eval_model_perturbed(Vit *v, const Sites *st, const Dataset *d, const TrainOpts *o, MethodPerturb perturb,
+                         void *pctx, EvalStats *e);
+// The evaluator a method's report hook gets: accuracy of v on d with options o (E holds them; it
+// must outlive the returned MethodEval).
+typedef struct {
+    Vit *v;
+    const Dataset *d;
+    const TrainOpts *o;
+} MethodEvalOn;
+MethodEval method_eval_on(MethodEvalOn *E, Vit *v, const Dataset *d, const TrainOpts *o);
 // The batch options the loop reads a dataset with (train 1: shuffled, augmented when o says so;
 // 0: every example once, in order), cache off. 0, or -1 with nn_err() (unknown o->norm).
 int train_batch_opts(const Vit *v, const TrainOpts *o, int train, BatchOpts *bo);

@@ -353,7 +353,7 @@ void vlrun_train_defaults(VlTrainOpts *o) {
     o->log_prefix = "";
 }
 
-int vlrun_train(VlModel *m, VlMethod *M, const VlSites *st, VlSet *sets, int nsets, const VlTrainOpts *o,
+int vlrun_train(VlModel *m, VlMethod *M, const Sites *st, VlSet *sets, int nsets, const VlTrainOpts *o,
                 VlTrainStats *stats) {
     memset(stats, 0, sizeof *stats);
     int act[VLRUN_MAX_SETS], na = 0;
@@ -487,7 +487,7 @@ int vlrun_train(VlModel *m, VlMethod *M, const VlSites *st, VlSet *sets, int nse
 }
 
 // ---------------------------------------------------------------- evaluation
-int vlrun_evaluate(VlModel *m, VlMethod *M, const VlSites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS], int beam,
+int vlrun_evaluate(VlModel *m, VlMethod *M, const Sites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS], int beam,
                    VlScores *out, void *preds) {
     memset(out, 0, sizeof *out);
     Graph *g = graph_new(0);

@@ -89,7 +89,7 @@ typedef struct {
 // Trains the trainable parameters of m (a method attached: M and st; M may be NULL) on the
 // non-empty sets among sets[0..nsets), round-robin; before each batch M (if any) is switched to
 // the set's task (vlm_set_task). 0, or -1 with nn_err().
-int vlrun_train(VlModel *m, VlMethod *M, const VlSites *st, VlSet *sets, int nsets, const VlTrainOpts *o,
+int vlrun_train(VlModel *m, VlMethod *M, const Sites *st, VlSet *sets, int nsets, const VlTrainOpts *o,
                 VlTrainStats *stats);
 
 // Pretraining's denoising objective (T5 / VL-T5 style span prediction): from a caption set, one
@@ -113,7 +113,7 @@ typedef struct {
 
 // Decodes every example of the non-empty sets (beam 1: greedy) and scores it. preds (optional):
 // a cJSON array that gets {task, id, prediction} objects. 0, or -1 with nn_err().
-int vlrun_evaluate(VlModel *m, VlMethod *M, const VlSites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS], int beam,
+int vlrun_evaluate(VlModel *m, VlMethod *M, const Sites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS], int beam,
                    VlScores *out, void *preds);
 
 // The tokenizer's training corpus (never val or test): the task prefixes, "denoise:", "true",

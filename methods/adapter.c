@@ -32,48 +32,48 @@ static Tensor *adapter_apply(Adapter *A, Graph *g, int l, int site, Tensor *h) {
     return op_add_cols(g, h, op_linear(g, z, uw, p[P_UB], NULL), 0, A->scale);
 }
 
-static Tensor *adapter_after_attn(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Tensor *o) {
+static Tensor *adapter_after_attn(void *ctx, Graph *g, int stack, int l, Tensor *x, Tensor *h, Tensor *o) {
     (void)x, (void)h;
     return adapter_apply(ctx, g, l, 0, o);
 }
 
-static Tensor *adapter_after_mlp(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Tensor *m) {
+static Tensor *adapter_after_mlp(void *ctx, Graph *g, int stack, int l, Tensor *x, Tensor *h, Tensor *m) {
     (void)x, (void)h;
     return adapter_apply(ctx, g, l, 1, m);
 }
 
-int adapter_setup(Method *m, Vit *v, uint64_t seed, int bottleneck) {
+int adapter_setup(Method *m, Backbone *bb, uint64_t seed, int bottleneck) {
     static const char *places[] = {"pfeiffer", "houlsby"};
     static const char *inits[] = {"xavier", "zero-up"};
     Adapter *A = nn_calloc(sizeof *A);
     m->state = A;
     int init;
-    if (ada_arg_int(m, "bottleneck", 1, 4 * v->cfg.dim, &A->b) || ada_arg_choice(m, "act", ada_act_names, 3, &A->act) ||
+    if (ada_arg_int(m, "bottleneck", 1, 4 * bb->dim, &A->b) || ada_arg_choice(m, "act", ada_act_names, 3, &A->act) ||
         ada_arg_choice(m, "placement", places, 2, &A->houlsby) || ada_arg_choice(m, "init", inits, 2, &init) ||
         ada_arg_float(m, "scale", -1e30f, 1e30f, &A->scale) || ada_arg_float(m, "dropout", 0.0f, 1.0f, &A->dropout))
         return -1;
     if (bottleneck > 0) A->b = bottleneck;
-    method_freeze_backbone_train_head(v);
-    const VitConfig *c = &v->cfg;
+    method_freeze_backbone_train_head(bb);
+    const Backbone *c = bb;
     int d = c->dim, b = A->b;
-    A->depth = c->depth;
-    A->p = nn_calloc(sizeof(Tensor *) * c->depth * 2 * P_N);
+    A->depth = c->stack[0].layers;
+    A->p = nn_calloc(sizeof(Tensor *) * c->stack[0].layers * 2 * P_N);
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 211;
     float xb = sqrtf(6.0f / (float)(d + b));   // Xavier-uniform bound, gain 1
     char nm[128];
-    for (int l = 0; l < c->depth; l++)
+    for (int l = 0; l < c->stack[0].layers; l++)
         for (int site = A->houlsby ? 0 : 1; site < 2; site++) {
             Tensor **p = A->p + ((long)l * 2 + site) * P_N;
             const char *sn = site ? "mlp" : "attn";
             int sdw[2] = {b, d}, sdb[1] = {b}, suw[2] = {d, b}, sub[1] = {d};
             snprintf(nm, sizeof nm, "%s.blocks.%d.%s.down.weight", m->desc->name, l, sn);
-            p[P_DW] = method_param(v, nm, 2, sdw);
+            p[P_DW] = method_param(bb, nm, 2, sdw);
             snprintf(nm, sizeof nm, "%s.blocks.%d.%s.down.bias", m->desc->name, l, sn);
-            p[P_DB] = method_param(v, nm, 1, sdb);
+            p[P_DB] = method_param(bb, nm, 1, sdb);
             snprintf(nm, sizeof nm, "%s.blocks.%d.%s.up.weight", m->desc->name, l, sn);
-            p[P_UW] = method_param(v, nm, 2, suw);
+            p[P_UW] = method_param(bb, nm, 2, suw);
             snprintf(nm, sizeof nm, "%s.blocks.%d.%s.up.bias", m->desc->name, l, sn);
-            p[P_UB] = method_param(v, nm, 1, sub);
+            p[P_UB] = method_param(bb, nm, 1, sub);
             rng_fill_uniform(&rng, p[P_DW]->data, p[P_DW]->n, -xb, xb);
             if (init == 0) {
                 rng_fill_normal(&rng, p[P_DB]->data, p[P_DB]->n, 0.0f, 1e-6f);
@@ -88,7 +88,7 @@ int adapter_setup(Method *m, Vit *v, uint64_t seed, int bottleneck) {
     return 0;
 }
 
-static int adapter_attach(Method *m, Vit *v, uint64_t seed) { return adapter_setup(m, v, seed, 0); }
+static int adapter_attach(Method *m, Backbone *bb, uint64_t seed) { return adapter_setup(m, bb, seed, 0); }
 
 static void adapter_detach(Method *m) {
     Adapter *A = m->state;
@@ -98,12 +98,13 @@ static void adapter_detach(Method *m) {
     m->state = NULL;
 }
 
-static double adapter_macs(const Method *m, const VitConfig *c) {
+static double adapter_macs(const Method *m, const Backbone *c) {
     const Adapter *A = m->state;
-    return (A->houlsby ? 2.0 : 1.0) * c->depth * vit_tokens(c) * 2.0 * c->dim * A->b;
+    return (A->houlsby ? 2.0 : 1.0) * c->stack[0].layers * c->stack[0].tokens * 2.0 * c->dim * A->b;
 }
 
 const MethodDesc method_adapter = {
+    .needs = HOOK_AFTER_ATTN | HOOK_AFTER_MLP | NEED_CLASSIFIER,
     .name = "adapter",
     .summary = "Bottleneck adapter on the MLP output (NOAH/Houlsby style; optionally on attention too)",
     .args = (const MethodArg[]){{"bottleneck", "8", "hidden width of the adapter"},

@@ -65,6 +65,6 @@ typedef struct {
 // adapter.c's attach with the bottleneck given (> 0) instead of read from the arguments;
 // parameters named "pet.<method name>.blocks.<l>.<attn|mlp>.<down|up>.<weight|bias>".
 // m->state is the AdapterState (adapter.c's detach frees it). -1 with nn_err().
-int adapter_setup(Method *m, Vit *v, uint64_t seed, int bottleneck);
+int adapter_setup(Method *m, Backbone *bb, uint64_t seed, int bottleneck);
 
 #endif

@@ -21,7 +21,7 @@ typedef struct {
     Tensor **p;   // [layer * P_N + k]
 } AdaptFormer;
 
-static Tensor *af_after_mlp(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Tensor *m) {
+static Tensor *af_after_mlp(void *ctx, Graph *g, int stack, int l, Tensor *x, Tensor *h, Tensor *m) {
     (void)h;
     AdaptFormer *A = ctx;
     Tensor **p = A->p + (long)l * P_N;
@@ -30,29 +30,29 @@ static Tensor *af_after_mlp(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Te
     return op_add_cols(g, m, op_linear(g, z, p[P_UW], p[P_UB], NULL), 0, A->scale);
 }
 
-static int af_attach(Method *m, Vit *v, uint64_t seed) {
+static int af_attach(Method *m, Backbone *bb, uint64_t seed) {
     AdaptFormer *A = nn_calloc(sizeof *A);
     m->state = A;
-    if (ada_arg_int(m, "bottleneck", 1, 4 * v->cfg.dim, &A->b) || ada_arg_float(m, "scale", -1e30f, 1e30f, &A->scale) ||
+    if (ada_arg_int(m, "bottleneck", 1, 4 * bb->dim, &A->b) || ada_arg_float(m, "scale", -1e30f, 1e30f, &A->scale) ||
         ada_arg_float(m, "dropout", 0.0f, 1.0f, &A->dropout))
         return -1;
-    method_freeze_backbone_train_head(v);
-    const VitConfig *c = &v->cfg;
+    method_freeze_backbone_train_head(bb);
+    const Backbone *c = bb;
     int d = c->dim, b = A->b;
-    A->p = nn_calloc(sizeof(Tensor *) * c->depth * P_N);
+    A->p = nn_calloc(sizeof(Tensor *) * c->stack[0].layers * P_N);
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 307;
     char nm[128];
-    for (int l = 0; l < c->depth; l++) {
+    for (int l = 0; l < c->stack[0].layers; l++) {
         Tensor **p = A->p + (long)l * P_N;
         int sdw[2] = {b, d}, sdb[1] = {b}, suw[2] = {d, b}, sub[1] = {d};
         snprintf(nm, sizeof nm, "adaptformer.blocks.%d.down.weight", l);
-        p[P_DW] = method_param(v, nm, 2, sdw);
+        p[P_DW] = method_param(bb, nm, 2, sdw);
         snprintf(nm, sizeof nm, "adaptformer.blocks.%d.down.bias", l);
-        p[P_DB] = method_param(v, nm, 1, sdb);
+        p[P_DB] = method_param(bb, nm, 1, sdb);
         snprintf(nm, sizeof nm, "adaptformer.blocks.%d.up.weight", l);
-        p[P_UW] = method_param(v, nm, 2, suw);
+        p[P_UW] = method_param(bb, nm, 2, suw);
         snprintf(nm, sizeof nm, "adaptformer.blocks.%d.up.bias", l);
-        p[P_UB] = method_param(v, nm, 1, sub);
+        p[P_UB] = method_param(bb, nm, 1, sub);
         method_init_kaiming_uniform(p[P_DW], d, &rng);
     }
     m->sites.ctx = A;
@@ -68,12 +68,13 @@ static void af_detach(Method *m) {
     m->state = NULL;
 }
 
-static double af_macs(const Method *m, const VitConfig *c) {
+static double af_macs(const Method *m, const Backbone *c) {
     const AdaptFormer *A = m->state;
-    return (double)c->depth * vit_tokens(c) * 2.0 * c->dim * A->b;
+    return (double)c->stack[0].layers * c->stack[0].tokens * 2.0 * c->dim * A->b;
 }
 
 const MethodDesc method_adaptformer = {
+    .needs = HOOK_AFTER_MLP | NEED_CLASSIFIER,
     .name = "adaptformer",
     .summary = "AdaptFormer: scaled ReLU bottleneck parallel to the MLP (up zero-init)",
     .args = (const MethodArg[]){{"bottleneck", "8", "hidden width of the branch"},

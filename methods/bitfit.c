@@ -4,20 +4,21 @@
 
 #include "methods/registry.h"
 
-static int bitfit_attach(Method *m, Vit *v, uint64_t seed) {
+static int bitfit_attach(Method *m, Backbone *bb, uint64_t seed) {
     (void)m, (void)seed;
-    method_freeze_backbone_train_head(v);
-    for (int i = 0; i < v->ps.n; i++) {
-        const char *n = v->ps.p[i]->name;
+    method_freeze_backbone_train_head(bb);
+    for (int i = 0; i < bb->ps->n; i++) {
+        const char *n = bb->ps->p[i]->name;
         size_t L = strlen(n);
-        if (L > 5 && !strcmp(n + L - 5, ".bias")) ps_set_trainable(&v->ps, v->ps.p[i], 1);
+        if (L > 5 && !strcmp(n + L - 5, ".bias")) ps_set_trainable(bb->ps, bb->ps->p[i], 1);
     }
     return 0;
 }
-static double no_macs(const Method *m, const VitConfig *c) { (void)m, (void)c; return 0; }
-static int no_merge(Method *m, Vit *v) { (void)m, (void)v; return 0; }
+static double no_macs(const Method *m, const Backbone *c) { (void)m, (void)c; return 0; }
+static int no_merge(Method *m, Backbone *bb) { (void)m, (void)bb; return 0; }
 
 const MethodDesc method_bitfit = {
+    .needs = 0,
     .name = "bitfit", .summary = "BitFit: train every bias (and the head)",
     .args = (const MethodArg[]){{0}}, .mergeable = 1,
     .attach = bitfit_attach, .extra_macs = no_macs, .merge = no_merge,

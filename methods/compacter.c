@@ -40,12 +40,12 @@ static Tensor *cm_apply(Compacter *C, Graph *g, int l, int site, Tensor *h) {
     return op_linear(g, z, Wu, p[P_UB], h);
 }
 
-static Tensor *cm_after_attn(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Tensor *o) {
+static Tensor *cm_after_attn(void *ctx, Graph *g, int stack, int l, Tensor *x, Tensor *h, Tensor *o) {
     (void)x, (void)h;
     return cm_apply(ctx, g, l, 0, o);
 }
 
-static Tensor *cm_after_mlp(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Tensor *m) {
+static Tensor *cm_after_mlp(void *ctx, Graph *g, int stack, int l, Tensor *x, Tensor *h, Tensor *m) {
     (void)x, (void)h;
     return cm_apply(ctx, g, l, 1, m);
 }
@@ -57,30 +57,30 @@ static void glorot_slices(Tensor *t, uint64_t *rng) {
     rng_fill_uniform(rng, t->data, t->n, -bound, bound);
 }
 
-static int cm_attach(Method *m, Vit *v, uint64_t seed) {
+static int cm_attach(Method *m, Backbone *bb, uint64_t seed) {
     static const char *variants[] = {"compacter", "compacterpp"};
     Compacter *C = nn_calloc(sizeof *C);
     m->state = C;
     float a_std;
-    if (ada_arg_choice(m, "variant", variants, 2, &C->pp) || ada_arg_int(m, "bottleneck", 1, 4 * v->cfg.dim, &C->b) ||
-        ada_arg_int(m, "n", 1, v->cfg.dim, &C->n) || ada_arg_choice(m, "act", ada_act_names, 3, &C->act) ||
+    if (ada_arg_choice(m, "variant", variants, 2, &C->pp) || ada_arg_int(m, "bottleneck", 1, 4 * bb->dim, &C->b) ||
+        ada_arg_int(m, "n", 1, bb->dim, &C->n) || ada_arg_choice(m, "act", ada_act_names, 3, &C->act) ||
         ada_arg_float(m, "a_std", 0.0f, 1e30f, &a_std))
         return -1;
-    const VitConfig *c = &v->cfg;
+    const Backbone *c = bb;
     int d = c->dim, b = C->b, n = C->n;
     if (b % n || d % n) {
         nn_seterr("compacter: argument n=%d must divide the bottleneck (%d) and the width (%d)", n, b, d);
         return -1;
     }
-    method_freeze_backbone_train_head(v);
+    method_freeze_backbone_train_head(bb);
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 503;
     int sa[3] = {n, n, n};
-    C->A = method_param(v, "compacter.phm_rule", 3, sa);
+    C->A = method_param(bb, "compacter.phm_rule", 3, sa);
     rng_fill_normal(&rng, C->A->data, C->A->n, 0.0f, a_std);
-    C->p = nn_calloc(sizeof(Tensor *) * c->depth * 2 * P_N);
+    C->p = nn_calloc(sizeof(Tensor *) * c->stack[0].layers * 2 * P_N);
     char nm[128];
     static const char *const pn[P_N] = {"down.s", "down.t", "down.bias", "up.s", "up.t", "up.bias"};
-    for (int l = 0; l < c->depth; l++)
+    for (int l = 0; l < c->stack[0].layers; l++)
         for (int site = C->pp ? 1 : 0; site < 2; site++) {
             Tensor **p = C->p + ((long)l * 2 + site) * P_N;
             const char *sn = site ? "mlp" : "attn";
@@ -90,7 +90,7 @@ static int cm_attach(Method *m, Vit *v, uint64_t seed) {
             const int nd[P_N] = {3, 3, 1, 3, 3, 1};
             for (int k = 0; k < P_N; k++) {
                 snprintf(nm, sizeof nm, "compacter.blocks.%d.%s.%s", l, sn, pn[k]);
-                p[k] = method_param(v, nm, nd[k], shapes[k]);
+                p[k] = method_param(bb, nm, nd[k], shapes[k]);
                 if (nd[k] == 3) glorot_slices(p[k], &rng);
             }
         }
@@ -109,12 +109,13 @@ static void cm_detach(Method *m) {
     m->state = NULL;
 }
 
-static double cm_macs(const Method *m, const VitConfig *c) {
+static double cm_macs(const Method *m, const Backbone *c) {
     const Compacter *C = m->state;
-    return (C->pp ? 1.0 : 2.0) * c->depth * vit_tokens(c) * 2.0 * c->dim * C->b;
+    return (C->pp ? 1.0 : 2.0) * c->stack[0].layers * c->stack[0].tokens * 2.0 * c->dim * C->b;
 }
 
 const MethodDesc method_compacter = {
+    .needs = HOOK_AFTER_ATTN | HOOK_AFTER_MLP | NEED_CLASSIFIER,
     .name = "compacter",
     .summary = "Compacter: adapters with Kronecker-sum (PHM) weights, shared slow + rank-1 fast factors",
     .args = (const MethodArg[]){{"variant", "compacter", "compacter (after attention and MLP) | compacterpp (after the MLP)"},

@@ -36,46 +36,46 @@ static Tensor *cp_branch(Convpass *C, Graph *g, int l, int site, Tensor *h) {
     return op_linear(g, z, p[P_UW], p[P_UB], NULL);
 }
 
-static Tensor *cp_after_attn(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Tensor *o) {
+static Tensor *cp_after_attn(void *ctx, Graph *g, int stack, int l, Tensor *x, Tensor *h, Tensor *o) {
     (void)x;
     Convpass *C = ctx;
     return op_add_cols(g, o, cp_branch(C, g, l, 0, h), 0, C->scale);
 }
 
-static Tensor *cp_after_mlp(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Tensor *m) {
+static Tensor *cp_after_mlp(void *ctx, Graph *g, int stack, int l, Tensor *x, Tensor *h, Tensor *m) {
     (void)x;
     Convpass *C = ctx;
     return op_add_cols(g, m, cp_branch(C, g, l, 1, h), 0, C->scale);
 }
 
-static int cp_attach(Method *m, Vit *v, uint64_t seed) {
+static int cp_attach(Method *m, Backbone *bb, uint64_t seed) {
     static const char *inits[] = {"identity", "xavier"};
     static const char *places[] = {"both", "attn"};
     Convpass *C = nn_calloc(sizeof *C);
     m->state = C;
     int conv_xavier;
-    if (ada_arg_int(m, "bottleneck", 1, 4 * v->cfg.dim, &C->c) || ada_arg_float(m, "scale", -1e30f, 1e30f, &C->scale) ||
+    if (ada_arg_int(m, "bottleneck", 1, 4 * bb->dim, &C->c) || ada_arg_float(m, "scale", -1e30f, 1e30f, &C->scale) ||
         ada_arg_float(m, "dropout", 0.0f, 1.0f, &C->dropout) ||
         ada_arg_choice(m, "conv_init", inits, 2, &conv_xavier) || ada_arg_choice(m, "placement", places, 2, &C->attn_only))
         return -1;
-    const VitConfig *cfg = &v->cfg;
+    const Backbone *cfg = bb;
     if (cfg->img % cfg->patch) {
         nn_seterr("convpass: the image (%d px) is not a whole grid of %d px patches", cfg->img, cfg->patch);
         return -1;
     }
-    if (cfg->reg_tokens) {   // op_conv3x3_tokens takes (class token, grid): registers have no place
-        nn_seterr("convpass: the backbone has %d register tokens; convpass supports a class token and the patch grid only",
-                  cfg->reg_tokens);
+    if (cfg->prefix != 1) {   // op_conv3x3_tokens takes (class token, grid): registers have no place
+        nn_seterr("convpass: the backbone has %d tokens before the patch grid (register tokens); convpass supports a "
+                  "class token and the patch grid only", cfg->prefix);
         return -1;
     }
-    method_freeze_backbone_train_head(v);
+    method_freeze_backbone_train_head(bb);
     int d = cfg->dim, c = C->c;
-    C->grid = vit_grid(cfg);
-    C->p = nn_calloc(sizeof(Tensor *) * cfg->depth * 2 * P_N);
+    C->grid = cfg->grid;
+    C->p = nn_calloc(sizeof(Tensor *) * cfg->stack[0].layers * 2 * P_N);
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 401;
     float xd = sqrtf(6.0f / (float)(d + c)), xc = sqrtf(6.0f / (float)(18 * c));
     char nm[128];
-    for (int l = 0; l < cfg->depth; l++)
+    for (int l = 0; l < cfg->stack[0].layers; l++)
         for (int site = 0; site < (C->attn_only ? 1 : 2); site++) {
             Tensor **p = C->p + ((long)l * 2 + site) * P_N;
             const char *sn = site ? "mlp" : "attn";
@@ -86,7 +86,7 @@ static int cp_attach(Method *m, Vit *v, uint64_t seed) {
             const int nd[P_N] = {2, 1, 4, 1, 2, 1};
             for (int k = 0; k < P_N; k++) {
                 snprintf(nm, sizeof nm, "convpass.blocks.%d.%s.%s", l, sn, pn[k]);
-                p[k] = method_param(v, nm, nd[k], shapes[k]);
+                p[k] = method_param(bb, nm, nd[k], shapes[k]);
             }
             rng_fill_uniform(&rng, p[P_DW]->data, p[P_DW]->n, -xd, xd);
             if (conv_xavier) rng_fill_uniform(&rng, p[P_CW]->data, p[P_CW]->n, -xc, xc);
@@ -107,14 +107,15 @@ static void cp_detach(Method *m) {
     m->state = NULL;
 }
 
-static double cp_macs(const Method *m, const VitConfig *cfg) {
+static double cp_macs(const Method *m, const Backbone *cfg) {
     const Convpass *C = m->state;
-    double T = vit_tokens(cfg), G = vit_grid(cfg), c = C->c;
+    double T = cfg->stack[0].tokens, G = cfg->grid, c = C->c;
     double one = 2.0 * T * cfg->dim * c + c * c * ((3 * G - 2) * (3 * G - 2) + 1);
-    return (C->attn_only ? 1.0 : 2.0) * cfg->depth * one;
+    return (C->attn_only ? 1.0 : 2.0) * cfg->stack[0].layers * one;
 }
 
 const MethodDesc method_convpass = {
+    .needs = HOOK_AFTER_ATTN | HOOK_AFTER_MLP | NEED_GRID | NEED_CLASSIFIER,
     .name = "convpass",
     .summary = "Convpass: 3x3-conv bottleneck bypasses parallel to attention and MLP",
     .args = (const MethodArg[]){{"bottleneck", "8", "channels of the conv bypass"},

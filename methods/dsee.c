@@ -35,7 +35,7 @@
 #include <string.h>
 
 #include "methods/registry.h"
-#include "methods/vit_targets.h"
+#include "methods/targets.h"
 #include "nn/ops.h"
 #include "nn/ops_spadd.h"
 
@@ -307,18 +307,17 @@ typedef struct {
 } Dsee;
 
 // The (out, in) slice of target t in block l: rows are contiguous inside the backbone weight.
-static float *mat_of(Vit *v, int l, int t, int *out, int *in) {
-    VitBlock *b = &v->blocks[l];
-    int D = v->cfg.dim;
+static float *mat_of(Backbone *bb, int l, int t, int *out, int *in) {
+    int D = bb->dim;
     switch (t) {
-    case T_Q: case T_K: case T_V: *out = D, *in = D; return b->qkv_w->data + (long)t * D * D;
-    case T_O: *out = D, *in = D; return b->proj_w->data;
-    case T_FC1: *out = v->cfg.mlp, *in = D; return b->fc1_w->data;
-    default: *out = D, *in = v->cfg.mlp; return b->fc2_w->data;
+    case T_Q: case T_K: case T_V: *out = D, *in = D; return bb_weights(bb, 0, l, SITE_QKV, NULL)->data + (long)t * D * D;
+    case T_O: *out = D, *in = D; return bb_weights(bb, 0, l, SITE_O, NULL)->data;
+    case T_FC1: *out = bb->ffn, *in = D; return bb_weights(bb, 0, l, SITE_FC1, NULL)->data;
+    default: *out = D, *in = bb->ffn; return bb_weights(bb, 0, l, SITE_FC2, NULL)->data;
     }
 }
 
-static int dsee_has(void *ctx, int layer, VitSite s) { return vt_has(((Dsee *)ctx)->targets, layer, s); }
+static int dsee_has(void *ctx, int stack, int layer, Site s) { return vt_has(((Dsee *)ctx)->targets, layer, s); }
 
 static Tensor *add_update(Dsee *L, Graph *g, int l, int t, Tensor *y, Tensor *x, int off) {
     int i = l * T_N + t;
@@ -328,7 +327,7 @@ static Tensor *add_update(Dsee *L, Graph *g, int l, int t, Tensor *y, Tensor *x,
     return y;
 }
 
-static Tensor *dsee_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tensor *W, Tensor *b,
+static Tensor *dsee_linear(void *ctx, Graph *g, int stack, int l, Site s, Tensor *x, Tensor *W, Tensor *b,
                            Tensor *residual) {
     Dsee *L = ctx;
     Tensor *y = op_linear(g, x, W, b, residual);   // fresh: the update is added in place
@@ -391,22 +390,22 @@ static void enforce(Dsee *L, int depth) {
 }
 
 // Restarts a trainable tensor at zero, optimizer state included.
-static void restart_zero(Vit *v, Tensor *t) {
-    Param *p = ps_of(&v->ps, t);
+static void restart_zero(Backbone *bb, Tensor *t) {
+    Param *p = ps_of(bb->ps, t);
     memset(t->data, 0, sizeof(float) * t->n);
     if (p && p->trainable) {
-        ps_set_trainable(&v->ps, p, 0);
-        ps_set_trainable(&v->ps, p, 1);
+        ps_set_trainable(bb->ps, p, 0);
+        ps_set_trainable(bb->ps, p, 1);
     }
 }
 
 // Folds s (B A + S) into W for every target.
-static void fold_all(Dsee *L, Vit *v) {
-    for (int l = 0; l < v->cfg.depth; l++)
+static void fold_all(Dsee *L, Backbone *bb) {
+    for (int l = 0; l < bb->stack[0].layers; l++)
         for (int t = 0; t < T_N; t++) {
             if (!L->targets[t]) continue;
             int out, in, i = l * T_N + t;
-            float *W = mat_of(v, l, t, &out, &in);
+            float *W = mat_of(bb, l, t, &out, &in);
             float *dw = update_dense(L, i);
             for (long j = 0; j < (long)out * in; j++) W[j] += dw[j];
             free(dw);
@@ -415,14 +414,14 @@ static void fold_all(Dsee *L, Vit *v) {
 
 // Unstructured magnitude pruning of the prune_on matrices: exactly round(ratio * N) weights
 // zeroed, N counted over all of them (global) or per matrix; ties go to the lower position.
-static void prune_unstructured(Dsee *L, Vit *v) {
-    int depth = v->cfg.depth;
+static void prune_unstructured(Dsee *L, Backbone *bb) {
+    int depth = bb->stack[0].layers;
     long total = 0;
     for (int l = 0; l < depth; l++)
         for (int t = 0; t < T_N; t++)
             if (L->prune_on[t]) {
                 int out, in;
-                mat_of(v, l, t, &out, &in);
+                mat_of(bb, l, t, &out, &in);
                 total += (long)out * in;
                 L->mask[l * T_N + t] = nn_malloc((size_t)out * in);
             }
@@ -434,7 +433,7 @@ static void prune_unstructured(Dsee *L, Vit *v) {
         for (int i = 0; i < depth * T_N; i++) {
             if (!L->mask[i] || (!L->global && i != gi)) continue;
             int out, in;
-            const float *W = mat_of(v, i / T_N, i % T_N, &out, &in);
+            const float *W = mat_of(bb, i / T_N, i % T_N, &out, &in);
             for (long j = 0; j < (long)out * in; j++) buf[n++] = fabsf(W[j]);
         }
         if (n == 0) continue;
@@ -444,14 +443,14 @@ static void prune_unstructured(Dsee *L, Vit *v) {
         for (int i = 0; i < depth * T_N; i++) {
             if (!L->mask[i] || (!L->global && i != gi)) continue;
             int out, in;
-            const float *W = mat_of(v, i / T_N, i % T_N, &out, &in);
+            const float *W = mat_of(bb, i / T_N, i % T_N, &out, &in);
             for (long j = 0; j < (long)out * in; j++) gt += fabsf(W[j]) > thr;
         }
         long eq = keep - gt;
         for (int i = 0; i < depth * T_N; i++) {
             if (!L->mask[i] || (!L->global && i != gi)) continue;
             int out, in;
-            float *W = mat_of(v, i / T_N, i % T_N, &out, &in);
+            float *W = mat_of(bb, i / T_N, i % T_N, &out, &in);
             for (long j = 0; j < (long)out * in; j++) {
                 float a = fabsf(W[j]);
                 int k = a > thr || (a == thr && eq-- > 0);
@@ -464,23 +463,23 @@ static void prune_unstructured(Dsee *L, Vit *v) {
     for (int i = 0; i < depth * T_N; i++) {
         if (!L->targets[i % T_N] || !L->mask[i]) continue;
         int out, in;
-        mat_of(v, i / T_N, i % T_N, &out, &in);
+        mat_of(bb, i / T_N, i % T_N, &out, &in);
         L->alive[i] = nn_malloc((size_t)(L->k > 0 ? L->k : 1));
         for (int e = 0; e < L->k; e++) L->alive[i][e] = L->mask[i][(long)L->rows[i][e] * in + L->cols[i][e]];
     }
 }
 
 // Head pruning by the update's score; call before the update is folded (scores need it).
-static void score_heads(Dsee *L, Vit *v, double *score) {
-    const VitConfig *c = &v->cfg;
+static void score_heads(Dsee *L, Backbone *bb, double *score) {
+    const Backbone *c = bb;
     int H = c->heads, hd = c->dim / H;
-    for (int l = 0; l < c->depth; l++)
+    for (int l = 0; l < c->stack[0].layers; l++)
         for (int h = 0; h < H; h++) score[l * H + h] = 0;
-    for (int l = 0; l < c->depth; l++)
+    for (int l = 0; l < c->stack[0].layers; l++)
         for (int t = T_Q; t <= T_O; t++) {
             if (!L->targets[t]) continue;
             int i = l * T_N + t, out, in;
-            mat_of(v, l, t, &out, &in);
+            mat_of(bb, l, t, &out, &in);
             float *dw = update_dense(L, i);
             for (int o = 0; o < out; o++)
                 for (int j = 0; j < in; j++) {
@@ -491,9 +490,9 @@ static void score_heads(Dsee *L, Vit *v, double *score) {
         }
 }
 
-static void prune_heads(Dsee *L, Vit *v, const double *score) {
-    const VitConfig *c = &v->cfg;
-    int H = c->heads, D = c->dim, hd = D / H, n = c->depth * H;
+static void prune_heads(Dsee *L, Backbone *bb, const double *score) {
+    const Backbone *c = bb;
+    int H = c->heads, D = c->dim, hd = D / H, n = c->stack[0].layers * H;
     int nprune = (int)lround((double)L->ratio * n);
     L->head_keep = nn_malloc((size_t)n);
     memset(L->head_keep, 1, (size_t)n);
@@ -505,16 +504,15 @@ static void prune_heads(Dsee *L, Vit *v, const double *score) {
         L->head_keep[best] = 0;
     }
     L->heads_pruned = nprune;
-    for (int l = 0; l < c->depth; l++) {
-        VitBlock *b = &v->blocks[l];
+    for (int l = 0; l < c->stack[0].layers; l++) {
         for (int h = 0; h < H; h++) {
             if (L->head_keep[l * H + h]) continue;
             for (int t = 0; t < 3; t++)
                 for (int o = t * D + h * hd; o < t * D + (h + 1) * hd; o++) {
-                    memset(b->qkv_w->data + (long)o * D, 0, sizeof(float) * D);
-                    b->qkv_b->data[o] = 0;
+                    memset(bb_weights(bb, 0, l, SITE_QKV, NULL)->data + (long)o * D, 0, sizeof(float) * D);
+                    bb_bias(bb, 0, l, SITE_QKV)->data[o] = 0;
                 }
-            for (int o = 0; o < D; o++) memset(b->proj_w->data + (long)o * D + h * hd, 0, sizeof(float) * hd);
+            for (int o = 0; o < D; o++) memset(bb_weights(bb, 0, l, SITE_O, NULL)->data + (long)o * D + h * hd, 0, sizeof(float) * hd);
         }
         for (int t = T_Q; t <= T_O; t++) {
             if (!L->targets[t]) continue;
@@ -529,34 +527,34 @@ static void prune_heads(Dsee *L, Vit *v, const double *score) {
     }
 }
 
-static void prune_now(Dsee *L, Vit *v) {
-    int depth = v->cfg.depth;
+static void prune_now(Dsee *L, Backbone *bb) {
+    int depth = bb->stack[0].layers;
     double *score = NULL;
     if (L->prune == PRUNE_HEADS) {
-        score = nn_malloc(sizeof(double) * depth * v->cfg.heads);
-        score_heads(L, v, score);
+        score = nn_malloc(sizeof(double) * depth * bb->heads);
+        score_heads(L, bb, score);
     }
-    fold_all(L, v);
-    if (L->prune == PRUNE_UNSTRUCTURED) prune_unstructured(L, v);
-    else prune_heads(L, v, score);
+    fold_all(L, bb);
+    if (L->prune == PRUNE_UNSTRUCTURED) prune_unstructured(L, bb);
+    else prune_heads(L, bb, score);
     free(score);
     // re-tuning starts from the pruned, merged weights with a zero update
     for (int i = 0; i < depth * T_N; i++) {
         if (!L->targets[i % T_N]) continue;
-        restart_zero(v, L->B[i]);
-        if (L->k > 0) restart_zero(v, L->S[i]);
+        restart_zero(bb, L->B[i]);
+        if (L->k > 0) restart_zero(bb, L->S[i]);
     }
     L->pruned = 1;
     enforce(L, depth);
 }
 
-static int dsee_attach(Method *m, Vit *v, uint64_t seed) {
+static int dsee_attach(Method *m, Backbone *bb, uint64_t seed) {
     Dsee *L = nn_calloc(sizeof *L);
     m->state = L;
-    const VitConfig *c = &v->cfg;
+    const Backbone *c = bb;
     float alpha;
     if (method_arg_int(m, "r", 1, c->dim, &L->r) ||
-        method_arg_int(m, "sparse_k", 0, c->mlp * c->dim, &L->k) ||
+        method_arg_int(m, "sparse_k", 0, c->ffn * c->dim, &L->k) ||
         method_arg_int(m, "decomp_rank", 0, c->dim, &L->drank) ||
         method_arg_int(m, "decomp_iters", 0, 1000000, &L->diters) ||
         method_arg_float(m, "prune_ratio", -1e30, 1e30, &L->ratio) ||
@@ -599,12 +597,12 @@ static int dsee_attach(Method *m, Vit *v, uint64_t seed) {
     if (!strcmp(on, "targets")) memcpy(L->prune_on, L->targets, sizeof L->targets);
     else if (parse_list("prune_on", on, L->prune_on)) return -1;
     if (L->prune == PRUNE_HEADS && !(L->targets[T_Q] || L->targets[T_K] || L->targets[T_V] || L->targets[T_O])) {
-        nn_seterr("dsee: prune=heads scores heads by the update on q, k, v or o: no such target in '%s'",
+        nn_seterr("dsee: prune=heads scores heads by the update on q, k, bb or o: no such target in '%s'",
                   method_arg(m, "targets"));
         return -1;
     }
-    method_freeze_backbone_train_head(v);
-    int depth = c->depth, n = depth * T_N;
+    method_freeze_backbone_train_head(bb);
+    int depth = c->stack[0].layers, n = depth * T_N;
     L->A = nn_calloc(sizeof(Tensor *) * n);
     L->B = nn_calloc(sizeof(Tensor *) * n);
     L->S = nn_calloc(sizeof(Tensor *) * n);
@@ -621,22 +619,22 @@ static int dsee_attach(Method *m, Vit *v, uint64_t seed) {
         for (int t = 0; t < T_N; t++) {
             if (!L->targets[t]) continue;
             int i = l * T_N + t, out, in;
-            const float *W = mat_of(v, l, t, &out, &in);
+            const float *W = mat_of(bb, l, t, &out, &in);
             if ((long)L->k > (long)out * in) {
                 nn_seterr("dsee: sparse_k=%d exceeds the %d x %d entries of %s", L->k, out, in, g_tnames[t]);
                 return -1;
             }
             int sa[2] = {L->r, in}, sb[2] = {out, L->r}, ss[1] = {L->k};
             snprintf(nm, sizeof nm, "dsee.blocks.%d.%s.A", l, g_tnames[t]);
-            L->A[i] = method_param(v, nm, 2, sa);
+            L->A[i] = method_param(bb, nm, 2, sa);
             rng_fill_normal(&rng, L->A[i]->data, L->A[i]->n, 0, 0.02f);
             snprintf(nm, sizeof nm, "dsee.blocks.%d.%s.B", l, g_tnames[t]);
-            L->B[i] = method_param(v, nm, 2, sb);
+            L->B[i] = method_param(bb, nm, 2, sb);
             L->rows[i] = nn_calloc(sizeof(int) * (size_t)(L->k > 0 ? L->k : 1));
             L->cols[i] = nn_calloc(sizeof(int) * (size_t)(L->k > 0 ? L->k : 1));
             if (L->k == 0) continue;
             snprintf(nm, sizeof nm, "dsee.blocks.%d.%s.S", l, g_tnames[t]);
-            L->S[i] = method_param(v, nm, 1, ss);
+            L->S[i] = method_param(bb, nm, 1, ss);
             DseeDecomp d;
             // a fixed start, not the run's seed: the support is a function of W alone, so a saved
             // delta finds its sparse values' positions again in any later attach
@@ -656,7 +654,7 @@ static int dsee_attach(Method *m, Vit *v, uint64_t seed) {
 static void dsee_detach(Method *m) {
     Dsee *L = m->state;
     if (!L) return;
-    int n = m->v && L->rows ? m->v->cfg.depth * T_N : 0;
+    int n = m->bb && L->rows ? m->bb->stack[0].layers * T_N : 0;
     for (int i = 0; i < n; i++) {
         free(L->rows[i]), free(L->cols[i]), free(L->alive[i]), free(L->mask[i]);
         free(L->brow_dead[i]), free(L->acol_dead[i]);
@@ -667,28 +665,28 @@ static void dsee_detach(Method *m) {
     m->state = NULL;
 }
 
-static double dsee_macs(const Method *m, const VitConfig *c) {
+static double dsee_macs(const Method *m, const Backbone *c) {
     const Dsee *L = m->state;
-    double T = vit_tokens(c), macs = 0;
+    double T = c->stack[0].tokens, macs = 0;
     for (int t = 0; t < T_N; t++) {
         if (!L->targets[t]) continue;
-        double in = t == T_FC2 ? c->mlp : c->dim, out = t == T_FC1 ? c->mlp : c->dim;
+        double in = t == T_FC2 ? c->ffn : c->dim, out = t == T_FC1 ? c->ffn : c->dim;
         macs += T * (L->r * (in + out) + L->k);
     }
-    return macs * c->depth;
+    return macs * c->stack[0].layers;
 }
 
 // Folds the update into W; after pruning, the pruned weights are zeroed again (the masks are
 // kept) and the share of the update that this drops is measured.
-static int dsee_merge(Method *m, Vit *v) {
+static int dsee_merge(Method *m, Backbone *bb) {
     Dsee *L = m->state;
     if (L->merged) return 0;
-    int depth = v->cfg.depth;
+    int depth = bb->stack[0].layers;
     for (int l = 0; l < depth; l++)
         for (int t = 0; t < T_N; t++) {
             if (!L->targets[t]) continue;
             int out, in, i = l * T_N + t;
-            float *W = mat_of(v, l, t, &out, &in);
+            float *W = mat_of(bb, l, t, &out, &in);
             float *dw = update_dense(L, i);
             for (long j = 0; j < (long)out * in; j++) {
                 double a = (double)dw[j] * dw[j];
@@ -701,7 +699,7 @@ static int dsee_merge(Method *m, Vit *v) {
     for (int i = 0; i < depth * T_N; i++) {
         if (!L->mask[i]) continue;
         int out, in;
-        float *W = mat_of(v, i / T_N, i % T_N, &out, &in);
+        float *W = mat_of(bb, i / T_N, i % T_N, &out, &in);
         for (long j = 0; j < (long)out * in; j++)
             if (!L->mask[i][j]) W[j] = 0;
     }
@@ -718,28 +716,28 @@ static void dsee_step_begin(Method *m, Graph *g, long step, long total) {
     long re = lround((double)L->retune * total);
     if (re < 1) re = 1;
     L->prune_step = total - re;
-    if (step >= L->prune_step) prune_now(L, m->v);
+    if (step >= L->prune_step) prune_now(L, m->bb);
 }
 
 static void dsee_step_end(Method *m, long step, long total) {
     (void)step, (void)total;
     Dsee *L = m->state;
-    enforce(L, m->v->cfg.depth);
+    enforce(L, m->bb->stack[0].layers);
 }
 
-static int dsee_finalize(Method *m, Vit *v) {
+static int dsee_finalize(Method *m, Backbone *bb) {
     Dsee *L = m->state;
     if (L->prune != PRUNE_NONE && !L->pruned && !L->merged) {
         L->prune_step = L->total;   // one shot, no re-tuning
-        prune_now(L, v);
+        prune_now(L, bb);
     }
     // unstructured + final_update=branch: the pruned weights plus the unmerged update
     if (L->prune == PRUNE_UNSTRUCTURED && L->keep_branch) return 0;
-    return dsee_merge(m, v);
+    return dsee_merge(m, bb);
 }
 
-static int dsee_report(Method *m, Vit *v, const struct Dataset *test, const struct TrainOpts *o, cJSON *rec) {
-    (void)test, (void)o;
+static int dsee_report(Method *m, Backbone *bb, const MethodEval *ev, cJSON *rec) {
+    (void)ev;
     Dsee *L = m->state;
     static const char *pn[] = {"none", "unstructured", "heads"};
     cJSON *j = cJSON_AddObjectToObject(rec, "dsee");
@@ -755,10 +753,10 @@ static int dsee_report(Method *m, Vit *v, const struct Dataset *test, const stru
     }
     if (L->prune == PRUNE_UNSTRUCTURED && L->pruned) {
         long n = 0, z = 0;
-        for (int i = 0; i < v->cfg.depth * T_N; i++) {
+        for (int i = 0; i < bb->stack[0].layers * T_N; i++) {
             if (!L->mask[i]) continue;
             int out, in;
-            const float *W = mat_of(v, i / T_N, i % T_N, &out, &in);
+            const float *W = mat_of(bb, i / T_N, i % T_N, &out, &in);
             for (long q = 0; q < (long)out * in; q++) n++, z += W[q] == 0;
         }
         cJSON_AddNumberToObject(j, "pruned_weights", (double)n);
@@ -769,7 +767,7 @@ static int dsee_report(Method *m, Vit *v, const struct Dataset *test, const stru
     }
     if (L->prune == PRUNE_HEADS && L->pruned) {
         cJSON_AddNumberToObject(j, "heads_pruned", L->heads_pruned);
-        cJSON_AddNumberToObject(j, "heads_total", v->cfg.depth * v->cfg.heads);
+        cJSON_AddNumberToObject(j, "heads_total", bb->stack[0].layers * bb->heads);
     }
     cJSON_AddBoolToObject(j, "delta_reproduces_model", !L->pruned);
     return 0;
@@ -777,7 +775,7 @@ static int dsee_report(Method *m, Vit *v, const struct Dataset *test, const stru
 
 int dsee_support(const Method *m, int layer, const char *target, const int **rows, const int **cols) {
     const Dsee *L = m->state;
-    if (!L || !L->rows || layer < 0 || layer >= m->v->cfg.depth) return -1;
+    if (!L || !L->rows || layer < 0 || layer >= m->bb->stack[0].layers) return -1;
     for (int t = 0; t < T_N; t++)
         if (!strcmp(target, g_tnames[t]) && L->targets[t]) {
             *rows = L->rows[layer * T_N + t];
@@ -788,6 +786,7 @@ int dsee_support(const Method *m, int layer, const char *target, const int **row
 }
 
 const MethodDesc method_dsee = {
+    .needs = HOOK_LINEAR | NEED_CLASSIFIER,
     .name = "dsee",
     .summary = "DSEE: W + (alpha/r)(B A + S), S on a fixed support from a low-rank + sparse split of W; "
                "optional magnitude / head pruning and re-tuning (merges)",

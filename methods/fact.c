@@ -32,18 +32,18 @@ typedef struct {
 // The largest core: max(3, k) r^2 elements.
 static size_t core_max(const Fact *F) { return (size_t)(F->k > 3 ? F->k : 3) * F->r * F->r; }
 
-static int fact_has(void *ctx, int layer, VitSite s) {
+static int fact_has(void *ctx, int stack, int layer, Site s) {
     (void)ctx;
-    return layer >= 0 && (s == SITE_QKV || s == SITE_PROJ || s == SITE_FC1 || s == SITE_FC2);
+    return layer >= 0 && (s == SITE_QKV || s == SITE_O || s == SITE_FC1 || s == SITE_FC2);
 }
 
 // ---------------------------------------------------------------- TK cores
 // A site's slices are P's columns [c0, c0 + nc) of its layer, base = layer (4 + 2k):
 // q, k, v | o | fc1 (k) | fc2 (k), the order in which the public code walks its modules.
-static void tk_cols(const Fact *F, VitSite s, int *c0, int *nc) {
+static void tk_cols(const Fact *F, Site s, int *c0, int *nc) {
     switch (s) {
     case SITE_QKV: *c0 = 0, *nc = 3; break;
-    case SITE_PROJ: *c0 = 3, *nc = 1; break;
+    case SITE_O: *c0 = 3, *nc = 1; break;
     case SITE_FC1: *c0 = 4, *nc = F->k; break;
     default: *c0 = 4 + F->k, *nc = F->k; break;
     }
@@ -53,7 +53,7 @@ static void tk_cols(const Fact *F, VitSite s, int *c0, int *nc) {
 // C[a][b][c] P[c][m]. The public code multiplies t @ Sigma (so W[b][a] = Sigma[a][b]), and for
 // the MLP reshapes Sigma[:, :, 0:k] (r, r, k) to (r, k r), interleaving b and m: j = b k + m.
 // Returns the element count; idx[e] indexes Fm for weight element e; rows, cols: W's shape.
-static int tk_index(const Fact *F, VitSite s, int *idx, int *rows, int *cols) {
+static int tk_index(const Fact *F, Site s, int *idx, int *rows, int *cols) {
     int r = F->r, k = F->k, rr = r * r, e = 0;
     switch (s) {
     case SITE_QKV:
@@ -62,7 +62,7 @@ static int tk_index(const Fact *F, VitSite s, int *idx, int *rows, int *cols) {
             for (int b = 0; b < r; b++)
                 for (int a = 0; a < r; a++) idx[e++] = sl * rr + a * r + b;
         break;
-    case SITE_PROJ:
+    case SITE_O:
         *rows = r, *cols = r;
         for (int b = 0; b < r; b++)
             for (int a = 0; a < r; a++) idx[e++] = a * r + b;
@@ -82,8 +82,8 @@ static int tk_index(const Fact *F, VitSite s, int *idx, int *rows, int *cols) {
 }
 
 // The site's core as a graph tensor (gradients flow to the parameters).
-static Tensor *core(Fact *F, Graph *g, int l, VitSite s) {
-    if (!F->tk) return s == SITE_QKV ? F->qkv[l] : s == SITE_PROJ ? F->o[l] : s == SITE_FC1 ? F->fc1[l] : F->fc2[l];
+static Tensor *core(Fact *F, Graph *g, int l, Site s) {
+    if (!F->tk) return s == SITE_QKV ? F->qkv[l] : s == SITE_O ? F->o[l] : s == SITE_FC1 ? F->fc1[l] : F->fc2[l];
     int r = F->r, c0, nc, rows, cols;
     tk_cols(F, s, &c0, &nc);
     int base = l * (4 + 2 * F->k) + c0;
@@ -104,10 +104,10 @@ static Tensor *core(Fact *F, Graph *g, int l, VitSite s) {
 }
 
 // The same core on the CPU, for merge: out (rows, cols).
-static void core_cpu(const Fact *F, int l, VitSite s, float *out) {
+static void core_cpu(const Fact *F, int l, Site s, float *out) {
     int r = F->r, c0, nc, rows, cols;
     if (!F->tk) {
-        const Tensor *t = s == SITE_QKV ? F->qkv[l] : s == SITE_PROJ ? F->o[l] : s == SITE_FC1 ? F->fc1[l] : F->fc2[l];
+        const Tensor *t = s == SITE_QKV ? F->qkv[l] : s == SITE_O ? F->o[l] : s == SITE_FC1 ? F->fc1[l] : F->fc2[l];
         memcpy(out, t->data, sizeof(float) * t->n);
         return;
     }
@@ -138,7 +138,7 @@ static Tensor *up_add(Fact *F, Graph *g, Tensor *t, Tensor *y) {
     return graph_view(g, z, y->ndim, y->shape);
 }
 
-static Tensor *fact_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tensor *W, Tensor *b, Tensor *residual) {
+static Tensor *fact_linear(void *ctx, Graph *g, int stack, int l, Site s, Tensor *x, Tensor *W, Tensor *b, Tensor *residual) {
     Fact *F = ctx;
     Tensor *y = op_linear(g, x, W, b, residual);
     Tensor *S = core(F, g, l, s);
@@ -153,8 +153,8 @@ static Tensor *fact_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Ten
 }
 
 // ---------------------------------------------------------------- attach
-static int fact_attach(Method *m, Vit *v, uint64_t seed, int tk) {
-    const VitConfig *c = &v->cfg;
+static int fact_attach(Method *m, Backbone *bb, uint64_t seed, int tk) {
+    const Backbone *c = bb;
     const char *nm = tk ? "fact_tk" : "fact_tt";
     int r;
     float s, drop;
@@ -166,38 +166,38 @@ static int fact_attach(Method *m, Vit *v, uint64_t seed, int tk) {
         nn_seterr("%s: dropout=%g must be in [0, 1)", nm, drop);
         return -1;
     }
-    if (c->mlp % c->dim) {
+    if (c->ffn % c->dim) {
         nn_seterr("%s: the MLP width %d is not a multiple of the width %d, so fc1/fc2 cannot be cut into d x d "
-                  "slices", nm, c->mlp, c->dim);
+                  "slices", nm, c->ffn, c->dim);
         return -1;
     }
     Fact *F = nn_calloc(sizeof *F);
     m->state = F;
-    *F = (Fact){.tk = tk, .r = r, .k = c->mlp / c->dim, .depth = c->depth, .D = c->dim, .M = c->mlp, .s = s,
+    *F = (Fact){.tk = tk, .r = r, .k = c->ffn / c->dim, .depth = c->stack[0].layers, .D = c->dim, .M = c->ffn, .s = s,
                 .drop = drop, .name = nm};
-    F->ncol = c->depth * (4 + 2 * F->k);
-    method_freeze_backbone_train_head(v);
+    F->ncol = c->stack[0].layers * (4 + 2 * F->k);
+    method_freeze_backbone_train_head(bb);
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + (tk ? 404 : 303);
     char pn[96];
     int su[2] = {r, c->dim}, sv[2] = {c->dim, r};
     snprintf(pn, sizeof pn, "%s.u", nm);
-    F->U = method_param(v, pn, 2, su);
+    F->U = method_param(bb, pn, 2, su);
     snprintf(pn, sizeof pn, "%s.v", nm);
-    F->V = method_param(v, pn, 2, sv);   // zero: the increment starts at 0
+    F->V = method_param(bb, pn, 2, sv);   // zero: the increment starts at 0
     method_init_kaiming_uniform(F->U, c->dim, &rng);
     if (tk) {
         int sc[3] = {r, r, r}, sp[2] = {r, F->ncol};
         snprintf(pn, sizeof pn, "%s.c", nm);
-        F->C = method_param(v, pn, 3, sc);
+        F->C = method_param(bb, pn, 3, sc);
         snprintf(pn, sizeof pn, "%s.p", nm);
-        F->P = method_param(v, pn, 2, sp);
+        F->P = method_param(bb, pn, 2, sp);
         // xavier_uniform as PyTorch computes fans: C (r, r, r): fan_in = fan_out = r*r;
         // P (r, ncol): fan_in = ncol, fan_out = r
         float bc = sqrtf(6.0f / (2.0f * r * r)), bp = sqrtf(6.0f / (float)(r + F->ncol));
         rng_fill_uniform(&rng, F->C->data, F->C->n, -bc, bc);
         rng_fill_uniform(&rng, F->P->data, F->P->n, -bp, bp);
     } else {
-        int L = c->depth, k = F->k;
+        int L = c->stack[0].layers, k = F->k;
         F->qkv = nn_calloc(sizeof(Tensor *) * L);
         F->o = nn_calloc(sizeof(Tensor *) * L);
         F->fc1 = nn_calloc(sizeof(Tensor *) * L);
@@ -205,13 +205,13 @@ static int fact_attach(Method *m, Vit *v, uint64_t seed, int tk) {
         for (int l = 0; l < L; l++) {
             int s3[2] = {3 * r, r}, s1[2] = {r, r}, sf1[2] = {k * r, r}, sf2[2] = {r, k * r};
             snprintf(pn, sizeof pn, "%s.blocks.%d.qkv", nm, l);
-            F->qkv[l] = method_param(v, pn, 2, s3);
+            F->qkv[l] = method_param(bb, pn, 2, s3);
             snprintf(pn, sizeof pn, "%s.blocks.%d.o", nm, l);
-            F->o[l] = method_param(v, pn, 2, s1);
+            F->o[l] = method_param(bb, pn, 2, s1);
             snprintf(pn, sizeof pn, "%s.blocks.%d.fc1", nm, l);
-            F->fc1[l] = method_param(v, pn, 2, sf1);
+            F->fc1[l] = method_param(bb, pn, 2, sf1);
             snprintf(pn, sizeof pn, "%s.blocks.%d.fc2", nm, l);
-            F->fc2[l] = method_param(v, pn, 2, sf2);
+            F->fc2[l] = method_param(bb, pn, 2, sf2);
             // PyTorch Linear defaults: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
             method_init_kaiming_uniform(F->qkv[l], r, &rng);
             method_init_kaiming_uniform(F->o[l], r, &rng);
@@ -225,8 +225,8 @@ static int fact_attach(Method *m, Vit *v, uint64_t seed, int tk) {
     return 0;
 }
 
-static int fact_tt_attach(Method *m, Vit *v, uint64_t seed) { return fact_attach(m, v, seed, 0); }
-static int fact_tk_attach(Method *m, Vit *v, uint64_t seed) { return fact_attach(m, v, seed, 1); }
+static int fact_tt_attach(Method *m, Backbone *bb, uint64_t seed) { return fact_attach(m, bb, seed, 0); }
+static int fact_tk_attach(Method *m, Backbone *bb, uint64_t seed) { return fact_attach(m, bb, seed, 1); }
 
 static void fact_detach(Method *m) {
     Fact *F = m->state;
@@ -241,43 +241,42 @@ static void fact_detach(Method *m) {
 
 // Per token: U (d r per d-block in), core, V (r d per d-block out), at qkv, proj, fc1, fc2.
 // (TK also contracts C with P once per forward, r^3 L (4 + 2k) for the whole batch: not per image.)
-static double fact_macs(const Method *m, const VitConfig *c) {
+static double fact_macs(const Method *m, const Backbone *c) {
     const Fact *F = m->state;
-    double T = vit_tokens(c), D = c->dim, r = F->r, k = F->k;
+    double T = c->stack[0].tokens, D = c->dim, r = F->r, k = F->k;
     double qkv = D * r + 3 * r * r + 3 * r * D, proj = D * r + r * r + r * D;
     double fc1 = D * r + k * r * r + k * r * D, fc2 = k * D * r + k * r * r + r * D;
-    return T * c->depth * (qkv + proj + fc1 + fc2);
+    return T * c->stack[0].layers * (qkv + proj + fc1 + fc2);
 }
 
 // ---------------------------------------------------------------- merge
 // dW = s V Sigma U per d x d slice: G = Sigma U (rows of r), then V G into each slice.
-static int fact_merge(Method *m, Vit *v) {
+static int fact_merge(Method *m, Backbone *bb) {
     Fact *F = m->state;
     int r = F->r, k = F->k, D = F->D, M = F->M;
     const float *U = F->U->data, *V = F->V->data;
     float *S = nn_malloc(sizeof(float) * core_max(F));
     float *G = nn_malloc(sizeof(float) * (size_t)(k > 3 ? k : 3) * r * (D > M ? D : M));
     for (int l = 0; l < F->depth; l++) {
-        VitBlock *b = &v->blocks[l];
         // qkv: 3 slices
         core_cpu(F, l, SITE_QKV, S);
         nn_sgemm(0, 0, 3 * r, D, r, 1.0f, S, r, U, D, 0.0f, G, D);
         for (int sl = 0; sl < 3; sl++)
-            nn_sgemm(0, 0, D, D, r, F->s, V, r, G + (long)sl * r * D, D, 1.0f, b->qkv_w->data + (long)sl * D * D, D);
+            nn_sgemm(0, 0, D, D, r, F->s, V, r, G + (long)sl * r * D, D, 1.0f, bb_weights(bb, 0, l, SITE_QKV, NULL)->data + (long)sl * D * D, D);
         // proj
-        core_cpu(F, l, SITE_PROJ, S);
+        core_cpu(F, l, SITE_O, S);
         nn_sgemm(0, 0, r, D, r, 1.0f, S, r, U, D, 0.0f, G, D);
-        nn_sgemm(0, 0, D, D, r, F->s, V, r, G, D, 1.0f, b->proj_w->data, D);
+        nn_sgemm(0, 0, D, D, r, F->s, V, r, G, D, 1.0f, bb_weights(bb, 0, l, SITE_O, NULL)->data, D);
         // fc1: k output blocks of D rows
         core_cpu(F, l, SITE_FC1, S);
         nn_sgemm(0, 0, k * r, D, r, 1.0f, S, r, U, D, 0.0f, G, D);
         for (int q = 0; q < k; q++)
-            nn_sgemm(0, 0, D, D, r, F->s, V, r, G + (long)q * r * D, D, 1.0f, b->fc1_w->data + (long)q * D * D, D);
+            nn_sgemm(0, 0, D, D, r, F->s, V, r, G + (long)q * r * D, D, 1.0f, bb_weights(bb, 0, l, SITE_FC1, NULL)->data + (long)q * D * D, D);
         // fc2: k input blocks of D columns; H = V Sigma (D, k r), block q: H[:, q r:(q+1) r] U
         core_cpu(F, l, SITE_FC2, S);
         nn_sgemm(0, 0, D, k * r, r, 1.0f, V, r, S, k * r, 0.0f, G, k * r);
         for (int q = 0; q < k; q++)
-            nn_sgemm(0, 0, D, D, r, F->s, G + (long)q * r, k * r, U, D, 1.0f, b->fc2_w->data + (long)q * D, M);
+            nn_sgemm(0, 0, D, D, r, F->s, G + (long)q * r, k * r, U, D, 1.0f, bb_weights(bb, 0, l, SITE_FC2, NULL)->data + (long)q * D, M);
     }
     free(S);
     free(G);
@@ -286,6 +285,7 @@ static int fact_merge(Method *m, Vit *v) {
 }
 
 const MethodDesc method_fact_tt = {
+    .needs = HOOK_LINEAR | NEED_CLASSIFIER,
     .name = "fact_tt",
     .summary = "FacT-TT: shared U, V and an r x r core per weight slice, s V Sigma U",
     .args = (const MethodArg[]){{"r", "8", "rank (public configs: 8 or 16 per VTAB task; 16 gives 61,440 on ViT-B)"},
@@ -297,6 +297,7 @@ const MethodDesc method_fact_tt = {
 };
 
 const MethodDesc method_fact_tk = {
+    .needs = HOOK_LINEAR | NEED_CLASSIFIER,
     .name = "fact_tk",
     .summary = "FacT-TK: shared U, V, Tucker core C and per-slice P columns, s V (C x P) U",
     .args = (const MethodArg[]){{"r", "32", "rank (public configs: 16 or 32 per VTAB task; 32 gives 86,528 on ViT-B)"},

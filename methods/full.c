@@ -1,15 +1,16 @@
 // Full fine-tuning: every backbone parameter and the head are trained.
 #include "methods/registry.h"
 
-static int full_attach(Method *m, Vit *v, uint64_t seed) {
+static int full_attach(Method *m, Backbone *bb, uint64_t seed) {
     (void)m, (void)seed;
-    for (int i = 0; i < v->ps.n; i++) ps_set_trainable(&v->ps, v->ps.p[i], 1);
+    for (int i = 0; i < bb->ps->n; i++) ps_set_trainable(bb->ps, bb->ps->p[i], 1);
     return 0;
 }
-static double no_macs(const Method *m, const VitConfig *c) { (void)m, (void)c; return 0; }
-static int no_merge(Method *m, Vit *v) { (void)m, (void)v; return 0; }
+static double no_macs(const Method *m, const Backbone *c) { (void)m, (void)c; return 0; }
+static int no_merge(Method *m, Backbone *bb) { (void)m, (void)bb; return 0; }
 
 const MethodDesc method_full = {
+    .needs = 0,
     .name = "full", .summary = "full fine-tuning: every backbone parameter and the head",
     .args = (const MethodArg[]){{0}}, .mergeable = 1,
     .attach = full_attach, .extra_macs = no_macs, .merge = no_merge,

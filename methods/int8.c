@@ -21,13 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench/train.h"
 #include "methods/registry.h"
-#include "methods/vit_targets.h"
+#include "methods/targets.h"
 #include "nn/ops.h"
 #include "nn/quant.h"
 
-enum { Q_QKV, Q_PROJ, Q_FC1, Q_FC2, Q_N };   // = SITE_QKV .. SITE_FC2
+enum { Q_N = BL_N };   // the block linears, indexed by bl_index
 static const char *const g_qnames[Q_N] = {"qkv", "proj", "fc1", "fc2"};
 
 typedef struct {
@@ -42,17 +41,17 @@ typedef struct {
     int ncx, cbatch, ncal;   // kept images, their batch size, images calibration used
 } Int8;
 
-static int q_has(void *ctx, int layer, VitSite s) {
+static int q_has(void *ctx, int stack, int layer, Site s) {
     Int8 *Q = ctx;
-    if (layer < 0 || (int)s >= Q_N || !Q->sel[s]) return 0;
+    if (layer < 0 || bl_index(s) < 0 || !Q->sel[bl_index(s)]) return 0;
     if (Q->qat) return 1;
     if (Q->calibrating) return 1;
     return Q->calibrated->data[0] != 0.0f && !Q->float_eval;
 }
 
-static Tensor *q_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tensor *W, Tensor *b, Tensor *res) {
+static Tensor *q_linear(void *ctx, Graph *g, int stack, int l, Site s, Tensor *x, Tensor *W, Tensor *b, Tensor *res) {
     Int8 *Q = ctx;
-    float *r = Q->range[l * Q_N + s]->data;
+    float *r = Q->range[l * Q_N + bl_index(s)]->data;
     if (Q->calibrating) {
         if (Q->aq) fq_observe(r, x->data, x->n, Q->momentum);
         return op_linear(g, x, W, b, res);
@@ -102,7 +101,7 @@ static int num_arg(const Method *m, const char *key, double *out) {
     return 0;
 }
 
-static int q_attach(Method *m, Vit *v, uint64_t seed) {
+static int q_attach(Method *m, Backbone *bb, uint64_t seed) {
     (void)seed;
     Int8 *Q = nn_calloc(sizeof *Q);
     m->state = Q;
@@ -134,19 +133,19 @@ static int q_attach(Method *m, Vit *v, uint64_t seed) {
     }
     Q->momentum = (float)mom;
     Q->calib = (int)calib;
-    Q->depth = v->cfg.depth;
+    Q->depth = bb->stack[0].layers;
     // full fine-tuning: every backbone parameter and the head
-    for (int i = 0; i < v->ps.n; i++) ps_set_trainable(&v->ps, v->ps.p[i], 1);
+    for (int i = 0; i < bb->ps->n; i++) ps_set_trainable(bb->ps, bb->ps->p[i], 1);
     Q->range = nn_calloc(sizeof(Tensor *) * Q->depth * Q_N);
     char nm[128];
     for (int l = 0; l < Q->depth; l++)
         for (int t = 0; t < Q_N; t++) {
             if (!Q->sel[t]) continue;
             snprintf(nm, sizeof nm, "pet.int8.blocks.%d.%s.act_range", l, g_qnames[t]);
-            Q->range[l * Q_N + t] = ps_add(&v->ps, nm, 1, (int[]){2}, 0);
+            Q->range[l * Q_N + t] = ps_add(bb->ps, nm, 1, (int[]){2}, 0);
             fq_range_reset(Q->range[l * Q_N + t]->data);
         }
-    Q->calibrated = ps_add(&v->ps, "pet.int8.calibrated", 1, (int[]){1}, 0);
+    Q->calibrated = ps_add(bb->ps, "pet.int8.calibrated", 1, (int[]){1}, 0);
     m->sites.ctx = Q;
     m->sites.has_linear = q_has;
     m->sites.linear = q_linear;
@@ -163,13 +162,13 @@ static void q_detach(Method *m) {
 }
 
 // Fake quantization adds no multiply-adds (int8 kernels would make them cheaper, not dearer).
-static double q_macs(const Method *m, const VitConfig *c) { (void)m, (void)c; return 0; }
+static double q_macs(const Method *m, const Backbone *c) { (void)m, (void)c; return 0; }
 
 // PTQ keeps `calib` training examples for calibrating the fine-tuned model in finalize.
-static int q_prepare(Method *m, Vit *v, MethodData *d) {
+static int q_prepare(Method *m, Backbone *bb, MethodData *d) {
     Int8 *Q = m->state;
     if (Q->qat || !Q->aq) return 0;
-    int S = v->cfg.img, per = 3 * S * S, want = Q->calib < d->examples ? Q->calib : d->examples;
+    int S = bb->img, per = 3 * S * S, want = Q->calib < d->examples ? Q->calib : d->examples;
     free(Q->cx);
     Q->cx = nn_malloc(sizeof(float) * per * (want > 0 ? want : 1));
     Q->ncx = 0;
@@ -208,7 +207,7 @@ static int check_ranges(const Int8 *Q, const char *why) {
 
 // PTQ: calibrate the ranges of the fine-tuned float model, then quantize. QAT: the ranges came
 // from training; nothing to do but check.
-static int q_finalize(Method *m, Vit *v) {
+static int q_finalize(Method *m, Backbone *bb) {
     Int8 *Q = m->state;
     if (Q->qat) return check_ranges(Q, "mode=qat sets ranges during training and no training step ran; mode=ptq calibrates without training");
     if (Q->aq) {
@@ -219,7 +218,7 @@ static int q_finalize(Method *m, Vit *v) {
         for (int l = 0; l < Q->depth; l++)
             for (int t = 0; t < Q_N; t++)
                 if (Q->sel[t]) fq_range_reset(Q->range[l * Q_N + t]->data);
-        int S = v->cfg.img, per = 3 * S * S, B = Q->cbatch > 0 ? Q->cbatch : 64;
+        int S = bb->img, per = 3 * S * S, B = Q->cbatch > 0 ? Q->cbatch : 64;
         Graph *g = graph_new(0);
         graph_set_grad_enabled(g, 0);
         graph_set_training(g, 1);
@@ -228,7 +227,7 @@ static int q_finalize(Method *m, Vit *v) {
             int nb = Q->ncx - b0 < B ? Q->ncx - b0 : B;
             Tensor *x = graph_tensor(g, 4, (int[]){nb, 3, S, S});
             memcpy(x->data, Q->cx + (long)b0 * per, sizeof(float) * x->n);
-            vit_forward(v, g, x, &m->sites);
+            bb->ops->logits(bb, g, x, &m->sites);
             graph_reset(g);
         }
         Q->calibrating = 0;
@@ -242,19 +241,17 @@ static int q_finalize(Method *m, Vit *v) {
     return 0;
 }
 
-static int is_qweight(const Int8 *Q, const Vit *v, const Tensor *t) {
-    for (int l = 0; l < v->cfg.depth; l++) {
-        const VitBlock *b = &v->blocks[l];
-        const Tensor *w[Q_N] = {b->qkv_w, b->proj_w, b->fc1_w, b->fc2_w};
+static int is_qweight(const Int8 *Q, const Backbone *bb, const Tensor *t) {
+    for (int l = 0; l < bb->stack[0].layers; l++) {
         for (int k = 0; k < Q_N; k++)
-            if (Q->sel[k] && w[k] == t) return 1;
+            if (Q->sel[k] && bb_weights(bb, 0, l, g_bl_sites[k], NULL) == t) return 1;
     }
     return 0;
 }
 
 // Stored sizes: quantized weights 1 byte each + a float scale per tensor, every activation
 // quantizer a float scale + a uint8 zero point, everything else float32.
-static int q_report(Method *m, Vit *v, const struct Dataset *test, const struct TrainOpts *o, cJSON *rec) {
+static int q_report(Method *m, Backbone *bb, const MethodEval *ev, cJSON *rec) {
     Int8 *Q = m->state;
     cJSON *q = cJSON_AddObjectToObject(rec, "quant");
     cJSON_AddStringToObject(q, "mode", Q->qat ? "qat" : "ptq");
@@ -266,11 +263,11 @@ static int q_report(Method *m, Vit *v, const struct Dataset *test, const struct 
     cJSON_AddStringToObject(q, "linears", method_arg(m, "linears"));
     cJSON_AddStringToObject(q, "float", "patch embedding, head, biases, layernorms");
     double fbytes = 0, qbytes = 0, nq = 0;
-    for (int i = 0; i < v->ps.n; i++) {
-        const Param *p = v->ps.p[i];
+    for (int i = 0; i < bb->ps->n; i++) {
+        const Param *p = bb->ps->p[i];
         if (!strncmp(p->name, "pet.int8.", 9)) continue;
         fbytes += 4.0 * p->t.n;
-        if (Q->wq && is_qweight(Q, v, &p->t)) qbytes += p->t.n + 4.0, nq += p->t.n;
+        if (Q->wq && is_qweight(Q, bb, &p->t)) qbytes += p->t.n + 4.0, nq += p->t.n;
         else qbytes += 4.0 * p->t.n;
     }
     int nact = 0;
@@ -282,19 +279,21 @@ static int q_report(Method *m, Vit *v, const struct Dataset *test, const struct 
     cJSON_AddNumberToObject(q, "model_bytes_quantized", qbytes);
     if (!Q->qat) {
         cJSON_AddNumberToObject(q, "calibration_examples", Q->ncal);
-        if (test && o) {
-            EvalStats e;
+        if (ev) {
+            double acc;
+            long n;
             Q->float_eval = 1;
-            int rc = eval_model(v, method_sites(m), test, o, &e);
+            int rc = ev->accuracy(ev->ctx, method_sites(m), NULL, NULL, &acc, &n);
             Q->float_eval = 0;
             if (rc) return -1;
-            cJSON_AddNumberToObject(q, "float_accuracy_before_quant", e.acc);
+            cJSON_AddNumberToObject(q, "float_accuracy_before_quant", acc);
         }
     }
     return 0;
 }
 
 const MethodDesc method_int8 = {
+    .needs = HOOK_LINEAR | NEED_CLASSIFIER,
     .name = "int8",
     .summary = "8-bit: full fine-tuning with int8 fake-quantized block linears (qat) or quantized after (ptq)",
     .args = (const MethodArg[]){{"mode", "qat", "qat (quantization-aware fine-tuning) | ptq (quantize after float fine-tuning)"},

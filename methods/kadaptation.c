@@ -36,7 +36,7 @@ typedef struct {
     Tensor **bias;               // [layer] (D)
 } Kad;
 
-static int kad_has(void *ctx, int layer, VitSite s) {
+static int kad_has(void *ctx, int stack, int layer, Site s) {
     (void)ctx;
     return layer >= 0 && s == SITE_QKV;
 }
@@ -47,7 +47,7 @@ static Tensor *kron_rows(Graph *g, Tensor *a, Tensor *b, int n, int m) {
     return graph_view(g, op_matmul(g, graph_view(g, a, 3, sa), graph_view(g, b, 3, sb), 0, 0), 2, so);
 }
 
-static Tensor *kad_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tensor *W, Tensor *b, Tensor *residual) {
+static Tensor *kad_linear(void *ctx, Graph *g, int stack, int l, Site s, Tensor *x, Tensor *W, Tensor *b, Tensor *residual) {
     (void)s;
     Kad *K = ctx;
     Tensor *y = op_linear(g, x, W, b, residual);
@@ -71,8 +71,8 @@ static Tensor *kad_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tens
     return y;
 }
 
-static int kad_attach(Method *m, Vit *v, uint64_t seed) {
-    const VitConfig *c = &v->cfg;
+static int kad_attach(Method *m, Backbone *bb, uint64_t seed) {
+    const Backbone *c = bb;
     int n;
     float s, drop;
     if (method_arg_int(m, "n", 1, c->dim, &n) || method_arg_float(m, "scale", -1e30, 1e30, &s) ||
@@ -89,34 +89,34 @@ static int kad_attach(Method *m, Vit *v, uint64_t seed) {
     }
     Kad *K = nn_calloc(sizeof *K);
     m->state = K;
-    *K = (Kad){.n = n, .m = c->dim / n, .depth = c->depth, .D = c->dim, .s = s, .drop = drop};
-    method_freeze_backbone_train_head(v);
+    *K = (Kad){.n = n, .m = c->dim / n, .depth = c->stack[0].layers, .D = c->dim, .s = s, .drop = drop};
+    method_freeze_backbone_train_head(bb);
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 505;
     char pn[96];
     int sa[2] = {n, n}, sbm[2] = {n, K->m};
     for (int t = 0; t < T_N; t++) {
         snprintf(pn, sizeof pn, "kadaptation.%s.a_left", g_tn[t]);
-        K->aL[t] = method_param(v, pn, 2, sa);
+        K->aL[t] = method_param(bb, pn, 2, sa);
         snprintf(pn, sizeof pn, "kadaptation.%s.a_right", g_tn[t]);
-        K->aR[t] = method_param(v, pn, 2, sa);
+        K->aR[t] = method_param(bb, pn, 2, sa);
         rng_fill_uniform(&rng, K->aL[t]->data, K->aL[t]->n, -0.01f, 0.01f);
         rng_fill_uniform(&rng, K->aR[t]->data, K->aR[t]->n, -0.01f, 0.01f);
     }
-    K->bL = nn_calloc(sizeof(Tensor *) * c->depth * T_N);
-    K->bR = nn_calloc(sizeof(Tensor *) * c->depth * T_N);
-    K->bias = nn_calloc(sizeof(Tensor *) * c->depth);
+    K->bL = nn_calloc(sizeof(Tensor *) * c->stack[0].layers * T_N);
+    K->bR = nn_calloc(sizeof(Tensor *) * c->stack[0].layers * T_N);
+    K->bias = nn_calloc(sizeof(Tensor *) * c->stack[0].layers);
     // glorot_uniform(gain sqrt 2) of one (m, 1) factor: fan_in 1, fan_out m
     float bu = sqrtf(2.0f) * sqrtf(6.0f / (1.0f + K->m));
-    for (int l = 0; l < c->depth; l++) {
+    for (int l = 0; l < c->stack[0].layers; l++) {
         for (int t = 0; t < T_N; t++) {
             snprintf(pn, sizeof pn, "kadaptation.blocks.%d.%s.b_left", l, g_tn[t]);
-            K->bL[l * T_N + t] = method_param(v, pn, 2, sbm);
+            K->bL[l * T_N + t] = method_param(bb, pn, 2, sbm);
             snprintf(pn, sizeof pn, "kadaptation.blocks.%d.%s.b_right", l, g_tn[t]);
-            K->bR[l * T_N + t] = method_param(v, pn, 2, sbm);   // zero: the increment starts at 0
+            K->bR[l * T_N + t] = method_param(bb, pn, 2, sbm);   // zero: the increment starts at 0
             rng_fill_uniform(&rng, K->bL[l * T_N + t]->data, K->bL[l * T_N + t]->n, -bu, bu);
         }
         snprintf(pn, sizeof pn, "kadaptation.blocks.%d.bias", l);
-        K->bias[l] = method_param(v, pn, 1, &c->dim);
+        K->bias[l] = method_param(bb, pn, 1, &c->dim);
     }
     m->sites.ctx = K;
     m->sites.has_linear = kad_has;
@@ -135,18 +135,17 @@ static void kad_detach(Method *m) {
 }
 
 // Inference (factored path) per token and target: down n d, up n d, bias add d.
-static double kad_macs(const Method *m, const VitConfig *c) {
+static double kad_macs(const Method *m, const Backbone *c) {
     const Kad *K = m->state;
-    return (double)vit_tokens(c) * c->depth * T_N * (2.0 * K->n * c->dim + c->dim);
+    return (double)c->stack[0].tokens * c->stack[0].layers * T_N * (2.0 * K->n * c->dim + c->dim);
 }
 
 // dW (out, in) = s Q^T P into the q and v rows of qkv; the bias into both bias ranges.
-static int kad_merge(Method *m, Vit *v) {
+static int kad_merge(Method *m, Backbone *bb) {
     Kad *K = m->state;
     int n = K->n, mm = K->m, D = K->D;
     float *P = nn_malloc(sizeof(float) * (size_t)n * D), *Q = nn_malloc(sizeof(float) * (size_t)n * D);
     for (int l = 0; l < K->depth; l++) {
-        VitBlock *b = &v->blocks[l];
         for (int t = 0; t < T_N; t++) {
             const float *aL = K->aL[t]->data, *aR = K->aR[t]->data;
             const float *u = K->bL[l * T_N + t]->data, *w = K->bR[l * T_N + t]->data;
@@ -157,8 +156,8 @@ static int kad_merge(Method *m, Vit *v) {
                         Q[(long)i * D + a * mm + k] = aR[i * n + a] * w[i * mm + k];
                     }
             int off = t == T_Q ? 0 : 2 * D;
-            nn_sgemm(1, 0, D, D, n, K->s, Q, D, P, D, 1.0f, b->qkv_w->data + (long)off * D, D);
-            for (int o = 0; o < D; o++) b->qkv_b->data[off + o] += K->bias[l]->data[o];
+            nn_sgemm(1, 0, D, D, n, K->s, Q, D, P, D, 1.0f, bb_weights(bb, 0, l, SITE_QKV, NULL)->data + (long)off * D, D);
+            for (int o = 0; o < D; o++) bb_bias(bb, 0, l, SITE_QKV)->data[off + o] += K->bias[l]->data[o];
         }
     }
     free(P);
@@ -168,6 +167,7 @@ static int kad_merge(Method *m, Vit *v) {
 }
 
 const MethodDesc method_kadaptation = {
+    .needs = HOOK_LINEAR | NEED_CLASSIFIER,
     .name = "kadaptation",
     .summary = "KAdaptation: sum of Kronecker products A_i (x) B_i on q and v, shared A, rank-1 factors",
     .args = (const MethodArg[]){{"n", "32", "Kronecker factors; A_i n x n, B_i d/n x d/n (public code: 32)"},

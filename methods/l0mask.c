@@ -35,15 +35,13 @@
 
 #include <math.h>
 
-#include "bench/train.h"
-#include "loaders/batch.h"
 #include "methods/adapter_util.h"
 #include "methods/registry.h"
-#include "methods/vit_targets.h"
+#include "methods/targets.h"
 #include "nn/ops.h"
 #include "nn/ops_l0.h"
 
-#define NT 4   // SITE_QKV, SITE_PROJ, SITE_FC1, SITE_FC2
+#define NT BL_N   // qkv, proj, fc1, fc2 (bl_index)
 static const char *const g_sites[NT] = {"qkv", "proj", "fc1", "fc2"};
 
 typedef struct {
@@ -59,9 +57,9 @@ typedef struct {
     long adv_cap;
 } L0;
 
-void pgd_linf(Vit *v, const VitSites *st, Graph *work, const Tensor *x, const int *y, float eps, int steps,
+void pgd_linf(Backbone *bb, const Sites *st, Graph *work, const Tensor *x, const int *y, float eps, int steps,
               float step_size, float *out, double *flops_fwd, double *flops_bwd) {
-    ParamStore *ps = &v->ps;
+    ParamStore *ps = bb->ps;
     unsigned char *rg = nn_malloc((size_t)ps->n + 1);
     for (int i = 0; i < ps->n; i++) rg[i] = ps->p[i]->t.requires_grad, ps->p[i]->t.requires_grad = 0;
     int tr = graph_training(work), ge = graph_grad_enabled(work);
@@ -77,7 +75,7 @@ void pgd_linf(Vit *v, const VitSites *st, Graph *work, const Tensor *x, const in
         memcpy(xi->data, out, sizeof(float) * (size_t)n);
         xi->requires_grad = 1;
         xi->keep_grad = 1;
-        Tensor *loss = op_cross_entropy(work, vit_forward(v, work, xi, st), y, 0, -1);
+        Tensor *loss = op_cross_entropy(work, bb->ops->logits(bb, work, xi, st), y, 0, -1);
         graph_backward(work, loss);
         const float *gr = xi->grad;
         if (!gr) break;   // no path from the input to the loss
@@ -95,14 +93,15 @@ void pgd_linf(Vit *v, const VitSites *st, Graph *work, const Tensor *x, const in
     free(rg);
 }
 
-static int l0_has(void *ctx, int layer, VitSite s) {
+static int l0_has(void *ctx, int stack, int layer, Site s) {
     L0 *M = ctx;
-    return !M->merged && layer >= 0 && (int)s < NT && M->targets[s];
+    int t = bl_index(s);
+    return !M->merged && layer >= 0 && t >= 0 && M->targets[t];
 }
 
-static Tensor *l0_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tensor *W, Tensor *b, Tensor *res) {
+static Tensor *l0_linear(void *ctx, Graph *g, int stack, int l, Site s, Tensor *x, Tensor *W, Tensor *b, Tensor *res) {
     L0 *M = ctx;
-    Tensor *la = M->la[l * NT + s], *z;
+    Tensor *la = M->la[l * NT + bl_index(s)], *z;
     if (graph_training(g)) {
         float *u = graph_scratch(g, (size_t)la->n);
         uint64_t *r = graph_rng(g);
@@ -130,12 +129,11 @@ static int parse_targets(const char *s, int *targets) {
     return 0;
 }
 
-static Tensor *block_weight(Vit *v, int l, int t) {
-    VitBlock *b = &v->blocks[l];
-    return t == 0 ? b->qkv_w : t == 1 ? b->proj_w : t == 2 ? b->fc1_w : b->fc2_w;
+static Tensor *block_weight(Backbone *bb, int l, int t) {
+    return bb_weights(bb, 0, l, g_bl_sites[t], NULL);
 }
 
-static int l0_attach(Method *m, Vit *v, uint64_t seed) {
+static int l0_attach(Method *m, Backbone *bb, uint64_t seed) {
     L0 *M = nn_calloc(sizeof *M);
     m->state = M;
     if (parse_targets(method_arg(m, "targets"), M->targets) || ada_arg_float(m, "init", -1e3f, 1e3f, &M->init) ||
@@ -151,24 +149,24 @@ static int l0_attach(Method *m, Vit *v, uint64_t seed) {
     }
     if (M->step_size == 0) M->step_size = 2.5f * M->eps / M->steps;
     M->hc = hc_default();
-    method_freeze_backbone_train_head(v);
-    const VitConfig *c = &v->cfg;
-    M->depth = c->depth;
-    M->la = nn_calloc(sizeof(Tensor *) * c->depth * NT);
-    M->W = nn_calloc(sizeof(Tensor *) * c->depth * NT);
-    M->list = nn_calloc(sizeof(Tensor *) * c->depth * NT);
+    method_freeze_backbone_train_head(bb);
+    const Backbone *c = bb;
+    M->depth = c->stack[0].layers;
+    M->la = nn_calloc(sizeof(Tensor *) * c->stack[0].layers * NT);
+    M->W = nn_calloc(sizeof(Tensor *) * c->stack[0].layers * NT);
+    M->list = nn_calloc(sizeof(Tensor *) * c->stack[0].layers * NT);
     char nm[128];
-    for (int l = 0; l < c->depth; l++)
+    for (int l = 0; l < c->stack[0].layers; l++)
         for (int t = 0; t < NT; t++) {
             if (!M->targets[t]) continue;
-            Tensor *W = block_weight(v, l, t);
+            Tensor *W = block_weight(bb, l, t);
             snprintf(nm, sizeof nm, "l0mask.blocks.%d.%s.log_alpha", l, g_sites[t]);
-            Tensor *la = method_param(v, nm, W->ndim, W->shape);
+            Tensor *la = method_param(bb, nm, W->ndim, W->shape);
             for (long i = 0; i < la->n; i++) la->data[i] = M->init;
             M->la[l * NT + t] = la;
             M->W[l * NT + t] = W;
             M->list[M->nla++] = la;
-            if (M->train_weights) ps_set_trainable(&v->ps, ps_of(&v->ps, W), 1);
+            if (M->train_weights) ps_set_trainable(bb->ps, ps_of(bb->ps, W), 1);
         }
     m->sites.ctx = M;
     m->sites.has_linear = l0_has;
@@ -221,7 +219,7 @@ static Tensor *l0_train_input(Method *m, Graph *g, Tensor *img, const int *y) {
         M->adv_cap = img->n;
     }
     double ff = 0, fb = 0;
-    pgd_linf(m->v, method_sites(m), work_graph(M), img, y, M->eps, M->steps, M->step_size, M->adv_buf, &ff, &fb);
+    pgd_linf(m->bb, method_sites(m), work_graph(M), img, y, M->eps, M->steps, M->step_size, M->adv_buf, &ff, &fb);
     graph_add_flops(g, ff, fb);
     Tensor *xa = graph_tensor(g, img->ndim, img->shape);
     memcpy(xa->data, M->adv_buf, sizeof(float) * (size_t)img->n);
@@ -245,7 +243,7 @@ static long ticket_kept(const L0 *M, long *total) {
 }
 
 // W *= ticket, log_alpha := +-10 (evaluation gate exactly the ticket), sites emptied.
-static int l0_merge(Method *m, Vit *v) {
+static int l0_merge(Method *m, Backbone *bb) {
     L0 *M = m->state;
     for (int i = 0; i < M->depth * NT; i++) {
         Tensor *la = M->la[i], *W = M->W[i];
@@ -263,7 +261,21 @@ static int l0_merge(Method *m, Vit *v) {
     return 0;
 }
 
-static int l0_report(Method *m, Vit *v, const struct Dataset *test, const struct TrainOpts *o, cJSON *rec) {
+// The report's attack: PGD against the model as it is evaluated.
+typedef struct {
+    L0 *M;
+    Backbone *bb;
+    const Sites *st;
+} L0Attack;
+static int l0_perturb(void *pctx, Graph *g, const Tensor *x, const int *y, float *out) {
+    (void)g;
+    L0Attack *A = pctx;
+    L0 *M = A->M;
+    pgd_linf(A->bb, A->st, work_graph(M), x, y, M->eps, M->steps, M->step_size, out, NULL, NULL);
+    return 0;
+}
+
+static int l0_report(Method *m, Backbone *bb, const MethodEval *ev, cJSON *rec) {
     L0 *M = m->state;
     long total, kept = ticket_kept(M, &total);
     cJSON *j = cJSON_AddObjectToObject(rec, "l0mask");
@@ -271,35 +283,11 @@ static int l0_report(Method *m, Vit *v, const struct Dataset *test, const struct
     cJSON_AddNumberToObject(j, "total", (double)total);
     cJSON_AddNumberToObject(j, "sparsity", total ? 1.0 - (double)kept / total : 0);
     cJSON_AddStringToObject(j, "final_mask", "binary ticket: evaluation gate > 0.5, multiplied into the weights");
-    if (!M->adv && !M->robust_eval) return 0;
-    BatchOpts bo;
-    if (train_batch_opts(v, o, 0, &bo)) return -1;
-    BatchIter *it = bi_new(test, &bo);
-    if (!it) return -1;
-    bi_reset_epoch(it, 0);
-    int S = v->cfg.img, B = o->batch, nvalid, got, *y = nn_malloc(sizeof(int) * (size_t)B);
-    float *x = nn_malloc(sizeof(float) * (size_t)B * 3 * S * S), *xa = nn_malloc(sizeof(float) * (size_t)B * 3 * S * S);
-    Graph *g = work_graph(M);
-    const VitSites *st = method_sites(m);
-    long correct = 0, n = 0;
-    while ((got = bi_next(it, x, y, &nvalid)) > 0) {
-        Tensor xt = {0};
-        xt.data = x, xt.ndim = 4, xt.shape[0] = nvalid, xt.shape[1] = 3, xt.shape[2] = xt.shape[3] = S;
-        xt.n = (long)nvalid * 3 * S * S;
-        pgd_linf(v, st, g, &xt, y, M->eps, M->steps, M->step_size, xa, NULL, NULL);
-        graph_reset(g);
-        graph_set_grad_enabled(g, 0);
-        graph_set_training(g, 0);
-        Tensor *t = graph_tensor(g, 4, xt.shape);
-        memcpy(t->data, xa, sizeof(float) * (size_t)t->n);
-        correct += count_correct(vit_forward(v, g, t, st), y, nvalid);
-        n += nvalid;
-        graph_reset(g);
-        graph_set_grad_enabled(g, 1);
-    }
-    bi_free(it);
-    free(x), free(xa), free(y);
-    if (got < 0) return -1;
+    if ((!M->adv && !M->robust_eval) || !ev) return 0;
+    L0Attack A = {M, bb, method_sites(m)};
+    double acc;
+    long n;
+    if (ev->accuracy(ev->ctx, A.st, l0_perturb, &A, &acc, &n)) return -1;
     cJSON *r = cJSON_AddObjectToObject(rec, "robust");
     cJSON_AddStringToObject(r, "attack", "pgd-linf");
     double eps = strtod(method_arg(m, "eps"), NULL), ss = strtod(method_arg(m, "step_size"), NULL);
@@ -308,13 +296,14 @@ static int l0_report(Method *m, Vit *v, const struct Dataset *test, const struct
     cJSON_AddNumberToObject(r, "step_size", ss > 0 ? ss : 2.5 * eps / M->steps);
     cJSON_AddStringToObject(r, "space", "normalised network input");
     cJSON_AddNumberToObject(r, "examples", (double)n);
-    cJSON_AddNumberToObject(r, "accuracy", n ? (double)correct / n : 0);
+    cJSON_AddNumberToObject(r, "accuracy", acc);
     return 0;
 }
 
-static double l0_macs(const Method *m, const VitConfig *c) { return 0; }   // W * z is per step, not per image
+static double l0_macs(const Method *m, const Backbone *c) { return 0; }   // W * z is per step, not per image
 
 const MethodDesc method_l0mask = {
+    .needs = HOOK_LINEAR | NEED_CLASSIFIER,
     .name = "l0mask",
     .summary = "Hard-concrete L0 masks on pretrained weights, optionally adversarial (robust tickets)",
     .args = (const MethodArg[]){{"targets", "qkv+proj+fc1+fc2", "masked block linears among qkv, proj, fc1, fc2, joined by '+'"},

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "methods/registry.h"
-#include "methods/vit_targets.h"
+#include "methods/targets.h"
 #include "nn/ops.h"
 
 typedef struct {
@@ -17,10 +17,10 @@ typedef struct {
     Tensor **A, **B;   // [layer * T_N + t]; noah: index T_Q holds the shared qkv pair
 } Lora;
 
-static int lora_has(void *ctx, int layer, VitSite s) { return vt_has(((Lora *)ctx)->targets, layer, s); }
+static int lora_has(void *ctx, int stack, int layer, Site s) { return vt_has(((Lora *)ctx)->targets, layer, s); }
 
 
-static Tensor *lora_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tensor *W, Tensor *b,
+static Tensor *lora_linear(void *ctx, Graph *g, int stack, int l, Site s, Tensor *x, Tensor *W, Tensor *b,
                            Tensor *residual) {
     Lora *L = ctx;
     Tensor *y = op_linear(g, x, W, b, residual);
@@ -46,7 +46,7 @@ static int parse_targets(const char *s, int *targets, int *any) {
     return 0;
 }
 
-static int lora_attach(Method *m, Vit *v, uint64_t seed) {
+static int lora_attach(Method *m, Backbone *bb, uint64_t seed) {
     Lora *L = nn_calloc(sizeof *L);
     m->state = L;
     float alpha;
@@ -65,17 +65,17 @@ static int lora_attach(Method *m, Vit *v, uint64_t seed) {
         nn_seterr("lora: no targets");
         return -1;
     }
-    const VitConfig *c = &v->cfg;
-    int depth = c->depth, D = c->dim;
+    const Backbone *c = bb;
+    int depth = c->stack[0].layers, D = c->dim;
     // the parameters, in closed form, before anything is allocated: r (in + out) per target
     double per_layer = 0;
     for (int t = 0; t < T_N; t++)
         if (L->targets[t] && !(L->noah && t != T_Q))
-            per_layer += (double)L->r * ((t == T_FC2 ? c->mlp : D) + (L->noah ? 3 * D : t == T_FC1 ? c->mlp : D));
+            per_layer += (double)L->r * ((t == T_FC2 ? c->ffn : D) + (L->noah ? 3 * D : t == T_FC1 ? c->ffn : D));
     if (method_check_size(m, per_layer * depth)) return -1;
     // a rank above the width adds parameters but no expressiveness (rank(BA) <= width)
     if (method_arg_int(m, "r", 1, D, &L->r)) return -1;
-    method_freeze_backbone_train_head(v);
+    method_freeze_backbone_train_head(bb);
     L->A = nn_calloc(sizeof(Tensor *) * depth * T_N);
     L->B = nn_calloc(sizeof(Tensor *) * depth * T_N);
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 101;
@@ -83,13 +83,13 @@ static int lora_attach(Method *m, Vit *v, uint64_t seed) {
     for (int l = 0; l < depth; l++)
         for (int t = 0; t < T_N; t++) {
             if (!L->targets[t] || (L->noah && t != T_Q)) continue;
-            int in = t == T_FC2 ? c->mlp : D;
-            int out = L->noah ? 3 * D : t == T_FC1 ? c->mlp : D;
+            int in = t == T_FC2 ? c->ffn : D;
+            int out = L->noah ? 3 * D : t == T_FC1 ? c->ffn : D;
             int sa[2] = {L->r, in}, sb[2] = {out, L->r};
             snprintf(nm, sizeof nm, "lora.blocks.%d.%s.A", l, L->noah ? "qkv" : g_tnames[t]);
-            L->A[l * T_N + t] = method_param(v, nm, 2, sa);
+            L->A[l * T_N + t] = method_param(bb, nm, 2, sa);
             snprintf(nm, sizeof nm, "lora.blocks.%d.%s.B", l, L->noah ? "qkv" : g_tnames[t]);
-            L->B[l * T_N + t] = method_param(v, nm, 2, sb);
+            L->B[l * T_N + t] = method_param(bb, nm, 2, sb);
             method_init_kaiming_uniform(L->A[l * T_N + t], in, &rng);
         }
     m->sites.ctx = L;
@@ -107,15 +107,15 @@ static void lora_detach(Method *m) {
     m->state = NULL;
 }
 
-static double lora_macs(const Method *m, const VitConfig *c) {
+static double lora_macs(const Method *m, const Backbone *c) {
     const Lora *L = m->state;
-    double T = vit_tokens(c), macs = 0;
+    double T = c->stack[0].tokens, macs = 0;
     for (int t = 0; t < T_N; t++) {
         if (!L->targets[t] || (L->noah && t != T_Q)) continue;
-        double in = t == T_FC2 ? c->mlp : c->dim, out = L->noah ? 3.0 * c->dim : t == T_FC1 ? c->mlp : c->dim;
+        double in = t == T_FC2 ? c->ffn : c->dim, out = L->noah ? 3.0 * c->dim : t == T_FC1 ? c->ffn : c->dim;
         macs += T * L->r * (in + out);
     }
-    return macs * c->depth;
+    return macs * c->stack[0].layers;
 }
 
 // W[rows off..off+out) += scale * B A
@@ -129,27 +129,27 @@ static void fold(Tensor *W, int off, const Tensor *A, const Tensor *B, float sca
         }
 }
 
-static int lora_merge(Method *m, Vit *v) {
+static int lora_merge(Method *m, Backbone *bb) {
     Lora *L = m->state;
-    int D = v->cfg.dim;
-    for (int l = 0; l < v->cfg.depth; l++) {
-        VitBlock *b = &v->blocks[l];
+    int D = bb->dim;
+    for (int l = 0; l < bb->stack[0].layers; l++) {
         Tensor **A = L->A + l * T_N, **B = L->B + l * T_N;
         if (L->noah) {
-            fold(b->qkv_w, 0, A[T_Q], B[T_Q], 1.0f);
+            fold(bb_weights(bb, 0, l, SITE_QKV, NULL), 0, A[T_Q], B[T_Q], 1.0f);
             continue;
         }
         for (int t = T_Q; t <= T_V; t++)
-            if (L->targets[t]) fold(b->qkv_w, t * D, A[t], B[t], L->scale);
-        if (L->targets[T_O]) fold(b->proj_w, 0, A[T_O], B[T_O], L->scale);
-        if (L->targets[T_FC1]) fold(b->fc1_w, 0, A[T_FC1], B[T_FC1], L->scale);
-        if (L->targets[T_FC2]) fold(b->fc2_w, 0, A[T_FC2], B[T_FC2], L->scale);
+            if (L->targets[t]) fold(bb_weights(bb, 0, l, SITE_QKV, NULL), t * D, A[t], B[t], L->scale);
+        if (L->targets[T_O]) fold(bb_weights(bb, 0, l, SITE_O, NULL), 0, A[T_O], B[T_O], L->scale);
+        if (L->targets[T_FC1]) fold(bb_weights(bb, 0, l, SITE_FC1, NULL), 0, A[T_FC1], B[T_FC1], L->scale);
+        if (L->targets[T_FC2]) fold(bb_weights(bb, 0, l, SITE_FC2, NULL), 0, A[T_FC2], B[T_FC2], L->scale);
     }
     memset(&m->sites, 0, sizeof m->sites);
     return 0;
 }
 
 const MethodDesc method_lora = {
+    .needs = HOOK_LINEAR | NEED_CLASSIFIER,
     .name = "lora",
     .summary = "LoRA: W + (alpha/r) B A on chosen projections (two thin GEMMs; merges)",
     .args = (const MethodArg[]){{"r", "8", "rank"},

@@ -54,7 +54,7 @@ enum { S_N1W, S_N1B, S_QKVW, S_QKVB, S_PROJW, S_PROJB, S_N2W, S_N2B, S_FC1W, S_F
        S_DW, S_DB, S_GATE, S_N };
 
 typedef struct {
-    Vit *v;
+    Backbone *bb;
     int r, ds, ms, heads, depth, fisher, nkeep;
     float T;
     unsigned char *keep;      // [depth]: side block l exists
@@ -70,7 +70,7 @@ typedef struct {
 // h (B, N, ds), x (B, N, d) the backbone's output of block l -> side block l's output
 static Tensor *side_block(Lst *S, Graph *g, int l, Tensor *h, Tensor *x) {
     Tensor **p = S->p + (long)l * S_N;
-    float eps = S->v->cfg.ln_eps;
+    float eps = S->bb->ln_eps;
     Tensor *d = op_linear(g, x, p[S_DW], p[S_DB], NULL);
     Tensor *a = op_gather(g, p[S_GATE], S->zeros, 1, (int[]){S->ds});
     Tensor *gk = op_sigmoid(g, op_scale(g, a, 1.0f / S->T));    // g
@@ -84,7 +84,7 @@ static Tensor *side_block(Lst *S, Graph *g, int l, Tensor *h, Tensor *x) {
     return op_gelu_linear(g, op_linear(g, n, p[S_FC1W], p[S_FC1B], NULL), p[S_FC2W], p[S_FC2B], h);
 }
 
-static Tensor *lst_tokens(void *ctx, Graph *g, int l, Tensor *x) {
+static Tensor *lst_tokens(void *ctx, Graph *g, int stack, int l, Tensor *x) {
     Lst *S = ctx;
     if (l == 0) {
         S->emb = x;   // made before block 0's arena mark: survives the block's rewind
@@ -95,7 +95,7 @@ static Tensor *lst_tokens(void *ctx, Graph *g, int l, Tensor *x) {
     return x;
 }
 
-static void lst_tap(void *ctx, Graph *g, int l, Tensor *x) {
+static void lst_tap(void *ctx, Graph *g, int stack, int l, Tensor *x) {
     Lst *S = ctx;
     graph_set_grad_enabled(g, S->grad_was);
     if (l == 0) S->h = op_linear(g, S->emb, S->ew, S->eb, NULL);
@@ -108,10 +108,10 @@ static Tensor *lst_head(void *ctx, Graph *g, Tensor *feat) {
     NN_ASSERT(S->h, "lst: head called before the side network ran");
     int B = feat->shape[0];
     Tensor *cls = graph_view(g, op_slice_tokens(g, S->h, 0, 1), 2, (int[]){B, S->ds});
-    Tensor *f = op_linear(g, op_layernorm(g, cls, S->nw, S->nb, S->v->cfg.ln_eps), S->uw, S->ub, NULL);
+    Tensor *f = op_linear(g, op_layernorm(g, cls, S->nw, S->nb, S->bb->ln_eps), S->uw, S->ub, NULL);
     S->h = S->emb = NULL;
-    if (!S->v->head_w) return f;
-    return op_linear(g, f, S->v->head_w, S->v->head_b, NULL);
+    if (!S->bb->head_w) return f;
+    return op_linear(g, f, S->bb->head_w, S->bb->head_b, NULL);
 }
 
 // ---------------------------------------------------------------- set-up
@@ -136,10 +136,10 @@ static int parse_drop(const char *s, int depth, unsigned char *keep) {
     return 0;
 }
 
-static Tensor *add_param(Vit *v, const char *name, int ndim, const int *shape) {
+static Tensor *add_param(Backbone *bb, const char *name, int ndim, const int *shape) {
     char nm[128];
     snprintf(nm, sizeof nm, "lst.%s", name);
-    return method_param(v, nm, ndim, shape);
+    return method_param(bb, nm, ndim, shape);
 }
 
 static void fill(Tensor *t, float x) {
@@ -149,9 +149,9 @@ static void fill(Tensor *t, float x) {
 // LayerNorms (1, 0), Kaiming-uniform weights, zero biases and gates.
 static void init_random(Lst *S, uint64_t seed) {
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 613;
-    Vit *v = S->v;
-    for (int i = 0; i < v->ps.n; i++) {
-        Param *p = v->ps.p[i];
+    Backbone *bb = S->bb;
+    for (int i = 0; i < bb->ps->n; i++) {
+        Param *p = bb->ps->p[i];
         if (strncmp(p->name, "pet.lst.", 8)) continue;
         const char *n = p->name;
         size_t L = strlen(n);
@@ -162,42 +162,42 @@ static void init_random(Lst *S, uint64_t seed) {
     }
 }
 
-static int lst_attach(Method *m, Vit *v, uint64_t seed) {
+static int lst_attach(Method *m, Backbone *bb, uint64_t seed) {
     static const char *inits[] = {"fisher", "random"};
     Lst *S = nn_calloc(sizeof *S);
     m->state = S;
-    S->v = v;
-    const VitConfig *c = &v->cfg;
-    S->depth = c->depth;
-    if (ada_arg_int(m, "r", 1, v->cfg.dim, &S->r) || ada_arg_float(m, "T", 1e-6f, 1e30f, &S->T) ||
-        ada_arg_int(m, "heads", 0, v->cfg.dim, &S->heads) || ada_arg_choice(m, "init", inits, 2, &S->fisher))
+    S->bb = bb;
+    const Backbone *c = bb;
+    S->depth = c->stack[0].layers;
+    if (ada_arg_int(m, "r", 1, bb->dim, &S->r) || ada_arg_float(m, "T", 1e-6f, 1e30f, &S->T) ||
+        ada_arg_int(m, "heads", 0, bb->dim, &S->heads) || ada_arg_choice(m, "init", inits, 2, &S->fisher))
         return -1;
     S->fisher = S->fisher == 0;
-    if (c->dim % S->r || c->mlp % S->r) {
+    if (c->dim % S->r || c->ffn % S->r) {
         nn_seterr("lst: r=%d must divide the backbone's width %d and MLP width %d (the side network is 1/r as "
-                  "wide)", S->r, c->dim, c->mlp);
+                  "wide)", S->r, c->dim, c->ffn);
         return -1;
     }
     S->ds = c->dim / S->r;
-    S->ms = c->mlp / S->r;
+    S->ms = c->ffn / S->r;
     if (!S->heads) S->heads = c->heads;
     if (S->ds % S->heads) {
         nn_seterr("lst: the side width %d (= %d / r) does not split into %d heads (set heads=N dividing %d)", S->ds,
                   c->dim, S->heads, S->ds);
         return -1;
     }
-    S->keep = nn_calloc((size_t)c->depth);
-    if (parse_drop(method_arg(m, "drop"), c->depth, S->keep)) return -1;
-    for (int l = 0; l < c->depth; l++) S->nkeep += S->keep[l];
+    S->keep = nn_calloc((size_t)c->stack[0].layers);
+    if (parse_drop(method_arg(m, "drop"), c->stack[0].layers, S->keep)) return -1;
+    for (int l = 0; l < c->stack[0].layers; l++) S->nkeep += S->keep[l];
     if (!S->nkeep) {
-        nn_seterr("lst: drop=%s removes every one of the %d side layers", method_arg(m, "drop"), c->depth);
+        nn_seterr("lst: drop=%s removes every one of the %d side layers", method_arg(m, "drop"), c->stack[0].layers);
         return -1;
     }
-    method_freeze_backbone_train_head(v);
+    method_freeze_backbone_train_head(bb);
     int d = c->dim, ds = S->ds, ms = S->ms;
-    S->p = nn_calloc(sizeof(Tensor *) * c->depth * S_N);
+    S->p = nn_calloc(sizeof(Tensor *) * c->stack[0].layers * S_N);
     char nm[96];
-    for (int l = 0; l < c->depth; l++) {
+    for (int l = 0; l < c->stack[0].layers; l++) {
         if (!S->keep[l]) continue;
         Tensor **p = S->p + (long)l * S_N;
         struct {
@@ -216,15 +216,15 @@ static int lst_attach(Method *m, Vit *v, uint64_t seed) {
         for (int k = 0; k < S_N; k++) {
             snprintf(nm, sizeof nm, "side.%d.%s", l, defs[k].name);
             int shp[2] = {defs[k].n0, defs[k].n1};
-            p[defs[k].k] = add_param(v, nm, defs[k].n1 ? 2 : 1, shp);
+            p[defs[k].k] = add_param(bb, nm, defs[k].n1 ? 2 : 1, shp);
         }
     }
-    S->ew = add_param(v, "embed_ladder.weight", 2, (int[]){ds, d});
-    S->eb = add_param(v, "embed_ladder.bias", 1, (int[]){ds});
-    S->nw = add_param(v, "norm.weight", 1, (int[]){ds});
-    S->nb = add_param(v, "norm.bias", 1, (int[]){ds});
-    S->uw = add_param(v, "up.weight", 2, (int[]){d, ds});
-    S->ub = add_param(v, "up.bias", 1, (int[]){d});
+    S->ew = add_param(bb, "embed_ladder.weight", 2, (int[]){ds, d});
+    S->eb = add_param(bb, "embed_ladder.bias", 1, (int[]){ds});
+    S->nw = add_param(bb, "norm.weight", 1, (int[]){ds});
+    S->nb = add_param(bb, "norm.bias", 1, (int[]){ds});
+    S->uw = add_param(bb, "up.weight", 2, (int[]){d, ds});
+    S->ub = add_param(bb, "up.bias", 1, (int[]){d});
     S->zeros = nn_calloc(sizeof(int) * ds);
     init_random(S, seed);
     m->sites.ctx = S;
@@ -246,16 +246,16 @@ static void lst_detach(Method *m) {
 
 // Per image with N tokens: ladders (K + 1) N d ds; K side blocks N (4 ds^2 + 2 ds ms) + 2 N^2 ds;
 // final norm and up-projection on the class token d ds (the head is the backbone's own cost).
-static double lst_macs(const Method *m, const VitConfig *c) {
+static double lst_macs(const Method *m, const Backbone *c) {
     const Lst *S = m->state;
-    double N = vit_tokens(c), d = c->dim, ds = S->ds, ms = S->ms, K = S->nkeep;
+    double N = c->stack[0].tokens, d = c->dim, ds = S->ds, ms = S->ms, K = S->nkeep;
     return (K + 1) * N * d * ds + K * (N * (4 * ds * ds + 2 * ds * ms) + 2 * N * N * ds) + d * ds;
 }
 
 // ---------------------------------------------------------------- Fisher-pruned initialisation
 typedef struct {
     int layer;
-    VitSite site;
+    Site site;
     Tensor *y, *mask;
 } MaskRec;
 
@@ -265,8 +265,8 @@ typedef struct {
 } FisherCtx;
 
 // y -> y * mask with mask = 1 requiring a gradient: mask's gradient is activation * its gradient.
-static Tensor *fisher_post(void *ctx, Graph *g, int l, VitSite s, Tensor *y) {
-    if (s != SITE_PATCH && s != SITE_PROJ && s != SITE_FC2 && s != SITE_QKV && s != SITE_FC1) return y;
+static Tensor *fisher_post(void *ctx, Graph *g, int stack, int l, Site s, Tensor *y) {
+    if (s != SITE_PATCH && s != SITE_O && s != SITE_FC2 && s != SITE_QKV && s != SITE_FC1) return y;
     FisherCtx *F = ctx;
     Tensor *mk = graph_tensor(g, y->ndim, y->shape);
     fill(mk, 1.0f);
@@ -326,25 +326,25 @@ static void top_per_head(const double *score, int d, int H, int ds, int per_head
     for (int h = 0; h < H; h++) top_k(score + (long)h * hd, hd, k, h * hd, out + h * k);
 }
 
-static int lst_prepare(Method *m, Vit *v, MethodData *data) {
+static int lst_prepare(Method *m, Backbone *bb, MethodData *data) {
     Lst *S = m->state;
     if (!S->fisher) return 0;
-    const VitConfig *c = &v->cfg;
-    int d = c->dim, M = c->mlp, L = c->depth, K = c->classes, ds = S->ds, ms = S->ms;
-    if (!v->head_w || K <= 0) {
+    const Backbone *c = bb;
+    int d = c->dim, M = c->ffn, L = c->stack[0].layers, K = c->classes, ds = S->ds, ms = S->ms;
+    if (!bb->head_w || K <= 0) {
         nn_seterr("lst: init=fisher scores channels through a classifier head, and the model has none "
                   "(use init=random)");
         return -1;
     }
     int zero_head = 1;
-    for (long i = 0; i < v->head_w->n && zero_head; i++) zero_head = v->head_w->data[i] == 0.0f;
-    for (long i = 0; i < v->head_b->n && zero_head; i++) zero_head = v->head_b->data[i] == 0.0f;
+    for (long i = 0; i < bb->head_w->n && zero_head; i++) zero_head = bb->head_w->data[i] == 0.0f;
+    for (long i = 0; i < bb->head_b->n && zero_head; i++) zero_head = bb->head_b->data[i] == 0.0f;
     double *res = nn_calloc(sizeof(double) * d), *mlp = nn_calloc(sizeof(double) * L * M);
     double *qk = nn_calloc(sizeof(double) * L * d), *vv = nn_calloc(sizeof(double) * L * d);
     double *csum = nn_calloc(sizeof(double) * K * d), *ccount = nn_calloc(sizeof(double) * K);
     int *y = nn_malloc(sizeof(int) * (data->batch > 0 ? data->batch : 1));
     FisherCtx F = {0};
-    VitSites fs = {.ctx = &F, .post = fisher_post};
+    Sites fs = {.ctx = &F, .post = fisher_post};
     Graph *g = graph_new(0);
     graph_set_training(g, 0);
     long seen = 0;
@@ -352,7 +352,7 @@ static int lst_prepare(Method *m, Vit *v, MethodData *data) {
     Tensor *x;
     while ((nb = data->next(data->ctx, g, &x, y)) > 0) {
         F.n = 0;
-        Tensor *f = vit_features(v, g, x, &fs);   // (nb, d), through the masks
+        Tensor *f = bb->ops->features(bb, g, x, &fs);   // (nb, d), through the masks
         Tensor *W = graph_tensor2(g, K, d), *bias = graph_zeros(g, 1, (int[]){K});
         if (zero_head) {
             for (int i = 0; i < nb; i++) {
@@ -376,8 +376,8 @@ static int lst_prepare(Method *m, Vit *v, MethodData *data) {
             }
             free(mu);
         } else {
-            memcpy(W->data, v->head_w->data, sizeof(float) * W->n);
-            memcpy(bias->data, v->head_b->data, sizeof(float) * K);
+            memcpy(W->data, bb->head_w->data, sizeof(float) * W->n);
+            memcpy(bias->data, bb->head_b->data, sizeof(float) * K);
         }
         Tensor *loss = op_cross_entropy(g, op_linear(g, f, W, bias, NULL), y, 0, -1);
         graph_backward(g, loss);
@@ -428,17 +428,16 @@ static int lst_prepare(Method *m, Vit *v, MethodData *data) {
         for (int l = 0; l < L; l++) {
             if (!S->keep[l]) continue;
             Tensor **p = S->p + (long)l * S_N;
-            VitBlock *b = &v->blocks[l];
             top_k(mlp + (long)l * M, M, ms, 0, sm);
             top_per_head(qk + (long)l * d, d, c->heads, ds, per_head, sq);
             top_per_head(vv + (long)l * d, d, c->heads, ds, per_head, sv);
             for (int i = 0; i < ds; i++) rq[i] = sq[i], rq[ds + i] = d + sq[i], rq[2 * ds + i] = 2 * d + sv[i];
-            take_wb(p[S_N1W], p[S_N1B], b->norm1_w, b->norm1_b, 1, sr, NULL);
-            take_wb(p[S_QKVW], p[S_QKVB], b->qkv_w, b->qkv_b, d, rq, sr);
-            take_wb(p[S_PROJW], p[S_PROJB], b->proj_w, b->proj_b, d, sr, sv);
-            take_wb(p[S_N2W], p[S_N2B], b->norm2_w, b->norm2_b, 1, sr, NULL);
-            take_wb(p[S_FC1W], p[S_FC1B], b->fc1_w, b->fc1_b, d, sm, sr);
-            take_wb(p[S_FC2W], p[S_FC2B], b->fc2_w, b->fc2_b, M, sr, sm);
+            take_wb(p[S_N1W], p[S_N1B], bb_weights(bb, 0, l, SITE_LN_ATTN, NULL), bb_bias(bb, 0, l, SITE_LN_ATTN), 1, sr, NULL);
+            take_wb(p[S_QKVW], p[S_QKVB], bb_weights(bb, 0, l, SITE_QKV, NULL), bb_bias(bb, 0, l, SITE_QKV), d, rq, sr);
+            take_wb(p[S_PROJW], p[S_PROJB], bb_weights(bb, 0, l, SITE_O, NULL), bb_bias(bb, 0, l, SITE_O), d, sr, sv);
+            take_wb(p[S_N2W], p[S_N2B], bb_weights(bb, 0, l, SITE_LN_FFN, NULL), bb_bias(bb, 0, l, SITE_LN_FFN), 1, sr, NULL);
+            take_wb(p[S_FC1W], p[S_FC1B], bb_weights(bb, 0, l, SITE_FC1, NULL), bb_bias(bb, 0, l, SITE_FC1), d, sm, sr);
+            take_wb(p[S_FC2W], p[S_FC2B], bb_weights(bb, 0, l, SITE_FC2, NULL), bb_bias(bb, 0, l, SITE_FC2), M, sr, sm);
             fill(p[S_DW], 0.0f);
             fill(p[S_DB], 0.0f);
             for (int i = 0; i < ds; i++) p[S_DW]->data[(long)i * d + sr[i]] = 1.0f;
@@ -451,7 +450,8 @@ static int lst_prepare(Method *m, Vit *v, MethodData *data) {
             S->ew->data[(long)i * d + sr[i]] = 1.0f;
             S->uw->data[(long)sr[i] * ds + i] = 1.0f;
         }
-        take_wb(S->nw, S->nb, v->norm_w, v->norm_b, 1, sr, NULL);
+        Tensor *nb_, *nw_ = bb_weights(bb, 0, -1, SITE_NORM_FINAL, &nb_);
+        take_wb(S->nw, S->nb, nw_, nb_, 1, sr, NULL);
         free(sr), free(sm), free(sq), free(sv), free(rq);
     }
     graph_free(g);
@@ -461,6 +461,7 @@ static int lst_prepare(Method *m, Vit *v, MethodData *data) {
 }
 
 const MethodDesc method_lst = {
+    .needs = HOOK_TAP | HOOK_HEAD | NEED_CLASSIFIER,
     .name = "lst",
     .summary = "Ladder Side Tuning: a 1/r-wide side transformer fed by gated ladders; the backbone keeps no activations",
     .args = (const MethodArg[]){{"r", "8", "reduction factor: side widths are the backbone's / r"},

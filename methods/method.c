@@ -73,10 +73,12 @@ Method *method_new(const char *name, const char *args) {
     return m;
 }
 
-int method_attach(Method *m, Vit *v, uint64_t seed) {
-    m->v = v;
+int method_attach(Method *m, Backbone *bb, uint64_t seed) {
+    m->bbv = *bb;
+    m->bb = &m->bbv;
     memset(&m->sites, 0, sizeof m->sites);
-    return m->desc->attach(m, v, seed);
+    if (bb_require(m->bb, m->desc->name, m->desc->needs)) return -1;
+    return m->desc->attach(m, m->bb, seed);
 }
 
 void method_free(Method *m) {
@@ -161,10 +163,10 @@ void method_args_string(const Method *m, char *buf, size_t cap) {
 
 int method_is_head(const char *name) { return !strncmp(name, "head.", 5); }
 
-long method_trainable(const Vit *v, long *head) {
+long method_trainable(const Backbone *bb, long *head) {
     long n = 0, h = 0;
-    for (int i = 0; i < v->ps.n; i++) {
-        const Param *p = v->ps.p[i];
+    for (int i = 0; i < bb->ps->n; i++) {
+        const Param *p = bb->ps->p[i];
         if (!p->trainable) continue;
         if (method_is_head(p->name)) h += p->t.n;
         else n += p->t.n;
@@ -174,28 +176,38 @@ long method_trainable(const Vit *v, long *head) {
 }
 
 long method_trainable_of(const Method *m, long *head) {
-    long n = method_trainable(m->v, head);
+    long n = method_trainable(m->bb, head);
     return m->desc->trainable_count ? m->desc->trainable_count(m) : n;
 }
 
-const VitSites *method_sites(const Method *m) {
-    const VitSites *s = &m->sites;
-    if (!s->tokens && !s->has_linear && !s->post && !s->after_attn && !s->after_mlp && !s->tap && !s->head)
+const Sites *method_sites(const Method *m) {
+    const Sites *s = &m->sites;
+    if (!s->tokens && !s->has_linear && !s->post && !s->prefix && !s->after_attn && !s->after_xattn &&
+        !s->after_mlp && !s->stack_input && !s->tap && !s->head)
         return NULL;
     return s;
+}
+
+int method_set_task(Method *m, int task) { return m->desc->set_task ? m->desc->set_task(m, task) : 0; }
+
+int method_serves(const MethodDesc *d, const Backbone *bb) {
+    unsigned have = bb->caps;
+    for (int k = 0; k < bb->nstacks; k++) have |= bb->stack[k].hooks;
+    if (have & HOOK_TOKENS) have |= HOOK_TOKENS_INPUT;
+    return (d->needs & ~have) == 0;
 }
 
 // A delta holds every trainable parameter (the method's own, and the head); for methods that
 // train backbone tensors (BitFit, full) those tensors are the delta.
 int method_save_delta(const Method *m, const char *path) {
     StWriter *w = st_writer_new();
-    const Vit *v = m->v;
-    for (int i = 0; i < v->ps.n; i++) {
-        const Param *p = v->ps.p[i];
+    const Backbone *bb = m->bb;
+    for (int i = 0; i < bb->ps->n; i++) {
+        const Param *p = bb->ps->p[i];
         if (p->trainable || !strncmp(p->name, "pet.", 4))
             st_writer_add(w, p->name, p->t.ndim, p->t.shape, p->t.data);
     }
-    char args[1024], *cfg = vit_config_json(&v->cfg);
+    char args[1024], *cfg = bb->ops->config_json(bb);
     method_args_string(m, args, sizeof args);
     st_writer_meta(w, "format", "petl-delta-1");
     st_writer_meta(w, "method", m->desc->name);
@@ -226,10 +238,9 @@ int method_delta_info(const char *path, char *name, size_t ncap, char *args, siz
 int method_load_delta(Method *m, const char *path) {
     StFile f;
     if (st_open(&f, path)) return -1;
-    Vit *v = m->v;
     for (int i = 0; i < f.n; i++) {
         const StEntry *e = &f.e[i];
-        Param *p = ps_find(&v->ps, e->name);
+        Param *p = ps_find(m->bb->ps, e->name);
         if (!p) {
             nn_seterr("%s: delta tensor '%s' has no place in the model with method %s", path, e->name,
                       m->desc->name);

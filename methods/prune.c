@@ -22,23 +22,23 @@
 #include <string.h>
 
 #include "methods/registry.h"
+#include "methods/targets.h"
 #include "nn/ops.h"
 #include "nn/safetensors.h"
 
-enum { T_QKV, T_PROJ, T_FC1, T_FC2, T_N };
 typedef enum { G_LAYER, G_GLOBAL, G_HEADS, G_NEURONS } Gran;
 static const char *const g_gran[] = {"unstructured-layer", "unstructured-global", "heads", "neurons"};
 
 typedef struct {
-    Vit *v;
+    Backbone *bb;
     Gran gran;
     double s_f, s_i, start, end, cur;
     int freq, scratch, kd, final_done;
     float T, alpha;
-    int nt;                  // targets: depth * T_N
+    int nt;                  // targets: depth * BL_N
     Tensor **W, **b;         // target weights and their biases
     unsigned char **mask;    // per target, 1 = kept; NULL after finalize
-    Vit teacher;
+    Backbone *teacher;
     Method *tm;              // the teacher's method (delta teacher), or NULL
     int has_teacher;
 } Prune;
@@ -115,11 +115,11 @@ static void mask_smallest(Tensor **W, unsigned char **mask, int nw, long k) {
 
 // Unit scores (heads or neurons) of block l into sc[0..units).
 static void unit_scores(const Prune *P, int l, float *sc) {
-    const VitConfig *c = &P->v->cfg;
+    const Backbone *c = P->bb;
     int D = c->dim;
     if (P->gran == G_HEADS) {
         int H = c->heads, hd = D / H;
-        const float *qkv = P->W[l * T_N + T_QKV]->data, *proj = P->W[l * T_N + T_PROJ]->data;
+        const float *qkv = P->W[l * BL_N + BL_QKV]->data, *proj = P->W[l * BL_N + BL_O]->data;
         for (int h = 0; h < H; h++) {
             double s = 0;
             for (int t = 0; t < 3; t++)
@@ -132,8 +132,8 @@ static void unit_scores(const Prune *P, int l, float *sc) {
             sc[h] = (float)sqrt(s);
         }
     } else {
-        int M = c->mlp;
-        const float *fc1 = P->W[l * T_N + T_FC1]->data, *fc2 = P->W[l * T_N + T_FC2]->data;
+        int M = c->ffn;
+        const float *fc1 = P->W[l * BL_N + BL_FC1]->data, *fc2 = P->W[l * BL_N + BL_FC2]->data;
         for (int j = 0; j < M; j++) {
             double s = 0;
             for (int k = 0; k < D; k++) s += (double)fc1[(long)j * D + k] * fc1[(long)j * D + k];
@@ -145,30 +145,30 @@ static void unit_scores(const Prune *P, int l, float *sc) {
 
 // Structured: per block the round(s * units) lowest-scoring units go (ties: lower index first).
 static void mask_structured(Prune *P, double s) {
-    const VitConfig *c = &P->v->cfg;
-    int D = c->dim, H = c->heads, hd = D / H, M = c->mlp;
+    const Backbone *c = P->bb;
+    int D = c->dim, H = c->heads, hd = D / H, M = c->ffn;
     int units = P->gran == G_HEADS ? H : M;
     long k = prune_count(s, units);
     float *sc = nn_malloc(sizeof(float) * units);
     long *idx = nn_malloc(sizeof(long) * units);
     unsigned char *keep = nn_malloc((size_t)units);
-    for (int l = 0; l < c->depth; l++) {
+    for (int l = 0; l < c->stack[0].layers; l++) {
         unit_scores(P, l, sc);
         for (int u = 0; u < units; u++) idx[u] = u;
         g_sel = sc;
         qsort(idx, units, sizeof(long), cmp_idx);
         memset(keep, 1, (size_t)units);
         for (long i = 0; i < k; i++) keep[idx[i]] = 0;
-        for (int t = 0; t < T_N; t++) memset(P->mask[l * T_N + t], 1, (size_t)P->W[l * T_N + t]->n);
+        for (int t = 0; t < BL_N; t++) memset(P->mask[l * BL_N + t], 1, (size_t)P->W[l * BL_N + t]->n);
         if (P->gran == G_HEADS) {
-            unsigned char *mq = P->mask[l * T_N + T_QKV], *mp = P->mask[l * T_N + T_PROJ];
+            unsigned char *mq = P->mask[l * BL_N + BL_QKV], *mp = P->mask[l * BL_N + BL_O];
             for (int h = 0; h < H; h++) {
                 if (keep[h]) continue;
                 for (int t = 0; t < 3; t++) memset(mq + (long)(t * D + h * hd) * D, 0, (size_t)hd * D);
                 for (int o = 0; o < D; o++) memset(mp + (long)o * D + h * hd, 0, (size_t)hd);
             }
         } else {
-            unsigned char *m1 = P->mask[l * T_N + T_FC1], *m2 = P->mask[l * T_N + T_FC2];
+            unsigned char *m1 = P->mask[l * BL_N + BL_FC1], *m2 = P->mask[l * BL_N + BL_FC2];
             for (int j = 0; j < M; j++) {
                 if (keep[j]) continue;
                 memset(m1 + (long)j * D, 0, (size_t)D);
@@ -287,7 +287,7 @@ static Tensor *prune_train_loss(Method *m, Graph *g, Tensor *logits, Tensor *img
     int tr = graph_training(g), ge = graph_grad_enabled(g);
     graph_set_training(g, 0);
     graph_set_grad_enabled(g, 0);
-    Tensor *tl = vit_forward(&P->teacher, g, img, P->tm ? method_sites(P->tm) : NULL);
+    Tensor *tl = P->teacher->ops->logits(P->teacher, g, img, P->tm ? method_sites(P->tm) : NULL);
     graph_set_grad_enabled(g, ge);
     graph_set_training(g, tr);
     NN_ASSERT(tl->n == logits->n, "prune: teacher gives %ld logits, the student %ld", tl->n, logits->n);
@@ -304,7 +304,7 @@ static void teacher_err(const char *path) {
 
 // The teacher: the student's backbone as attached (pretrained weights, the task's head shape)
 // with a delta loaded on top, or a full checkpoint of the same architecture.
-static int load_teacher(Prune *P, Vit *v, const char *path) {
+static int load_teacher(Prune *P, Backbone *bb, const char *path) {
     StFile f;
     if (st_open(&f, path)) {
         teacher_err(path);
@@ -315,45 +315,40 @@ static int load_teacher(Prune *P, Vit *v, const char *path) {
     const StEntry *hb = st_find(&f, "head.bias");
     long classes = hb ? hb->numel : -1;
     st_close(&f);
-    if (classes != v->cfg.classes) {
+    if (classes != bb->classes) {
         nn_seterr("prune: teacher=%s has %ld classes (head.bias), the task has %d (expected a checkpoint fine-tuned on "
-                  "this task)", path, classes, v->cfg.classes);
+                  "this task)", path, classes, bb->classes);
         return -1;
     }
-    Vit *T = &P->teacher;
     if (is_delta) {
         char name[64], args[1024];
         if (method_delta_info(path, name, sizeof name, args, sizeof args)) return -1;
-        vit_init(T, &v->cfg);
+        P->teacher = bb->ops->clone(bb);
         P->has_teacher = 1;
-        for (int i = 0; i < T->ps.n; i++) {
-            Param *p = T->ps.p[i], *q = ps_find(&v->ps, p->name);
-            if (q && q->t.n == p->t.n) memcpy(p->t.data, q->t.data, sizeof(float) * p->t.n);
-        }
         if (!strcmp(name, "prune")) {
             nn_seterr("prune: teacher=%s is itself a prune delta; distil from a dense model (e.g. a delta of full)", path);
             return -1;
         }
         P->tm = method_new(name, args);
         if (!P->tm) return -1;
-        if (method_attach(P->tm, T, 0) || method_load_delta(P->tm, path)) {
+        if (method_attach(P->tm, P->teacher, 0) || method_load_delta(P->tm, path)) {
             teacher_err(path);
             return -1;
         }
     } else {
-        if (vit_load(T, path, v->cfg.heads, v->cfg.img, v->cfg.classes)) {
+        if (bb->ops->load_like(bb, path, &P->teacher)) {
             teacher_err(path);
             return -1;
         }
         P->has_teacher = 1;
-        const VitConfig *a = &T->cfg, *b = &v->cfg;
-        if (a->dim != b->dim || a->depth != b->depth || a->mlp != b->mlp || a->patch != b->patch) {
+        const Backbone *a = P->teacher;
+        if (a->dim != bb->dim || a->stack[0].layers != bb->stack[0].layers || a->ffn != bb->ffn || a->patch != bb->patch) {
             nn_seterr("prune: teacher=%s is a different architecture (dim %d depth %d mlp %d) from the student's (dim %d "
-                      "depth %d mlp %d)", path, a->dim, a->depth, a->mlp, b->dim, b->depth, b->mlp);
+                      "depth %d mlp %d)", path, a->dim, a->stack[0].layers, a->ffn, bb->dim, bb->stack[0].layers, bb->ffn);
             return -1;
         }
     }
-    ps_freeze_all(&T->ps);
+    ps_freeze_all(P->teacher->ps);
     return 0;
 }
 
@@ -376,27 +371,27 @@ static void prune_detach(Method *m) {
     masks_free(P);
     free(P->W), free(P->b);
     if (P->tm) method_free(P->tm);
-    if (P->has_teacher) vit_free(&P->teacher);
+    if (P->has_teacher) P->teacher->ops->release(P->teacher);
     free(P);
     m->state = NULL;
 }
 
 // timm's init for the whole backbone (norms (1, 0)); the new head is kept as it is.
-static void reinit_backbone(Vit *v, uint64_t seed) {
-    long nh = v->head_w ? v->head_w->n : 0, nb = v->head_b ? v->head_b->n : 0;
+static void reinit_backbone(Backbone *bb, uint64_t seed) {
+    long nh = bb->head_w ? bb->head_w->n : 0, nb = bb->head_b ? bb->head_b->n : 0;
     float *hw = nh ? nn_malloc(sizeof(float) * nh) : NULL, *hb = nb ? nn_malloc(sizeof(float) * nb) : NULL;
-    if (nh) memcpy(hw, v->head_w->data, sizeof(float) * nh);
-    if (nb) memcpy(hb, v->head_b->data, sizeof(float) * nb);
-    vit_init_random(v, seed + 7777);
-    for (int i = 0; i < v->ps.n; i++) {
-        Param *p = v->ps.p[i];
+    if (nh) memcpy(hw, bb->head_w->data, sizeof(float) * nh);
+    if (nb) memcpy(hb, bb->head_b->data, sizeof(float) * nb);
+    bb->ops->reinit(bb, seed + 7777);
+    for (int i = 0; i < bb->ps->n; i++) {
+        Param *p = bb->ps->p[i];
         if (!strstr(p->name, "norm")) continue;
         size_t L = strlen(p->name);
         float val = L > 7 && !strcmp(p->name + L - 7, ".weight") ? 1.0f : 0.0f;
         for (long e = 0; e < p->t.n; e++) p->t.data[e] = val;
     }
-    if (nh) memcpy(v->head_w->data, hw, sizeof(float) * nh);
-    if (nb) memcpy(v->head_b->data, hb, sizeof(float) * nb);
+    if (nh) memcpy(bb->head_w->data, hw, sizeof(float) * nh);
+    if (nb) memcpy(bb->head_b->data, hb, sizeof(float) * nb);
     free(hw), free(hb);
 }
 
@@ -422,10 +417,10 @@ static int arg_01(const Method *m, const char *k, int *out) {
     return 0;
 }
 
-static int prune_attach(Method *m, Vit *v, uint64_t seed) {
+static int prune_attach(Method *m, Backbone *bb, uint64_t seed) {
     Prune *P = nn_calloc(sizeof *P);
     m->state = P;
-    P->v = v;
+    P->bb = bb;
     double T, alpha;
     if (arg_num(m, "sparsity", &P->s_f) || arg_num(m, "initial", &P->s_i) || arg_num(m, "start", &P->start) ||
         arg_num(m, "end", &P->end) || arg_num(m, "temperature", &T) || arg_num(m, "alpha", &alpha))
@@ -471,34 +466,34 @@ static int prune_attach(Method *m, Vit *v, uint64_t seed) {
         nn_seterr("prune: teacher=%s given without kd=1", teacher);
         return -1;
     }
-    const VitConfig *c = &v->cfg;
+    const Backbone *c = bb;
     if (P->gran == G_HEADS && c->dim % c->heads) {
         nn_seterr("prune: granularity=heads: dim %d is not a multiple of heads %d", c->dim, c->heads);
         return -1;
     }
-    if (P->kd && load_teacher(P, v, teacher)) {
+    if (P->kd && load_teacher(P, bb, teacher)) {
         m->input_error = 1;   // the teacher file is bad, not the arguments
         return -1;
     }
-    for (int i = 0; i < v->ps.n; i++) ps_set_trainable(&v->ps, v->ps.p[i], 1);
-    P->nt = c->depth * T_N;
+    for (int i = 0; i < bb->ps->n; i++) ps_set_trainable(bb->ps, bb->ps->p[i], 1);
+    P->nt = c->stack[0].layers * BL_N;
     P->W = nn_calloc(sizeof(Tensor *) * P->nt);
     P->b = nn_calloc(sizeof(Tensor *) * P->nt);
     P->mask = nn_calloc(sizeof(unsigned char *) * P->nt);
-    for (int l = 0; l < c->depth; l++) {
-        VitBlock *bk = &v->blocks[l];
-        Tensor *w[T_N] = {bk->qkv_w, bk->proj_w, bk->fc1_w, bk->fc2_w}, *b[T_N] = {bk->qkv_b, bk->proj_b, bk->fc1_b, bk->fc2_b};
-        for (int t = 0; t < T_N; t++) {
-            P->W[l * T_N + t] = w[t];
-            P->b[l * T_N + t] = b[t];
-            P->mask[l * T_N + t] = nn_malloc((size_t)w[t]->n);
+    for (int l = 0; l < c->stack[0].layers; l++) {
+        Tensor *w[BL_N], *b[BL_N];
+        for (int k = 0; k < BL_N; k++) w[k] = bb_weights(bb, 0, l, g_bl_sites[k], &b[k]);
+        for (int t = 0; t < BL_N; t++) {
+            P->W[l * BL_N + t] = w[t];
+            P->b[l * BL_N + t] = b[t];
+            P->mask[l * BL_N + t] = nn_malloc((size_t)w[t]->n);
             mem_add(MEM_PARAM, (long long)w[t]->n);
-            memset(P->mask[l * T_N + t], 1, (size_t)w[t]->n);
+            memset(P->mask[l * BL_N + t], 1, (size_t)w[t]->n);
         }
     }
     if (P->scratch) {
         if (prune_set_sparsity(m, P->s_f)) return -1;   // the structure the pretrained magnitudes pick
-        reinit_backbone(v, seed);
+        reinit_backbone(bb, seed);
         apply_masks(P);
     } else if (P->s_i > 0 && prune_set_sparsity(m, P->s_i)) return -1;
     return 0;
@@ -518,8 +513,8 @@ static void prune_step_end(Method *m, long step, long total) {
     if (P->cur > 0) apply_masks(P);
 }
 
-static int prune_finalize(Method *m, Vit *v) {
-    (void)v;
+static int prune_finalize(Method *m, Backbone *bb) {
+    (void)bb;
     Prune *P = m->state;
     if (!P->mask) return 0;
     if (!P->scratch && P->cur != P->s_f && prune_set_sparsity(m, P->s_f)) return -1;
@@ -529,8 +524,8 @@ static int prune_finalize(Method *m, Vit *v) {
     return 0;
 }
 
-static int prune_report(Method *m, Vit *v, const struct Dataset *test, const struct TrainOpts *o, cJSON *rec) {
-    (void)v, (void)test, (void)o;
+static int prune_report(Method *m, Backbone *bb, const MethodEval *ev, cJSON *rec) {
+    (void)bb, (void)ev;
     Prune *P = m->state;
     cJSON *j = cJSON_AddObjectToObject(rec, "prune");
     cJSON_AddStringToObject(j, "granularity", g_gran[P->gran]);
@@ -547,10 +542,11 @@ static int prune_report(Method *m, Vit *v, const struct Dataset *test, const str
     return 0;
 }
 
-static double no_macs(const Method *m, const VitConfig *c) { (void)m, (void)c; return 0; }
-static int no_merge(Method *m, Vit *v) { (void)m, (void)v; return 0; }
+static double no_macs(const Method *m, const Backbone *c) { (void)m, (void)c; return 0; }
+static int no_merge(Method *m, Backbone *bb) { (void)m, (void)bb; return 0; }
 
 const MethodDesc method_prune = {
+    .needs = NEED_CLASSIFIER,
     .name = "prune",
     .summary = "full fine-tuning with gradual magnitude pruning (cubic schedule; unstructured, heads or neurons)",
     .args = (const MethodArg[]){

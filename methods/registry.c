@@ -22,16 +22,16 @@ const MethodDesc *const *method_registry(int *n) {
     return all;
 }
 
-void method_freeze_backbone_train_head(Vit *v) {
-    ps_freeze_all(&v->ps);
-    for (int i = 0; i < v->ps.n; i++)
-        if (method_is_head(v->ps.p[i]->name)) ps_set_trainable(&v->ps, v->ps.p[i], 1);
+void method_freeze_backbone_train_head(Backbone *bb) {
+    ps_freeze_all(bb->ps);
+    for (int i = 0; i < bb->ps->n; i++)
+        if (method_is_head(bb->ps->p[i]->name)) ps_set_trainable(bb->ps, bb->ps->p[i], 1);
 }
 
-Tensor *method_param(Vit *v, const char *name, int ndim, const int *shape) {
+Tensor *method_param(Backbone *bb, const char *name, int ndim, const int *shape) {
     char nm[128];
     snprintf(nm, sizeof nm, "pet.%s", name);
-    return ps_add(&v->ps, nm, ndim, shape, 1);
+    return ps_add(bb->ps, nm, ndim, shape, 1);
 }
 
 void method_init_kaiming_uniform(Tensor *t, int fan_in, uint64_t *rng) {

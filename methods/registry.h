@@ -29,9 +29,9 @@ METHOD_DECL(method_prune);
 METHOD_DECL(method_int8);
 
 // Shared by methods: freeze the backbone, train the head (if any).
-void method_freeze_backbone_train_head(Vit *v);
+void method_freeze_backbone_train_head(Backbone *bb);
 // Adds "pet.<name>" with the given shape, trainable.
-Tensor *method_param(Vit *v, const char *name, int ndim, const int *shape);
+Tensor *method_param(Backbone *bb, const char *name, int ndim, const int *shape);
 // Kaiming-uniform with a = sqrt(5) (PyTorch's Linear default): U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 void method_init_kaiming_uniform(Tensor *t, int fan_in, uint64_t *rng);
 #endif

@@ -118,10 +118,10 @@ static int data_free_masks(Sparse *S, uint64_t seed) {
     return rc;
 }
 
-static int sparse_attach(Method *m, Vit *v, uint64_t seed) {
+static int sparse_attach(Method *m, Backbone *bb, uint64_t seed) {
     Sparse *S = nn_calloc(sizeof *S);
     int b;
-    if (ada_arg_int(m, "bottleneck", 1, 4 * v->cfg.dim, &b) || ada_arg_float(m, "sparsity", 0.0f, 1.0f, &S->sparsity) ||
+    if (ada_arg_int(m, "bottleneck", 1, 4 * bb->dim, &b) || ada_arg_float(m, "sparsity", 0.0f, 1.0f, &S->sparsity) ||
         ada_arg_choice(m, "scorer", g_scorers, 4, &S->scorer) || ada_arg_int(m, "large", 0, 1, &S->large) ||
         ada_arg_int(m, "score_examples", 1, 1 << 20, &S->score_examples) ||
         ada_arg_float(m, "grasp_temp", 1e-6f, 1e30f, &S->grasp_temp)) {
@@ -139,7 +139,7 @@ static int sparse_attach(Method *m, Vit *v, uint64_t seed) {
     int bl = b;
     if (S->large)
         while ((double)bl * (1.0 - (double)S->sparsity) < (double)b - 1e-9) bl++;
-    if (adapter_setup(m, v, seed, bl)) {
+    if (adapter_setup(m, bb, seed, bl)) {
         if (m->state) {
             AdapterState *A = m->state;
             free(A->p);
@@ -203,8 +203,8 @@ static void cache_free(Cache *c) {
 
 // Adds d(CE(logits / T))/dw of one batch to the parameters' gradients. -1 with nn_err() on a
 // non-finite loss.
-static int batch_grad(Method *m, Vit *v, Graph *g, Tensor *x, const int *y, float temp) {
-    Tensor *logits = vit_forward(v, g, x, method_sites(m));
+static int batch_grad(Method *m, Backbone *bb, Graph *g, Tensor *x, const int *y, float temp) {
+    Tensor *logits = bb->ops->logits(bb, g, x, method_sites(m));
     if (temp != 1.0f) logits = op_scale(g, logits, 1.0f / temp);
     Tensor *loss = op_cross_entropy(g, logits, y, 0, -1);
     if (!isfinite(loss->data[0])) {
@@ -216,29 +216,29 @@ static int batch_grad(Method *m, Vit *v, Graph *g, Tensor *x, const int *y, floa
 }
 
 // The gradient summed over the cached batches, into the parameters' gradients (zeroed first).
-static int grad_pass(Method *m, Vit *v, Graph *g, const Cache *c, float temp) {
-    ps_zero_grad(&v->ps);
+static int grad_pass(Method *m, Backbone *bb, Graph *g, const Cache *c, float temp) {
+    ps_zero_grad(bb->ps);
     for (int i = 0; i < c->n; i++) {
         graph_reset(g);
         Tensor *x = graph_tensor(g, 4, (int[]){c->B[i], 3, c->S, c->S});
         memcpy(x->data, c->x[i], sizeof(float) * (size_t)x->n);
-        if (batch_grad(m, v, g, x, c->y[i], temp)) return -1;
+        if (batch_grad(m, bb, g, x, c->y[i], temp)) return -1;
     }
     graph_reset(g);
     return 0;
 }
 
-static int sparse_prepare(Method *m, Vit *v, MethodData *data) {
+static int sparse_prepare(Method *m, Backbone *bb, MethodData *data) {
     Sparse *S = m->state;
     if (S->scorer == SC_MAGNITUDE || S->scorer == SC_RANDOM) return data_free_masks(S, S->seed);
     Graph *g = graph_new(0);
     graph_set_training(g, 0);
     Cache c = {0};
-    c.S = v->cfg.img;
+    c.S = bb->img;
     int *y = nn_malloc(sizeof(int) * (size_t)data->batch), rc = 0;
     long have = 0;
     // a zero head passes no gradient back: score with a random one, restored to zero below
-    Tensor *hw = v->head_w && !(m->sites.head) ? v->head_w : NULL;
+    Tensor *hw = bb->head_w && !(m->sites.head) ? bb->head_w : NULL;
     S->random_head = 0;
     if (hw) {
         S->random_head = 1;
@@ -246,7 +246,7 @@ static int sparse_prepare(Method *m, Vit *v, MethodData *data) {
         uint64_t r = S->seed * 0x9E3779B97F4A7C15ull + 977;
         if (S->random_head) rng_fill_normal(&r, hw->data, hw->n, 0.0f, 0.02f);
     }
-    ps_zero_grad(&v->ps);   // SNIP sums its gradient while reading; GraSP keeps the batches
+    ps_zero_grad(bb->ps);   // SNIP sums its gradient while reading; GraSP keeps the batches
     while (have < S->score_examples) {
         graph_reset(g);
         Tensor *x;
@@ -264,7 +264,7 @@ static int sparse_prepare(Method *m, Vit *v, MethodData *data) {
                 memcpy(t->data, x->data, sizeof(float) * (size_t)t->n);
                 x = t;
             }
-            if ((rc = batch_grad(m, v, g, x, y, 1.0f))) break;
+            if ((rc = batch_grad(m, bb, g, x, y, 1.0f))) break;
             continue;
         }
         if (c.n == c.cap) {
@@ -303,7 +303,7 @@ static int sparse_prepare(Method *m, Vit *v, MethodData *data) {
         }
         if (!rc) rc = set_masks(S, sc, 0);
     } else if (!rc) {   // GraSP
-        rc = grad_pass(m, v, g, &c, S->grasp_temp);
+        rc = grad_pass(m, bb, g, &c, S->grasp_temp);
         float *gv = nn_malloc(sizeof(float) * (size_t)S->total), *w0 = nn_malloc(sizeof(float) * (size_t)S->total);
         double gn = 0, wn = 0;
         long o = 0;
@@ -322,7 +322,7 @@ static int sparse_prepare(Method *m, Vit *v, MethodData *data) {
             o = 0;
             for (int k = 0; k < S->nw; k++)
                 for (long j = 0; j < S->w[k]->n; j++, o++) S->w[k]->data[j] = w0[o] + (float)(sign * e) * gv[o];
-            rc = grad_pass(m, v, g, &c, S->grasp_temp);
+            rc = grad_pass(m, bb, g, &c, S->grasp_temp);
             o = 0;
             for (int k = 0; !rc && k < S->nw; k++)
                 for (long j = 0; j < S->w[k]->n; j++, o++) {
@@ -338,7 +338,7 @@ static int sparse_prepare(Method *m, Vit *v, MethodData *data) {
         free(gv), free(w0);
     }
     if (S->random_head) memset(hw->data, 0, sizeof(float) * (size_t)hw->n);
-    ps_zero_grad(&v->ps);
+    ps_zero_grad(bb->ps);
     free(sc);
     cache_free(&c);
     graph_free(g);
@@ -370,12 +370,12 @@ static long unmasked(const Sparse *S) {
     return n;
 }
 
-static double sparse_macs(const Method *m, const VitConfig *c) {
+static double sparse_macs(const Method *m, const Backbone *c) {
     const Sparse *S = m->state;
-    return (double)vit_tokens(c) * (double)(S->total - S->prune);
+    return (double)c->stack[0].tokens * (double)(S->total - S->prune);
 }
 
-static int sparse_report(Method *m, Vit *v, const struct Dataset *test, const struct TrainOpts *o, cJSON *rec) {
+static int sparse_report(Method *m, Backbone *bb, const MethodEval *ev, cJSON *rec) {
     Sparse *S = m->state;
     cJSON *j = cJSON_AddObjectToObject(rec, "sparse_adapter");
     cJSON_AddStringToObject(j, "scorer", g_scorers[S->scorer]);
@@ -394,6 +394,7 @@ static int sparse_report(Method *m, Vit *v, const struct Dataset *test, const st
 }
 
 const MethodDesc method_sparse_adapter = {
+    .needs = HOOK_AFTER_ATTN | HOOK_AFTER_MLP | NEED_CLASSIFIER,
     .name = "sparse_adapter",
     .summary = "SparseAdapter: the adapter pruned at init (SNIP, GraSP, magnitude, random; global threshold)",
     .args = (const MethodArg[]){{"bottleneck", "8", "hidden width of the adapter (large=1: of the dense adapter matched)"},

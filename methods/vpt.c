@@ -36,7 +36,7 @@ static Tensor *layer_prompts(Vpt *V, Graph *g, int l, int B) {
     return P;
 }
 
-static Tensor *vpt_tokens(void *ctx, Graph *g, int l, Tensor *x) {
+static Tensor *vpt_tokens(void *ctx, Graph *g, int stack, int l, Tensor *x) {
     Vpt *V = ctx;
     if (l > 0 && !V->deep) return x;
     int B = x->shape[0], T = x->shape[1];
@@ -45,8 +45,8 @@ static Tensor *vpt_tokens(void *ctx, Graph *g, int l, Tensor *x) {
     return op_concat_tokens(g, op_concat_tokens(g, cls, layer_prompts(V, g, l, B)), rest);
 }
 
-static int vpt_attach(Method *m, Vit *v, uint64_t seed, int deep) {
-    const VitConfig *c = &v->cfg;
+static int vpt_attach(Method *m, Backbone *bb, uint64_t seed, int deep) {
+    const Backbone *c = bb;
     const char *nm = deep ? "vpt_deep" : "vpt_shallow", *init = method_arg(m, "init");
     int p;
     float drop;
@@ -59,18 +59,18 @@ static int vpt_attach(Method *m, Vit *v, uint64_t seed, int deep) {
     }
     int xavier = !strcmp(init, "xavier");
     if (!xavier && strcmp(init, "zero")) {
-        nn_seterr("%s: init=%s is not known (expected xavier: U(-v, v), v = sqrt(6 / (3 patch^2 + D)); or zero)",
+        nn_seterr("%s: init=%s is not known (expected xavier: U(-bb, bb), v = sqrt(6 / (3 patch^2 + D)); or zero)",
                   nm, init);
         return -1;
     }
     Vpt *V = nn_calloc(sizeof *V);
     m->state = V;
-    *V = (Vpt){.deep = deep, .p = p, .depth = c->depth, .D = c->dim, .drop = drop};
-    method_freeze_backbone_train_head(v);
+    *V = (Vpt){.deep = deep, .p = p, .depth = c->stack[0].layers, .D = c->dim, .drop = drop};
+    method_freeze_backbone_train_head(bb);
     char pn[64];
     snprintf(pn, sizeof pn, "%s.prompts", nm);
-    int s[3] = {deep ? c->depth : 1, p, c->dim};
-    V->prompts = method_param(v, pn, 3, s);
+    int s[3] = {deep ? c->stack[0].layers : 1, p, c->dim};
+    V->prompts = method_param(bb, pn, 3, s);
     if (xavier) {
         uint64_t rng = seed * 0x9E3779B97F4A7C15ull + (deep ? 707 : 606);
         float b = sqrtf(6.0f / (float)(c->in_ch * c->patch * c->patch + c->dim));
@@ -81,8 +81,8 @@ static int vpt_attach(Method *m, Vit *v, uint64_t seed, int deep) {
     return 0;
 }
 
-static int shallow_attach(Method *m, Vit *v, uint64_t seed) { return vpt_attach(m, v, seed, 0); }
-static int deep_attach(Method *m, Vit *v, uint64_t seed) { return vpt_attach(m, v, seed, 1); }
+static int shallow_attach(Method *m, Backbone *bb, uint64_t seed) { return vpt_attach(m, bb, seed, 0); }
+static int deep_attach(Method *m, Backbone *bb, uint64_t seed) { return vpt_attach(m, bb, seed, 1); }
 
 static void vpt_detach(Method *m) {
     free(m->state);
@@ -92,14 +92,14 @@ static void vpt_detach(Method *m) {
 // A block's cost at N tokens (vit_forward_macs' per-block model): linear layers N (4D^2 + 2DM),
 // attention scores and weighted sum 2 N^2 D. Every block sees T + p tokens (deep: the prompts
 // are replaced, not added, so the count stays T + p); the head sees the class token only.
-static double block_macs(const VitConfig *c, double N) {
-    double D = c->dim, M = c->mlp;
+static double block_macs(const Backbone *c, double N) {
+    double D = c->dim, M = c->ffn;
     return N * (4 * D * D + 2 * D * M) + 2 * N * N * D;
 }
-static double vpt_macs(const Method *m, const VitConfig *c) {
+static double vpt_macs(const Method *m, const Backbone *c) {
     const Vpt *V = m->state;
-    double T = vit_tokens(c);
-    return c->depth * (block_macs(c, T + V->p) - block_macs(c, T));
+    double T = c->stack[0].tokens;
+    return c->stack[0].layers * (block_macs(c, T + V->p) - block_macs(c, T));
 }
 
 #define VPT_ARGS(drop, drophelp)                                                                      \
@@ -110,6 +110,7 @@ static double vpt_macs(const Method *m, const VitConfig *c) {
     }
 
 const MethodDesc method_vpt_shallow = {
+    .needs = HOOK_TOKENS_INPUT | NEED_CLASSIFIER,
     .name = "vpt_shallow",
     .summary = "VPT-shallow: p learned prompt tokens after the class token at the input",
     .args = VPT_ARGS("0", "dropout on the prompts (VPT: none for shallow)"),
@@ -118,6 +119,7 @@ const MethodDesc method_vpt_shallow = {
 };
 
 const MethodDesc method_vpt_deep = {
+    .needs = HOOK_TOKENS | NEED_CLASSIFIER,
     .name = "vpt_deep",
     .summary = "VPT-deep: new p prompt tokens before every block, replacing the previous ones",
     .args = VPT_ARGS("0.1", "dropout on the prompts (VPT's VTAB runs: 0.1)"),

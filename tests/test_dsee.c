@@ -193,20 +193,20 @@ static void test_identity_and_merge(void) {
     Tensor *x = ref_read_batch(g, &ref, labels);
     Tensor *y0 = vit_forward(&v, g, x, NULL);
     Method *m = method_new("dsee", "targets=q+k+v+o+fc1+fc2,sparse_k=10,decomp_rank=3");
-    CHECK(m && method_attach(m, &v, 3) == 0, "dsee: %s", nn_err());
+    CHECK(m && attach_vit(m, &v, 3) == 0, "dsee: %s", nn_err());
     Tensor *y1 = vit_forward(&v, g, x, method_sites(m));
     // (bitwise only up to the fused residual adds the plain forward takes)
     check_close("zero-initialised DSEE vs the plain backbone", y1->data, y0->data, y0->n, 1e-6);
     // trainable: r (in + out) + k per matrix, 2 layers
     long want = 2 * (3 * 8 * (32 + 32) + 8 * (32 + 32) + 8 * (32 + 64) + 8 * (64 + 32) + 6 * 10);
-    CHECK(method_trainable(&v, NULL) == want, "trainable %ld, want %ld", method_trainable(&v, NULL), want);
-    CHECK_NEAR(m->desc->extra_macs(m, &v.cfg), 2 * 17 * (8.0 * (4 * 64 + 96 + 96) + 6 * 10), 0, 1e-12, "extra MACs");
+    CHECK(method_trainable(m->bb, NULL) == want, "trainable %ld, want %ld", method_trainable(m->bb, NULL), want);
+    CHECK_NEAR(m->desc->extra_macs(m, m->bb), 2 * 17 * (8.0 * (4 * 64 + 96 + 96) + 6 * 10), 0, 1e-12, "extra MACs");
     fill_pet(&v, 11);
     Tensor *y2 = vit_forward(&v, g, x, method_sites(m));
     double diff = 0;
     for (long i = 0; i < y2->n; i++) diff = fmax(diff, fabs(y2->data[i] - y0->data[i]));
     CHECK(diff > 1e-3, "non-zero update leaves the logits unchanged");
-    CHECK(m->desc->merge(m, &v) == 0 && method_sites(m) == NULL, "merge");
+    CHECK(m->desc->merge(m, m->bb) == 0 && method_sites(m) == NULL, "merge");
     Tensor *y3 = vit_forward(&v, g, x, NULL);
     check_close("dsee merged vs unmerged", y3->data, y2->data, y2->n, 1e-5);
     graph_free(g);
@@ -234,7 +234,7 @@ static void test_grad_fd(void) {
     Vit v;
     open_ref_tiny(&ref, &v);
     Method *m = method_new("dsee", "targets=q+v+fc2,r=2,sparse_k=8");
-    CHECK(m && method_attach(m, &v, 1) == 0, "dsee: %s", nn_err());
+    CHECK(m && attach_vit(m, &v, 1) == 0, "dsee: %s", nn_err());
     fill_pet(&v, 5);
     Graph *g = graph_new(0);
     vit_loss(&v, m, g, &ref, 1);
@@ -278,7 +278,7 @@ static void test_ref(const char *file, const char *args) {
     Vit v;
     vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
     Method *m = method_new("dsee", args);
-    CHECK(m && method_attach(m, &v, 0) == 0, "dsee %s: %s", args, nn_err());
+    CHECK(m && attach_vit(m, &v, 0) == 0, "dsee %s: %s", args, nn_err());
     int np = 0, sup_ok = 1, nsup = 0;
     float buf[4096];
     for (int i = 0; i < st.n; i++) {
@@ -362,7 +362,7 @@ static void test_prune_unstructured(const char *scope, int branch) {
              "targets=q+v,sparse_k=12,prune=unstructured,prune_ratio=0.3,retune_frac=0.5,prune_scope=%s,final_update=%s",
              scope, branch ? "branch" : "masked");
     Method *m = method_new("dsee", args);
-    CHECK(m && method_attach(m, &v, 2) == 0, "dsee: %s", nn_err());
+    CHECK(m && attach_vit(m, &v, 2) == 0, "dsee: %s", nn_err());
     Optimizer *o = opt_new(&v.ps, opt_defaults(OPT_ADAMW));
     Graph *g = graph_new(0);
     long total = 8, D = 32, N = D * D;
@@ -409,7 +409,7 @@ static void test_prune_unstructured(const char *scope, int branch) {
     for (long s = 4; s < total; s++) hooked_step(&v, m, g, &ref, o, s, total);
     CHECK(count_zero(B0->data, B0->n) < B0->n, "B is not re-tuned");
     double before = vit_loss(&v, m, g, &ref, 0);
-    CHECK(m->desc->finalize(m, &v) == 0, "finalize: %s", nn_err());
+    CHECK(m->desc->finalize(m, m->bb) == 0, "finalize: %s", nn_err());
     CHECK((method_sites(m) != NULL) == branch, "final_update=%s: sites %s after finalize", branch ? "branch" : "masked",
           method_sites(m) ? "remain" : "gone");
     long z2 = 0;
@@ -419,7 +419,7 @@ static void test_prune_unstructured(const char *scope, int branch) {
     if (branch) CHECK(after == before, "final_update=branch: final loss %.9g differs from the re-tuned %.9g", after, before);
     else CHECK(isfinite(after) && fabs(after - before) < 0.5, "final loss %g vs re-tuned %g", after, before);
     cJSON *rec = cJSON_CreateObject();
-    CHECK(m->desc->report(m, &v, NULL, NULL, rec) == 0, "report");
+    CHECK(m->desc->report(m, m->bb, NULL, rec) == 0, "report");
     cJSON *j = cJSON_GetObjectItem(rec, "dsee");
     CHECK(j && fabs(cJSON_GetObjectItem(j, "zero_fraction")->valuedouble - (double)z / (4 * N)) < 1e-12 &&
               cJSON_IsFalse(cJSON_GetObjectItem(j, "delta_reproduces_model")) &&
@@ -451,7 +451,7 @@ static void test_prune_heads(void) {
     Vit v;
     open_ref_tiny(&ref, &v);
     Method *m = method_new("dsee", "targets=q+v+o,sparse_k=12,prune=heads,prune_ratio=0.5,retune_frac=0.5");
-    CHECK(m && method_attach(m, &v, 2) == 0, "dsee: %s", nn_err());
+    CHECK(m && attach_vit(m, &v, 2) == 0, "dsee: %s", nn_err());
     Optimizer *o = opt_new(&v.ps, opt_defaults(OPT_ADAMW));
     Graph *g = graph_new(0);
     long total = 6;
@@ -488,7 +488,7 @@ static void test_prune_heads(void) {
     Tensor *y1 = vit_forward(&v, g, x, method_sites(m));
     float keep[64];
     memcpy(keep, y1->data, sizeof(float) * y1->n);
-    CHECK(m->desc->finalize(m, &v) == 0, "finalize");
+    CHECK(m->desc->finalize(m, m->bb) == 0, "finalize");
     Tensor *y2 = vit_forward(&v, g, x, method_sites(m));
     check_close("head-pruned: final merged vs re-tuned", y2->data, keep, y2->n, 1e-5);
     int fin = 0;
@@ -511,7 +511,7 @@ static void test_delta(void) {
     vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
     vit_load(&w, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
     Method *m = method_new("dsee", "targets=q+v+fc1,sparse_k=20"), *m2 = method_new("dsee", "targets=q+v+fc1,sparse_k=20");
-    CHECK(method_attach(m, &v, 5) == 0 && method_attach(m2, &w, 77) == 0, "attach: %s", nn_err());
+    CHECK(attach_vit(m, &v, 5) == 0 && attach_vit(m2, &w, 77) == 0, "attach: %s", nn_err());
     fill_pet(&v, 9);
     CHECK(method_save_delta(m, TEST_TMP "/dsee_d.safetensors") == 0, "save delta: %s", nn_err());
     CHECK(method_load_delta(m2, TEST_TMP "/dsee_d.safetensors") == 0, "load delta: %s", nn_err());
@@ -536,7 +536,7 @@ static void test_errors(void) {
                             {"prune=heads,targets=fc1", "heads"}, {"prune_on=q+zz", "zz"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Method *m = method_new("dsee", bad[i][0]);
-        CHECK(m && method_attach(m, &v, 0) != 0 && strstr(nn_err(), bad[i][1]), "%s: %s", bad[i][0], nn_err());
+        CHECK(m && attach_vit(m, &v, 0) != 0 && strstr(nn_err(), bad[i][1]), "%s: %s", bad[i][0], nn_err());
         method_free(m);
     }
     vit_free(&v);

@@ -31,7 +31,7 @@ static void test_reference(const char *c) {
     Vit v;
     NN_ASSERT(vit_load(&v, TINY, 0, 0, -1) == 0, "%s", nn_err());
     Method *m = method_new("lst", margs);
-    CHECK(m && method_attach(m, &v, 1) == 0, "%s: lst %s: %s", c, margs, nn_err());
+    CHECK(m && attach_vit(m, &v, 1) == 0, "%s: lst %s: %s", c, margs, nn_err());
     if (!m) goto out;
     if (load_pet_ref(&f, &v, c, "side")) goto out;
 
@@ -78,10 +78,10 @@ static void test_fisher(void) {
     NN_ASSERT(vit_load(&v, TINY, 0, 0, -1) == 0, "%s", nn_err());
     const char *margs = st_meta(&f, "args");
     Method *m = method_new("lst", margs);
-    CHECK(m && method_attach(m, &v, 3) == 0, "fisher: %s", nn_err());
+    CHECK(m && attach_vit(m, &v, 3) == 0, "fisher: %s", nn_err());
     CHECK(m->desc->prepare && m->desc->prepare_examples == 1024, "lst: prepare hook with 1024 examples expected");
     MethodData md = {&feed, 5, (int)ny, feed_next};
-    int rc = m->desc->prepare(m, &v, &md);
+    int rc = m->desc->prepare(m, m->bb, &md);
     CHECK(rc == 0, "fisher prepare: %s", nn_err());
     int nparam = 0, exact = 0;
     for (int i = 0; i < v.ps.n && rc == 0; i++) {
@@ -117,10 +117,10 @@ static void test_fisher(void) {
     NN_ASSERT(vit_load(&v, TINY, 0, 0, -1) == 0, "%s", nn_err());
     vit_reset_head(&v, 5, 0);
     m = method_new("lst", "r=4");
-    CHECK(m && method_attach(m, &v, 3) == 0, "fisher (zero head): %s", nn_err());
+    CHECK(m && attach_vit(m, &v, 3) == 0, "fisher (zero head): %s", nn_err());
     Tensor *ew = ps_get(&v.ps, "pet.lst.embed_ladder.weight");
     feed.at = 0;
-    rc = m->desc->prepare(m, &v, &md);
+    rc = m->desc->prepare(m, m->bb, &md);
     CHECK(rc == 0, "fisher prepare with a zero head: %s", nn_err());
     int onehot = 1;
     for (int i = 0; i < ew->shape[0]; i++) {
@@ -142,7 +142,7 @@ static void test_fisher(void) {
     CHECK(from_backbone, "zero head: side norm1 weights are not the backbone's");
     // no examples: a clear error
     feed.at = feed.n;
-    rc = m->desc->prepare(m, &v, &md);
+    rc = m->desc->prepare(m, m->bb, &md);
     CHECK(rc != 0 && strstr(nn_err(), "no training examples"), "fisher with no examples: rc %d, '%s'", rc, nn_err());
     method_free(m);
     // no head at all: init=fisher is refused, init=random needs no prepare
@@ -150,9 +150,9 @@ static void test_fisher(void) {
     NN_ASSERT(vit_load(&v, TINY, 0, 0, -1) == 0, "%s", nn_err());
     vit_reset_head(&v, 0, 0);
     m = method_new("lst", "r=4");
-    CHECK(m && method_attach(m, &v, 3) == 0, "lst without a head: %s", nn_err());
+    CHECK(m && attach_vit(m, &v, 3) == 0, "lst without a head: %s", nn_err());
     feed.at = 0;
-    rc = m->desc->prepare(m, &v, &md);
+    rc = m->desc->prepare(m, m->bb, &md);
     CHECK(rc != 0 && strstr(nn_err(), "init=random"), "fisher without a head: rc %d, '%s'", rc, nn_err());
     method_free(m);
     vit_free(&v);
@@ -171,7 +171,7 @@ static Run measure(const char *method, const char *args, const VitConfig *c, int
     vit_init(&v, c);
     vit_init_random(&v, 5);
     Method *m = method_new(method, args);
-    NN_ASSERT(m && method_attach(m, &v, 1) == 0, "%s %s: %s", method, args, nn_err());
+    NN_ASSERT(m && attach_vit(m, &v, 1) == 0, "%s %s: %s", method, args, nn_err());
     Graph *g = graph_new(0);
     graph_set_training(g, 1);
     Tensor *x = graph_tensor(g, 4, (int[]){B, 3, c->img, c->img});
@@ -244,7 +244,7 @@ static void test_grad_state_and_delta(void) {
     Vit v;
     NN_ASSERT(vit_load(&v, TINY, 0, 0, -1) == 0, "%s", nn_err());
     Method *m = method_new("lst", "init=random,r=4");
-    CHECK(m && method_attach(m, &v, 7) == 0, "%s", nn_err());
+    CHECK(m && attach_vit(m, &v, 7) == 0, "%s", nn_err());
     Graph *g = graph_new(0);
     int labels[3];
     Tensor *x = vit_ref_batch(g, labels);
@@ -272,7 +272,7 @@ static void test_grad_state_and_delta(void) {
     Vit v2;
     NN_ASSERT(vit_load(&v2, TINY, 0, 0, -1) == 0, "%s", nn_err());
     Method *m2 = method_new("lst", "init=random,r=4");
-    CHECK(m2 && method_attach(m2, &v2, 99) == 0 && method_load_delta(m2, path) == 0, "load delta: %s", nn_err());
+    CHECK(m2 && attach_vit(m2, &v2, 99) == 0 && method_load_delta(m2, path) == 0, "load delta: %s", nn_err());
     Tensor *y2 = vit_forward(&v2, g, x, method_sites(m2));
     check_close("delta round trip logits", y2->data, ref, 15, 1e-6);
     graph_free(g);
@@ -286,7 +286,7 @@ static void test_train(void) {
     Vit v;
     NN_ASSERT(vit_load(&v, TINY, 0, 0, -1) == 0, "%s", nn_err());
     Method *m = method_new("lst", "init=random,r=4");
-    CHECK(m && method_attach(m, &v, 2) == 0, "%s", nn_err());
+    CHECK(m && attach_vit(m, &v, 2) == 0, "%s", nn_err());
     double sum0 = 0;
     for (int l = 0; l < v.cfg.depth; l++) sum0 += max_abs(v.blocks[l].qkv_w->data, v.blocks[l].qkv_w->n);
     OptConfig oc = opt_defaults(OPT_ADAMW);
@@ -340,15 +340,15 @@ static void test_counts(void) {
         Vit v;
         vit_init(&v, &c);
         Method *m = method_new("lst", cases[k].args);
-        CHECK(m && method_attach(m, &v, 1) == 0, "lst %s: %s", cases[k].args, nn_err());
+        CHECK(m && attach_vit(m, &v, 1) == 0, "lst %s: %s", cases[k].args, nn_err());
         if (m) {
-            long head, n = method_trainable(&v, &head);
+            long head, n = method_trainable(m->bb, &head);
             CHECK(n == want && head == 0, "%s lst %s: %ld trainable (head %ld), closed form %ld", cases[k].preset,
                   cases[k].args, n, head, want);
             if (!*cases[k].args) CHECK(n == 2376492, "ViT-B/16 lst r=8: %ld parameters, expected 2,376,492", n);
             CHECK(!m->desc->mergeable, "lst says it merges");
             printf("  %-8s lst %-16s %8ld parameters, +%.3f GMAC/image\n", cases[k].preset,
-                   *cases[k].args ? cases[k].args : "(defaults)", n, m->desc->extra_macs(m, &c) / 1e9);
+                   *cases[k].args ? cases[k].args : "(defaults)", n, m->desc->extra_macs(m, m->bb) / 1e9);
         }
         method_free(m);
         vit_free(&v);
@@ -368,7 +368,7 @@ static void test_args(void) {
         Vit v;
         NN_ASSERT(vit_load(&v, TINY, 0, 0, -1) == 0, "%s", nn_err());
         Method *m = method_new("lst", bad[k].args);
-        int rc = m ? method_attach(m, &v, 1) : -1;
+        int rc = m ? attach_vit(m, &v, 1) : -1;
         CHECK(rc != 0 && strstr(nn_err(), bad[k].expect), "lst %s: rc %d, message '%s' (expected '%s')", bad[k].args, rc,
               nn_err(), bad[k].expect);
         method_free(m);

@@ -32,7 +32,7 @@ static void test_lora_ref(const char *file, const char *args) {
     Vit v;
     vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
     Method *m = method_new("lora", args);
-    CHECK(m && method_attach(m, &v, 0) == 0, "lora %s: %s", args, nn_err());
+    CHECK(m && attach_vit(m, &v, 0) == 0, "lora %s: %s", args, nn_err());
     int np = load_pet(&v, &st);
     CHECK(np > 0, "%s: no parameters loaded", file);
     Graph *g = graph_new(0);
@@ -44,7 +44,7 @@ static void test_lora_ref(const char *file, const char *args) {
     // merged == unmerged
     Tensor *y1 = graph_tensor2(g, y->shape[0], y->shape[1]);
     memcpy(y1->data, y->data, sizeof(float) * y->n);
-    CHECK(m->desc->merge(m, &v) == 0, "merge");
+    CHECK(m->desc->merge(m, m->bb) == 0, "merge");
     CHECK(method_sites(m) == NULL, "sites remain after merge");
     Tensor *y2 = vit_forward(&v, g, x, NULL);
     snprintf(what, sizeof what, "lora %s merged vs unmerged", args);
@@ -66,7 +66,7 @@ static void test_identity(const char *name, const char *args) {
     Tensor *x = ref_read_batch(g, &ref, labels);
     Tensor *y0 = vit_forward(&v, g, x, NULL);
     Method *m = method_new(name, args);
-    CHECK(m && method_attach(m, &v, 3) == 0, "%s: %s", name, nn_err());
+    CHECK(m && attach_vit(m, &v, 3) == 0, "%s: %s", name, nn_err());
     Tensor *y1 = vit_forward(&v, g, x, method_sites(m));
     char what[128];
     snprintf(what, sizeof what, "%s at identity init", name);
@@ -85,7 +85,7 @@ static long count(const char *name, const char *args) {
     vit_init(&v, &c);
     Method *m = method_new(name, args);
     long n = -1;
-    if (m && method_attach(m, &v, 0) == 0) n = method_trainable(&v, NULL);
+    if (m && attach_vit(m, &v, 0) == 0) n = method_trainable(m->bb, NULL);
     method_free(m);
     vit_free(&v);
     return n;
@@ -108,10 +108,10 @@ static void test_errors(void) {
     vit_preset("vit-nano", &c);
     vit_init(&v, &c);
     Method *m = method_new("lora", "targets=q+attn");
-    CHECK(m && method_attach(m, &v, 0) != 0 && strstr(nn_err(), "attn"), "site the backbone lacks: %s", nn_err());
+    CHECK(m && attach_vit(m, &v, 0) != 0 && strstr(nn_err(), "attn"), "site the backbone lacks: %s", nn_err());
     method_free(m);
     m = method_new("lora", "variant=weird");
-    CHECK(m && method_attach(m, &v, 0) != 0 && strstr(nn_err(), "weird"), "bad variant: %s", nn_err());
+    CHECK(m && attach_vit(m, &v, 0) != 0 && strstr(nn_err(), "weird"), "bad variant: %s", nn_err());
     method_free(m);
     vit_free(&v);
 }
@@ -124,7 +124,7 @@ static void test_delta_roundtrip(void) {
     Vit v, w;
     vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
     Method *m = method_new("lora", "r=2,targets=q+v+fc1");
-    method_attach(m, &v, 5);
+    attach_vit(m, &v, 5);
     uint64_t s = 9;
     for (int i = 0; i < v.ps.n; i++)
         if (!strncmp(v.ps.p[i]->name, "pet.", 4) || !strncmp(v.ps.p[i]->name, "head.", 5))
@@ -140,7 +140,7 @@ static void test_delta_roundtrip(void) {
     st_close(&d);
     vit_load(&w, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
     Method *m2 = method_new("lora", "r=2,targets=q+v+fc1");
-    method_attach(m2, &w, 77);
+    attach_vit(m2, &w, 77);
     CHECK(method_load_delta(m2, TEST_TMP "/d.safetensors") == 0, "load delta: %s", nn_err());
     Graph *g = graph_new(0);
     int labels[3];
@@ -151,7 +151,7 @@ static void test_delta_roundtrip(void) {
     Method *m3 = method_new("lora", "r=4,targets=q+v+fc1");
     Vit u;
     vit_load(&u, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
-    method_attach(m3, &u, 0);
+    attach_vit(m3, &u, 0);
     CHECK(method_load_delta(m3, TEST_TMP "/d.safetensors") != 0 && strstr(nn_err(), "elements"),
           "mismatched delta: %s", nn_err());
     method_free(m3);
@@ -169,7 +169,7 @@ static void test_training(const char *name, const char *args, float lr) {
     Vit v;
     open_ref_tiny(&ref, &v);
     Method *m = method_new(name, args);
-    CHECK(m && method_attach(m, &v, 1) == 0, "%s: %s", name, nn_err());
+    CHECK(m && attach_vit(m, &v, 1) == 0, "%s: %s", name, nn_err());
     if (strcmp(name, "full") && strcmp(name, "bitfit"))
         for (int i = 0; i < v.ps.n; i++) {
             const Param *p = v.ps.p[i];

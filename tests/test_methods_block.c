@@ -35,7 +35,7 @@ static void test_reference(const char *c) {
     Vit v;
     NN_ASSERT(vit_load(&v, TINY, 0, 0, -1) == 0, "%s", nn_err());
     Method *m = method_new(mname, margs);
-    CHECK(m && method_attach(m, &v, 1) == 0, "%s: %s %s: %s", c, mname, margs, nn_err());
+    CHECK(m && attach_vit(m, &v, 1) == 0, "%s: %s %s: %s", c, mname, margs, nn_err());
     if (!m) goto out;
     // every method parameter comes from the file, and the file has no parameter the store lacks
     if (load_pet_ref(&f, &v, c, "method")) goto out;
@@ -81,7 +81,7 @@ static void test_identity(void) {
         for (int train = 0; train < 2; train++) {   // training mode too: dropout must not matter
             NN_ASSERT(vit_load(&v, TINY, 0, 0, -1) == 0, "%s", nn_err());
             Method *m = method_new(cases[k].method, cases[k].args);
-            CHECK(m && method_attach(m, &v, 7) == 0, "%s %s: %s", cases[k].method, cases[k].args, nn_err());
+            CHECK(m && attach_vit(m, &v, 7) == 0, "%s %s: %s", cases[k].method, cases[k].args, nn_err());
             if (!m) continue;
             if (cases[k].zero)
                 for (int i = 0; i < v.ps.n; i++) {
@@ -128,13 +128,13 @@ static void test_counts(void) {
         Vit v;
         vit_init(&v, &c);
         Method *m = method_new(cases[k].method, cases[k].args);
-        CHECK(m && method_attach(m, &v, 1) == 0, "%s: %s", cases[k].method, nn_err());
+        CHECK(m && attach_vit(m, &v, 1) == 0, "%s: %s", cases[k].method, nn_err());
         if (m) {
-            long head, n = method_trainable(&v, &head);
+            long head, n = method_trainable(m->bb, &head);
             CHECK(n == cases[k].want && n == published[k] && head == 0,
                   "ViT-B/16 %s %s: %ld trainable (head %ld), closed form %ld, expected %ld", cases[k].method,
                   cases[k].args, n, head, cases[k].want, published[k]);
-            double macs = m->desc->extra_macs(m, &c);
+            double macs = m->desc->extra_macs(m, m->bb);
             CHECK(fabs(macs - cases[k].macs) < 0.5, "%s %s: extra MACs %.0f, closed form %.0f", cases[k].method,
                   cases[k].args, macs, cases[k].macs);
             CHECK(!m->desc->mergeable, "%s says it merges", cases[k].method);
@@ -165,7 +165,7 @@ static void test_training(void) {
         Vit v;
         NN_ASSERT(vit_load(&v, TINY, 0, 0, -1) == 0, "%s", nn_err());
         Method *m = method_new(cases[k].method, cases[k].args);
-        CHECK(m && method_attach(m, &v, 3) == 0, "%s: %s", cases[k].method, nn_err());
+        CHECK(m && attach_vit(m, &v, 3) == 0, "%s: %s", cases[k].method, nn_err());
         if (!m) continue;
         // the head stays frozen here, so any progress is the method's own
         for (int i = 0; i < v.ps.n; i++)
@@ -232,7 +232,7 @@ static void test_errors(void) {
         m = method_new(bad[k].method, bad[k].args);
         CHECK(m != NULL, "%s %s: method_new failed: %s", bad[k].method, bad[k].args, nn_err());
         if (m) {
-            int rc = method_attach(m, &v, 1);
+            int rc = attach_vit(m, &v, 1);
             CHECK(rc == -1 && strstr(nn_err(), bad[k].needle) && strstr(nn_err(), bad[k].method),
                   "%s %s: attach rc %d, message '%s'", bad[k].method, bad[k].args, rc, rc ? nn_err() : "");
             // a refused attach leaves the backbone as it was (still trainable: nothing frozen)

@@ -32,7 +32,7 @@ static Method *attach_with_ref(Vit *v, const char *name, const char *args, StFil
     Method *m = method_new(name, args);
     CHECK(m != NULL, "%s %s: %s", name, args, nn_err());
     if (!m) return NULL;
-    int rc = method_attach(m, v, 11);
+    int rc = attach_vit(m, v, 11);
     CHECK(rc == 0, "attach %s %s: %s", name, args, nn_err());
     if (rc) {
         method_free(m);
@@ -142,7 +142,7 @@ static void test_reference(const char *name, const char *args_override, int trai
         Vit w;
         if (load_tiny(&w) == 0) {
             Method *mw = attach_with_ref(&w, m->desc->name, args ? args : "", &rf);
-            CHECK(mw && mw->desc->merge(mw, &w) == 0, "%s merge: %s", name, nn_err());
+            CHECK(mw && mw->desc->merge(mw, mw->bb) == 0, "%s merge: %s", name, nn_err());
             CHECK(mw && method_sites(mw) == NULL, "%s: sites remain after merge", name);
             Tensor *y1 = vit_forward(&w, g, x, NULL);
             snprintf(what, sizeof what, "%s merged vs unmerged", name);
@@ -168,7 +168,7 @@ static void test_identity(const char *name, const char *args) {
     Tensor *x = ref_read_batch(g, &g_ref, labels);
     Tensor *y0 = vit_forward(&v, g, x, NULL);
     Method *m = method_new(name, args);
-    CHECK(m && method_attach(m, &v, 3) == 0, "%s: %s", name, nn_err());
+    CHECK(m && attach_vit(m, &v, 3) == 0, "%s: %s", name, nn_err());
     if (m) {
         Tensor *y1 = vit_forward(&v, g, x, method_sites(m));
         char what[160];
@@ -188,9 +188,9 @@ static long count_b16(const char *name, const char *args, double *macs) {
     vit_init(&v, &c);
     Method *m = method_new(name, args);
     long n = -1, head = -1;
-    if (m && method_attach(m, &v, 0) == 0) {
-        n = method_trainable(&v, &head);
-        if (macs) *macs = m->desc->extra_macs(m, &c);
+    if (m && attach_vit(m, &v, 0) == 0) {
+        n = method_trainable(m->bb, &head);
+        if (macs) *macs = m->desc->extra_macs(m, m->bb);
     } else {
         CHECK(0, "%s %s on ViT-B/16: %s", name, args, nn_err());
     }
@@ -239,7 +239,7 @@ static void expect_error(const char *name, const char *args, const char *needle)
     Method *m = method_new(name, args);
     CHECK(m != NULL, "%s %s: %s", name, args, nn_err());
     if (m) {
-        int rc = method_attach(m, &v, 0);
+        int rc = attach_vit(m, &v, 0);
         CHECK(rc != 0 && strstr(nn_err(), name) && strstr(nn_err(), needle), "%s %s: rc %d, message '%s'", name,
               args, rc, rc ? nn_err() : "");
         method_free(m);
@@ -263,7 +263,7 @@ static void test_errors(void) {
     c.mlp = 96;
     vit_init(&v, &c);
     Method *m = method_new("fact_tt", "");
-    CHECK(m && method_attach(m, &v, 0) != 0 && strstr(nn_err(), "multiple"), "fact_tt on mlp 96: %s", nn_err());
+    CHECK(m && attach_vit(m, &v, 0) != 0 && strstr(nn_err(), "multiple"), "fact_tt on mlp 96: %s", nn_err());
     method_free(m);
     vit_free(&v);
 }
@@ -275,7 +275,7 @@ static void test_training(const char *name, const char *args) {
     Vit v;
     if (load_tiny(&v)) return;
     Method *m = method_new(name, args);
-    CHECK(m && method_attach(m, &v, 1) == 0, "%s: %s", name, nn_err());
+    CHECK(m && attach_vit(m, &v, 1) == 0, "%s: %s", name, nn_err());
     if (!m) {
         vit_free(&v);
         return;

@@ -125,7 +125,7 @@ static Method *attach(Vit *v, const char *args) {
     Method *m = method_new("prune", args);
     CHECK(m != NULL, "method_new prune %s: %s", args, nn_err());
     if (!m) return NULL;
-    int rc = method_attach(m, v, 1);
+    int rc = attach_vit(m, v, 1);
     CHECK(rc == 0, "attach prune %s: %s", args, nn_err());
     if (rc) {
         method_free(m);
@@ -195,7 +195,7 @@ static void test_unstructured(void) {
         snprintf(args, sizeof args, "sparsity=%g,granularity=%s", s, global ? "unstructured-global" : "unstructured-layer");
         Method *m = attach(&v, args);
         if (!m) continue;
-        CHECK(m->desc->finalize(m, &v) == 0, "finalize: %s", nn_err());
+        CHECK(m->desc->finalize(m, m->bb) == 0, "finalize: %s", nn_err());
         long N = 0, Z = 0;
         int per_layer_ok = 1, order_ok = 1;
         float max_pruned = 0, min_kept = INFINITY;
@@ -243,7 +243,7 @@ static void test_structured(void) {
     for (int i = 0; i < v.cfg.depth * 3 * D; i++) v.blocks[i / (3 * D)].qkv_b->data[i % (3 * D)] = 0.5f;
     Method *m = attach(&v, "sparsity=0.5,granularity=heads");
     if (m) {
-        CHECK(m->desc->finalize(m, &v) == 0, "finalize heads: %s", nn_err());
+        CHECK(m->desc->finalize(m, m->bb) == 0, "finalize heads: %s", nn_err());
         int whole = 1, counts = 1;
         for (int l = 0; l < v.cfg.depth; l++) {
             VitBlock *b = &v.blocks[l];
@@ -278,7 +278,7 @@ static void test_structured(void) {
     for (int k = 0; k < D; k++) v.blocks[2].fc1_w->data[(long)7 * D + k] *= 1e-3f;   // neuron 7 of block 2 weak
     m = attach(&v, "sparsity=0.25,granularity=neurons");
     if (m) {
-        CHECK(m->desc->finalize(m, &v) == 0, "finalize neurons: %s", nn_err());
+        CHECK(m->desc->finalize(m, m->bb) == 0, "finalize neurons: %s", nn_err());
         int whole = 1, counts = 1, weak_gone = 0;
         for (int l = 0; l < v.cfg.depth; l++) {
             VitBlock *b = &v.blocks[l];
@@ -328,7 +328,7 @@ static void test_structured(void) {
                             {"start=0.8,end=0.2", "start"}, {"frequency=0", "frequency"}, {"scratch=2", "scratch"}};
     for (int i = 0; i < 6; i++) {
         Method *b = method_new("prune", bad[i][0]);
-        int rc = b ? method_attach(b, &v, 0) : -1;
+        int rc = b ? attach_vit(b, &v, 0) : -1;
         CHECK(rc != 0 && strstr(nn_err(), bad[i][1]), "%s: expected an error naming %s, got '%s'", bad[i][0], bad[i][1],
               rc ? nn_err() : "(accepted)");
         method_free(b);
@@ -389,7 +389,7 @@ static void test_kd(void) {
     nano(&tv, 21);
     rng_fill_normal(&RNG, tv.head_w->data, tv.head_w->n, 0, 0.5f);   // a teacher with opinions
     Method *full = method_new("full", "");
-    method_attach(full, &tv, 0);
+    attach_vit(full, &tv, 0);
     CHECK(method_save_delta(full, PDIR "/teacher_delta.safetensors") == 0, "save teacher delta: %s", nn_err());
     Vit sv;
     nano(&sv, 21);   // the student starts from the same pretrained backbone
@@ -510,7 +510,7 @@ static void test_final_report(void) {
         Vit v;
         CHECK(vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, te->num_classes) == 0, "load: %s", nn_err());
         Method *m = method_new(k ? "lora" : "adapter", "");
-        CHECK(m && method_attach(m, &v, 0) == 0, "attach: %s", nn_err());
+        CHECK(m && attach_vit(m, &v, 0) == 0, "attach: %s", nn_err());
         for (int i = 0; i < v.ps.n; i++)
             if (!strncmp(v.ps.p[i]->name, "pet.", 4) || !strncmp(v.ps.p[i]->name, "head.", 5))
                 rng_fill_normal(&RNG, v.ps.p[i]->t.data, v.ps.p[i]->t.n, 0, 0.3f);

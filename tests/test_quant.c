@@ -289,7 +289,7 @@ static void expect_error(const char *args, const char *needle) {
     vit_preset("vit-micro", &c);
     vit_init(&v, &c);
     Method *m = method_new("int8", args);
-    int rc = m ? method_attach(m, &v, 0) : -1;
+    int rc = m ? attach_vit(m, &v, 0) : -1;
     CHECK(rc != 0 && strstr(nn_err(), needle), "int8 %s: expected an error naming '%s', got rc %d: %s", args, needle,
           rc, nn_err());
     method_free(m);
@@ -315,9 +315,9 @@ static void test_qat(void) {
     Vit v;
     open_ref_tiny(&ref, &v);
     Method *m = method_new("int8", "mode=qat");
-    CHECK(m && method_attach(m, &v, 1) == 0, "int8 qat: %s", nn_err());
+    CHECK(m && attach_vit(m, &v, 1) == 0, "int8 qat: %s", nn_err());
     if (!m) return;
-    CHECK(m->desc->finalize(m, &v) != 0 && strstr(nn_err(), "never observed"), "qat finalize before training: %s",
+    CHECK(m->desc->finalize(m, m->bb) != 0 && strstr(nn_err(), "never observed"), "qat finalize before training: %s",
           nn_err());
     Optimizer *o = opt_new(&v.ps, opt_defaults(OPT_ADAMW));
     Graph *g = graph_new(0);
@@ -338,7 +338,7 @@ static void test_qat(void) {
         graph_reset(g);
     }
     CHECK(finite && last < 0.7 * first, "int8 qat: loss %.4f -> %.4f after 25 steps", first, last);
-    CHECK(m->desc->finalize(m, &v) == 0, "qat finalize: %s", nn_err());
+    CHECK(m->desc->finalize(m, m->bb) == 0, "qat finalize: %s", nn_err());
     Tensor *r = ps_get(&v.ps, "pet.int8.blocks.1.fc2.act_range");
     CHECK(r && fq_range_observed(r->data) && r->data[0] >= -0.2f, "fc2 input range (after GELU) [%g, %g]",
           r ? r->data[0] : 0, r ? r->data[1] : 0);
@@ -394,24 +394,23 @@ static void make_images(float *x, int n, int S, uint64_t seed) {
 // against its float output on the same input: |dy_j| <= sum_i (|x_i| sw/2 + |W_ji| ex_i + ex_i sw/2)
 // with ex_i = sx/2 inside the representable range, else sx/2 + the distance to it (clamping).
 typedef struct {
-    const VitSites *inner;
+    const Sites *inner;
     Method *m;
     int checked, viol;
     double tight;   // max error / bound
 } Wrap;
-static int wrap_has(void *ctx, int l, VitSite s) {
+static int wrap_has(void *ctx, int k, int l, Site s) {
     Wrap *w = ctx;
-    return w->inner->has_linear(w->inner->ctx, l, s);
+    return w->inner->has_linear(w->inner->ctx, k, l, s);
 }
-static Tensor *wrap_linear(void *ctx, Graph *g, int l, VitSite s, Tensor *x, Tensor *W, Tensor *b, Tensor *res) {
+static Tensor *wrap_linear(void *ctx, Graph *g, int k, int l, Site s, Tensor *x, Tensor *W, Tensor *b, Tensor *res) {
     Wrap *w = ctx;
-    Tensor *y = w->inner->linear(w->inner->ctx, g, l, s, x, W, b, res);
+    Tensor *y = w->inner->linear(w->inner->ctx, g, k, l, s, x, W, b, res);
     Tensor *yf = op_linear(g, x, W, b, res);
-    static const char *nm[4] = {"qkv", "proj", "fc1", "fc2"};
     char pn[96];
-    snprintf(pn, sizeof pn, "pet.int8.blocks.%d.%s.act_range", l, nm[s]);
+    snprintf(pn, sizeof pn, "pet.int8.blocks.%d.%s.act_range", l, vit_site_name(s));
     FqParams a, pw = fq_weight_params(W->data, W->n);
-    fq_act_params(ps_get(&w->m->v->ps, pn)->data, &a);
+    fq_act_params(ps_get(w->m->bb->ps, pn)->data, &a);
     float lo = (a.qmin - a.zero_point) * a.scale, hi = (a.qmax - a.zero_point) * a.scale;
     int I = tensor_last(x), O = tensor_last(y);
     long R = tensor_rows(x);
@@ -439,17 +438,17 @@ static void test_ptq(void) {
     Vit v;
     vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, -1);
     Method *m = method_new("int8", "mode=ptq,calib=24");
-    CHECK(m && method_attach(m, &v, 1) == 0, "int8 ptq: %s", nn_err());
+    CHECK(m && attach_vit(m, &v, 1) == 0, "int8 ptq: %s", nn_err());
     if (!m) return;
     const int S = v.cfg.img, NC = 32, NT = 64;
-    CHECK(method_sites(m) && !m->sites.has_linear(m->sites.ctx, 0, SITE_QKV), "ptq must train in float");
+    CHECK(method_sites(m) && !m->sites.has_linear(m->sites.ctx, 0, 0, SITE_QKV), "ptq must train in float");
     Calib c = {nn_malloc(sizeof(float) * NC * 3 * S * S), NC, 0, S};
     make_images(c.x, NC, S, 77);
     MethodData md = {&c, 8, NC, calib_next};
-    CHECK(m->desc->prepare(m, &v, &md) == 0, "ptq prepare: %s", nn_err());
+    CHECK(m->desc->prepare(m, m->bb, &md) == 0, "ptq prepare: %s", nn_err());
     CHECK(c.at == 24, "prepare read %d images, wanted calib=24", c.at);
-    CHECK(m->desc->finalize(m, &v) == 0, "ptq finalize: %s", nn_err());
-    CHECK(m->sites.has_linear(m->sites.ctx, 1, SITE_FC2), "ptq: not quantized after finalize");
+    CHECK(m->desc->finalize(m, m->bb) == 0, "ptq finalize: %s", nn_err());
+    CHECK(m->sites.has_linear(m->sites.ctx, 0, 1, SITE_FC2), "ptq: not quantized after finalize");
     Tensor *r = ps_get(&v.ps, "pet.int8.blocks.0.qkv.act_range");
     CHECK(r && fq_range_observed(r->data), "calibration did not observe blocks.0.qkv");
 
@@ -458,7 +457,7 @@ static void test_ptq(void) {
     Tensor *x = graph_tensor(g, 4, (int[]){NT, 3, S, S});
     make_images(x->data, NT, S, 991);
     Wrap wr = {method_sites(m), m, 0, 0, 0};
-    VitSites ws = {.ctx = &wr, .has_linear = wrap_has, .linear = wrap_linear};
+    Sites ws = {.ctx = &wr, .has_linear = wrap_has, .linear = wrap_linear};
     Tensor *yq = vit_forward(&v, g, x, &ws);
     CHECK(wr.checked == NT * vit_tokens(&v.cfg) * 2 * (3 * 32 + 32 + 64 + 32) && wr.viol == 0,
           "ptq: %d of %d outputs of quantized linears exceed the int8 rounding bound", wr.viol, wr.checked);
@@ -548,9 +547,9 @@ static void test_cli(void) {
             Vit v;
             vit_load(&v, "tests/ref/vit_tiny.safetensors", 0, 0, classes);
             Method *m = method_new("int8", k ? "mode=ptq,calib=32" : "mode=qat,calib=32");
-            CHECK(m && method_attach(m, &v, 0) == 0 && method_load_delta(m, path) == 0, "load int8 delta: %s",
+            CHECK(m && attach_vit(m, &v, 0) == 0 && method_load_delta(m, path) == 0, "load int8 delta: %s",
                   nn_err());
-            CHECK(m && m->sites.has_linear(m->sites.ctx, 1, SITE_FC2), "int8 %s delta does not quantize", modes[k]);
+            CHECK(m && m->sites.has_linear(m->sites.ctx, 0, 1, SITE_FC2), "int8 %s delta does not quantize", modes[k]);
             method_free(m);
             vit_free(&v);
         } else CHECK(0, "int8 %s: no delta: %s", modes[k], nn_err());

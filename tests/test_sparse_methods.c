@@ -57,13 +57,13 @@ static int prepare(Method *m, Vit *v) {
     if (!m->desc->prepare) return 0;
     Feed f = {0};
     MethodData d = {&f, 4, NB, feed_next};
-    return m->desc->prepare(m, v, &d);
+    return m->desc->prepare(m, m->bb, &d);
 }
 
 static Method *attach(Vit *v, const char *name, const char *args, uint64_t seed) {
     NN_ASSERT(vit_load(v, TINY, 0, 0, -1) == 0, "%s", nn_err());
     Method *m = method_new(name, args);
-    CHECK(m && method_attach(m, v, seed) == 0, "%s %s: %s", name, args, nn_err());
+    CHECK(m && attach_vit(m, v, seed) == 0, "%s %s: %s", name, args, nn_err());
     return m;
 }
 
@@ -117,7 +117,7 @@ static void test_sparsity(void) {
             CHECK(gz == 0 && gnz > (tot - zeros) / 2, "%s: %ld masked weights with a gradient, %ld unmasked", args, gz, gnz);
             graph_free(g);
             // the tensor count would say the dense number
-            CHECK(method_trainable(&v, NULL) == tot + bias, "%s: method_trainable %ld", args, method_trainable(&v, NULL));
+            CHECK(method_trainable(m->bb, NULL) == tot + bias, "%s: method_trainable %ld", args, method_trainable(m->bb, NULL));
             method_free(m);
             vit_free(&v);
         }
@@ -206,7 +206,7 @@ static void test_large(void) {
             char args[128];
             snprintf(args, sizeof args, "scorer=random,large=1,sparsity=%g,placement=%s", sp[q], hb ? "houlsby" : "pfeiffer");
             Method *m = method_new("sparse_adapter", args);
-            CHECK(m && method_attach(m, &v, 1) == 0, "%s: %s", args, nn_err());
+            CHECK(m && attach_vit(m, &v, 1) == 0, "%s: %s", args, nn_err());
             if (m) {
                 long before = method_trainable_of(m, NULL);   // petl info's count: no masks yet
                 CHECK(prepare(m, &v) == 0, "%s: prepare: %s", args, nn_err());
@@ -322,7 +322,7 @@ static void test_training(void) {
             free(before);
         }
         // the final model from its delta alone: attach (no prepare) + load == the trained model
-        if (m->desc->finalize) CHECK(m->desc->finalize(m, &v) == 0, "finalize: %s", nn_err());
+        if (m->desc->finalize) CHECK(m->desc->finalize(m, m->bb) == 0, "finalize: %s", nn_err());
         Graph *g = graph_new(0);
         graph_set_grad_enabled(g, 0);
         Tensor *ref = vit_forward(&v, g, batch(g, 4), method_sites(m));
@@ -500,7 +500,9 @@ static void test_pgd(void) {
     float *adv = malloc(sizeof(float) * x->n);
     double ff = 0, fb = 0;
     const float eps = 0.05f;
-    pgd_linf(&v, NULL, w, x, g_lab, eps, 4, 0.02f, adv, &ff, &fb);
+    Backbone bb;
+    vit_backbone(&v, &bb);
+    pgd_linf(&bb, NULL, w, x, g_lab, eps, 4, 0.02f, adv, &ff, &fb);
     double linf = 0;
     for (long i = 0; i < x->n; i++) linf = fmax(linf, fabs(adv[i] - x->data[i]));
     Tensor *xa = graph_tensor(g, 4, x->shape);
@@ -517,7 +519,7 @@ static void test_pgd(void) {
     }
     CHECK(clean_grads, "PGD left parameter gradients or flags changed");
     // more steps, larger radius: a stronger attack
-    pgd_linf(&v, NULL, w, x, g_lab, 4 * eps, 6, 0.05f, adv, NULL, NULL);
+    pgd_linf(&bb, NULL, w, x, g_lab, 4 * eps, 6, 0.05f, adv, NULL, NULL);
     memcpy(xa->data, adv, sizeof(float) * x->n);
     float stronger = op_cross_entropy(g, vit_forward(&v, g, xa, NULL), g_lab, 0, -1)->data[0];
     CHECK(stronger > attacked, "PGD: eps x4 gives loss %.4f, not above %.4f", stronger, attacked);
@@ -548,7 +550,7 @@ static void test_ticket(void) {
     graph_set_grad_enabled(g, 0);
     Tensor *x = batch(g, 4);
     Tensor *before = vit_forward(&v, g, x, method_sites(m));
-    CHECK(m->desc->finalize(m, &v) == 0, "finalize: %s", nn_err());
+    CHECK(m->desc->finalize(m, m->bb) == 0, "finalize: %s", nn_err());
     CHECK(method_sites(m) == NULL, "sites left after finalize");
     Tensor *after = vit_forward(&v, g, x, method_sites(m));
     check_close("logits of the finalized ticket", after->data, before->data, after->n, 1e-5);
@@ -560,7 +562,7 @@ static void test_ticket(void) {
     CHECK(zeros == total - kept, "finalize: %ld zero weights, ticket drops %ld", zeros, total - kept);
     cJSON *rec = cJSON_CreateObject();
     // robust_eval=0: no test set needed (the robust block is checked through petl run below)
-    CHECK(m->desc->report(m, &v, NULL, NULL, rec) == 0, "report: %s", nn_err());
+    CHECK(m->desc->report(m, m->bb, NULL, rec) == 0, "report: %s", nn_err());
     cJSON *j = cJSON_GetObjectItem(rec, "l0mask");
     CHECK(j && cJSON_GetObjectItem(j, "kept")->valuedouble == kept && !cJSON_GetObjectItem(rec, "robust"),
           "report l0mask block");

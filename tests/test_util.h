@@ -19,6 +19,13 @@
 #include "tests/test.h"
 #include "vit/vit.h"
 
+// method_attach on a ViT (its view of the site contract).
+static inline int attach_vit(Method *m, Vit *v, uint64_t seed) {
+    Backbone bb;
+    vit_backbone(v, &bb);
+    return method_attach(m, &bb, seed);
+}
+
 // The whole file as a NUL-terminated string (malloc'd), or NULL if it cannot be opened.
 static inline char *test_slurp(const char *path) {
     FILE *f = fopen(path, "rb");

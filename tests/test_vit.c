@@ -486,7 +486,7 @@ static void test_variant(StFile *vr, const char *v, int ls, int reg, int nec, in
         Vit u;
         if (vit_load(&u, path, 2, 0, -1)) continue;
         Method *me = method_new(meth[i][0], meth[i][1]);
-        rc = me ? method_attach(me, &u, 1) : -1;
+        rc = me ? method_attach_vit(me, &u, 1) : -1;
         CHECK(rc == 0, "%s on %s: %s", meth[i][0], v, nn_err());
         if (!rc) {
             Graph *g2 = graph_new(0);
@@ -524,7 +524,7 @@ static void test_variants(void) {
     Vit u;
     if (vit_load(&u, "tests/ref/vit_var_reg.safetensors", 2, 0, -1) == 0) {
         Method *me = method_new("convpass", "");
-        CHECK(me && method_attach(me, &u, 0) == -1 && strstr(nn_err(), "register"), "convpass on registers: %s",
+        CHECK(me && method_attach_vit(me, &u, 0) == -1 && strstr(nn_err(), "register"), "convpass on registers: %s",
               nn_err());
         free(me);
         vit_free(&u);

@@ -36,7 +36,7 @@ static void test_counts(void) {
     new_model(&m, &c);
     long backbone = vl_param_count(&c);
     VlMethod M;
-    VlSites st;
+    Sites st;
     int rc = vlm_attach(&M, VLM_LST, &m, &o, &st);
     CHECK(rc == 0, "attach lst: %s", nn_err());
     if (rc) return;
@@ -100,7 +100,7 @@ static void test_reference(void) {
     StFile f;
     st_open(&f, REF);
     VlMethod M;
-    VlSites st;
+    Sites st;
     VlMethodOpts o = opts(4);
     CHECK(vlm_attach(&M, VLM_LST, &m, &o, &st) == 0, "attach: %s", nn_err());
     int nside = 0;
@@ -178,7 +178,7 @@ static void test_fd(void) {
     VlModel m;
     new_model(&m, &c);
     VlMethod M;
-    VlSites st;
+    Sites st;
     VlMethodOpts o = opts(4);
     vlm_attach(&M, VLM_LST, &m, &o, &st);
     uint64_t s = 21;   // move the side weights off the pruned init (gates too) so all paths are live
@@ -242,7 +242,7 @@ static void test_init(void) {
         for (int j = 0; j < c.dim; j++)
             if (j % 4 == 3) m.embed->data[(long)v * c.dim + j] *= 20.0f;
     VlMethod M;
-    VlSites st;
+    Sites st;
     VlMethodOpts o = opts(4);
     vlm_attach(&M, VLM_LST, &m, &o, &st);
     Tensor *ew = ps_get(&m.ps, "pet.lst.enc.embed_ladder.weight"), *lw = ps_get(&m.ps, "pet.lst.dec.1.ladder.weight");
@@ -301,7 +301,7 @@ static float *pretrain(const VlConfig *c) {
 
 // Greedy decoding equals, step by step, the argmax (pad and bos excluded) of the teacher-forced
 // logits on the generated sequence; with and without use_cache (LST forces it off); beam runs.
-static void check_decoding(VlModel *m, VlSites *st, Graph *g, Toy *t) {
+static void check_decoding(VlModel *m, Sites *st, Graph *g, Toy *t) {
     const VlConfig *c = &m->cfg;
     const int ML = 4;
     graph_reset(g);
@@ -361,7 +361,7 @@ static void test_train(void) {
     }
     free(w);
     VlMethod M;
-    VlSites st;
+    Sites st;
     VlMethodOpts o = opts(4);
     vlm_attach(&M, VLM_LST, &m, &o, &st);
     OptConfig oc = opt_defaults(OPT_ADAMW);
@@ -408,7 +408,7 @@ static Mem measure(VlMethodKind k, int B, int Te, int Td) {
     VlModel m;
     new_model(&m, &c);
     VlMethod M;
-    VlSites st;
+    Sites st;
     VlMethodOpts o = opts(4);
     NN_ASSERT(vlm_attach(&M, k, &m, &o, &st) == 0, "%s", nn_err());
     Graph *g = graph_new(0);

@@ -62,7 +62,7 @@ static void test_counts(void) {
         VlModel m;
         new_model(&m, &c);
         VlMethod M;
-        VlSites st;
+        Sites st;
         int rc = vlm_attach(&M, (VlMethodKind)k, &m, &o, &st);
         CHECK(rc == 0, "attach %s: %s", vlm_kind_name(k), nn_err());
         double pct;
@@ -122,7 +122,7 @@ static void test_invariance(void) {
     for (int i = 0; i < 4; i++) {
         new_model(&m, &c);
         VlMethod M;
-        VlSites st;
+        Sites st;
         vlm_attach(&M, kinds[i], &m, &o, &st);
         float l1 = loss_of(&m, g, &t, &st, got);
         double dmax = max_abs_diff(got, base, nl);
@@ -140,7 +140,7 @@ static void test_invariance(void) {
     for (int k = VLM_PREFIX; k <= VLM_PROMPT; k++) {
         new_model(&m, &c);
         VlMethod M;
-        VlSites st;
+        Sites st;
         vlm_attach(&M, (VlMethodKind)k, &m, &o, &st);
         loss_of(&m, g, &t, &st, got);
         CHECK(max_abs_diff(got, base, nl) > 1e-4, "%s tuning does not change the logits", vlm_kind_name(k));
@@ -161,7 +161,7 @@ static void grad_check(VlMethodKind k, const char *const *names, int nnames) {
     VlModel m;
     new_model(&m, &c);
     VlMethod M;
-    VlSites st;
+    Sites st;
     vlm_attach(&M, k, &m, &o, &st);
     // sub-layer outputs of O(1) keep the adapters' ReLU inputs away from the kink at 0
     fill_prefix(&m, "attn.o.weight", 0.3f, 10);
@@ -260,7 +260,7 @@ static void multi_check(VlMethodKind k, float std) {
     new_model(&m1, &c);
     new_model(&m4, &c);
     VlMethod M1, M4;
-    VlSites s1, s4;
+    Sites s1, s4;
     const char *kn = vlm_kind_name(k);
     char pre[64], pre2[64];
     CHECK(vlm_attach(&M1, k, &m1, &o, &s1) == 0, "%s single: %s", kn, nn_err());
@@ -322,7 +322,7 @@ static void test_hyper_tasks(void) {
     VlModel m;
     new_model(&m, &c);
     VlMethod M;
-    VlSites st;
+    Sites st;
     CHECK(vlm_hyperformer(&M, &m, &o, &st) == 0, "hyperformer: %s", nn_err());
     o.multiple = 1;   // ignored: the hypernetwork is shared
     CHECK(vlm_added_count(VLM_HYPERFORMER, &c, &o) == count_prefix(&m, "pet.hyperformer.", 1), "multiple ignored");
@@ -396,7 +396,7 @@ static void test_padding(void) {
         VlModel m;
         new_model(&m, &c);
         VlMethod M;
-        VlSites st;
+        Sites st;
         if (vlm_attach(&M, (VlMethodKind)k, &m, &o, &st)) {   // lst before vl/vllst.c exists: tested elsewhere
             vl_free(&m);
             continue;
@@ -445,7 +445,7 @@ static void test_errors(void) {
     new_model(&m, &c);
     int n0 = m.ps.n;
     VlMethod M;
-    VlSites st;
+    Sites st;
     VlMethodOpts o = tiny_opts();
     o.rank = 0;
     CHECK(vlm_lora(&M, &m, &o, &st) == -1 && strstr(nn_err(), "rank"), "lora rank 0: %s", nn_err());
@@ -538,7 +538,7 @@ static void test_reference(void) {
         NN_ASSERT(vl_load(&m, REF) == 0, "vl_load %s: %s", REF, nn_err());
         st_set_allow_unused(0);
         VlMethod M;
-        VlSites st;
+        Sites st;
         const char *kn = q < 0 ? "base" : vlm_kind_name(kinds[q]);
         if (q >= 0) {
             o.multiple = kinds[q] == VLM_COMPACTER;
@@ -664,7 +664,7 @@ static void test_train(void) {
             off += m.ps.p[i]->t.n;
         }
         VlMethod M;
-        VlSites st;
+        Sites st;
         if (vlm_attach(&M, (VlMethodKind)k, &m, &o, &st)) {
             CHECK(0, "%s: attach for training: %s", vlm_kind_name(k), nn_err());
             vl_free(&m);

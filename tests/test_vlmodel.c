@@ -476,30 +476,30 @@ typedef struct {
     Tensor *prompt;    // (1, P, d)
 } HookCtx;
 
-static int h_has(void *ctx, VlStack s, int l, VlSite site) { return site == VL_SITE_Q || site == VL_SITE_V || site == VL_SITE_FC2; }
-static Tensor *h_linear(void *ctx, Graph *g, VlStack s, int l, VlSite site, Tensor *x, Tensor *W, Tensor *b, Tensor *res) {
+static int h_has(void *ctx, int s, int l, Site site) { return site == SITE_Q || site == SITE_V || site == SITE_FC2; }
+static Tensor *h_linear(void *ctx, Graph *g, int s, int l, Site site, Tensor *x, Tensor *W, Tensor *b, Tensor *res) {
     ((HookCtx *)ctx)->calls[0]++;
     return op_linear(g, x, W, b, res);
 }
-static Tensor *h_post(void *ctx, Graph *g, VlStack s, int l, VlSite site, Tensor *y) {
+static Tensor *h_post(void *ctx, Graph *g, int s, int l, Site site, Tensor *y) {
     ((HookCtx *)ctx)->calls[1]++;
     return y;
 }
-static Tensor *h_after(void *ctx, Graph *g, VlStack s, int l, Tensor *x, Tensor *h, Tensor *o) {
+static Tensor *h_after(void *ctx, Graph *g, int s, int l, Tensor *x, Tensor *h, Tensor *o) {
     ((HookCtx *)ctx)->calls[2]++;
     return o;
 }
-static Tensor *h_afterx(void *ctx, Graph *g, int l, Tensor *x, Tensor *h, Tensor *o) {
+static Tensor *h_afterx(void *ctx, Graph *g, int s, int l, Tensor *x, Tensor *h, Tensor *o) {
     ((HookCtx *)ctx)->calls[3]++;
     return o;
 }
-static void h_tap(void *ctx, Graph *g, VlStack s, int l, Tensor *x) { ((HookCtx *)ctx)->calls[4]++; }
-static void h_prefix(void *ctx, Graph *g, VlStack s, int l, int cross, int rows, Tensor **ek, Tensor **ev) {
+static void h_tap(void *ctx, Graph *g, int s, int l, Tensor *x) { ((HookCtx *)ctx)->calls[4]++; }
+static void h_prefix(void *ctx, Graph *g, int s, int l, int cross, int rows, Tensor **ek, Tensor **ev) {
     HookCtx *c = ctx;
     c->calls[5]++;
     if (c->pk && !cross) *ek = c->pk, *ev = c->pv;
 }
-static Tensor *h_input(void *ctx, Graph *g, Tensor *x) {
+static Tensor *h_input(void *ctx, Graph *g, int s, int l, Tensor *x) {
     HookCtx *c = ctx;
     c->calls[6]++;
     return c->prompt ? op_concat_tokens(g, c->prompt, x) : x;
@@ -514,8 +514,8 @@ static void test_sites(void) {
     VlBatch b = ref_batch(g, &rb, &f);
     Tensor *base = vl_forward(&m, g, &b, NULL);
     HookCtx hc = {0};
-    VlSites st = {.ctx = &hc, .has_linear = h_has, .linear = h_linear, .post = h_post, .prefix = h_prefix,
-                  .after_attn = h_after, .after_xattn = h_afterx, .after_ffn = h_after, .enc_input = h_input,
+    Sites st = {.ctx = &hc, .has_linear = h_has, .linear = h_linear, .post = h_post, .prefix = h_prefix,
+                  .after_attn = h_after, .after_xattn = h_afterx, .after_mlp = h_after, .tokens = h_input,
                   .tap = h_tap};
     Tensor *lg = vl_forward(&m, g, &b, &st);
     check_close("identity hooks leave the logits", lg->data, base->data, base->n, 1e-6);

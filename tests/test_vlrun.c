@@ -178,7 +178,7 @@ static void train_case(const char *method, const char *what, float lr, int epoch
     CHECK(vl_init(&m, &c) == 0, "vl_init: %s", nn_err());
     vl_init_random(&m, 11);
     VlMethod M;
-    VlSites st;
+    Sites st;
     VlMethodKind k;
     VlMethodOpts o = vlm_defaults();
     o.multiple = 1;

@@ -73,7 +73,7 @@ static inline VlBatch toy_batch(Graph *g, Toy *t) {
     return b;
 }
 
-static inline float loss_of(VlModel *m, Graph *g, Toy *t, const VlSites *st, float *logits_out) {
+static inline float loss_of(VlModel *m, Graph *g, Toy *t, const Sites *st, float *logits_out) {
     graph_reset(g);
     VlBatch b = toy_batch(g, t);
     Tensor *lg;

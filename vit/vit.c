@@ -66,11 +66,13 @@ const char *vit_variant_str(const VitConfig *c, char *buf, int n) {
     return buf;
 }
 
-const char *vit_site_name(VitSite s) {
-    static const char *n[SITE_COUNT] = {"qkv", "proj", "fc1", "fc2", "norm1", "norm2",
-                                        "patch", "norm", "head"};
-    return (s >= 0 && s < SITE_COUNT) ? n[s] : "?";
-}
+// The ViT's names for the sites (timm's): "qkv", "proj", "fc1", "fc2", "norm1", "norm2", ...
+static const char *const g_vit_site_names[SITE_COUNT] = {
+    [SITE_Q] = "q", [SITE_K] = "k", [SITE_V] = "v", [SITE_QKV] = "qkv", [SITE_O] = "proj",
+    [SITE_XQ] = "xq", [SITE_XK] = "xk", [SITE_XV] = "xv", [SITE_XO] = "xo", [SITE_FC1] = "fc1",
+    [SITE_FC2] = "fc2", [SITE_LN_ATTN] = "norm1", [SITE_LN_XATTN] = "xattn_ln", [SITE_LN_FFN] = "norm2",
+    [SITE_PATCH] = "patch", [SITE_NORM_FINAL] = "norm", [SITE_HEAD] = "head"};
+const char *vit_site_name(Site s) { return (s >= 0 && s < SITE_COUNT) ? g_vit_site_names[s] : "?"; }
 
 static Tensor *add1(Vit *v, const char *name, int d0) {
     int s[1] = {d0};
@@ -182,86 +184,87 @@ void vit_reset_head(Vit *v, int classes, uint64_t seed) {
 }
 
 // ---------------------------------------------------------------- forward
-static Tensor *site_post(const VitSites *st, Graph *g, int layer, VitSite s, Tensor *y) {
-    return (st && st->post) ? st->post(st->ctx, g, layer, s, y) : y;
+static Tensor *site_post(const Sites *st, Graph *g, int layer, Site s, Tensor *y) {
+    return (st && st->post) ? st->post(st->ctx, g, 0, layer, s, y) : y;
 }
 
-static Tensor *site_linear(const VitSites *st, Graph *g, int layer, VitSite s, Tensor *x, Tensor *W,
+static Tensor *site_linear(const Sites *st, Graph *g, int layer, Site s, Tensor *x, Tensor *W,
                            Tensor *b, Tensor *residual) {
     Tensor *y;
-    if (st && st->has_linear && st->linear && st->has_linear(st->ctx, layer, s))
-        y = st->linear(st->ctx, g, layer, s, x, W, b, residual);
+    if (st && st->has_linear && st->linear && st->has_linear(st->ctx, 0, layer, s))
+        y = st->linear(st->ctx, g, 0, layer, s, x, W, b, residual);
     else y = op_linear(g, x, W, b, residual);
     return y;
 }
 
 // With a post hook at a residual-fused site, the residual has to be added after the hook.
-static int has_post(const VitSites *st) { return st && st->post; }
+static int has_post(const Sites *st) { return st && st->post; }
 
 // The input of linear site s is transient (no backward reads it, nothing keeps it) when the
 // weight is frozen, no method handles the site, no post hook sees the tensors, and the sub-layer
 // hook that also receives h (after_attn / after_mlp) is absent or declared not to keep it.
-static int transient_input(Graph *g, const VitSites *st, int l, VitSite s, const Tensor *W, int h_to_hook) {
+static int transient_input(Graph *g, const Sites *st, int l, Site s, const Tensor *W, int h_to_hook) {
     if (!graph_grad_enabled(g) || W->requires_grad || has_post(st)) return 0;
-    if (st && st->has_linear && st->linear && st->has_linear(st->ctx, l, s)) return 0;
+    if (st && st->has_linear && st->linear && st->has_linear(st->ctx, 0, l, s)) return 0;
     if (h_to_hook && !(st && st->keeps_no_h)) return 0;
     return 1;
 }
 
 
-static Tensor *block_forward(Vit *v, Graph *g, int l, Tensor *x, const VitSites *st) {
+static Tensor *block_forward(Vit *v, Graph *g, int l, Tensor *x, const Sites *st) {
     const VitConfig *c = &v->cfg;
     VitBlock *b = &v->blocks[l];
     AttnOpts ao = {.heads = c->heads};
+    if (st && st->prefix) st->prefix(st->ctx, g, 0, l, 0, x->shape[0], &ao.extra_k, &ao.extra_v);
     // LayerScale scales the sub-layer output before the residual add (and before a method's
     // after_attn / after_mlp sees it), so the residual cannot be fused into the linear.
     int fuse_attn = !(st && st->after_attn) && !has_post(st) && !b->ls1;
     int fuse_mlp = !(st && st->after_mlp) && !has_post(st) && !b->ls2;
     // Activations only the forward needs live on the scratch stack, not the arena (PET memory).
     int tmp_h1 = transient_input(g, st, l, SITE_QKV, b->qkv_w, st && st->after_attn);
-    int tmp_a = transient_input(g, st, l, SITE_PROJ, b->proj_w, 0);
+    int tmp_a = transient_input(g, st, l, SITE_O, b->proj_w, 0);
     int tmp_h2 = transient_input(g, st, l, SITE_FC1, b->fc1_w, st && st->after_mlp);
 
     if (tmp_h1) graph_tmp_begin(g);
-    Tensor *h = site_post(st, g, l, SITE_NORM1, op_layernorm(g, x, b->norm1_w, b->norm1_b, c->ln_eps));
+    Tensor *h = site_post(st, g, l, SITE_LN_ATTN, op_layernorm(g, x, b->norm1_w, b->norm1_b, c->ln_eps));
     if (tmp_h1) graph_tmp_end(g);
     Tensor *qkv = site_post(st, g, l, SITE_QKV, site_linear(st, g, l, SITE_QKV, h, b->qkv_w, b->qkv_b, NULL));
     if (tmp_a) graph_tmp_begin(g);
     Tensor *a = op_attention_qkv(g, qkv, &ao);
     if (tmp_a) graph_tmp_end(g);
     if (fuse_attn) {
-        x = site_linear(st, g, l, SITE_PROJ, a, b->proj_w, b->proj_b, x);
+        x = site_linear(st, g, l, SITE_O, a, b->proj_w, b->proj_b, x);
         if (tmp_a) graph_tmp_release(g, a);
     } else {
-        Tensor *o = site_post(st, g, l, SITE_PROJ, site_linear(st, g, l, SITE_PROJ, a, b->proj_w, b->proj_b, NULL));
+        Tensor *o = site_post(st, g, l, SITE_O, site_linear(st, g, l, SITE_O, a, b->proj_w, b->proj_b, NULL));
         if (tmp_a) graph_tmp_release(g, a);
         if (b->ls1) o = op_scale_shift(g, o, b->ls1, NULL);
-        if (st && st->after_attn) o = st->after_attn(st->ctx, g, l, x, h, o);
+        if (st && st->after_attn) o = st->after_attn(st->ctx, g, 0, l, x, h, o);
         x = op_add(g, x, o);
     }
     if (tmp_h1) graph_tmp_release(g, h);
 
     if (tmp_h2) graph_tmp_begin(g);
-    h = site_post(st, g, l, SITE_NORM2, op_layernorm(g, x, b->norm2_w, b->norm2_b, c->ln_eps));
+    h = site_post(st, g, l, SITE_LN_FFN, op_layernorm(g, x, b->norm2_w, b->norm2_b, c->ln_eps));
     if (tmp_h2) graph_tmp_end(g);
     Tensor *f = site_post(st, g, l, SITE_FC1, site_linear(st, g, l, SITE_FC1, h, b->fc1_w, b->fc1_b, NULL));
     if (tmp_h2 && !(st && st->after_mlp)) {
         graph_tmp_release(g, h);
         tmp_h2 = 0;
     }
-    int fc2_hooked = st && st->has_linear && st->linear && st->has_linear(st->ctx, l, SITE_FC2);
+    int fc2_hooked = st && st->has_linear && st->linear && st->has_linear(st->ctx, 0, l, SITE_FC2);
     Tensor *m;
     if (fuse_mlp && !fc2_hooked) return op_gelu_linear(g, f, b->fc2_w, b->fc2_b, x);
-    if (fc2_hooked) m = st->linear(st->ctx, g, l, SITE_FC2, op_gelu(g, f), b->fc2_w, b->fc2_b, NULL);
+    if (fc2_hooked) m = st->linear(st->ctx, g, 0, l, SITE_FC2, op_gelu(g, f), b->fc2_w, b->fc2_b, NULL);
     else m = op_gelu_linear(g, f, b->fc2_w, b->fc2_b, NULL);
     m = site_post(st, g, l, SITE_FC2, m);
     if (b->ls2) m = op_scale_shift(g, m, b->ls2, NULL);
-    if (st && st->after_mlp) m = st->after_mlp(st->ctx, g, l, x, h, m);
+    if (st && st->after_mlp) m = st->after_mlp(st->ctx, g, 0, l, x, h, m);
     if (tmp_h2) graph_tmp_release(g, h);
     return op_add(g, x, m);
 }
 
-static Tensor *embed(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
+static Tensor *embed(Vit *v, Graph *g, Tensor *img, const Sites *st) {
     const VitConfig *c = &v->cfg;
     char sh[64];
     tensor_shape_str(img, sh, sizeof sh);
@@ -283,7 +286,7 @@ static Tensor *embed(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
 }
 
 // Embedding and every block: the residual stream (B, N, D) before the final norm.
-static Tensor *run_blocks(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
+static Tensor *run_blocks(Vit *v, Graph *g, Tensor *img, const Sites *st) {
     const VitConfig *c = &v->cfg;
     Tensor *x = embed(v, g, img, st);
     // A block that recorded nothing on the tape (inference, or a frozen stretch of the backbone)
@@ -292,7 +295,8 @@ static Tensor *run_blocks(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
         GraphMark mk = graph_mark(g);
         long tape0 = graph_tape_len(g);
         Tensor *in = x;
-        if (st && st->tokens) x = st->tokens(st->ctx, g, l, x);
+        if (st && st->tokens) x = st->tokens(st->ctx, g, 0, l, x);
+        if (l == 0 && st && st->stack_input) st->stack_input(st->ctx, g, 0, x, NULL);
         x = block_forward(v, g, l, x, st);
         if (x != in && graph_tape_len(g) == tape0) {
             float *keep = graph_scratch(g, (size_t)x->n);
@@ -305,12 +309,12 @@ static Tensor *run_blocks(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
             graph_scratch_release(g, keep);
         }
         // After the rewind: what a side network records here stays, the block's activations don't.
-        if (st && st->tap) st->tap(st->ctx, g, l, x);
+        if (st && st->tap) st->tap(st->ctx, g, 0, l, x);
     }
     return x;
 }
 
-Tensor *vit_features(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
+Tensor *vit_features(Vit *v, Graph *g, Tensor *img, const Sites *st) {
     const VitConfig *c = &v->cfg;
     Tensor *x = run_blocks(v, g, img, st);
     Tensor *f;
@@ -328,12 +332,12 @@ Tensor *vit_features(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
     return f;
 }
 
-Tensor *vit_token_features(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
+Tensor *vit_token_features(Vit *v, Graph *g, Tensor *img, const Sites *st) {
     Tensor *x = run_blocks(v, g, img, st);
     return site_post(st, g, -1, SITE_NORM_FINAL, op_layernorm(g, x, v->norm_w, v->norm_b, v->cfg.ln_eps));
 }
 
-Tensor *vit_forward(Vit *v, Graph *g, Tensor *img, const VitSites *st) {
+Tensor *vit_forward(Vit *v, Graph *g, Tensor *img, const Sites *st) {
     Tensor *f = vit_features(v, g, img, st);
     if (st && st->head) return st->head(st->ctx, g, f);
     if (!v->head_w) return f;
@@ -346,4 +350,99 @@ double vit_forward_macs(const VitConfig *c) {
     double per_block = N * (3 * D * D) + N * D * D + 2 * N * D * M + 2 * N * N * D;   // qkv, proj, mlp, QK^T and AV
     double head = (c->classes > 0 ? D * c->classes : 0) + (c->pre_logits ? D * D : 0);
     return patch + c->depth * per_block + head;
+}
+
+// ---------------------------------------------------------------- the site contract
+static int bb_vit_linear(const Backbone *bb, int stack, int layer, Site s, Tensor **W, Tensor **b) {
+    Vit *v = bb->impl;
+    *W = *b = NULL;
+    if (stack != 0) return -1;
+    if (layer < 0) {
+        if (s == SITE_PATCH) *W = v->patch_w, *b = v->patch_b;
+        else if (s == SITE_NORM_FINAL) *W = v->norm_w, *b = v->norm_b;
+        else if (s == SITE_HEAD) *W = v->head_w, *b = v->head_b;
+        return *W ? 0 : -1;
+    }
+    if (layer >= v->cfg.depth) return -1;
+    VitBlock *k = &v->blocks[layer];
+    switch (s) {
+    case SITE_QKV: *W = k->qkv_w, *b = k->qkv_b; return 0;
+    case SITE_O: *W = k->proj_w, *b = k->proj_b; return 0;
+    case SITE_FC1: *W = k->fc1_w, *b = k->fc1_b; return 0;
+    case SITE_FC2: *W = k->fc2_w, *b = k->fc2_b; return 0;
+    case SITE_LN_ATTN: *W = k->norm1_w, *b = k->norm1_b; return 0;
+    case SITE_LN_FFN: *W = k->norm2_w, *b = k->norm2_b; return 0;
+    default: return -1;
+    }
+}
+static Tensor *bb_vit_logits(Backbone *bb, Graph *g, Tensor *img, const Sites *st) {
+    return vit_forward(bb->impl, g, img, st);
+}
+static Tensor *bb_vit_features(Backbone *bb, Graph *g, Tensor *img, const Sites *st) {
+    return vit_features(bb->impl, g, img, st);
+}
+typedef struct {
+    Backbone bb;
+    Vit v;
+} VitOwned;
+static int bb_vit_load_like(const Backbone *bb, const char *path, Backbone **out) {
+    const Vit *v = bb->impl;
+    VitOwned *o = nn_calloc(sizeof *o);
+    if (vit_load(&o->v, path, v->cfg.heads, v->cfg.img, v->cfg.classes)) {
+        free(o);
+        return -1;
+    }
+    ps_freeze_all(&o->v.ps);
+    vit_backbone(&o->v, &o->bb);
+    *out = &o->bb;
+    return 0;
+}
+static Backbone *bb_vit_clone(const Backbone *bb) {
+    const Vit *v = bb->impl;
+    VitOwned *o = nn_calloc(sizeof *o);
+    vit_init(&o->v, &v->cfg);
+    for (int i = 0; i < o->v.ps.n; i++) {
+        Param *p = o->v.ps.p[i], *q = ps_find((ParamStore *)&v->ps, p->name);
+        if (q && q->t.n == p->t.n) memcpy(p->t.data, q->t.data, sizeof(float) * p->t.n);
+    }
+    vit_backbone(&o->v, &o->bb);
+    return &o->bb;
+}
+static void bb_vit_release(Backbone *bb) {
+    VitOwned *o = (VitOwned *)bb;
+    vit_free(&o->v);
+    free(o);
+}
+static void bb_vit_reinit(Backbone *bb, uint64_t seed) { vit_init_random(bb->impl, seed); }
+
+static char *bb_vit_config_json(const Backbone *bb) { return vit_config_json(&((const Vit *)bb->impl)->cfg); }
+
+static const BackboneOps g_vit_ops = {
+    .config_json = bb_vit_config_json,
+    .weights = bb_vit_linear, .logits = bb_vit_logits, .features = bb_vit_features,
+    .load_like = bb_vit_load_like, .clone = bb_vit_clone, .release = bb_vit_release, .reinit = bb_vit_reinit,
+};
+
+void vit_backbone(Vit *v, Backbone *bb) {
+    const VitConfig *c = &v->cfg;
+    memset(bb, 0, sizeof *bb);
+    bb->kind = "vit";
+    bb->ps = &v->ps;
+    bb->nstacks = 1;
+    bb->stack[0] = (BackboneStack){
+        .name = "blocks", .layers = c->depth, .tokens = vit_tokens(c),
+        .hooks = HOOK_TOKENS | HOOK_PREFIX | HOOK_AFTER_ATTN | HOOK_AFTER_MLP | HOOK_STACK_INPUT | HOOK_TAP |
+                 HOOK_HEAD | HOOK_POST | HOOK_LINEAR,
+        .linears = 1u << SITE_QKV | 1u << SITE_O | 1u << SITE_FC1 | 1u << SITE_FC2,
+        .norms = 1u << SITE_LN_ATTN | 1u << SITE_LN_FFN,
+    };
+    bb->dim = c->dim, bb->heads = c->heads, bb->ffn = c->mlp, bb->ln_eps = c->ln_eps;
+    bb->grid = vit_grid(c), bb->prefix = vit_prefix_tokens(c);
+    bb->img = c->img, bb->in_ch = c->in_ch, bb->patch = c->patch, bb->classes = c->classes;
+    bb->head_w = v->head_w, bb->head_b = v->head_b;
+    bb->caps = NEED_CLASSIFIER | NEED_GRID | NEED_TEACHER;
+    bb->forward_macs = vit_forward_macs(c);
+    bb->site_names = g_vit_site_names;
+    bb->ops = &g_vit_ops;
+    bb->impl = v;
 }

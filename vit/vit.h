@@ -7,6 +7,7 @@
 #define VIT_VIT_H
 
 #include "nn/nn.h"
+#include "nn/sites.h"
 
 typedef struct {
     char name[32];
@@ -55,41 +56,12 @@ typedef struct {
     Tensor *head_w, *head_b;
 } Vit;
 
-// Sites. Linear sites inside block l; SITE_PATCH, SITE_NORM_FINAL and SITE_HEAD are outside.
-typedef enum {
-    SITE_QKV, SITE_PROJ, SITE_FC1, SITE_FC2,       // linear layers
-    SITE_NORM1, SITE_NORM2,                        // layernorm outputs
-    SITE_PATCH, SITE_NORM_FINAL, SITE_HEAD,
-    SITE_COUNT
-} VitSite;
-const char *vit_site_name(VitSite s);
-
-// Every hook is optional (NULL). A method fills the ones it needs.
-typedef struct VitSites {
-    void *ctx;
-    // Replace the tokens before block l (l = 0 .. depth-1): prompts. x: (B, T, D).
-    Tensor *(*tokens)(void *ctx, Graph *g, int layer, Tensor *x);
-    // Does this method handle linear site s in block l? (Then `linear` is called for it.)
-    int (*has_linear)(void *ctx, int layer, VitSite s);
-    // Compute y = x W^T + b (+ residual) with the method's branch or reparametrisation.
-    Tensor *(*linear)(void *ctx, Graph *g, int layer, VitSite s, Tensor *x, Tensor *W, Tensor *b,
-                      Tensor *residual);
-    // Called with a site's output y (norm1, norm2, qkv, proj, fc1, fc2, patch, final norm):
-    // returns a replacement (a scale and shift, say). layer = -1 outside blocks.
-    Tensor *(*post)(void *ctx, Graph *g, int layer, VitSite s, Tensor *y);
-    // Block modules. attn_out / mlp_out: the sub-layer output before the residual add;
-    // x: the block input (residual stream), h: the normalised input of the sub-layer.
-    // Return the replacement sub-layer output (adapter, parallel adapter, ...).
-    Tensor *(*after_attn)(void *ctx, Graph *g, int layer, Tensor *x, Tensor *h, Tensor *attn_out);
-    Tensor *(*after_mlp)(void *ctx, Graph *g, int layer, Tensor *x, Tensor *h, Tensor *mlp_out);
-    // Hidden state after block l (read only; side networks).
-    void (*tap)(void *ctx, Graph *g, int layer, Tensor *x);
-    // Replace the head: gets the features (B, D) (vit_features).
-    Tensor *(*head)(void *ctx, Graph *g, Tensor *feat);
-    // 1: after_attn / after_mlp neither keep h nor read it in backward, so the ViT may free it
-    // once the sub-layer ran (0, the default, is always safe).
-    int keeps_no_h;
-} VitSites;
+// Sites: the ViT implements nn/sites.h's contract with one stack ("blocks"): linear sites
+// SITE_QKV (fused), SITE_O (named "proj"), SITE_FC1, SITE_FC2 in every block and SITE_PATCH
+// outside; post hooks also at SITE_LN_ATTN ("norm1"), SITE_LN_FFN ("norm2"), SITE_NORM_FINAL
+// ("norm"); tokens before every block, prefix keys/values, after_attn, after_mlp, stack_input,
+// tap, head. Layer -1 outside the blocks.
+const char *vit_site_name(Site s);
 
 // Creates the parameters (zero) in v->ps; vit_init_random fills them as timm does.
 void vit_init(Vit *v, const VitConfig *c);
@@ -100,16 +72,19 @@ void vit_reset_head(Vit *v, int classes, uint64_t seed);
 
 // img: (B, in_ch, img, img), normalised. Returns logits (B, classes), or the features (B, D)
 // when the model has no head. sites may be NULL.
-Tensor *vit_forward(Vit *v, Graph *g, Tensor *img, const VitSites *sites);
+Tensor *vit_forward(Vit *v, Graph *g, Tensor *img, const Sites *sites);
 // The features the head sees (B, D): the final-normed class token, or (pool_avg) fc_norm of the
 // mean of the patch tokens (the last grid*grid tokens, so neither class, register nor prompt
 // tokens); then tanh(pre_logits.fc(.)) when the model has pre_logits.
-Tensor *vit_features(Vit *v, Graph *g, Tensor *img, const VitSites *sites);
+Tensor *vit_features(Vit *v, Graph *g, Tensor *img, const Sites *sites);
 
 // Every token after the final norm (B, prefix + grid*grid, D): class token first, register
 // tokens, then the patch grid row-major (the image features a VL bridge pools). With pool_avg the
 // norm is fc_norm, per token. The final-norm post hook applies.
-Tensor *vit_token_features(Vit *v, Graph *g, Tensor *img, const VitSites *sites);
+Tensor *vit_token_features(Vit *v, Graph *g, Tensor *img, const Sites *sites);
+
+// The site contract's view of v (nn/sites.h): fills *bb (which refers to v; v must not move).
+void vit_backbone(Vit *v, Backbone *bb);
 
 // Cost of one image's forward through the plain backbone (+ head): multiply-adds.
 double vit_forward_macs(const VitConfig *c);

@@ -143,7 +143,7 @@ static void finish_encoder(Lst *S, Graph *g) {
     S->h = NULL;
 }
 
-static void lst_stack_input(void *ctx, Graph *g, VlStack s, Tensor *x, const unsigned char *key_mask) {
+static void lst_stack_input(void *ctx, Graph *g, int s, Tensor *x, const unsigned char *key_mask) {
     Lst *S = ((VlMethod *)ctx)->ext;
     int R = x->shape[0], T = x->shape[1];
     S->h = op_linear(g, x, S->ew[s], S->eb[s], NULL);
@@ -174,7 +174,7 @@ static void lst_stack_input(void *ctx, Graph *g, VlStack s, Tensor *x, const uns
     (void)T;
 }
 
-static void lst_tap(void *ctx, Graph *g, VlStack s, int l, Tensor *x) {
+static void lst_tap(void *ctx, Graph *g, int s, int l, Tensor *x) {
     Lst *S = ((VlMethod *)ctx)->ext;
     NN_ASSERT(S->h, "VL lst: a layer ran before its stack's input reached the side network");
     side_layer(S, g, s, l, x);
@@ -333,7 +333,7 @@ static Tensor *padd(VlModel *m, int d0, int d1, const char *fmt, ...) {
     return t;
 }
 
-int vlm_lst(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
+int vlm_lst(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st) {
     const VlConfig *c = &m->cfg;
     int ds, fs, hs;
     if (vlm_lst_dims(c, o->lst_reduction, &ds, &fs, &hs)) return -1;

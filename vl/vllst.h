@@ -31,7 +31,7 @@
 // Attaches LST to m: freezes the backbone, adds pet.lst.* parameters initialised from the
 // backbone's weights (pruned), fills *st, keeps its state in M->ext. 0, or -1 with nn_err()
 // (lst_reduction < 1 or not dividing d).
-int vlm_lst(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st);
+int vlm_lst(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st);
 void vlm_lst_free(VlMethod *M);
 // Closed form of the pet.lst.* parameters it adds (0 when the options are invalid).
 long vlm_lst_count(const VlConfig *c, const VlMethodOpts *o);

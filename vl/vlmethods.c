@@ -122,7 +122,7 @@ static int check_opts(VlMethodKind k, const VlModel *m, const VlMethodOpts *o) {
     return vlm_check_opts(k, m ? &m->cfg : NULL, o);
 }
 
-static void begin(VlMethod *M, VlMethodKind k, VlModel *m, const VlMethodOpts *o, VlSites *st) {
+static void begin(VlMethod *M, VlMethodKind k, VlModel *m, const VlMethodOpts *o, Sites *st) {
     memset(M, 0, sizeof *M);
     M->kind = k;
     M->m = m;
@@ -148,7 +148,7 @@ static const char *stack_name(int s) { return s == VL_DEC ? "dec" : "enc"; }
 static int stack_layers(const VlConfig *c, int s) { return s == VL_DEC ? c->dec_layers : c->enc_layers; }
 
 // ---------------------------------------------------------------- full, bitfit
-int vlm_full(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
+int vlm_full(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st) {
     if (check_opts(VLM_FULL, m, o)) return -1;
     begin(M, VLM_FULL, m, o, st);
     for (int i = 0; i < m->ps.n; i++)
@@ -161,7 +161,7 @@ static int is_bias(const char *name) {
     return L > 5 && !strcmp(name + L - 5, ".bias");
 }
 
-int vlm_bitfit(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
+int vlm_bitfit(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st) {
     if (check_opts(VLM_BITFIT, m, o)) return -1;
     begin(M, VLM_BITFIT, m, o, st);
     for (int i = 0; i < m->ps.n; i++) {
@@ -187,15 +187,15 @@ static Tensor *adapter_apply(Graph *g, Tensor **a, Tensor *out) {
     return op_linear(g, h, a[2], a[3], out);   // out + up(relu(down(out)))
 }
 
-static Tensor *adapter_after_attn(void *ctx, Graph *g, VlStack s, int layer, Tensor *x, Tensor *h, Tensor *out) {
+static Tensor *adapter_after_attn(void *ctx, Graph *g, int s, int layer, Tensor *x, Tensor *h, Tensor *out) {
     return adapter_apply(g, adapter_at(ctx, s, layer, 0), out);
 }
 
-static Tensor *adapter_after_ffn(void *ctx, Graph *g, VlStack s, int layer, Tensor *x, Tensor *h, Tensor *out) {
+static Tensor *adapter_after_ffn(void *ctx, Graph *g, int s, int layer, Tensor *x, Tensor *h, Tensor *out) {
     return adapter_apply(g, adapter_at(ctx, s, layer, 1), out);
 }
 
-int vlm_adapter(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
+int vlm_adapter(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st) {
     if (check_opts(VLM_ADAPTER, m, o)) return -1;
     begin(M, VLM_ADAPTER, m, o, st);
     const VlConfig *c = &m->cfg;
@@ -220,7 +220,7 @@ int vlm_adapter(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
                 }
     if (st) {
         st->after_attn = adapter_after_attn;
-        st->after_ffn = adapter_after_ffn;
+        st->after_mlp = adapter_after_ffn;
     }
     return 0;
 }
@@ -235,11 +235,11 @@ int vlm_set_task(VlMethod *M, int task) {
 }
 
 // ---------------------------------------------------------------- lora
-static int lora_slot(VlSite site) { return site == VL_SITE_Q ? 0 : site == VL_SITE_V ? 1 : -1; }
+static int lora_slot(Site site) { return site == SITE_Q ? 0 : site == SITE_V ? 1 : -1; }
 
-static int lora_has(void *ctx, VlStack s, int layer, VlSite site) { return lora_slot(site) >= 0; }
+static int lora_has(void *ctx, int s, int layer, Site site) { return lora_slot(site) >= 0; }
 
-static Tensor *lora_linear(void *ctx, Graph *g, VlStack s, int layer, VlSite site, Tensor *x, Tensor *W, Tensor *b,
+static Tensor *lora_linear(void *ctx, Graph *g, int s, int layer, Site site, Tensor *x, Tensor *W, Tensor *b,
                            Tensor *residual) {
     VlMethod *M = ctx;
     Tensor *y = op_linear(g, x, W, b, residual);   // fresh: the branch is added in place
@@ -248,7 +248,7 @@ static Tensor *lora_linear(void *ctx, Graph *g, VlStack s, int layer, VlSite sit
     return op_lowrank_inplace(g, y, x, ab[0], ab[1], 0, M->o.alpha / (float)M->o.rank);
 }
 
-int vlm_lora(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
+int vlm_lora(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st) {
     if (check_opts(VLM_LORA, m, o)) return -1;
     begin(M, VLM_LORA, m, o, st);
     const VlConfig *c = &m->cfg;
@@ -273,7 +273,7 @@ int vlm_lora(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
 }
 
 // ---------------------------------------------------------------- prefix tuning
-static void prefix_prefix(void *ctx, Graph *g, VlStack s, int layer, int cross, int rows, Tensor **ek, Tensor **ev) {
+static void prefix_prefix(void *ctx, Graph *g, int s, int layer, int cross, int rows, Tensor **ek, Tensor **ev) {
     VlMethod *M = ctx;
     int L = max_layers(&M->m->cfg), kind = cross ? 2 : (int)s;
     Tensor **hd = M->ph + ((size_t)kind * L + layer) * 4;
@@ -283,7 +283,7 @@ static void prefix_prefix(void *ctx, Graph *g, VlStack s, int layer, int cross, 
     *ev = op_linear(g, h, hd[2], hd[3], NULL);
 }
 
-int vlm_prefix(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
+int vlm_prefix(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st) {
     if (check_opts(VLM_PREFIX, m, o)) return -1;
     begin(M, VLM_PREFIX, m, o, st);
     const VlConfig *c = &m->cfg;
@@ -312,7 +312,8 @@ int vlm_prefix(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
 }
 
 // ---------------------------------------------------------------- prompt tuning
-static Tensor *prompt_enc_input(void *ctx, Graph *g, Tensor *x) {
+static Tensor *prompt_enc_input(void *ctx, Graph *g, int stack, int layer, Tensor *x) {
+    if (stack != VL_ENC || layer != 0) return x;
     VlMethod *M = ctx;
     Tensor *h = op_tanh(g, op_linear(g, M->pe, M->pw1, M->pb1, NULL));
     Tensor *p = op_linear(g, h, M->pw2, M->pb2, NULL);   // (L, d)
@@ -320,7 +321,7 @@ static Tensor *prompt_enc_input(void *ctx, Graph *g, Tensor *x) {
     return op_concat_tokens(g, graph_view(g, p, 3, sh), x);   // broadcast over the batch
 }
 
-int vlm_prompt(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
+int vlm_prompt(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st) {
     if (check_opts(VLM_PROMPT, m, o)) return -1;
     begin(M, VLM_PROMPT, m, o, st);
     int d = m->cfg.dim, P = o->prompt_len, mid = o->prompt_mid;
@@ -336,7 +337,7 @@ int vlm_prompt(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
     init_uniform(M->pb1, 1.0f / sqrtf((float)d), &rng);
     init_uniform(M->pw2, 1.0f / sqrtf((float)mid), &rng);
     init_uniform(M->pb2, 1.0f / sqrtf((float)mid), &rng);
-    if (st) st->enc_input = prompt_enc_input;
+    if (st) st->tokens = prompt_enc_input;
     return 0;
 }
 
@@ -355,11 +356,11 @@ static Tensor *compacter_apply(VlMethod *M, Graph *g, int stack, int layer, int 
     return op_linear(g, z, Wu, p[CM_UB], out);
 }
 
-static Tensor *compacter_after_attn(void *ctx, Graph *g, VlStack s, int layer, Tensor *x, Tensor *h, Tensor *out) {
+static Tensor *compacter_after_attn(void *ctx, Graph *g, int s, int layer, Tensor *x, Tensor *h, Tensor *out) {
     return compacter_apply(ctx, g, s, layer, 0, out);
 }
 
-static Tensor *compacter_after_ffn(void *ctx, Graph *g, VlStack s, int layer, Tensor *x, Tensor *h, Tensor *out) {
+static Tensor *compacter_after_ffn(void *ctx, Graph *g, int s, int layer, Tensor *x, Tensor *h, Tensor *out) {
     return compacter_apply(ctx, g, s, layer, 1, out);
 }
 
@@ -370,7 +371,7 @@ static void glorot_slices(Tensor *t, uint64_t *rng) {
     rng_fill_uniform(rng, t->data, t->n, -bound, bound);
 }
 
-int vlm_compacter(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
+int vlm_compacter(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st) {
     if (check_opts(VLM_COMPACTER, m, o)) return -1;
     begin(M, VLM_COMPACTER, m, o, st);
     const VlConfig *c = &m->cfg;
@@ -403,7 +404,7 @@ int vlm_compacter(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
     }
     if (st) {
         st->after_attn = compacter_after_attn;
-        st->after_ffn = compacter_after_ffn;
+        st->after_mlp = compacter_after_ffn;
     }
     return 0;
 }
@@ -441,15 +442,15 @@ static Tensor *hyper_apply(VlMethod *M, Graph *g, int stack, int layer, int pos,
     return op_linear(g, h, w[2], w[3], out);
 }
 
-static Tensor *hyper_after_attn(void *ctx, Graph *g, VlStack s, int layer, Tensor *x, Tensor *h, Tensor *out) {
+static Tensor *hyper_after_attn(void *ctx, Graph *g, int s, int layer, Tensor *x, Tensor *h, Tensor *out) {
     return hyper_apply(ctx, g, s, layer, 0, out);
 }
 
-static Tensor *hyper_after_ffn(void *ctx, Graph *g, VlStack s, int layer, Tensor *x, Tensor *h, Tensor *out) {
+static Tensor *hyper_after_ffn(void *ctx, Graph *g, int s, int layer, Tensor *x, Tensor *h, Tensor *out) {
     return hyper_apply(ctx, g, s, layer, 1, out);
 }
 
-int vlm_hyperformer(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st) {
+int vlm_hyperformer(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st) {
     if (check_opts(VLM_HYPERFORMER, m, o)) return -1;
     begin(M, VLM_HYPERFORMER, m, o, st);
     const VlConfig *c = &m->cfg;
@@ -482,13 +483,13 @@ int vlm_hyperformer(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st)
     rng_fill_normal(&rng, y[HY_GEN + 2]->data, y[HY_GEN + 2]->n, 0.0f, 0.01f);
     if (st) {
         st->after_attn = hyper_after_attn;
-        st->after_ffn = hyper_after_ffn;
+        st->after_mlp = hyper_after_ffn;
     }
     return 0;
 }
 
 // ---------------------------------------------------------------- dispatch, counts
-int vlm_attach(VlMethod *M, VlMethodKind kind, VlModel *m, const VlMethodOpts *o, VlSites *st) {
+int vlm_attach(VlMethod *M, VlMethodKind kind, VlModel *m, const VlMethodOpts *o, Sites *st) {
     switch (kind) {
     case VLM_FULL: return vlm_full(M, m, o, st);
     case VLM_BITFIT: return vlm_bitfit(M, m, o, st);

@@ -1,6 +1,6 @@
 // PET methods for the VL backbone (vl/vlmodel.h), as the VL-Adapter paper compares them:
 // each attaches to a VlModel (its parameters "pet.<method>.*" in m->ps, the backbone frozen
-// except what the method trains) and fills a VlSites.
+// except what the method trains) and fills a Sites.
 //   full     every vl.* parameter trainable (no sites)
 //   bitfit   every vl.*.bias trainable (linears and LayerNorms; the tied LM head has none)
 //   adapter  out + up(relu(down(out))) on the self-attention and FFN outputs of every encoder
@@ -126,16 +126,16 @@ const char *vlm_kind_name(VlMethodKind k);
 
 // Each freezes the backbone (but what it trains), adds its parameters and fills *st
 // (zeroed first). 0, or -1 with nn_err() on bad options (nothing then added).
-int vlm_full(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st);
-int vlm_bitfit(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st);
-int vlm_adapter(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st);
-int vlm_lora(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st);
-int vlm_prefix(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st);
-int vlm_prompt(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st);
-int vlm_compacter(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st);
-int vlm_hyperformer(VlMethod *M, VlModel *m, const VlMethodOpts *o, VlSites *st);
+int vlm_full(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st);
+int vlm_bitfit(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st);
+int vlm_adapter(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st);
+int vlm_lora(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st);
+int vlm_prefix(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st);
+int vlm_prompt(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st);
+int vlm_compacter(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st);
+int vlm_hyperformer(VlMethod *M, VlModel *m, const VlMethodOpts *o, Sites *st);
 // Dispatches on kind.
-int vlm_attach(VlMethod *M, VlMethodKind kind, VlModel *m, const VlMethodOpts *o, VlSites *st);
+int vlm_attach(VlMethod *M, VlMethodKind kind, VlModel *m, const VlMethodOpts *o, Sites *st);
 // Selects the task of later forwards, in [0, tasks): adapter and compacter multiple then use
 // that task's set, hyperformer that task's embedding (its weights are generated for it at
 // every forward); the other methods (and single sets) share one set across tasks. -1 with

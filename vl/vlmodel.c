@@ -191,11 +191,7 @@ long vl_param_count(const VlConfig *c) {
 }
 
 // ---------------------------------------------------------------- parameters
-const char *vl_site_name(VlSite s) {
-    static const char *n[VL_SITE_COUNT] = {"q", "k", "v", "o", "xq", "xk", "xv", "xo", "fc1", "fc2",
-                                           "attn_ln", "xattn_ln", "ffn_ln"};
-    return (s >= 0 && s < VL_SITE_COUNT) ? n[s] : "?";
-}
+const char *vl_site_name(Site s) { return site_role_name(s); }
 
 static Tensor *padd(VlModel *m, int d0, int d1, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static Tensor *padd(VlModel *m, int d0, int d1, const char *fmt, ...) {
@@ -316,15 +312,15 @@ void vl_free(VlModel *m) {
 }
 
 // ---------------------------------------------------------------- site helpers
-static Tensor *site_post(const VlSites *st, Graph *g, VlStack s, int l, VlSite site, Tensor *y) {
+static Tensor *site_post(const Sites *st, Graph *g, VlStack s, int l, Site site, Tensor *y) {
     return (st && st->post) ? st->post(st->ctx, g, s, l, site, y) : y;
 }
 
-static int hooked(const VlSites *st, VlStack s, int l, VlSite site) {
+static int hooked(const Sites *st, VlStack s, int l, Site site) {
     return st && st->has_linear && st->linear && st->has_linear(st->ctx, s, l, site);
 }
 
-static Tensor *site_linear(const VlSites *st, Graph *g, VlStack s, int l, VlSite site, Tensor *x, Tensor *W, Tensor *b,
+static Tensor *site_linear(const Sites *st, Graph *g, VlStack s, int l, Site site, Tensor *x, Tensor *W, Tensor *b,
                            Tensor *res) {
     Tensor *y = hooked(st, s, l, site) ? st->linear(st->ctx, g, s, l, site, x, W, b, res) : op_linear(g, x, W, b, res);
     return site_post(st, g, s, l, site, y);
@@ -355,7 +351,7 @@ static Tensor *cache_cat(Graph *g, KvCache *c, float *buf, Tensor *x) {
 
 // Attention sub-layer: out = O(Attn(Q h, K src, V src)) with h = LN(x); src = h (self) or the
 // encoder output (cross, keys/values given precomputed in xk, xv). Returns the new residual stream.
-static Tensor *attn_sublayer(VlModel *m, Graph *g, const VlSites *st, VlStack s, int l, Tensor *x, int cross,
+static Tensor *attn_sublayer(VlModel *m, Graph *g, const Sites *st, VlStack s, int l, Tensor *x, int cross,
                              Tensor *xk, Tensor *xv, const unsigned char *key_mask, KvCache *kc) {
     const VlConfig *c = &m->cfg;
     VlLayer *L = s == VL_DEC ? &m->dec[l] : &m->enc[l];
@@ -363,27 +359,27 @@ static Tensor *attn_sublayer(VlModel *m, Graph *g, const VlSites *st, VlStack s,
     int has_after = st && (cross ? st->after_xattn != NULL : st->after_attn != NULL);
     int fuse = !has_after && !(st && st->post) && p == 0.0f;
     Tensor *h = cross ? op_layernorm(g, x, L->lnx_w, L->lnx_b, c->ln_eps) : op_layernorm(g, x, L->ln1_w, L->ln1_b, c->ln_eps);
-    h = site_post(st, g, s, l, cross ? VL_SITE_LN_XATTN : VL_SITE_LN_ATTN, h);
+    h = site_post(st, g, s, l, cross ? SITE_LN_XATTN : SITE_LN_ATTN, h);
     Tensor *q, *k, *v, *Wo, *bo;
-    VlSite so;
+    Site so;
     if (cross) {
-        q = site_linear(st, g, s, l, VL_SITE_XQ, h, L->xq_w, L->xq_b, NULL);
+        q = site_linear(st, g, s, l, SITE_XQ, h, L->xq_w, L->xq_b, NULL);
         k = xk;
         v = xv;
         Wo = L->xo_w;
         bo = L->xo_b;
-        so = VL_SITE_XO;
+        so = SITE_XO;
     } else {
-        q = site_linear(st, g, s, l, VL_SITE_Q, h, L->q_w, L->q_b, NULL);
-        k = site_linear(st, g, s, l, VL_SITE_K, h, L->k_w, L->k_b, NULL);
-        v = site_linear(st, g, s, l, VL_SITE_V, h, L->v_w, L->v_b, NULL);
+        q = site_linear(st, g, s, l, SITE_Q, h, L->q_w, L->q_b, NULL);
+        k = site_linear(st, g, s, l, SITE_K, h, L->k_w, L->k_b, NULL);
+        v = site_linear(st, g, s, l, SITE_V, h, L->v_w, L->v_b, NULL);
         if (kc) {
             k = cache_cat(g, kc, kc->k[l], k);
             v = cache_cat(g, kc, kc->v[l], v);
         }
         Wo = L->o_w;
         bo = L->o_b;
-        so = VL_SITE_O;
+        so = SITE_O;
     }
     AttnOpts ao = {.heads = c->heads, .causal = (s == VL_DEC && !cross), .key_mask = key_mask};
     if (st && st->prefix) st->prefix(st->ctx, g, s, l, cross, x->shape[0], &ao.extra_k, &ao.extra_v);
@@ -391,29 +387,29 @@ static Tensor *attn_sublayer(VlModel *m, Graph *g, const VlSites *st, VlStack s,
     if (fuse) return site_linear(st, g, s, l, so, a, Wo, bo, x);
     Tensor *o = site_linear(st, g, s, l, so, a, Wo, bo, NULL);
     if (has_after)
-        o = cross ? st->after_xattn(st->ctx, g, l, x, h, o) : st->after_attn(st->ctx, g, s, l, x, h, o);
+        o = cross ? st->after_xattn(st->ctx, g, s, l, x, h, o) : st->after_attn(st->ctx, g, s, l, x, h, o);
     return op_add(g, x, op_dropout(g, o, p));
 }
 
-static Tensor *ffn_sublayer(VlModel *m, Graph *g, const VlSites *st, VlStack s, int l, Tensor *x) {
+static Tensor *ffn_sublayer(VlModel *m, Graph *g, const Sites *st, VlStack s, int l, Tensor *x) {
     VlLayer *L = s == VL_DEC ? &m->dec[l] : &m->enc[l];
     float p = drop_p(m, g);
-    int fuse = !(st && (st->after_ffn || st->post)) && p == 0.0f;
-    Tensor *h = site_post(st, g, s, l, VL_SITE_LN_FFN, op_layernorm(g, x, L->ln2_w, L->ln2_b, m->cfg.ln_eps));
-    Tensor *f = site_linear(st, g, s, l, VL_SITE_FC1, h, L->fc1_w, L->fc1_b, NULL);
-    int fc2_hooked = hooked(st, s, l, VL_SITE_FC2);
+    int fuse = !(st && (st->after_mlp || st->post)) && p == 0.0f;
+    Tensor *h = site_post(st, g, s, l, SITE_LN_FFN, op_layernorm(g, x, L->ln2_w, L->ln2_b, m->cfg.ln_eps));
+    Tensor *f = site_linear(st, g, s, l, SITE_FC1, h, L->fc1_w, L->fc1_b, NULL);
+    int fc2_hooked = hooked(st, s, l, SITE_FC2);
     if (fuse && !fc2_hooked) return op_gelu_linear(g, f, L->fc2_w, L->fc2_b, x);
     Tensor *o;
-    if (fc2_hooked) o = st->linear(st->ctx, g, s, l, VL_SITE_FC2, op_gelu(g, f), L->fc2_w, L->fc2_b, NULL);
+    if (fc2_hooked) o = st->linear(st->ctx, g, s, l, SITE_FC2, op_gelu(g, f), L->fc2_w, L->fc2_b, NULL);
     else o = op_gelu_linear(g, f, L->fc2_w, L->fc2_b, NULL);
-    o = site_post(st, g, s, l, VL_SITE_FC2, o);
-    if (st && st->after_ffn) o = st->after_ffn(st->ctx, g, s, l, x, h, o);
+    o = site_post(st, g, s, l, SITE_FC2, o);
+    if (st && st->after_mlp) o = st->after_mlp(st->ctx, g, s, l, x, h, o);
     return op_add(g, x, op_dropout(g, o, p));
 }
 
 // A layer that recorded nothing on the tape (frozen, or no gradient) leaves nothing backward
 // reads: with release_frozen its activations since mk go back to the arena, its output x stays.
-static Tensor *release_layer(const VlSites *st, Graph *g, GraphMark mk, long tape0, Tensor *x) {
+static Tensor *release_layer(const Sites *st, Graph *g, GraphMark mk, long tape0, Tensor *x) {
     if (!st || !st->release_frozen || graph_tape_len(g) != tape0) return x;
     float *keep = graph_scratch(g, (size_t)x->n);
     memcpy(keep, x->data, sizeof(float) * x->n);
@@ -442,7 +438,7 @@ static Tensor *positions(VlModel *m, Graph *g, Tensor *table, int t0, int T) {
     return op_embedding(g, table, ids, 1, T);   // (1, T, d), broadcast over the batch
 }
 
-Tensor *vl_encode(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, unsigned char **mask_out) {
+Tensor *vl_encode(VlModel *m, Graph *g, const VlBatch *b, const Sites *st, unsigned char **mask_out) {
     const VlConfig *c = &m->cfg;
     int B = b->B, Tt = b->enc_len, Nv = b->vis ? b->vis->shape[1] : 0, d = c->dim;
     if (B <= 0 || Tt < 0 || Tt > c->max_enc_len || (Tt > 0 && !b->enc_ids)) {
@@ -488,7 +484,7 @@ Tensor *vl_encode(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, uns
     }
     x = op_dropout(g, x, p);
     int T0 = Tt + Nv;
-    if (st && st->enc_input) x = st->enc_input(st->ctx, g, x);
+    if (st && st->tokens) x = st->tokens(st->ctx, g, VL_ENC, 0, x);
     int T = x->shape[1], P = T - T0;
     NN_ASSERT(x->ndim == 3 && x->shape[0] == B && x->shape[2] == d && P >= 0,
               "VL enc_input hook must return (%d, >= %d, %d)", B, T0, d);
@@ -511,17 +507,17 @@ Tensor *vl_encode(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, uns
 
 // ---------------------------------------------------------------- decoder
 // Cross-attention keys/values of every decoder layer from the encoder output.
-static void cross_kv(VlModel *m, Graph *g, const VlSites *st, Tensor *enc, Tensor **xk, Tensor **xv) {
+static void cross_kv(VlModel *m, Graph *g, const Sites *st, Tensor *enc, Tensor **xk, Tensor **xv) {
     for (int l = 0; l < m->cfg.dec_layers; l++) {
         VlLayer *L = &m->dec[l];
-        xk[l] = site_linear(st, g, VL_DEC, l, VL_SITE_XK, enc, L->xk_w, L->xk_b, NULL);
-        xv[l] = site_linear(st, g, VL_DEC, l, VL_SITE_XV, enc, L->xv_w, L->xv_b, NULL);
+        xk[l] = site_linear(st, g, VL_DEC, l, SITE_XK, enc, L->xk_w, L->xk_b, NULL);
+        xv[l] = site_linear(st, g, VL_DEC, l, SITE_XV, enc, L->xv_w, L->xv_b, NULL);
     }
 }
 
 // ids: (R, T) decoder inputs at positions t0 .. t0 + T - 1 -> logits (R, T, V). self_mask: (R, t0 + T)
 // or NULL; kc: cache holding positions [0, t0) (t0 = kc->t), or NULL when t0 = 0.
-static Tensor *decode(VlModel *m, Graph *g, const VlSites *st, const int *ids, int R, int T, Tensor **xk, Tensor **xv,
+static Tensor *decode(VlModel *m, Graph *g, const Sites *st, const int *ids, int R, int T, Tensor **xk, Tensor **xv,
                       const unsigned char *enc_mask, const unsigned char *self_mask, KvCache *kc) {
     const VlConfig *c = &m->cfg;
     int t0 = kc ? kc->t : 0;
@@ -569,7 +565,7 @@ static int teacher_inputs(VlModel *m, Graph *g, const VlBatch *b, int **dec_in, 
     return 0;
 }
 
-static Tensor *forward_impl(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, int **labels) {
+static Tensor *forward_impl(VlModel *m, Graph *g, const VlBatch *b, const Sites *st, int **labels) {
     int *in;
     unsigned char *smask, *emask;
     if (teacher_inputs(m, g, b, &in, &smask, labels)) return NULL;
@@ -580,12 +576,12 @@ static Tensor *forward_impl(VlModel *m, Graph *g, const VlBatch *b, const VlSite
     return decode(m, g, st, in, b->B, b->dec_len, xk, xv, emask, smask, NULL);
 }
 
-Tensor *vl_forward(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st) {
+Tensor *vl_forward(VlModel *m, Graph *g, const VlBatch *b, const Sites *st) {
     int *labels;
     return forward_impl(m, g, b, st, &labels);
 }
 
-Tensor *vl_loss(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, float smoothing, Tensor **logits) {
+Tensor *vl_loss(VlModel *m, Graph *g, const VlBatch *b, const Sites *st, float smoothing, Tensor **logits) {
     int *labels;
     Tensor *lg = forward_impl(m, g, b, st, &labels);
     if (!lg) return NULL;
@@ -608,7 +604,7 @@ VlGenOpts vl_gen_defaults(void) {
 typedef struct {
     VlModel *m;
     Graph *g;
-    const VlSites *st;
+    const Sites *st;
     int R, maxT;
     Tensor **xk, **xv;            // (R, Te, d) per decoder layer
     unsigned char *emask;         // (R, Te)
@@ -700,7 +696,7 @@ static void offer(Hyp *h, int *nh, int K, double score, const int *tok, int len)
 
 static double norm_score(double sum, int len, float lp) { return lp == 0.0f ? sum : sum / pow((double)len, lp); }
 
-int vl_generate(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, const VlGenOpts *o, int *tokens, int *lens,
+int vl_generate(VlModel *m, Graph *g, const VlBatch *b, const Sites *st, const VlGenOpts *o, int *tokens, int *lens,
                 float *scores) {
     const VlConfig *c = &m->cfg;
     VlGenOpts opt = o ? *o : vl_gen_defaults();
@@ -897,7 +893,7 @@ done:
 }
 
 // ---------------------------------------------------------------- image features and costs
-Tensor *vl_visual_tokens(Vit *v, Graph *g, Tensor *img, int vis_tokens, const VitSites *st) {
+Tensor *vl_visual_tokens(Vit *v, Graph *g, Tensor *img, int vis_tokens, const Sites *st) {
     int P = isqrt_exact(vis_tokens);
     NN_ASSERT(P > 0, "vl_visual_tokens: %d visual tokens is not a positive square", vis_tokens);
     Tensor *x = vit_token_features(v, g, img, st);
@@ -999,4 +995,59 @@ int vl_load(VlModel *m, const char *path) {
     st_close(&f);
     if (rc) vl_free(m);
     return rc;
+}
+
+// ---------------------------------------------------------------- the site contract
+static int bb_vl_linear(const Backbone *bb, int stack, int layer, Site s, Tensor **W, Tensor **b) {
+    VlModel *m = bb->impl;
+    *W = *b = NULL;
+    if (stack == VL_ENC && layer < 0 && s == SITE_NORM_FINAL) return *W = m->enc_ln_w, *b = m->enc_ln_b, 0;
+    if (stack == VL_DEC && layer < 0 && s == SITE_NORM_FINAL) return *W = m->dec_ln_w, *b = m->dec_ln_b, 0;
+    if (stack < 0 || stack > 1 || layer < 0 || layer >= (stack ? m->cfg.dec_layers : m->cfg.enc_layers)) return -1;
+    VlLayer *L = stack ? &m->dec[layer] : &m->enc[layer];
+    switch (s) {
+    case SITE_Q: *W = L->q_w, *b = L->q_b; break;
+    case SITE_K: *W = L->k_w, *b = L->k_b; break;
+    case SITE_V: *W = L->v_w, *b = L->v_b; break;
+    case SITE_O: *W = L->o_w, *b = L->o_b; break;
+    case SITE_XQ: *W = L->xq_w, *b = L->xq_b; break;
+    case SITE_XK: *W = L->xk_w, *b = L->xk_b; break;
+    case SITE_XV: *W = L->xv_w, *b = L->xv_b; break;
+    case SITE_XO: *W = L->xo_w, *b = L->xo_b; break;
+    case SITE_FC1: *W = L->fc1_w, *b = L->fc1_b; break;
+    case SITE_FC2: *W = L->fc2_w, *b = L->fc2_b; break;
+    case SITE_LN_ATTN: *W = L->ln1_w, *b = L->ln1_b; break;
+    case SITE_LN_XATTN: *W = L->lnx_w, *b = L->lnx_b; break;
+    case SITE_LN_FFN: *W = L->ln2_w, *b = L->ln2_b; break;
+    default: return -1;
+    }
+    return *W ? 0 : -1;
+}
+static void bb_vl_reinit(Backbone *bb, uint64_t seed) { vl_init_random(bb->impl, seed); }
+static char *bb_vl_config_json(const Backbone *bb) { return vl_config_json(&((const VlModel *)bb->impl)->cfg); }
+static const BackboneOps g_vl_ops = {.weights = bb_vl_linear, .reinit = bb_vl_reinit, .config_json = bb_vl_config_json};
+
+void vl_backbone(VlModel *m, Backbone *bb) {
+    const VlConfig *c = &m->cfg;
+    memset(bb, 0, sizeof *bb);
+    bb->kind = "vl";
+    bb->ps = &m->ps;
+    bb->nstacks = 2;
+    unsigned common = HOOK_PREFIX | HOOK_AFTER_ATTN | HOOK_AFTER_MLP | HOOK_STACK_INPUT | HOOK_TAP | HOOK_POST |
+                      HOOK_LINEAR;
+    unsigned lin = 1u << SITE_Q | 1u << SITE_K | 1u << SITE_V | 1u << SITE_O | 1u << SITE_FC1 | 1u << SITE_FC2;
+    unsigned xlin = 1u << SITE_XQ | 1u << SITE_XK | 1u << SITE_XV | 1u << SITE_XO;
+    bb->stack[VL_ENC] = (BackboneStack){
+        .name = "enc", .layers = c->enc_layers, .tokens = c->max_enc_len + c->vis_tokens,
+        .hooks = common | HOOK_TOKENS_INPUT, .linears = lin, .norms = 1u << SITE_LN_ATTN | 1u << SITE_LN_FFN,
+    };
+    bb->stack[VL_DEC] = (BackboneStack){
+        .name = "dec", .layers = c->dec_layers, .tokens = c->max_dec_len,
+        .hooks = common | HOOK_AFTER_XATTN | HOOK_HEAD, .linears = lin | xlin,
+        .norms = 1u << SITE_LN_ATTN | 1u << SITE_LN_XATTN | 1u << SITE_LN_FFN,
+    };
+    bb->dim = c->dim, bb->heads = c->heads, bb->ffn = c->ffn, bb->ln_eps = c->ln_eps;
+    bb->forward_macs = vl_forward_flops(c, c->max_enc_len, c->feat_dim > 0, c->max_dec_len, 0) / 2;
+    bb->ops = &g_vl_ops;
+    bb->impl = m;
 }

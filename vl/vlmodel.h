@@ -25,9 +25,9 @@
 //   vl.{enc,dec}.<l>.ffn_ln.{weight,bias}     vl.{enc,dec}.<l>.ffn.fc1.{weight,bias} (F, d) (F)
 //   vl.{enc,dec}.<l>.ffn.fc2.{weight,bias} (d, F) (d)    vl.{enc,dec}.ln.{weight,bias}
 // A PET method adds its own parameters as "pet.<method>...." to the same store (vl_save skips
-// them) and attaches through VlSites:
+// them) and attaches through Sites:
 //   adapters (VL-Adapter): after_attn and after_ffn in encoder and decoder (after_xattn too);
-//   LoRA: linear sites q and v (VL_SITE_Q, VL_SITE_V; cross: VL_SITE_XQ, VL_SITE_XV);
+//   LoRA: linear sites q and v (SITE_Q, SITE_V; cross: SITE_XQ, SITE_XV);
 //   prefix tuning: prefix (extra keys/values of self- and cross-attention);
 //   prompt tuning: enc_input (prepend tokens to the encoder input); BitFit/SSF: post;
 //   side networks: tap; a replacement LM head: head.
@@ -35,6 +35,7 @@
 #define VL_VLMODEL_H
 
 #include "nn/nn.h"
+#include "nn/sites.h"
 #include "vit/vit.h"
 #include "vl/vlops.h"
 
@@ -102,52 +103,20 @@ void vl_free(VlModel *m);
 
 // ---------------------------------------------------------------- sites
 typedef enum { VL_ENC, VL_DEC } VlStack;
-typedef enum {
-    VL_SITE_Q, VL_SITE_K, VL_SITE_V, VL_SITE_O,          // self-attention linears
-    VL_SITE_XQ, VL_SITE_XK, VL_SITE_XV, VL_SITE_XO,      // cross-attention linears (decoder)
-    VL_SITE_FC1, VL_SITE_FC2,                            // FFN linears
-    VL_SITE_LN_ATTN, VL_SITE_LN_XATTN, VL_SITE_LN_FFN,   // pre-norm outputs (post hook only)
-    VL_SITE_COUNT
-} VlSite;
-const char *vl_site_name(VlSite s);   // "q", "k", ..., "xq", ..., "fc1", "fc2", "attn_ln", ...
-
-// Every hook is optional (NULL). x: the residual stream (rows, T, d); h: the normalised input
-// of the sub-layer; out: the sub-layer output before the residual add.
-typedef struct VlSites {
-    void *ctx;
-    int (*has_linear)(void *ctx, VlStack s, int layer, VlSite site);
-    // y = x W^T + b (+ residual) with the method's branch or reparametrisation.
-    Tensor *(*linear)(void *ctx, Graph *g, VlStack s, int layer, VlSite site, Tensor *x, Tensor *W, Tensor *b,
-                      Tensor *residual);
-    // A linear or LayerNorm site's output y (before any residual): returns a replacement.
-    Tensor *(*post)(void *ctx, Graph *g, VlStack s, int layer, VlSite site, Tensor *y);
-    // Extra keys/values placed before the attention's keys (always attended): set *ek, *ev to
-    // (P, d) / (1, P, d) shared tensors or (rows, P, d); leave NULL for none. cross: 1 for the
-    // decoder's cross-attention.
-    void (*prefix)(void *ctx, Graph *g, VlStack s, int layer, int cross, int rows, Tensor **ek, Tensor **ev);
-    Tensor *(*after_attn)(void *ctx, Graph *g, VlStack s, int layer, Tensor *x, Tensor *h, Tensor *out);
-    Tensor *(*after_xattn)(void *ctx, Graph *g, int layer, Tensor *x, Tensor *h, Tensor *out);
-    Tensor *(*after_ffn)(void *ctx, Graph *g, VlStack s, int layer, Tensor *x, Tensor *h, Tensor *out);
-    // The encoder input (rows, T, d) (text then visual tokens, embedded): may return it with
-    // P tokens prepended (prompts; always attended) or replaced, same length.
-    Tensor *(*enc_input)(void *ctx, Graph *g, Tensor *x);
-    // Hidden state after each layer (read only).
-    void (*tap)(void *ctx, Graph *g, VlStack s, int layer, Tensor *x);
-    // Replaces the tied LM head: h (rows, T, d) final-normed decoder states -> (rows, T, vocab).
-    Tensor *(*head)(void *ctx, Graph *g, Tensor *h);
-    // Side networks (vl/vllst.c). stack_input: called before a stack's first layer with its input
-    // x (rows, T, d), read only: the encoder's embedded text + visual tokens (after enc_input and
-    // dropout) with its key mask (rows, T) (1 = attend); the decoder's embedded inputs with its
-    // self-attention key mask (rows, T), NULL when every key counts (the causal mask applies on
-    // top). With the decoder cache x holds only the new positions.
-    void (*stack_input)(void *ctx, Graph *g, VlStack s, Tensor *x, const unsigned char *key_mask);
-    // 1: vl_generate recomputes every prefix (as use_cache 0, whatever the options say), for
-    // hooks whose own per-position state the decoder cache does not hold.
-    int no_kv_cache;
-    // 1: a backbone layer that recorded nothing on the tape gives its activations back to the
-    // arena before tap sees its output, so a frozen backbone keeps only the layer outputs.
-    int release_frozen;
-} VlSites;
+// The VL model implements nn/sites.h's contract with two stacks, VL_ENC ("enc") and VL_DEC
+// ("dec"): linear sites SITE_Q, K, V, O, FC1, FC2 in every layer and SITE_XQ, XK, XV, XO in the
+// decoder's; post hooks at those and at SITE_LN_ATTN, SITE_LN_XATTN, SITE_LN_FFN; tokens before
+// the encoder's first layer only (the embedded text + visual tokens, after dropout: prompts),
+// prefix keys/values of every attention (cross: the decoder's cross-attention), after_attn,
+// after_xattn (decoder), after_mlp, stack_input (before a stack's first layer, with its key mask:
+// the encoder's (rows, T) 1 = attend; the decoder's self-attention mask, NULL when every key
+// counts; with the decoder cache x holds only the new positions), tap, and head (h (rows, T, d)
+// final-normed decoder states -> (rows, T, vocab), replacing the tied LM head). Sites.no_kv_cache
+// makes vl_generate recompute every prefix; Sites.release_frozen gives a frozen layer's
+// activations back before tap sees its output.
+const char *vl_site_name(Site s);   // "q", "k", ..., "xq", ..., "fc1", "fc2", "attn_ln", ...
+// The site contract's view of m (nn/sites.h): fills *bb (which refers to m; m must not move).
+void vl_backbone(VlModel *m, Backbone *bb);
 
 // ---------------------------------------------------------------- forward
 #define VL_MAX_IMAGES 2
@@ -167,12 +136,12 @@ typedef struct {
 
 // Encoder output (B, T, d), final-normed, T = [prompts +] enc_len + vis_tokens; *mask gets the
 // key mask (B, T) (1 = attend) in the graph's arena. NULL with nn_err() on bad input.
-Tensor *vl_encode(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, unsigned char **mask);
+Tensor *vl_encode(VlModel *m, Graph *g, const VlBatch *b, const Sites *st, unsigned char **mask);
 // Teacher-forced logits (B, dec_len, vocab). NULL with nn_err().
-Tensor *vl_forward(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st);
+Tensor *vl_forward(VlModel *m, Graph *g, const VlBatch *b, const Sites *st);
 // Mean cross-entropy over the non-pad target tokens (1); label smoothing `smoothing`.
 // *logits (optional) gets the logits. NULL with nn_err().
-Tensor *vl_loss(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, float smoothing, Tensor **logits);
+Tensor *vl_loss(VlModel *m, Graph *g, const VlBatch *b, const Sites *st, float smoothing, Tensor **logits);
 
 // ---------------------------------------------------------------- decoding
 typedef struct {
@@ -194,13 +163,13 @@ VlGenOpts vl_gen_defaults(void);   // beam 1, max_len 20, length_penalty 1, earl
 // tokens: (B, max_len) without eos, pad_id after; lens: (B) tokens before eos; scores: (B)
 // sum of log-probabilities (greedy) or the length-normalised beam score. lens/scores may be
 // NULL. Runs without gradient; leaves g's arena as it found it. 0, or -1 with nn_err().
-int vl_generate(VlModel *m, Graph *g, const VlBatch *b, const VlSites *st, const VlGenOpts *o, int *tokens,
+int vl_generate(VlModel *m, Graph *g, const VlBatch *b, const Sites *st, const VlGenOpts *o, int *tokens,
                 int *lens, float *scores);
 
 // ---------------------------------------------------------------- image features and costs
 // The frozen ViT's final-normed patch grid pooled to vis_tokens (a square): (B, vis_tokens, D).
 // Records nothing unless the ViT has trainable parameters and grad is on.
-Tensor *vl_visual_tokens(Vit *v, Graph *g, Tensor *img, int vis_tokens, const VitSites *st);
+Tensor *vl_visual_tokens(Vit *v, Graph *g, Tensor *img, int vis_tokens, const Sites *st);
 
 // Forward FLOPs of one example through the plain backbone, teacher-forced, dropout off, counted
 // as nn/ops.c counts them (2 per multiply-add, dense attention scores): enc_len text tokens (+

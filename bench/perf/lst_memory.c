@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "lst_memory: %s %s: %s\n", method, margs, nn_err());
         return 1;
     }
-    const VitSites *st = method_sites(m);
+    const Sites *st = method_sites(m);
     Graph *g = graph_new(0);
     graph_set_training(g, 1);
     OptConfig oc = opt_defaults(OPT_ADAMW);

@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    const VitSites *sites = m ? method_sites(m) : NULL;
+    const Sites *sites = m ? method_sites(m) : NULL;
     if (infer) {
         ps_freeze_all(&v.ps);
         graph_set_grad_enabled(g, 0);
