@@ -90,6 +90,8 @@ struct Method {
     char keys[METHOD_MAXARGS][32];
     char vals[METHOD_MAXARGS][64];
     int nargs;                            // every arg of desc, defaults filled in
+    int tasks;                            // the run's tasks (multi-task methods keep a set or an
+                                          // embedding per task); set before attach, 0 = 1
     Backbone *bb;                         // = &bbv
     Backbone bbv;                         // method_attach's copy of the backbone's view
     Sites sites;
