@@ -2,6 +2,7 @@
 // petl merge: fold a mergeable method's delta into plain ViT weights.
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench/args.h"
@@ -9,6 +10,37 @@
 #include "bench/common.h"
 #include "methods/method.h"
 #include "nn/safetensors.h"
+#include "vl/vlmodel.h"
+
+// The backbone kinds a method serves: each kind's site contract (a small preset of it) against
+// the method's needs.
+typedef struct {
+    Vit v;
+    VlModel l;
+    Backbone bb[2];
+} Kinds;
+static void kinds_make(Kinds *k) {
+    VitConfig vc;
+    vit_preset("vit-micro", &vc);
+    vit_init(&k->v, &vc);
+    vit_backbone(&k->v, &k->bb[0]);
+    VlConfig lc;
+    vl_preset("vl-tiny", &lc);
+    lc.vocab = 64;
+    vl_config_vision(&lc, &vc, 0);
+    NN_ASSERT(vl_init(&k->l, &lc) == 0, "vl-tiny: %s", nn_err());
+    vl_backbone(&k->l, &k->bb[1]);
+}
+static void kinds_free(Kinds *k) {
+    vit_free(&k->v);
+    vl_free(&k->l);
+}
+static void kinds_str(const Kinds *k, const MethodDesc *d, char *buf, size_t cap) {
+    size_t L = 0;
+    buf[0] = 0;
+    for (int i = 0; i < 2; i++)
+        if (method_serves(d, &k->bb[i])) L += snprintf(buf + L, cap - L, "%s%s", L ? "," : "", k->bb[i].kind);
+}
 
 int cmd_methods(int argc, char **argv) {
     int json = 0, help = 0;
@@ -20,6 +52,9 @@ int cmd_methods(int argc, char **argv) {
     }
     int n;
     const MethodDesc *const *r = method_registry(&n);
+    Kinds *k = nn_calloc(sizeof *k);
+    kinds_make(k);
+    char kb[64];
     if (json) {
         cJSON *arr = cJSON_CreateArray();
         for (int i = 0; i < n; i++) {
@@ -27,6 +62,9 @@ int cmd_methods(int argc, char **argv) {
             cJSON_AddStringToObject(o, "name", r[i]->name);
             cJSON_AddStringToObject(o, "summary", r[i]->summary);
             cJSON_AddBoolToObject(o, "mergeable", r[i]->mergeable);
+            cJSON *bk = cJSON_AddArrayToObject(o, "backbones");
+            for (int b = 0; b < 2; b++)
+                if (method_serves(r[i], &k->bb[b])) cJSON_AddItemToArray(bk, cJSON_CreateString(k->bb[b].kind));
             cJSON *a = cJSON_AddArrayToObject(o, "args");
             for (const MethodArg *x = r[i]->args; x && x->key; x++) {
                 cJSON *e = cJSON_CreateObject();
@@ -41,13 +79,18 @@ int cmd_methods(int argc, char **argv) {
         printf("%s\n", s);
         cJSON_free(s);
         cJSON_Delete(arr);
+        kinds_free(k);
+        free(k);
         return 0;
     }
     for (int i = 0; i < n; i++) {
-        printf("%-14s %s%s\n", r[i]->name, r[i]->summary, r[i]->mergeable ? " [merges]" : "");
+        kinds_str(k, r[i], kb, sizeof kb);
+        printf("%-14s %s%s [%s]\n", r[i]->name, r[i]->summary, r[i]->mergeable ? " [merges]" : "", kb);
         for (const MethodArg *x = r[i]->args; x && x->key; x++)
             printf("    %-16s default %-10s %s\n", x->key, x->def, x->help);
     }
+    kinds_free(k);
+    free(k);
     return 0;
 }
 
