@@ -32,6 +32,7 @@
 #include "methods/method.h"
 #include "nn/nn.h"
 #include "nn/safetensors.h"
+#include "nn/util.h"
 
 #define TAIL_LINES 20
 // Cost-model FLOPs per second as a fraction of a 256^3 sgemm's rate, for estimates before any
@@ -58,12 +59,6 @@ typedef struct {
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int s) { g_stop = s; }
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 static void fmt_dur(double s, char *b, size_t cap) {
     if (!(s >= 0) || !isfinite(s)) snprintf(b, cap, "?");
@@ -175,7 +170,7 @@ static int write_manifest(const Ctx *x) {
 // The last TAIL_LINES lines of a log from offset off.
 static char *log_tail(const char *path, long off) {
     FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
+    if (!f) return nn_strdup("");
     fseek(f, 0, SEEK_END);
     long end = ftell(f);
     long from = end - 8192 > off ? end - 8192 : off;
@@ -192,7 +187,7 @@ static char *log_tail(const char *path, long off) {
         if (*s == '\n') lines++;
     }
     if (*s == '\n') s++;
-    char *r = strdup(s);
+    char *r = nn_strdup(s);
     free(b);
     return r;
 }
@@ -332,14 +327,14 @@ static int start_cell(const Ctx *x, const MxCell *c, Running *r, double *acc) {
         _exit(127);
     }
     close(lfd);
-    r->c = c, r->pid = pid, r->lockfd = fd, r->t0 = now();
+    r->c = c, r->pid = pid, r->lockfd = fd, r->t0 = nn_now();
     return 1;
 }
 
 // After the cell's process ended: its record or a failure record. 1 ok, 0 failed.
 static int finish_cell(const Ctx *x, Running *r, int status, double *acc, char *why, size_t cap) {
     const MxCell *c = r->c;
-    double wall = now() - r->t0;
+    double wall = nn_now() - r->t0;
     int ok = 0;
     char log[4096];
     cell_path(x, c->id, "log", log, sizeof log);
@@ -384,12 +379,12 @@ static double sgemm_gflops(void) {
     float *a = nn_malloc(sizeof(float) * n * n * 3);
     for (int i = 0; i < 3 * n * n; i++) a[i] = (float)((i * 7) % 13) / 13.0f;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, a + n * n, n, 0, a + 2 * n * n, n);
-    double t0 = now(), t;
+    double t0 = nn_now(), t;
     long it = 0;
     do {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, a + n * n, n, 0, a + 2 * n * n, n);
         it++;
-    } while ((t = now() - t0) < 0.25);
+    } while ((t = nn_now() - t0) < 0.25);
     free(a);
     return 2.0 * n * n * n * it / t / 1e9;
 }
@@ -636,7 +631,7 @@ int cmd_bench(int argc, char **argv) {
     int nrunning = 0, next = 0, finished = 0, nok = 0, nbad = 0, nbusy = 0, cut = 0;
     int *failed_list = nn_calloc(sizeof(int) * (nsel + 1)), *busy_list = nn_calloc(sizeof(int) * (nsel + 1));
     char **fail_why = nn_calloc(sizeof(char *) * (nsel + 1));
-    double t_start = now(), done_flops = 0;
+    double t_start = nn_now(), done_flops = 0;
     int done_unknown = 0;
     while (!g_stop) {
         while (nrunning < jobs && next < nsel && !g_stop) {
@@ -661,7 +656,7 @@ int cmd_bench(int argc, char **argv) {
                 char why[256];
                 snprintf(why, sizeof why, "could not start: %s", strerror(errno));
                 write_failure(&x, c, "failed", why, -1, 0, "", 0);
-                fail_why[nbad] = strdup(why);
+                fail_why[nbad] = nn_strdup(why);
                 failed_list[nbad++] = ci;
             }
         }
@@ -686,18 +681,18 @@ int cmd_bench(int argc, char **argv) {
         char why[1024] = "";
         int ok = finish_cell(&x, &run[k], status, &acc, why, sizeof why);
         const MxCell *c = run[k].c;
-        double cell_wall = now() - run[k].t0;
+        double cell_wall = nn_now() - run[k].t0;
         run[k] = run[--nrunning];
         finished++;
         if (c->est_flops >= 0) done_flops += c->est_flops;
         else done_unknown++;
         if (ok) nok++;
         else {
-            fail_why[nbad] = strdup(why);
+            fail_why[nbad] = nn_strdup(why);
             failed_list[nbad++] = c->index;
         }
         // ETA: the model FLOPs still to run at the rate observed in this run
-        double el = now() - t_start, eta;
+        double el = nn_now() - t_start, eta;
         double left = todo_flops - done_flops;
         if (done_flops > 0) eta = left / (done_flops / el);
         else eta = left / rate;
@@ -723,7 +718,7 @@ int cmd_bench(int argc, char **argv) {
         return 130;
     }
     char e1[32];
-    fmt_dur(now() - t_start, e1, sizeof e1);
+    fmt_dur(nn_now() - t_start, e1, sizeof e1);
     fprintf(stderr, "petl bench: %s in %s: %d ok (%d already done before), %d failed%s", m.name, e1, nok + ndone, ndone,
             nbad, nbusy ? "" : "\n");
     if (nbusy) fprintf(stderr, ", %d running elsewhere\n", nbusy);

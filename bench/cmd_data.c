@@ -6,6 +6,7 @@
 #include "loaders/dataset.h"
 #include "loaders/img.h"
 #include "nn/nn.h"
+#include "nn/util.h"
 #include "vl/vldata.h"
 
 #include <cjson/cJSON.h>
@@ -21,12 +22,6 @@
 static int is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-static char *dupstr(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = nn_malloc(n);
-    memcpy(p, s, n);
-    return p;
 }
 
 // ================================================================ inspect
@@ -201,7 +196,7 @@ static int list_tasks(const char *dir, char ***out) {
             all = realloc(all, sizeof(char *) * cap);
             NN_ASSERT(all, "out of memory");
         }
-        all[na++] = dupstr(e->d_name);
+        all[na++] = nn_strdup(e->d_name);
     }
     if (dd) closedir(dd);
     if (na) qsort(all, na, sizeof(char *), cmp_cstr);
@@ -492,7 +487,7 @@ int cmd_data_fewshot(int argc, char **argv) {
     // seed; the rest of each class is the pool the K-shot lists draw from.
     for (int c = 0; c < K; c++) shuffle(by[c], cnt[c], seed_of((uint64_t)val_seed + 0x7A1, (uint64_t)c));
     // Paths: file sources live under one folder that OUT/images links to.
-    if (!d->mem_images) base = t ? common_dir(d->root, t->root) : dupstr(d->root);
+    if (!d->mem_images) base = t ? common_dir(d->root, t->root) : nn_strdup(d->root);
     char p[4300];
     snprintf(p, sizeof p, "%s/annotations", out);
     if (mkdir_p(p)) goto fail;

@@ -4,19 +4,13 @@
 #include "bench/args.h"
 #include "loaders/gen.h"
 #include "nn/nn.h"
+#include "nn/util.h"
 #include "vl/vlgen.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 int cmd_data_make(int argc, char **argv) {
     const char *out = "data", *only = NULL, *fashion = NULL;
@@ -86,7 +80,7 @@ int cmd_data_make(int argc, char **argv) {
         size_t L = strlen(cmdline);
         snprintf(cmdline + L, sizeof cmdline - L, " %s", argv[i]);
     }
-    double t0 = now_s();
+    double t0 = nn_now();
     int failed = 0;
     for (int t = 0; t < nt; t++) {
         if (!want[t]) continue;
@@ -101,7 +95,7 @@ int cmd_data_make(int argc, char **argv) {
             fprintf(stderr, "petl data make: %s: %s\n", name, nn_err());
             failed++;   // the other tasks do not depend on this one
         }
-        printf("[data] elapsed %.1f s\n", now_s() - t0);
+        printf("[data] elapsed %.1f s\n", nn_now() - t0);
         fflush(stdout);
     }
     if (want_vl) {   // VL data (vl/vlgen.h): its own sizes; only --seed applies
@@ -120,6 +114,6 @@ int cmd_data_make(int argc, char **argv) {
         fprintf(stderr, "petl data make: %s\n", nn_err());
         return 1;
     }
-    printf("[data] %s: %s in %.1f s\n", out, failed ? "FAILED" : "done", now_s() - t0);
+    printf("[data] %s: %s in %.1f s\n", out, failed ? "FAILED" : "done", nn_now() - t0);
     return failed ? 1 : 0;
 }

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "bench/args.h"
 #include "bench/cmd_vl.h"
@@ -20,12 +19,7 @@
 #include "bench/train.h"
 #include "methods/method.h"
 #include "nn/safetensors.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
+#include "nn/util.h"
 
 typedef struct {
     const char *backbone, *method, *margs, *init_delta;
@@ -142,7 +136,7 @@ int cmd_run(int argc, char **argv) {
         }
         method_free(mc);
     }
-    double t_start = now();
+    double t_start = nn_now();
     Dataset *tr = ds_open(data, format, task, ngrid > 1 ? sel_train : fin_train, skip_bad);
     Dataset *va = ds_open(data, format, task, sel_val, skip_bad);
     Dataset *te = ds_open(data, format, task, fin_test, skip_bad);
@@ -280,7 +274,7 @@ int cmd_run(int argc, char **argv) {
     cJSON_AddBoolToObject(rec, "mergeable", m->desc->mergeable);
     cJSON_AddNumberToObject(rec, "train_images_per_s", ts.images_per_s);
     cJSON_AddNumberToObject(rec, "infer_images_per_s", ev.images_per_s);
-    cJSON_AddNumberToObject(rec, "wall_s", now() - t_start);
+    cJSON_AddNumberToObject(rec, "wall_s", nn_now() - t_start);
     cJSON_AddNumberToObject(rec, "skipped_examples", tr->skipped + va->skipped + te->skipped);
     cJSON_AddItemToObject(rec, "versions", record_versions());
     MethodEvalOn eo;
@@ -289,7 +283,7 @@ int cmd_run(int argc, char **argv) {
     if (m->desc->finalize && final_report(m, &v, te, &o, rec)) goto fail;
     if (write_json_atomic(out, rec)) goto fail;
     printf("%s %s %s %s: test accuracy %.4f (%ld examples), trainable %ld + head %ld, %.1f s -> %s\n", ms.method,
-           margs, task, regime, ev.acc, ev.n, own, head, now() - t_start, out);
+           margs, task, regime, ev.acc, ev.n, own, head, nn_now() - t_start, out);
     cJSON_Delete(rec);
     method_free(m);
     vit_free(&v);
@@ -313,7 +307,7 @@ diverged: {
     cJSON_AddNumberToObject(td, "batch", to.batch);
     cJSON_AddNumberToObject(td, "lr", grid[best]);
     cJSON_AddNumberToObject(td, "steps", (double)ts.steps);
-    cJSON_AddNumberToObject(rec, "wall_s", now() - t_start);
+    cJSON_AddNumberToObject(rec, "wall_s", nn_now() - t_start);
     cJSON_AddItemToObject(rec, "versions", record_versions());
     if (write_json_atomic(out, rec)) fprintf(stderr, "petl run: %s\n", nn_err());
     fprintf(stderr, "petl run: %s (record %s: status diverged)\n", reason, out);

@@ -21,6 +21,7 @@
 #include "bench/vlrun.h"
 #include "loaders/ldutil.h"
 #include "nn/safetensors.h"
+#include "nn/util.h"
 
 // ---------------------------------------------------------------- checkpoint companions
 // The tokenizer and image encoder a VL checkpoint names (metadata "tokenizer", relative to the
@@ -148,7 +149,7 @@ static VlBuilt *build(const VlSpec *sp, uint64_t seed, int *usage) {
     b->has_m = 1;
     VlMethodKind k;
     VlMethodOpts o = vlm_defaults();
-    o.seed = seed + 1;   // a seed= method argument overrides it
+    o.seed = rng_stream(seed, "vl-method-init");   // a seed= method argument overrides it
     if (vlm_kind_from_name(sp->method, &k) || vl_parse_method_args(sp->margs, &o) ||
         vlm_attach(&b->M, k, &b->m, &o, &b->st)) {
         if (usage) *usage = 1;
@@ -250,7 +251,7 @@ int cmd_vl_run(int argc, char **argv) {
         fprintf(stderr, "petl run --format vl: --augment is not supported (image features are computed once)\n");
         return 2;
     }
-    double t_start = now_s();
+    double t_start = nn_now();
     unsigned mask;
     if (vlrun_parse_tasks(tasks_s, &mask)) {
         fprintf(stderr, "petl run: --vl-tasks: %s\n", nn_err());
@@ -386,7 +387,7 @@ int cmd_vl_run(int argc, char **argv) {
         cJSON *td = cJSON_AddObjectToObject(rec, "train");
         cJSON_AddNumberToObject(td, "epochs", o.epochs);
         cJSON_AddNumberToObject(td, "batch", o.batch);
-        cJSON_AddNumberToObject(rec, "wall_s", now_s() - t_start);
+        cJSON_AddNumberToObject(rec, "wall_s", nn_now() - t_start);
         cJSON_AddItemToObject(rec, "versions", record_versions());
         if (write_json_atomic(out, rec)) goto fail;
         nn_seterr("%s%s (record %s: status diverged)", ngrid > 1 ? "training diverged at every grid point; last: " : "",
@@ -452,7 +453,7 @@ int cmd_vl_run(int argc, char **argv) {
                             vlrun_cache_images(fc) ? vlrun_cache_flops(fc) / vlrun_cache_images(fc) : 0);
     cJSON_AddNumberToObject(rec, "train_examples_per_s", best_ts.examples_per_s);
     cJSON_AddNumberToObject(rec, "infer_examples_per_s", tsc.wall_s > 0 ? ntest / tsc.wall_s : 0);
-    cJSON_AddNumberToObject(rec, "wall_s", now_s() - t_start);
+    cJSON_AddNumberToObject(rec, "wall_s", nn_now() - t_start);
     int skipped = 0;
     for (int t = 0; t < VL_NTASKS; t++)
         skipped += (tr[t].d ? tr[t].d->skipped : 0) + (va[t].d ? va[t].d->skipped : 0) + (te[t].d ? te[t].d->skipped : 0);
@@ -460,7 +461,7 @@ int cmd_vl_run(int argc, char **argv) {
     cJSON_AddItemToObject(rec, "versions", record_versions());
     if (write_json_atomic(out, rec)) goto fail;
     printf("%s %s %s: average VL score %.2f (%d test examples), trainable %ld (%.3f%% of the model), %.1f s -> %s\n",
-           sp.method, sp.margs, task, tsc.average, ntest, own, pct, now_s() - t_start, out);
+           sp.method, sp.margs, task, tsc.average, ntest, own, pct, nn_now() - t_start, out);
     cJSON_Delete(rec);
     cJSON_Delete(preds);
     built_free(best);
@@ -535,7 +536,7 @@ int cmd_vl_pretrain(int argc, char **argv) {
         if (L > E && !strcmp(out + L - E, ext)) snprintf(tokpath, sizeof tokpath, "%.*s.tokenizer.json", (int)(L - E), out);
         else snprintf(tokpath, sizeof tokpath, "%s.tokenizer.json", out);
     }
-    double t0 = now_s();
+    double t0 = nn_now();
     VlConfig c;
     Vit enc;
     int has_enc = 0;
@@ -566,7 +567,7 @@ int cmd_vl_pretrain(int argc, char **argv) {
     c.pad_id = tok->pad_id, c.eos_id = tok->eos_id, c.bos_id = tok->bos_id;
     if (vl_init(&m, &c)) goto fail;
     has_m = 1;
-    vl_init_random(&m, (uint64_t)to.seed + 1);
+    vl_init_random(&m, (uint64_t)to.seed);   // its own stream, "vl-init"
     printf("  model %s: %ld parameters, %d+%d layers, d %d, %d visual tokens of %d\n", preset, vl_param_count(&c),
            c.enc_layers, c.dec_layers, c.dim, c.vis_tokens, c.feat_dim);
     // 2. data: captions of the pretraining split, and the same captions denoised
@@ -606,7 +607,7 @@ int cmd_vl_pretrain(int argc, char **argv) {
              ts.first_loss[1], ts.last_loss[1]);
     const char *meta[] = {"tokenizer", tokname, "image_encoder", encp, "recipe", recipe, "pretrain_losses", losses, NULL};
     if (vl_save(&m, out, meta)) goto fail;
-    printf("petl pretrain: wrote %s (%.0f s)\n", out, now_s() - t0);
+    printf("petl pretrain: wrote %s (%.0f s)\n", out, nn_now() - t0);
     vlrun_free_set(&sets[1]), vlrun_free_set(&sets[0]);
     vlrun_cache_free(fc);
     vl_free(&m);

@@ -9,10 +9,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "nn/ops.h"
 #include "nn/sparse.h"
+#include "nn/util.h"
 
 enum { F_QKV, F_PROJ, F_FC1, F_FC2, F_N };
 
@@ -91,24 +91,18 @@ static Sites csr_sites(CsrSites *c) {
     return s;
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 // Best of 3 (after a warm-up) of y = x W^T + b, dense GEMM (csr NULL) or CSR.
 static double time_kernel(const Tensor *W, const SparseCSR *csr, const float *b, const float *x, long R, float *y) {
     int O = W->shape[0], in = W->shape[1];
     double best = INFINITY;
     for (int rep = 0; rep < 4; rep++) {
-        double t0 = now();
+        double t0 = nn_now();
         if (csr) sparse_linear_fwd(csr, x, R, b, NULL, y);
         else {
             for (long r = 0; r < R; r++) memcpy(y + r * O, b, sizeof(float) * O);
             nn_sgemm(0, 1, (int)R, O, in, 1.0f, x, in, W->data, in, 1.0f, y, O);
         }
-        double dt = now() - t0;
+        double dt = nn_now() - t0;
         if (rep && dt < best) best = dt;
     }
     return best;

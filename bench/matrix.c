@@ -17,16 +17,10 @@
 #include "bench/train.h"
 #include "loaders/dataset.h"
 #include "nn/nn.h"
+#include "nn/util.h"
 #include "vl/vlmodel.h"
 
 // ---------------------------------------------------------------- small helpers
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = nn_malloc(n);
-    memcpy(p, s, n);
-    return p;
-}
-
 void mx_fmt_num(double v, char *buf, int cap) {
     // range first: casting inf or 1e300 to long long is undefined
     if (v > -1e15 && v < 1e15 && v == (double)(long long)v) {   // integers as integers: 100, not 1e+02
@@ -49,11 +43,8 @@ static double f2d(float f) {
     return strtod(b, NULL);
 }
 
-uint64_t mx_hash(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
+// nn_hash_str under its old name, for bench/vlrun.c (being rewritten): cell ids are this FNV-1a
+uint64_t mx_hash(const char *s) { return nn_hash_str(s); }
 
 const char *mx_task_group(const char *task) {
     const VtabTask *t = ds_vtab_find(task);
@@ -296,13 +287,13 @@ static void args_set(MxArgs *a, const char *k, const char *v) {
     for (int i = 0; i < a->n; i++)
         if (!strcmp(a->key[i], k)) {
             free(a->val[i]);
-            a->val[i] = xstrdup(v);
+            a->val[i] = nn_strdup(v);
             return;
         }
     a->key = realloc(a->key, sizeof(char *) * (a->n + 1));
     a->val = realloc(a->val, sizeof(char *) * (a->n + 1));
-    a->key[a->n] = xstrdup(k);
-    a->val[a->n] = xstrdup(v);
+    a->key[a->n] = nn_strdup(k);
+    a->val[a->n] = nn_strdup(v);
     a->n++;
 }
 static void args_copy(MxArgs *dst, const MxArgs *src) {
@@ -397,9 +388,9 @@ static int parse_backbones(Ctx *c, const cJSON *j, Matrix *m) {
             }
         }
         MxBackbone *b = &m->backbones[m->nbackbones++];
-        b->path = xstrdup(path);
+        b->path = nn_strdup(path);
         b->heads = heads;
-        b->preset = preset ? xstrdup(preset) : NULL;
+        b->preset = nn_strdup(preset);
         char nm[128];
         if (name) snprintf(nm, sizeof nm, "%s", name);
         else {
@@ -410,7 +401,7 @@ static int parse_backbones(Ctx *c, const cJSON *j, Matrix *m) {
         }
         char san[128];
         sanitize(nm, san, sizeof san);
-        b->name = xstrdup(san);
+        b->name = nn_strdup(san);
         for (int q = 0; q < m->nbackbones - 1; q++)
             if (!strcmp(m->backbones[q].name, b->name))
                 return fail(c, w, "backbone name '%s' is used twice (give one a \"name\")", b->name);
@@ -454,10 +445,10 @@ static int parse_tasks(Ctx *c, const cJSON *j, const char *data, const char *for
         for (int q = 0; q < m->ntasks; q++)
             if (!strcmp(m->tasks[q].name, name)) return fail(c, w, "task '%s' is listed twice", name);
         MxTask *t = &m->tasks[m->ntasks++];
-        t->name = xstrdup(name);
-        t->data = xstrdup(d);
-        t->format = xstrdup(f ? f : "vtab1k");
-        t->group = xstrdup(g ? g : mx_task_group(name));
+        t->name = nn_strdup(name);
+        t->data = nn_strdup(d);
+        t->format = nn_strdup(f ? f : "vtab1k");
+        t->group = nn_strdup(g ? g : mx_task_group(name));
     }
     return 0;
 }
@@ -568,7 +559,7 @@ static int parse_method(Ctx *c, const cJSON *it, int k, Matrix *m, Priv *p) {
     for (int g = 0; g < total; g++) {
         MxVariant *v = &m->variants[m->nvariants++];
         memset(v, 0, sizeof *v);
-        v->method = xstrdup(name);
+        v->method = nn_strdup(name);
         v->entry = k;
         v->vl = p->parsing_vl;
         char lab[256], idp[256];
@@ -597,8 +588,8 @@ static int parse_method(Ctx *c, const cJSON *it, int k, Matrix *m, Priv *p) {
                 snprintf(idp + L, sizeof idp - L, "_%s", san);
             }
         }
-        v->label = xstrdup(lab);
-        v->idpart = xstrdup(idp);
+        v->label = nn_strdup(lab);
+        v->idpart = nn_strdup(idp);
         for (int q = 0; q < m->nvariants - 1; q++)
             if (m->variants[q].vl == v->vl && !strcmp(m->variants[q].label, v->label))
                 return fail(c, w, "variant '%s' is also made by methods[%d] (give one of them a \"label\")", v->label,
@@ -709,7 +700,7 @@ static int parse_regime(Ctx *c, const cJSON *it, int k, const int *seeds, int ns
 // ---------------------------------------------------------------- cells
 static void push(MxCell *c, const char *s) {
     NN_ASSERT(c->argc < MX_MAXARGV - 3, "too many arguments for a cell");
-    c->argv[c->argc++] = xstrdup(s);
+    c->argv[c->argc++] = nn_strdup(s);
 }
 static void push2(MxCell *c, const char *k, const char *v) { push(c, k), push(c, v); }
 static void push_num(MxCell *c, const char *k, double v) {
@@ -770,7 +761,7 @@ static void cell_build(MxCell *cell, const Matrix *m) {
         size_t L = strlen(b);
         snprintf(b + L, sizeof b - L, "%s%s", cell->argv[i], i + 1 < cell->argc ? " " : "\n");
     }
-    cell->hash = mx_hash(b);
+    cell->hash = nn_hash_str(b);
     char rt[24], tn[64];
     if (cell->shots) snprintf(rt, sizeof rt, "%dshot", cell->shots);
     else snprintf(rt, sizeof rt, "full");
@@ -914,23 +905,23 @@ static int parse_vl(Ctx *c, const cJSON *j, Matrix *m, Priv *p) {
     free(vix);
     if (rc) return -1;
     m->has_vl = 1;
-    m->vl_backbone.path = xstrdup(bb);
-    m->vl_backbone.preset = preset ? xstrdup(preset) : NULL;
-    if (name) m->vl_backbone.name = xstrdup(name);
+    m->vl_backbone.path = nn_strdup(bb);
+    m->vl_backbone.preset = nn_strdup(preset);
+    if (name) m->vl_backbone.name = nn_strdup(name);
     else {
         const char *b = strrchr(bb, '/') ? strrchr(bb, '/') + 1 : bb;
         char nb[256];
         snprintf(nb, sizeof nb, "%s", b);
         char *dot = strstr(nb, ".safetensors");
         if (dot) *dot = 0;
-        m->vl_backbone.name = xstrdup(nb);
+        m->vl_backbone.name = nn_strdup(nb);
     }
-    m->vl_encoder = enc ? xstrdup(enc) : NULL;
-    m->vl_task.name = xstrdup("vl");
-    m->vl_task.data = xstrdup(data);
-    m->vl_task.format = xstrdup("vl");
-    m->vl_task.group = xstrdup("vl");
-    m->vl_tasks = xstrdup(tasks);
+    m->vl_encoder = nn_strdup(enc);
+    m->vl_task.name = nn_strdup("vl");
+    m->vl_task.data = nn_strdup(data);
+    m->vl_task.format = nn_strdup("vl");
+    m->vl_task.group = nn_strdup("vl");
+    m->vl_tasks = nn_strdup(tasks);
     m->vl_max_train = mt, m->vl_max_eval = me, m->vl_beam = beam;
     p->vl_seeds = seeds;
     p->vl_nseeds = nseeds;
@@ -979,7 +970,7 @@ int matrix_parse(const char *text, const char *path, Matrix *m) {
         return fail(&c, "", "invalid JSON near line %d", line);
     }
     m->json_ = j;
-    m->path = xstrdup(path);
+    m->path = nn_strdup(path);
     Priv *p = nn_calloc(sizeof(Priv));
     m->priv_ = p;
     static const char *const keys[] = {"name", "data", "format", "backbones", "methods", "tasks",
@@ -997,7 +988,7 @@ int matrix_parse(const char *text, const char *path, Matrix *m) {
         size_t L = strlen(nm);
         if (L > 5 && !strcmp(nm + L - 5, ".json")) nm[L - 5] = 0;
     }
-    m->name = xstrdup(nm);
+    m->name = nn_strdup(nm);
     // the image part is optional in a matrix that has a "vl" block
     int image = !get(j, "vl") || get(j, "backbones") || get(j, "methods") || get(j, "tasks");
     train_defaults(&p->base);

@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bench/args.h"
 #include "loaders/batch.h"
@@ -12,6 +11,7 @@
 #include "methods/method.h"
 #include "nn/ops.h"
 #include "nn/optim.h"
+#include "nn/util.h"
 
 void train_opts_default(TrainOpts *o) {
     memset(o, 0, sizeof *o);
@@ -112,12 +112,6 @@ int train_opts_table(TrainOpts *o, void *out) {
     return n;
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 int train_batch_opts(const Vit *v, const TrainOpts *o, int train, BatchOpts *bo) {
     if (train) bi_opts_default(bo);
     else bi_opts_eval(bo);
@@ -201,7 +195,7 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
     Graph *g = graph_new(0);
     float *x = nn_malloc(sizeof(float) * B * 3 * S * S), *F = nn_malloc(sizeof(float) * (long)n * D);
     int *y = nn_malloc(sizeof(int) * B), *Y = nn_malloc(sizeof(int) * n), nvalid, rows = 0, got, rc = 0;
-    double t0 = now();
+    double t0 = nn_now();
     graph_set_grad_enabled(g, 0);
     bi_reset_epoch(it, 0);
     Tensor *xt;
@@ -223,7 +217,7 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
     int *perm = nn_malloc(sizeof(int) * (rows ? rows : 1));
     double first_step = 0;
     for (int ep = 0; ep < o->epochs && !rc; ep++) {
-        uint64_t r = (uint64_t)o->seed * 1000003u + ep;
+        uint64_t r = rng_stream_i((uint64_t)o->seed, "head-shuffle", (uint64_t)ep);
         for (int i = 0; i < rows; i++) perm[i] = i;
         for (int i = rows - 1; i > 0; i--) {
             int j = (int)(rng_next(&r) % (uint64_t)(i + 1)), t = perm[i];
@@ -231,7 +225,7 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
         }
         double el_sum = 0;
         for (int b0 = 0; b0 < rows && !rc; b0 += B) {
-            double ts = now();
+            double ts = nn_now();
             int nb = rows - b0 < B ? rows - b0 : B;
             Tensor *f = graph_tensor2(g, nb, D);
             for (int i = 0; i < nb; i++) {
@@ -255,7 +249,7 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
             el_sum += lv * nb;
             s->images += nb;
             step++;
-            log_step(log, o, step, total, ep, lv, lr, gn, now() - ts, nb, now() - t0);
+            log_step(log, o, step, total, ep, lv, lr, gn, nn_now() - ts, nb, nn_now() - t0);
         }
         if (rc || !rows) break;
         if (ep == 0) s->first_loss = el_sum / rows;
@@ -266,7 +260,7 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
         }
     }
     s->steps = step;
-    s->wall_s = now() - t0;
+    s->wall_s = nn_now() - t0;
     s->images_per_s = s->wall_s > 0 ? s->images / s->wall_s : 0;
     s->flops_fwd = graph_flops_fwd(g);
     s->flops_bwd = graph_flops_bwd(g);
@@ -297,7 +291,7 @@ int train_model(Vit *v, const Sites *st, const Dataset *train, const TrainOpts *
     if (!it) return -1;
     Optimizer *opt = opt_new(&v->ps, oc);
     Graph *g = graph_new(0);
-    graph_seed(g, (uint64_t)o->seed * 7919 + 1);
+    graph_seed(g, rng_stream((uint64_t)o->seed, "train-dropout"));
     graph_set_training(g, 1);
     int B = o->batch, S = v->cfg.img;
     long per_epoch = (train->n + B - 1) / B, total = per_epoch * o->epochs;
@@ -305,7 +299,7 @@ int train_model(Vit *v, const Sites *st, const Dataset *train, const TrainOpts *
     if (warm >= total) warm = total / 10;
     float *x = nn_malloc(sizeof(float) * B * 3 * S * S);
     int *y = nn_malloc(sizeof(int) * B);
-    double t0 = now(), epoch_loss = 0, first_step = 0;
+    double t0 = nn_now(), epoch_loss = 0, first_step = 0;
     long step = 0, epoch_n = 0;
     int rc = 0;
     for (int ep = 0; ep < o->epochs && !rc; ep++) {
@@ -321,7 +315,7 @@ int train_model(Vit *v, const Sites *st, const Dataset *train, const TrainOpts *
                 break;
             }
             if (got == 0) break;
-            double ts = now();
+            double ts = nn_now();
             float lr = sched_lr(step, total, warm, o->lr, o->min_lr);
             if (hd && hd->step_begin) hd->step_begin(o->method, g, step, total);
             if (hd && hd->train_input) {
@@ -347,12 +341,12 @@ int train_model(Vit *v, const Sites *st, const Dataset *train, const TrainOpts *
             float gn = opt_step(opt, lr);
             graph_reset(g);
             if (hd && hd->step_end) hd->step_end(o->method, step, total);
-            double dt = now() - ts;
+            double dt = nn_now() - ts;
             epoch_loss += lv * nvalid;
             epoch_n += nvalid;
             s->images += nvalid;
             step++;
-            log_step(log, o, step, total, ep, lv, lr, gn, dt, nvalid, now() - t0);
+            log_step(log, o, step, total, ep, lv, lr, gn, dt, nvalid, nn_now() - t0);
         }
         if (rc || !epoch_n) break;
         if (ep == 0) s->first_loss = epoch_loss / epoch_n;
@@ -362,7 +356,7 @@ int train_model(Vit *v, const Sites *st, const Dataset *train, const TrainOpts *
         }
     }
     s->steps = step;
-    s->wall_s = now() - t0;
+    s->wall_s = nn_now() - t0;
     s->images_per_s = s->wall_s > 0 ? s->images / s->wall_s : 0;
     s->flops_fwd = graph_flops_fwd(g);
     s->flops_bwd = graph_flops_bwd(g);
@@ -430,7 +424,7 @@ int eval_model_perturbed(Vit *v, const Sites *st, const Dataset *d, const TrainO
     int *y = nn_malloc(sizeof(int) * B);
     int nvalid, rc = 0;
     long correct = 0;
-    double t0 = now(), loss_sum = 0;
+    double t0 = nn_now(), loss_sum = 0;
     bi_reset_epoch(it, 0);
     for (;;) {
         Tensor *xt;
@@ -460,7 +454,7 @@ int eval_model_perturbed(Vit *v, const Sites *st, const Dataset *d, const TrainO
         e->n += nvalid;
         graph_reset(g);
     }
-    double wall = now() - t0;
+    double wall = nn_now() - t0;
     if (e->n) {
         e->acc = (double)correct / e->n;
         e->loss = loss_sum / e->n;

@@ -4,6 +4,7 @@
 #include "loaders/batch.h"
 #include "loaders/lderr.h"
 #include "nn/nn.h"
+#include "nn/util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -59,21 +60,11 @@ void bi_opts_eval(BatchOpts *o) {
     o->augment = 0;
 }
 
-static uint64_t mix3(uint64_t a, uint64_t b, uint64_t c) {
-    uint64_t s = a ^ 0x5851F42D4C957F2Dull;
-    rng_next(&s);
-    s ^= b * 0x9E3779B97F4A7C15ull;
-    rng_next(&s);
-    s ^= c * 0xD1B54A32D192ED03ull;
-    rng_next(&s);
-    return s;
-}
-
 static void make_perm(BatchIter *bi) {
     int n = bi->d->n;
     for (int i = 0; i < n; i++) bi->perm[i] = i;
     if (!bi->o.shuffle) return;
-    uint64_t s = mix3(bi->o.seed, (uint64_t)bi->epoch, 0x5EEDull);
+    uint64_t s = rng_stream_i(bi->o.seed, "batch-order", (uint64_t)bi->epoch);
     for (int i = n - 1; i > 0; i--) {
         int j = (int)(rng_next(&s) % (uint64_t)(i + 1));
         int t = bi->perm[i]; bi->perm[i] = bi->perm[j]; bi->perm[j] = t;
@@ -120,7 +111,7 @@ static int produce(BatchIter *bi, int i, float *out) {
         src = bi->src;
     }
     if (o->augment) {
-        uint64_t r = mix3(o->seed, (uint64_t)bi->epoch + 1, (uint64_t)i);
+        uint64_t r = nn_hash_combine(rng_stream_i(o->seed, "augment", (uint64_t)bi->epoch), (uint64_t)i);
         int y0, x0, ch, cw;
         tf_rrc_window(&r, h, w, o->scale[0], o->scale[1], o->ratio[0], o->ratio[1], &y0, &x0, &ch, &cw);
         tf_resized_crop(src, 3, h, w, y0, x0, ch, cw, out, S, S, o->resize);

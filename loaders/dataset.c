@@ -4,6 +4,7 @@
 #include "loaders/lderr.h"
 #include "loaders/ldutil.h"
 #include "nn/nn.h"
+#include "nn/util.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -48,8 +49,8 @@ const VtabTask *ds_vtab_find(const char *name) {
 
 // ---------------------------------------------------------------- small helpers
 static char *join(const char *a, const char *b) {
-    if (!a || !*a) return xstrdup(b);
-    if (!b || !*b) return xstrdup(a);
+    if (!a || !*a) return nn_strdup(b);
+    if (!b || !*b) return nn_strdup(a);
     size_t la = strlen(a);
     return xprintf("%s%s%s", a, a[la - 1] == '/' ? "" : "/", b);
 }
@@ -92,7 +93,7 @@ static void add_problem(Dataset *d, int *cap, const char *file, int line, const 
         d->problems = realloc(d->problems, sizeof(DsProblem) * *cap);
         NN_ASSERT(d->problems, "out of memory");
     }
-    d->problems[d->nproblems++] = (DsProblem){xstrdup(file ? file : ""), line, xstrdup(msg)};
+    d->problems[d->nproblems++] = (DsProblem){nn_strdup(file ? file : ""), line, nn_strdup(msg)};
 }
 
 // A bad entry: with skip_bad it is recorded and skipped (returns 0), else it is the error (-1).
@@ -222,7 +223,7 @@ static int read_classes(const char *dir, char ***names) {
             v = realloc(v, sizeof(char *) * ncap);
             NN_ASSERT(v, "out of memory");
         }
-        v[n++] = xstrdup(buf);
+        v[n++] = nn_strdup(buf);
     }
     free(buf);
     fclose(f);
@@ -239,11 +240,6 @@ static int read_classes(const char *dir, char ***names) {
 
 // Simple string set for duplicate detection: open addressing, stores line numbers.
 typedef struct { const char **key; int *line; size_t cap; } StrSet;
-static uint64_t str_hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
 // Returns the line of an existing equal key, or 0 after inserting.
 static int set_add(StrSet *s, const char *k, int line, int n_now) {
     if ((size_t)(n_now + 1) * 2 > s->cap) {
@@ -253,7 +249,7 @@ static int set_add(StrSet *s, const char *k, int line, int n_now) {
         NN_ASSERT(nk && nl, "out of memory");
         for (size_t i = 0; i < s->cap; i++)
             if (s->key[i]) {
-                size_t j = str_hash(s->key[i]) & (nc - 1);
+                size_t j = nn_hash_str(s->key[i]) & (nc - 1);
                 while (nk[j]) j = (j + 1) & (nc - 1);
                 nk[j] = s->key[i];
                 nl[j] = s->line[i];
@@ -264,7 +260,7 @@ static int set_add(StrSet *s, const char *k, int line, int n_now) {
         s->line = nl;
         s->cap = nc;
     }
-    size_t j = str_hash(k) & (s->cap - 1);
+    size_t j = nn_hash_str(k) & (s->cap - 1);
     while (s->key[j]) {
         if (!strcmp(s->key[j], k)) return s->line[j];
         j = (j + 1) & (s->cap - 1);
@@ -337,7 +333,7 @@ static const char *const k_vtab_splits[4] = {"train800", "val200", "train800val2
 static char *vtab_task_dir(const char *root, const char *task, char *found, size_t cap) {
     if (empty(task)) {
         snprintf(found, cap, "%s", "");
-        return xstrdup(root);
+        return nn_strdup(root);
     }
     const VtabTask *t = ds_vtab_find(task);
     const char *cands[4] = {task, NULL, NULL, NULL};
@@ -427,7 +423,7 @@ static int parse_shot(const char *s, int *k, int *seed) {
 }
 
 static Dataset *open_fewshot(const char *root, const char *task, const char *split, int skip_bad) {
-    char *dir = empty(task) ? xstrdup(root) : join(root, task);
+    char *dir = empty(task) ? nn_strdup(root) : join(root, task);
     if (!is_dir(dir)) { ld_seterr("%s: no such task folder", dir); free(dir); return NULL; }
     char *ann = join(dir, "annotations");
     char *list = NULL, canon[64];
@@ -505,7 +501,7 @@ static int list_dir(const char *dir, int want_dirs, char ***out) {
             v = realloc(v, sizeof(char *) * cap);
             NN_ASSERT(v, "out of memory");
         }
-        v[n++] = xstrdup(e->d_name);
+        v[n++] = nn_strdup(e->d_name);
     }
     closedir(dd);
     if (n) qsort(v, n, sizeof(char *), cmp_str);
@@ -514,8 +510,8 @@ static int list_dir(const char *dir, int want_dirs, char ***out) {
 }
 
 static Dataset *open_imagefolder(const char *root, const char *task, const char *split, int skip_bad) {
-    char *tdir = empty(task) ? xstrdup(root) : join(root, task);
-    char *dir = empty(split) ? xstrdup(tdir) : join(tdir, split);
+    char *tdir = empty(task) ? nn_strdup(root) : join(root, task);
+    char *dir = empty(split) ? nn_strdup(tdir) : join(tdir, split);
     if (!is_dir(dir)) {
         ld_seterr("%s: no such folder (imagefolder split '%s')", dir, split ? split : "");
         free(tdir); free(dir);
@@ -663,7 +659,7 @@ static long idx_read_labels(const char *path, uint8_t **buf, uint8_t **lab) {
 static Dataset *open_idx(const char *root, const char *task, const char *split, int skip_bad) {
     if (empty(split)) split = "train";
     if (!strcmp(split, "t10k")) split = "test";
-    char *dir = empty(task) ? xstrdup(root) : join(root, task);
+    char *dir = empty(task) ? nn_strdup(root) : join(root, task);
     const char *pre = idx_prefix(split);
     char *ip = idx_find(dir, pre, "images", 3), *lp = idx_find(dir, pre, "labels", 1);
     Dataset *d = NULL;
@@ -762,7 +758,7 @@ static Dataset *open_cifar(const char *root, const char *task, const char *split
         ld_seterr("cifar: unknown split '%s' (expected train or test)", split);
         return NULL;
     }
-    char *dir = empty(sub) ? xstrdup(root) : join(root, sub);
+    char *dir = empty(sub) ? nn_strdup(root) : join(root, sub);
     // Look in dir and in the folder names the archives unpack to.
     const char *subs[3] = {"", "cifar-10-batches-bin", "cifar-100-binary"};
     char *found = NULL;
@@ -792,7 +788,7 @@ static Dataset *open_cifar(const char *root, const char *task, const char *split
     else files[nf++] = xprintf("%s/%s", found, kind == CIFAR10 ? "test_batch.bin" : !strcmp(split, "train") ? "train.bin" : "test.bin");
     Dataset *d = ds_alloc("cifar", tname, split);
     d->root = found;
-    d->list = xstrdup(files[0]);
+    d->list = nn_strdup(files[0]);
     d->num_classes = ncls;
     d->mem_w = d->mem_h = 32;
     d->mem_c = 3;
@@ -843,7 +839,7 @@ static Dataset *open_cifar(const char *root, const char *task, const char *split
             size_t cap = 0;
             int k = 0;
             while (k < ncls && next_line(mf, &line, &cap) >= 0)
-                if (!blank(line)) names[k++] = xstrdup(line);
+                if (!blank(line)) names[k++] = nn_strdup(line);
             free(line);
             fclose(mf);
             if (k == ncls) d->class_names = names;
@@ -918,7 +914,7 @@ Dataset *ds_open(const char *root, const char *format, const char *task, const c
     if (empty(root)) { ld_seterr("no data folder given (expected --data DIR, found an empty path)"); return NULL; }
     if (!is_dir(root)) { ld_seterr("%s: no such folder", root); return NULL; }
     if (empty(format)) {
-        char *dir = empty(task) ? xstrdup(root) : join(root, task);
+        char *dir = empty(task) ? nn_strdup(root) : join(root, task);
         format = ds_detect_format(dir);
         if (!format && !empty(task) && ds_vtab_find(task)) format = "vtab1k";   // aliased folder
         if (!format) {
@@ -972,8 +968,8 @@ Dataset *ds_subset(const Dataset *d, const int *idx, int n) {
     Dataset *s = ds_alloc(d->format, d->task, d->split);
     s->n = n;
     s->num_classes = d->num_classes;
-    s->root = d->root ? xstrdup(d->root) : NULL;
-    s->list = d->list ? xstrdup(d->list) : NULL;
+    s->root = nn_strdup(d->root);
+    s->list = nn_strdup(d->list);
     s->labels = nn_malloc(sizeof(int) * (n ? n : 1));
     if (d->paths) s->paths = nn_malloc(sizeof(char *) * (n ? n : 1));
     if (d->lines) s->lines = nn_malloc(sizeof(int) * (n ? n : 1));
@@ -987,13 +983,13 @@ Dataset *ds_subset(const Dataset *d, const int *idx, int n) {
         int i = idx[k];
         NN_ASSERT(i >= 0 && i < d->n, "ds_subset: index %d outside [0, %d)", i, d->n);
         s->labels[k] = d->labels[i];
-        if (d->paths) s->paths[k] = xstrdup(d->paths[i]);
+        if (d->paths) s->paths[k] = nn_strdup(d->paths[i]);
         if (d->lines) s->lines[k] = d->lines[i];
         if (d->mem_images) memcpy(s->mem_owned_ + per * k, d->mem_images + per * i, per);
     }
     if (d->class_names) {
         s->class_names = nn_malloc(sizeof(char *) * d->num_classes);
-        for (int c = 0; c < d->num_classes; c++) s->class_names[c] = xstrdup(d->class_names[c]);
+        for (int c = 0; c < d->num_classes; c++) s->class_names[c] = nn_strdup(d->class_names[c]);
     }
     return s;
 }
@@ -1031,7 +1027,7 @@ int ds_list_splits(const char *root, const char *format, const char *task, char 
         char found[64];
         dir = vtab_task_dir(root, task, found, sizeof found);
         if (!dir) return -1;
-    } else dir = empty(task) ? xstrdup(root) : join(root, task);
+    } else dir = empty(task) ? nn_strdup(root) : join(root, task);
     if (empty(format)) format = ds_detect_format(dir);
     if (empty(format)) {
         ld_seterr("%s: cannot tell the dataset format", dir);
@@ -1043,7 +1039,7 @@ int ds_list_splits(const char *root, const char *format, const char *task, char 
     if (!strcmp(format, "vtab1k")) {
         for (int i = 0; i < 4; i++) {
             char *p = xprintf("%s/%s.txt", dir, k_vtab_splits[i]);
-            if (is_file(p)) push_name(&v, &n, &cap, xstrdup(k_vtab_splits[i]));
+            if (is_file(p)) push_name(&v, &n, &cap, nn_strdup(k_vtab_splits[i]));
             free(p);
         }
     } else if (!strcmp(format, "fewshot")) {
@@ -1055,8 +1051,8 @@ int ds_list_splits(const char *root, const char *format, const char *task, char 
             char tail;
             if (sscanf(e->d_name, "train_meta.list.num_shot_%d.seed_%d%c", &k, &s, &tail) == 2)
                 push_name(&v, &n, &cap, xprintf("shot_%d_seed_%d", k, s));
-            else if (!strcmp(e->d_name, "val_meta.list")) push_name(&v, &n, &cap, xstrdup("val"));
-            else if (!strcmp(e->d_name, "test_meta.list")) push_name(&v, &n, &cap, xstrdup("test"));
+            else if (!strcmp(e->d_name, "val_meta.list")) push_name(&v, &n, &cap, nn_strdup("val"));
+            else if (!strcmp(e->d_name, "test_meta.list")) push_name(&v, &n, &cap, nn_strdup("test"));
         }
         if (dd) closedir(dd);
         free(ann);
@@ -1065,7 +1061,7 @@ int ds_list_splits(const char *root, const char *format, const char *task, char 
         const char *sp[2] = {"train", "test"};
         for (int i = 0; i < 2; i++) {
             char *p = idx_find(dir, idx_prefix(sp[i]), "images", 3);
-            if (p) push_name(&v, &n, &cap, xstrdup(sp[i]));
+            if (p) push_name(&v, &n, &cap, nn_strdup(sp[i]));
             free(p);
         }
     } else if (!strcmp(format, "cifar")) {
@@ -1074,8 +1070,8 @@ int ds_list_splits(const char *root, const char *format, const char *task, char 
             char *p = join(dir, subs[i]);
             char *a = join(p, "data_batch_1.bin"), *b = join(p, "train.bin");
             char *c = join(p, "test_batch.bin"), *t = join(p, "test.bin");
-            if (is_file(a) || is_file(b)) push_name(&v, &n, &cap, xstrdup("train"));
-            if (is_file(c) || is_file(t)) push_name(&v, &n, &cap, xstrdup("test"));
+            if (is_file(a) || is_file(b)) push_name(&v, &n, &cap, nn_strdup("train"));
+            if (is_file(c) || is_file(t)) push_name(&v, &n, &cap, nn_strdup("test"));
             free(p); free(a); free(b); free(c); free(t);
         }
     } else if (!strcmp(format, "imagefolder")) {
@@ -1100,12 +1096,12 @@ int ds_list_splits(const char *root, const char *format, const char *task, char 
                     free(q);
                 }
                 ds_free_names(s2, n2 > 0 ? n2 : 0);
-                if (has) push_name(&v, &n, &cap, xstrdup(sub[i]));
+                if (has) push_name(&v, &n, &cap, nn_strdup(sub[i]));
             }
             free(p);
         }
         ds_free_names(sub, ns > 0 ? ns : 0);
-        if (n == 0) push_name(&v, &n, &cap, xstrdup(""));
+        if (n == 0) push_name(&v, &n, &cap, nn_strdup(""));
     } else {
         ld_seterr("unknown dataset format '%s'", format);
         free(dir);

@@ -5,6 +5,7 @@
 #include "loaders/lderr.h"
 #include "loaders/ldutil.h"
 #include "nn/nn.h"
+#include "nn/util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -12,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #define GEN_VERSION 1
 #define CHUNK 512
@@ -21,12 +21,6 @@ uint64_t gen_seed_mix(uint64_t a, uint64_t b) {
     uint64_t s = a ^ (b * 0xD1B54A32D192ED03ull);
     rng_next(&s);
     return rng_next(&s);
-}
-
-static uint64_t str_hash(const char *s) {   // FNV-1a
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
 }
 
 enum { SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST };
@@ -279,7 +273,7 @@ static int write_split(const Ctx *c, RenderFn render, const char *root, int spli
 #pragma omp taskwait
         int done = k * CHUNK < n ? k * CHUNK : n;
         if (!fail && c->o->verbose && n > 4 * CHUNK && k > 0 && k % 4 == 0 && done < n) {
-            printf("[data] %s: %s %d/%d (%.1f s)\n", c->name, split_dir[split], done, n, now_s() - t0);
+            printf("[data] %s: %s %d/%d (%.1f s)\n", c->name, split_dir[split], done, n, nn_now() - t0);
             fflush(stdout);
         }
     }
@@ -393,8 +387,8 @@ static int ctx_init(Ctx *c, int t, const GenOptions *o, double t0) {
     memset(c, 0, sizeof *c);
     c->name = task;
     c->o = o;
-    c->seed = gen_seed_mix(o->seed, str_hash(task));
-    c->toys_seed = gen_seed_mix(o->seed, str_hash("smallnorb toys"));   // shared by azi and ele
+    c->seed = gen_seed_mix(o->seed, nn_hash_str(task));
+    c->toys_seed = gen_seed_mix(o->seed, nn_hash_str("smallnorb toys"));   // shared by azi and ele
     c->classes = gen_task_classes(task, o);
     split_sizes(task, o, c->n);
     if (t == 0) return fashion_prepare(c);
@@ -403,7 +397,7 @@ static int ctx_init(Ctx *c, int t, const GenOptions *o, double t0) {
         c->ifs = nn_malloc(sizeof(GenIfs) * (size_t)c->classes);
         if (gen_fractal_classes(c->seed, c->classes, c->ifs)) return -1;
         if (o->verbose) {
-            printf("[data] %s: %d IFS classes (%.1f s)\n", task, c->classes, now_s() - t0);
+            printf("[data] %s: %d IFS classes (%.1f s)\n", task, c->classes, nn_now() - t0);
             fflush(stdout);
         }
     }
@@ -444,7 +438,7 @@ int gen_task_example(const char *task, const GenOptions *o, int split, long i, u
 int gen_task_write(const char *root, const char *task, const GenOptions *o) {
     int t = find_or_err(task);
     if (t < 0) return -1;
-    double t0 = now_s();
+    double t0 = nn_now();
     char path[1100];
     snprintf(path, sizeof path, "%s/%s", root, task);
     if (mkdir_p(path)) return -1;
@@ -476,7 +470,7 @@ int gen_task_write(const char *root, const char *task, const GenOptions *o) {
     ctx_free(&c);
     if (!rc && o->verbose) {
         printf("[data] %s: %d images, %d classes (%.1f s)\n", task, c.n[0] + c.n[1] + c.n[2],
-               c.classes, now_s() - t0);
+               c.classes, nn_now() - t0);
         fflush(stdout);
     }
     return rc;

@@ -2,6 +2,7 @@
 #ifndef LOADERS_LDUTIL_H
 #define LOADERS_LDUTIL_H
 #include "nn/nn.h"
+#include "nn/util.h"
 
 #include <cjson/cJSON.h>
 
@@ -11,16 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
-// A copy of s on the heap (NULL stays NULL).
-static inline char *xstrdup(const char *s) {
-    if (!s) return NULL;
-    size_t n = strlen(s) + 1;
-    char *p = nn_malloc(n);
-    memcpy(p, s, n);
-    return p;
-}
+// Old names of nn_strdup and nn_now (nn/util.h), kept for vl/vldata.c and bench/vlrun.c while they
+// are rewritten; new code calls nn_strdup / nn_now.
+static inline char *xstrdup(const char *s) { return nn_strdup(s); }
+static inline double now_s(void) { return nn_now(); }
 // A formatted string on the heap.
 static inline char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline char *xprintf(const char *fmt, ...) {
@@ -31,13 +27,6 @@ static inline char *xprintf(const char *fmt, ...) {
     va_end(ap);
     NN_ASSERT(n >= 0 && p, "out of memory");
     return p;
-}
-
-// Seconds on the monotonic clock.
-static inline double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
 // Creates path and the folders above it (mkdir -p); -1 with nn_err.

@@ -1,6 +1,7 @@
 // Engine core: errors, byte accounting, the per-step graph (chunked bump arena, tape,
 // pooled activation gradients) and the parameter store.
 #include "nn.h"
+#include "nn/util.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -143,7 +144,6 @@ struct Graph {
 
 // PETL_PROFILE=1: time spent in each backward function, printed when the graph is freed.
 #include <dlfcn.h>
-#include <time.h>
 typedef struct {
     BackwardFn fn;
     double s;
@@ -151,11 +151,6 @@ typedef struct {
 } ProfRow;
 static ProfRow g_prof[64];
 static int g_nprof = -1;
-static double prof_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 static void prof_add(BackwardFn fn, double s) {
     for (int i = 0; i < g_nprof; i++)
         if (g_prof[i].fn == fn) {
@@ -179,7 +174,7 @@ Graph *graph_new(size_t arena_limit) {
     Graph *g = nn_calloc(sizeof *g);
     g->limit = arena_limit;
     g->grad_enabled = 1;
-    g->rng = 0x9E3779B97F4A7C15ull;
+    g->rng = rng_stream(0, "graph");
     return g;
 }
 
@@ -231,7 +226,7 @@ void graph_set_training(Graph *g, int on) { g->training = on; }
 int graph_training(const Graph *g) { return g->training; }
 void graph_set_grad_enabled(Graph *g, int on) { g->grad_enabled = on; }
 int graph_grad_enabled(const Graph *g) { return g->grad_enabled; }
-void graph_seed(Graph *g, uint64_t seed) { g->rng = seed ^ 0x9E3779B97F4A7C15ull; }
+void graph_seed(Graph *g, uint64_t seed) { g->rng = rng_stream(seed, "graph"); }
 uint64_t *graph_rng(Graph *g) { return &g->rng; }
 int graph_in_backward(const Graph *g) { return g->in_backward; }
 
@@ -466,9 +461,9 @@ void graph_backward(Graph *g, Tensor *loss) {
         Tensor *out = e->out;
         if (!out->grad && !(out->base && out->base->grad)) continue;   // nothing flows back
         if (g_nprof >= 0) {
-            double t0 = prof_now();
+            double t0 = nn_now();
             e->fn(g, e->ctx);
-            prof_add(e->fn, prof_now() - t0);
+            prof_add(e->fn, nn_now() - t0);
         } else e->fn(g, e->ctx);
         // the producer has consumed out's gradient: give the buffer back
         if (!out->base && !out->is_param && !out->keep_grad && out->grad) {

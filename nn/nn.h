@@ -80,7 +80,7 @@ void graph_set_training(Graph *g, int on);   // dropout / drop-path active
 int graph_training(const Graph *g);
 void graph_set_grad_enabled(Graph *g, int on);  // off: nothing is recorded (inference)
 int graph_grad_enabled(const Graph *g);
-void graph_seed(Graph *g, uint64_t seed);
+void graph_seed(Graph *g, uint64_t seed);      // the stream rng_stream(seed, "graph"); unseeded: seed 0
 uint64_t *graph_rng(Graph *g);
 
 // Activation allocation (tag MEM_ACT, freed by graph_reset).

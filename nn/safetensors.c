@@ -2,6 +2,7 @@
 // memory and check every size and offset before anyone reads tensor data through StEntry.
 #include "safetensors.h"
 #include "nn.h"
+#include "nn/util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -45,13 +46,6 @@ static uint32_t le32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 static uint64_t le64(const unsigned char *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
-
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = nn_malloc(n);
-    memcpy(d, s, n);
-    return d;
-}
 
 static int read_whole(const char *path, unsigned char **buf, size_t *size) {
     *buf = NULL;
@@ -280,8 +274,8 @@ static int st_parse(StFile *f) {
                     rc = fail(P, "\"__metadata__\" key \"%s\" is %s, expected a string", m->string, json_type(m));
                     break;
                 }
-                f->meta_keys[k] = xstrdup(m->string);
-                f->meta_vals[k] = xstrdup(m->valuestring);
+                f->meta_keys[k] = nn_strdup(m->string);
+                f->meta_vals[k] = nn_strdup(m->valuestring);
                 f->nmeta = k + 1;
             }
             continue;
@@ -449,7 +443,7 @@ void st_writer_add(StWriter *w, const char *name, int ndim, const int *shape, co
     }
     WEntry *e = &w->e[w->n++];
     memset(e, 0, sizeof *e);
-    e->name = xstrdup(name);
+    e->name = nn_strdup(name);
     e->ndim = ndim;
     e->numel = 1;
     for (int i = 0; i < ndim; i++) {
@@ -465,7 +459,7 @@ void st_writer_meta(StWriter *w, const char *key, const char *value) {
     for (int i = 0; i < w->nm; i++)
         if (!strcmp(w->mk[i], key)) {
             free(w->mv[i]);
-            w->mv[i] = xstrdup(value);
+            w->mv[i] = nn_strdup(value);
             return;
         }
     if (w->nm == w->capm) {
@@ -474,8 +468,8 @@ void st_writer_meta(StWriter *w, const char *key, const char *value) {
         w->mv = realloc(w->mv, (size_t)w->capm * sizeof(char *));
         if (!w->mk || !w->mv) nn_die("out of memory");
     }
-    w->mk[w->nm] = xstrdup(key);
-    w->mv[w->nm] = xstrdup(value);
+    w->mk[w->nm] = nn_strdup(key);
+    w->mv[w->nm] = nn_strdup(value);
     w->nm++;
 }
 

@@ -4,6 +4,7 @@
 #include "bench/matrix.h"
 #include "bench/results.h"
 #include "nn/nn.h"
+#include "nn/util.h"
 #include "tests/test.h"
 #include "tests/test_util.h"
 
@@ -282,12 +283,6 @@ static int count_str(const char *s, const char *needle) {
     return n;
 }
 
-static double since(const struct timespec *t0) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (t.tv_sec - t0->tv_sec) + 1e-9 * (t.tv_nsec - t0->tv_nsec);
-}
-
 static void test_resume_and_failures(void) {
     char cmd[2048];
     if (access(bin(), X_OK)) {
@@ -316,11 +311,10 @@ static void test_resume_and_failures(void) {
         execl(bin(), bin(), "bench", BDIR "/tiny.json", "--out", BDIR "/res", "--jobs", "1", "--threads", "1", (char *)NULL);
         _exit(127);
     }
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = nn_now();
     char inflight[512] = "";
     int nok = 0, nfail = 0, killed = 0;
-    while (since(&t0) < 60) {
+    while (nn_now() - t0 < 60) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) break;   // finished before we could kill it
         check_records(&nok, &nfail, inflight, sizeof inflight);

@@ -9,6 +9,7 @@
 #include "nn/ops.h"
 #include "nn/optim.h"
 #include "nn/safetensors.h"
+#include "nn/util.h"
 #include "test.h"
 #include "vl/vlmodel.h"
 
@@ -804,17 +805,11 @@ static void train_toy(int visual) {
     vl_free(&m);
 }
 
-#include <time.h>
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 #define TIMED(call)                                                              \
     do {                                                                         \
-        double _t = now();                                                       \
+        double _t = nn_now();                                                    \
         call;                                                                    \
-        if (getenv("VL_TEST_TIMES")) fprintf(stderr, "%-24s %.2f s\n", #call, now() - _t); \
+        if (getenv("VL_TEST_TIMES")) fprintf(stderr, "%-24s %.2f s\n", #call, nn_now() - _t); \
     } while (0)
 
 // NLVR2 pairs: two images' visual tokens side by side (k = 2), the second image's boxes shifted

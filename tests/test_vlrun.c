@@ -411,8 +411,9 @@ int main(void) {
     if (setup()) TEST_END();
     test_sets();
     train_case("full", "full", 3e-3f, 14, 0.7f);
-    // adapters on a random backbone learn slowly: each task's loss still has to fall
-    train_case("adapter", "adapter multiple", 1e-2f, 6, 0.98f);
+    // adapters on a random backbone learn slowly: each task's loss still has to fall. 10 epochs: at
+    // 6 the caption loss ratio (0.976-0.982 over init seeds) sat on the bar; at 10 it is 0.958-0.970
+    train_case("adapter", "adapter multiple", 1e-2f, 10, 0.98f);
     test_matrix();
     test_commands();
     char cmd[256];

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "nn/ops.h"
+#include "nn/util.h"
 
 typedef struct {
     const char *name;
@@ -153,7 +154,7 @@ void vit_free(Vit *v) {
 // cls token N(0, 1e-6), LayerNorms (1, 0); the patch embedding as a linear (lecun-like timm
 // default is trunc_normal too in the jax-free path).
 void vit_init_random(Vit *v, uint64_t seed) {
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 12345;
+    uint64_t s = rng_stream(seed, "vit-init");
     for (int i = 0; i < v->ps.n; i++) {
         Param *p = v->ps.p[i];
         const char *n = p->name;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/util.h"
 
 // ---------------------------------------------------------------- small string buffer
 typedef struct {
@@ -351,14 +352,9 @@ typedef struct {
     int nwords;
 } Bag;
 
-static uint64_t str_hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
 static int bag_find(const Bag *g, const char *k) {
     if (!g->cap) return -1;
-    for (uint64_t h = str_hash(k) & (uint64_t)(g->cap - 1);; h = (h + 1) & (uint64_t)(g->cap - 1)) {
+    for (uint64_t h = nn_hash_str(k) & (uint64_t)(g->cap - 1);; h = (h + 1) & (uint64_t)(g->cap - 1)) {
         int e = g->slot[h];
         if (e < 0) return -1;
         if (!strcmp(g->key[e], k)) return e;
@@ -375,7 +371,7 @@ static void bag_grow(Bag *g) {
     g->cap = cap;
     for (int i = 0; i < cap; i++) g->slot[i] = -1;
     for (int e = 0; e < g->n; e++) {
-        uint64_t h = str_hash(g->key[e]) & (uint64_t)(cap - 1);
+        uint64_t h = nn_hash_str(g->key[e]) & (uint64_t)(cap - 1);
         while (g->slot[h] >= 0) h = (h + 1) & (uint64_t)(cap - 1);
         g->slot[h] = e;
     }
@@ -389,11 +385,10 @@ static int bag_add(Bag *g, const char *k, int len, double c) {
     }
     if (2 * (g->n + 1) > g->cap) bag_grow(g);
     e = g->n++;
-    g->key[e] = strdup(k);
-    if (!g->key[e]) nn_die("out of memory");
+    g->key[e] = nn_strdup(k);
     g->len[e] = len;
     g->cnt[e] = c;
-    uint64_t h = str_hash(k) & (uint64_t)(g->cap - 1);
+    uint64_t h = nn_hash_str(k) & (uint64_t)(g->cap - 1);
     while (g->slot[h] >= 0) h = (h + 1) & (uint64_t)(g->cap - 1);
     g->slot[h] = e;
     return e;

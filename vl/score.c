@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/util.h"
 #include "loaders/ldutil.h"
 #include "vl/metrics.h"
 
@@ -50,12 +51,12 @@ static void add_metric(ScoreResult *r, const char *name, double v) {
 static ScoreGroup *add_group(ScoreResult *r, const char *label, int cap) {
     NN_ASSERT(r->ngroups < SCORE_MAX_GROUPS, "too many groups");
     ScoreGroup *g = &r->group[r->ngroups++];
-    g->label = xstrdup(label);
+    g->label = nn_strdup(label);
     g->item = nn_calloc(sizeof(ScoreItem) * (size_t)(cap ? cap : 1));
     return g;
 }
 static void group_put(ScoreGroup *g, const char *key, double v) {
-    g->item[g->n++] = (ScoreItem){xstrdup(key), v, 1};
+    g->item[g->n++] = (ScoreItem){nn_strdup(key), v, 1};
 }
 // Adds v to key's running sum (first-seen order, as the official dicts fill); group_means
 // turns the sums into means.

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/util.h"
 
 // ---------------------------------------------------------------- growable arrays
 typedef struct {
@@ -60,11 +61,6 @@ struct TokMap {
     double unk_score;           // Unigram: score of an <unk> edge (set by tok_finish)
 };
 
-static uint64_t h_bytes(const char *s, int n) {
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
 static uint64_t h_pair(int a, int b) {
     uint64_t x = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     x ^= x >> 33;
@@ -76,7 +72,7 @@ static uint64_t h_pair(int a, int b) {
 static int str_find(const Tokenizer *t, const char *s, int n) {
     const TokMap *m = t->map;
     if (!m->scap) return -1;
-    for (uint64_t h = h_bytes(s, n) & (uint64_t)(m->scap - 1);; h = (h + 1) & (uint64_t)(m->scap - 1)) {
+    for (uint64_t h = nn_hash_bytes(s, n) & (uint64_t)(m->scap - 1);; h = (h + 1) & (uint64_t)(m->scap - 1)) {
         int id = m->sslot[h];
         if (id < 0) return -1;
         if (t->tok_len[id] == n && !memcmp(t->tok[id], s, (size_t)n)) return id;
@@ -84,7 +80,7 @@ static int str_find(const Tokenizer *t, const char *s, int n) {
 }
 static void str_insert_slot(Tokenizer *t, int id) {
     TokMap *m = t->map;
-    uint64_t h = h_bytes(t->tok[id], t->tok_len[id]) & (uint64_t)(m->scap - 1);
+    uint64_t h = nn_hash_bytes(t->tok[id], t->tok_len[id]) & (uint64_t)(m->scap - 1);
     while (m->sslot[h] >= 0) h = (h + 1) & (uint64_t)(m->scap - 1);
     m->sslot[h] = id;
 }
@@ -655,12 +651,12 @@ static void wt_add(WordTab *wt, const char *s, int n) {
         for (int i = 0; i < cap; i++) wt->slot[i] = -1;
         wt->scap = cap;
         for (int e = 0; e < wt->n; e++) {
-            uint64_t h = h_bytes(wt->key[e], wt->klen[e]) & (uint64_t)(cap - 1);
+            uint64_t h = nn_hash_bytes(wt->key[e], wt->klen[e]) & (uint64_t)(cap - 1);
             while (wt->slot[h] >= 0) h = (h + 1) & (uint64_t)(cap - 1);
             wt->slot[h] = e;
         }
     }
-    uint64_t h = h_bytes(s, n) & (uint64_t)(wt->scap - 1);
+    uint64_t h = nn_hash_bytes(s, n) & (uint64_t)(wt->scap - 1);
     for (; wt->slot[h] >= 0; h = (h + 1) & (uint64_t)(wt->scap - 1)) {
         int e = wt->slot[h];
         if (wt->klen[e] == n && !memcmp(wt->key[e], s, (size_t)n)) {
@@ -1208,8 +1204,8 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
             const char *l = NULL, *rr = NULL;
             char *tmp = NULL;
             if (cJSON_IsString(it)) {
-                tmp = strdup(it->valuestring);
-                char *sp = tmp ? strchr(tmp, ' ') : NULL;
+                tmp = nn_strdup(it->valuestring);
+                char *sp = strchr(tmp, ' ');
                 if (sp) *sp = 0, l = tmp, rr = sp + 1;
             } else if (cJSON_GetArraySize(it) == 2) {
                 l = cJSON_GetStringValue(cJSON_GetArrayItem(it, 0));

@@ -6,6 +6,7 @@
 #include "loaders/img.h"
 #include "loaders/ldutil.h"
 #include "nn/nn.h"
+#include "nn/util.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -16,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #define VLGEN_VERSION 1
 #define MARGIN_PX 1.5f      // left/right needs the centers this far apart on screen, else neither
@@ -49,15 +49,9 @@ typedef struct {
     float sx[CLEVR_MAX_OBJ];   // pixel column of each object's center
 } Scene;
 
-static uint64_t str_hash(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 // Scene `index` of a family ("coco/train", ...): objects, then pixels into px (GEN_PX bytes).
 static void scene_make(uint64_t seed, const char *family, int index, Scene *s, uint8_t *px) {
-    uint64_t rng = gen_seed_mix(gen_seed_mix(seed, str_hash(family)), (uint64_t)index);
+    uint64_t rng = gen_seed_mix(gen_seed_mix(seed, nn_hash_str(family)), (uint64_t)index);
     int n = VLGEN_MIN_OBJ + (int)(rng_next(&rng) % (VLGEN_MAX_OBJ - VLGEN_MIN_OBJ + 1));
     gen_clevr_sample(&rng, &s->g, n);
     gen_clevr_render(&s->g, px);
@@ -595,7 +589,7 @@ static int batch_write(const Batch *b, const char *dir, const char *fmt, const l
 }
 
 static uint64_t rec_rng(uint64_t seed, const char *what, long i) {
-    return gen_seed_mix(gen_seed_mix(seed, str_hash(what)), (uint64_t)i);
+    return gen_seed_mix(gen_seed_mix(seed, nn_hash_str(what)), (uint64_t)i);
 }
 
 static cJSON *vqa_info(cJSON *root, const char *sub) {
@@ -808,7 +802,7 @@ static int write_nlvr(const char *root, const char *split, const Batch *b, const
     int npairs = b->n / 2, nst = npairs * o->nlvr_per_pair, train = !strcmp(split, "train");
     // labels: exactly half true (a shuffled list), so the split is balanced
     int *lab = nn_malloc(sizeof(int) * (size_t)(nst ? nst : 1));
-    uint64_t lr = rec_rng(o->seed, "nlvr labels", (long)str_hash(split));
+    uint64_t lr = rec_rng(o->seed, "nlvr labels", (long)nn_hash_str(split));
     for (int k = 0; k < nst; k++) lab[k] = k % 2;
     for (int k = nst - 1; k > 0; k--) {
         int j = rnd(&lr, k + 1), t = lab[k];
@@ -979,7 +973,7 @@ static int write_readme(const char *root, const VlDataGenOptions *o) {
 
 // ---------------------------------------------------------------- all of it
 int vlgen_write(const char *root, const VlDataGenOptions *o) {
-    double t0 = now_s();
+    double t0 = nn_now();
     if (o->vqa_per_image < 1 || o->gqa_per_image < 1 || o->nlvr_per_pair < 1 || o->captions_per_image < 1 ||
         o->coco_train < 0 || o->coco_val < 0 || o->coco_test < 0 || o->coco_pretrain < 0 || o->gqa_train < 0 ||
         o->gqa_val < 0 || o->gqa_test < 0 || o->nlvr_train < 0 || o->nlvr_val < 0 || o->nlvr_test < 0 ||
@@ -1009,7 +1003,7 @@ int vlgen_write(const char *root, const VlDataGenOptions *o) {
         for (int i = 0; i < cn[s]; i++) ids[s][i] = id0[s] + i;
     }
     if (o->verbose) {
-        printf("[data] vl: %d COCO-like scenes (%.1f s)\n", cn[0] + cn[1] + cn[2] + cn[3], now_s() - t0);
+        printf("[data] vl: %d COCO-like scenes (%.1f s)\n", cn[0] + cn[1] + cn[2] + cn[3], nn_now() - t0);
         fflush(stdout);
     }
     char *dv = xprintf("%s/vqav2", root), *dc = xprintf("%s/coco/annotations", root);
@@ -1035,7 +1029,7 @@ int vlgen_write(const char *root, const VlDataGenOptions *o) {
         free(ids[s]);
     }
     if (!rc && o->verbose) {
-        printf("[data] vl: vqav2 and captions written (%.1f s)\n", now_s() - t0);
+        printf("[data] vl: vqav2 and captions written (%.1f s)\n", nn_now() - t0);
         fflush(stdout);
     }
     // GQA
@@ -1078,7 +1072,7 @@ int vlgen_write(const char *root, const VlDataGenOptions *o) {
     }
     if (!rc && o->verbose) {
         printf("[data] vl: done, %d + %d + %d images (%.1f s)\n", cn[0] + cn[1] + cn[2] + cn[3], gn[0] + gn[1] + gn[2],
-               2 * (nn_[0] + nn_[1] + nn_[2]), now_s() - t0);
+               2 * (nn_[0] + nn_[1] + nn_[2]), nn_now() - t0);
         fflush(stdout);
     }
     return rc ? -1 : 0;

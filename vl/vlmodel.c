@@ -12,6 +12,7 @@
 
 #include "nn/ops.h"
 #include "nn/safetensors.h"
+#include "nn/util.h"
 
 // ---------------------------------------------------------------- configs
 typedef struct {
@@ -286,7 +287,7 @@ int vl_init(VlModel *m, const VlConfig *c) {
 }
 
 void vl_init_random(VlModel *m, uint64_t seed) {
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 777;
+    uint64_t s = rng_stream(seed, "vl-init");
     for (int i = 0; i < m->ps.n; i++) {
         Param *p = m->ps.p[i];
         if (strncmp(p->name, "vl.", 3)) continue;   // a method's parameters are its own business

@@ -8,18 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "methods/method.h"
 #include "nn/ops.h"
 #include "nn/optim.h"
+#include "nn/util.h"
 #include "vit/vit.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 int main(int argc, char **argv) {
     const char *method = NULL, *margs = "", *preset = "vit-micro";
@@ -68,7 +62,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < batch; i++) y[i] = (int)(rng_next(&rng) % classes);
     mem_reset_peaks();
     long tape = 0;
-    double t0 = now();
+    double t0 = nn_now();
     for (int s = 0; s < steps; s++) {
         Tensor *x = graph_tensor(g, 4, shp);
         rng_fill_normal(&rng, x->data, x->n, 0, 1);
@@ -80,7 +74,7 @@ int main(int argc, char **argv) {
         opt_step(o, 1e-4f);
         graph_reset(g);
     }
-    double ms = (now() - t0) / steps * 1e3;
+    double ms = (nn_now() - t0) / steps * 1e3;
     long head = 0, own = method_trainable(&v, &head);
     char a[512];
     method_args_string(m, a, sizeof a);

@@ -8,18 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "nn/ops.h"
 #include "methods/method.h"
 #include "nn/optim.h"
+#include "nn/util.h"
 #include "vit/vit.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -33,9 +27,9 @@ static double sgemm_peak(void) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, A, n, B, n, 0, C, n);
     double best = 1e30;
     for (int r = 0; r < 5; r++) {
-        double t = now();
+        double t = nn_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, A, n, B, n, 0, C, n);
-        t = now() - t;
+        t = nn_now() - t;
         if (t < best) best = t;
     }
     free(A), free(B), free(C);
@@ -95,24 +89,24 @@ int main(int argc, char **argv) {
     double fl = 0, tf = 0, tb = 0, to = 0;
     mem_reset_peaks();
     for (int s = 0; s < warm + steps; s++) {
-        double t0 = now();
+        double t0 = nn_now();
         graph_flops_reset(g);
         Tensor *x = graph_tensor(g, 4, shp);
         memcpy(x->data, xin, sizeof(float) * x->n);
         Tensor *logits = vit_forward(&v, g, x, sites);
-        double t1 = now(), t2 = t1, t3 = t1;
+        double t1 = nn_now(), t2 = t1, t3 = t1;
         if (!infer) {
             ps_zero_grad(&v.ps);
             Tensor *loss = op_cross_entropy(g, logits, y, 0, -1);
             graph_backward(g, loss);
-            t2 = now();
+            t2 = nn_now();
             opt_step(o, oc.lr);
-            t3 = now();
+            t3 = nn_now();
         }
         if (s >= warm) tf += t1 - t0, tb += t2 - t1, to += t3 - t2;
         fl = graph_flops_fwd(g) + graph_flops_bwd(g);
         graph_reset(g);
-        ts[s] = now() - t0;
+        ts[s] = nn_now() - t0;
     }
     qsort(ts + warm, steps, sizeof(double), cmp_d);
     double med = ts[warm + steps / 2];
