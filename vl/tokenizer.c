@@ -1111,8 +1111,8 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
             goto fail;
         }
         cJSON_ArrayForEach(it, vocab) {
-            if (!cJSON_IsNumber(it) || it->valueint < 0) {
-                nn_seterr("tokenizer '%s': model.vocab[\"%s\"] must be a non-negative id", path, it->string);
+            if (!cJSON_IsNumber(it) || !nn_is_whole(it->valuedouble, 0, 10000000 - 1)) {
+                nn_seterr("tokenizer '%s': model.vocab[\"%s\"] must be a whole id in [0, 9999999]", path, it->string);
                 goto fail;
             }
             if (it->valueint + 1 > nv) nv = it->valueint + 1;
@@ -1126,9 +1126,10 @@ static Tokenizer *load_hf(const cJSON *root, const char *path) {
     }
     cJSON_ArrayForEach(it, added) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (!cJSON_IsNumber(id) || id->valueint < 0 ||
+        if (!cJSON_IsNumber(id) || !nn_is_whole(id->valuedouble, 0, 10000000 - 1) ||
             !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(it, "content"))) {
-            nn_seterr("tokenizer '%s': added_tokens entries need an \"id\" >= 0 and a \"content\" string", path);
+            nn_seterr("tokenizer '%s': added_tokens entries need a whole \"id\" in [0, 9999999] and a \"content\" "
+                      "string", path);
             goto fail;
         }
         if (id->valueint + 1 > nv) nv = id->valueint + 1;
