@@ -103,7 +103,7 @@ FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -march=native -fno-omit-frame-pointer 
                 -Wno-unknown-pragmas -I. -I$(BLAS_INC) -I/usr/include/stb
 FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_SAN_SRC  = nn/core.c nn/outfile.c nn/safetensors.c loaders/img.c loaders/dataset.c bench/common.c bench/matrix.c \
-                vl/tokenizer.c vl/vldata.c tests/fuzz/stb_image.c
+                vl/tokenizer.c loaders/vldata.c tests/fuzz/stb_image.c
 FUZZ_SAN_OBJ  = $(FUZZ_SAN_SRC:%.c=$(FZ)/san/%.o)
 FUZZ_PLAIN_OBJ = $(patsubst %.c,$(FZ)/plain/%.o,$(filter-out $(FUZZ_SAN_SRC),$(LIB_SRC)))
 FUZZ_BIN      = $(patsubst tests/fuzz/%.c,$(FZ)/%,$(wildcard tests/fuzz/fuzz_*.c))

@@ -19,7 +19,7 @@
 
 #include "vit/vit.h"
 #include "vl/tokenizer.h"
-#include "vl/vldata.h"
+#include "loaders/vldata.h"
 #include "vl/vlmethods.h"
 
 typedef struct VlFeatCache VlFeatCache;

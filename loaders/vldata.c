@@ -1,6 +1,6 @@
 // Readers of the VL dataset files (VQAv2, GQA, NLVR2, COCO captions, Karpathy split) into VlData,
 // with errors that name the file, the record, what was expected and what was found.
-#include "vl/vldata.h"
+#include "loaders/vldata.h"
 #include "loaders/img.h"
 #include "loaders/ldutil.h"
 #include "nn/nn.h"
