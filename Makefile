@@ -23,7 +23,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(B)/tests/%)
 PERF_SRC = $(wildcard bench/perf/*.c)
 PERF_BIN = $(PERF_SRC:bench/perf/%.c=$(B)/perf/%)
-HDRS     = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.h)) tests/test.h tests/test_util.h tests/vl_toy.h
+HDRS     = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.h)) tests/test.h tests/test_util.h tests/vl_toy.h tests/vl_data_toy.h
 
 .PHONY: all deps test test-asan fuzz bench bench-quick perf data pretrain pretrain-vl clean
 all: $(PETL)

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,21 @@ static inline char *xprintf(const char *fmt, ...) {
     va_end(ap);
     NN_ASSERT(n >= 0 && p, "out of memory");
     return p;
+}
+
+// 64-bit FNV-1a of a string (hash tables keyed by names or paths).
+static inline uint64_t ld_hash(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+// Fisher-Yates shuffle of a[0..n) drawing from *rng.
+static inline void ld_shuffle(int *a, int n, uint64_t *rng) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(rng_next(rng) % (uint64_t)(i + 1)), t = a[i];
+        a[i] = a[j], a[j] = t;
+    }
 }
 
 // Seconds on the monotonic clock.
