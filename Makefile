@@ -23,7 +23,7 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(B)/tests/%)
 PERF_SRC = $(wildcard bench/perf/*.c)
 PERF_BIN = $(PERF_SRC:bench/perf/%.c=$(B)/perf/%)
-HDRS     = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.h)) tests/test.h tests/test_util.h tests/vl_toy.h
+HDRS     = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.h)) tests/test.h tests/test_util.h tests/vl_toy.h tests/vl_data_toy.h
 
 .PHONY: all deps test test-asan fuzz bench bench-quick perf data pretrain pretrain-vl clean
 all: $(PETL)
@@ -103,7 +103,7 @@ FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -march=native -fno-omit-frame-pointer 
                 -Wno-unknown-pragmas -I. -I$(BLAS_INC) -I/usr/include/stb
 FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_SAN_SRC  = nn/core.c nn/outfile.c nn/util.c nn/safetensors.c loaders/img.c loaders/dataset.c bench/common.c bench/matrix.c \
-                vl/tokenizer.c vl/vldata.c tests/fuzz/stb_image.c
+                vl/tokenizer.c loaders/vldata.c tests/fuzz/stb_image.c
 FUZZ_SAN_OBJ  = $(FUZZ_SAN_SRC:%.c=$(FZ)/san/%.o)
 FUZZ_PLAIN_OBJ = $(patsubst %.c,$(FZ)/plain/%.o,$(filter-out $(FUZZ_SAN_SRC),$(LIB_SRC)))
 FUZZ_BIN      = $(patsubst tests/fuzz/%.c,$(FZ)/%,$(wildcard tests/fuzz/fuzz_*.c))

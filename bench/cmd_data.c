@@ -7,7 +7,7 @@
 #include "loaders/img.h"
 #include "nn/nn.h"
 #include "nn/util.h"
-#include "vl/vldata.h"
+#include "loaders/vldata.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -227,7 +227,7 @@ int cmd_data_inspect(int argc, char **argv) {
         fprintf(stderr, "petl data inspect: %s: no such folder\n", dir);
         return 1;   // a bad input path, not a usage error
     }
-    // VL data (vl/vldata.h): a VL format named, or a folder without image-classification data
+    // VL data (loaders/vldata.h): a VL format named, or a folder without image-classification data
     // that holds VL files (itself or its sub-folders, as data/vl)
     char vdir[4096];
     snprintf(vdir, sizeof vdir, "%s%s%s", dir, task ? "/" : "", task ? task : "");

@@ -22,6 +22,7 @@
 #include "loaders/ldutil.h"
 #include "nn/safetensors.h"
 #include "nn/util.h"
+#include "vl/vlbatch.h"
 
 // ---------------------------------------------------------------- checkpoint companions
 // The tokenizer and image encoder a VL checkpoint names (metadata "tokenizer", relative to the
@@ -253,7 +254,7 @@ int cmd_vl_run(int argc, char **argv) {
     }
     double t_start = nn_now();
     unsigned mask;
-    if (vlrun_parse_tasks(tasks_s, &mask)) {
+    if (vlb_parse_tasks(tasks_s, &mask)) {
         fprintf(stderr, "petl run: --vl-tasks: %s\n", nn_err());
         return 2;
     }
@@ -315,14 +316,14 @@ int cmd_vl_run(int argc, char **argv) {
                   cur->m.cfg.feat_dim, sp.encoder, enc.cfg.dim);
         goto fail;
     }
-    fc = vlrun_cache_new(cur->m.cfg.vis_tokens, cur->m.cfg.feat_dim);
+    fc = vlb_cache_new(cur->m.cfg.vis_tokens, cur->m.cfg.feat_dim);
     VlLoadOpts lo = {.root = data, .tasks = mask, .max_examples = max_train, .skip_bad = skip_bad, .norm = to.norm,
                      .verbose = 1};
     printf("petl run: VL %s %s on %s (%s)\n", sp.method, sp.margs, data, tasks_s);
-    if (vlrun_load_split(&lo, "train", tok, &cur->m.cfg, &enc, fc, (uint64_t)to.seed, tr)) goto fail;
+    if (vlb_load_split(&lo, "train", tok, &cur->m.cfg, &enc, fc, (uint64_t)to.seed, tr)) goto fail;
     lo.max_examples = max_eval;
-    if (ngrid > 1 && vlrun_load_split(&lo, "val", tok, &cur->m.cfg, &enc, fc, 0, va)) goto fail;
-    if (vlrun_load_split(&lo, "test", tok, &cur->m.cfg, &enc, fc, 0, te)) goto fail;
+    if (ngrid > 1 && vlb_load_split(&lo, "val", tok, &cur->m.cfg, &enc, fc, 0, va)) goto fail;
+    if (vlb_load_split(&lo, "test", tok, &cur->m.cfg, &enc, fc, 0, te)) goto fail;
     VlTrainOpts o;
     vlrun_train_defaults(&o);
     o.epochs = to.epochs, o.batch = to.batch, o.min_lr = to.min_lr, o.weight_decay = to.weight_decay;
@@ -450,7 +451,7 @@ int cmd_vl_run(int argc, char **argv) {
     cJSON_AddNumberToObject(fj, "train_backward", best_ts.flops_bwd);
     cJSON_AddNumberToObject(fj, "inference_per_example", ntest ? tsc.flops / ntest : 0);
     cJSON_AddNumberToObject(fj, "image_encoder_per_image",
-                            vlrun_cache_images(fc) ? vlrun_cache_flops(fc) / vlrun_cache_images(fc) : 0);
+                            vlb_cache_images(fc) ? vlb_cache_flops(fc) / vlb_cache_images(fc) : 0);
     cJSON_AddNumberToObject(rec, "train_examples_per_s", best_ts.examples_per_s);
     cJSON_AddNumberToObject(rec, "infer_examples_per_s", tsc.wall_s > 0 ? ntest / tsc.wall_s : 0);
     cJSON_AddNumberToObject(rec, "wall_s", nn_now() - t_start);
@@ -465,8 +466,8 @@ int cmd_vl_run(int argc, char **argv) {
     cJSON_Delete(rec);
     cJSON_Delete(preds);
     built_free(best);
-    vlrun_free_sets(tr), vlrun_free_sets(va), vlrun_free_sets(te);
-    vlrun_cache_free(fc);
+    vlb_free_sets(tr), vlb_free_sets(va), vlb_free_sets(te);
+    vlb_cache_free(fc);
     vit_free(&enc);
     tok_free(tok);
     return 0;
@@ -476,8 +477,8 @@ fail:
     if (gj) cJSON_Delete(gj);
     if (preds) cJSON_Delete(preds);
     built_free(cur), built_free(best);
-    vlrun_free_sets(tr), vlrun_free_sets(va), vlrun_free_sets(te);
-    if (fc) vlrun_cache_free(fc);
+    vlb_free_sets(tr), vlb_free_sets(va), vlb_free_sets(te);
+    if (fc) vlb_cache_free(fc);
     if (has_enc) vit_free(&enc);
     if (tok) tok_free(tok);
     return usage ? 2 : 1;
@@ -553,7 +554,7 @@ int cmd_vl_pretrain(int argc, char **argv) {
     ps_freeze_all(&enc.ps);
     vl_config_vision(&c, &enc.cfg, 0);
     // 1. tokenizer
-    if ((ntx = vlrun_corpus(data, &tx)) < 0) goto fail;
+    if ((ntx = vlb_corpus(data, &tx)) < 0) goto fail;
     TokTrainConfig tc = {.vocab_size = vocab, .min_frequency = 2, .lowercase = 1};
     printf("petl pretrain: tokenizer: BPE, %d texts, vocabulary %d\n", ntx, vocab);
     fflush(stdout);
@@ -571,12 +572,12 @@ int cmd_vl_pretrain(int argc, char **argv) {
     printf("  model %s: %ld parameters, %d+%d layers, d %d, %d visual tokens of %d\n", preset, vl_param_count(&c),
            c.enc_layers, c.dec_layers, c.dim, c.vis_tokens, c.feat_dim);
     // 2. data: captions of the pretraining split, and the same captions denoised
-    fc = vlrun_cache_new(c.vis_tokens, c.feat_dim);
+    fc = vlb_cache_new(c.vis_tokens, c.feat_dim);
     VlLoadOpts lo = {.root = data, .tasks = 1u << VL_CAPTION, .max_examples = max_train, .norm = to.norm, .verbose = 1};
-    if (vlrun_load_split(&lo, "pretrain", tok, &c, &enc, fc, (uint64_t)to.seed, cap)) goto fail;
+    if (vlb_load_split(&lo, "pretrain", tok, &c, &enc, fc, (uint64_t)to.seed, cap)) goto fail;
     sets[0] = cap[VL_CAPTION];
     memset(&cap[VL_CAPTION], 0, sizeof cap[VL_CAPTION]);
-    if (vlrun_denoise_set(&sets[0], tok, &c, mask, (uint64_t)to.seed, &sets[1])) goto fail;
+    if (vlb_denoise_set(&sets[0], tok, &c, mask, (uint64_t)to.seed, &sets[1])) goto fail;
     printf("  objectives: captioning (%d examples), denoising (%d examples, %.0f%% of the words hidden, predicted)\n", sets[0].n,
            sets[1].n, 100 * mask);
     VlTrainOpts o;
@@ -608,8 +609,8 @@ int cmd_vl_pretrain(int argc, char **argv) {
     const char *meta[] = {"tokenizer", tokname, "image_encoder", encp, "recipe", recipe, "pretrain_losses", losses, NULL};
     if (vl_save(&m, out, meta)) goto fail;
     printf("petl pretrain: wrote %s (%.0f s)\n", out, nn_now() - t0);
-    vlrun_free_set(&sets[1]), vlrun_free_set(&sets[0]);
-    vlrun_cache_free(fc);
+    vlb_free_set(&sets[1]), vlb_free_set(&sets[0]);
+    vlb_cache_free(fc);
     vl_free(&m);
     tok_free(tok);
     vit_free(&enc);
@@ -620,9 +621,9 @@ fail:
         for (int i = 0; i < ntx; i++) free(tx[i]);
         free(tx);
     }
-    vlrun_free_set(&sets[1]), vlrun_free_set(&sets[0]);
-    vlrun_free_sets(cap);
-    if (fc) vlrun_cache_free(fc);
+    vlb_free_set(&sets[1]), vlb_free_set(&sets[0]);
+    vlb_free_sets(cap);
+    if (fc) vlb_cache_free(fc);
     if (has_m) vl_free(&m);
     if (tok) tok_free(tok);
     if (has_enc) vit_free(&enc);

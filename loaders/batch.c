@@ -71,16 +71,42 @@ static void make_perm(BatchIter *bi) {
     }
 }
 
+// *buf holds at least n floats (its contents are not kept).
+static void grow(float **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return;
+    free(*buf);
+    *buf = nn_malloc(sizeof(float) * n);
+    *cap = n;
+}
+
+int bi_image_input(const Image *im, int S, ResizeMode mode, const float mean[3], const float std[3], float *out,
+                   float **scratch, size_t *cap) {
+    float *dst = out;
+    if (im->w != S || im->h != S) {
+        grow(scratch, cap, (size_t)3 * im->w * im->h);
+        dst = *scratch;
+    }
+    if (tf_from_image(im, dst)) return -1;
+    if (dst != out) tf_resize(dst, 3, im->h, im->w, out, S, S, mode);
+    tf_normalize(out, 3, S, S, mean, std);
+    return 0;
+}
+
+int bi_load_input(const char *path, int S, ResizeMode mode, const float mean[3], const float std[3], float *out,
+                  float **scratch, size_t *cap) {
+    Image im;
+    if (img_load(path, &im)) return -1;
+    int r = bi_image_input(&im, S, mode, mean, std, out, scratch, cap);
+    if (r) ld_seterr("%s: %d channels (expected gray, RGB or RGBA)", path, im.c);
+    img_free(&im);
+    return r;
+}
+
 // Decodes example i to float CHW 3 x h x w in bi->src.
 static int decode(BatchIter *bi, int i, int *h, int *w) {
     Image im;
     if (ds_load_image(bi->d, i, &im)) return -1;
-    size_t need = (size_t)3 * im.w * im.h;
-    if (need > bi->src_cap) {
-        free(bi->src);
-        bi->src = nn_malloc(sizeof(float) * need);
-        bi->src_cap = need;
-    }
+    grow(&bi->src, &bi->src_cap, (size_t)3 * im.w * im.h);
     int r = tf_from_image(&im, bi->src);
     *h = im.h; *w = im.w;
     img_free(&im);
@@ -92,6 +118,13 @@ static int produce(BatchIter *bi, int i, float *out) {
     const BatchOpts *o = &bi->o;
     int S = o->size, h, w;
     const float *src;
+    if (!o->cache && !o->augment) {   // the path VL image features share (bi_load_input)
+        Image im;
+        if (ds_load_image(bi->d, i, &im)) return -1;
+        int r = bi_image_input(&im, S, o->resize, o->mean, o->std, out, &bi->src, &bi->src_cap);
+        img_free(&im);
+        return r;
+    }
     if (o->cache) {
         uint8_t *c = bi->cache + (size_t)i * bi->per;
         if (!bi->cached[i]) {
@@ -116,10 +149,8 @@ static int produce(BatchIter *bi, int i, float *out) {
         tf_rrc_window(&r, h, w, o->scale[0], o->scale[1], o->ratio[0], o->ratio[1], &y0, &x0, &ch, &cw);
         tf_resized_crop(src, 3, h, w, y0, x0, ch, cw, out, S, S, o->resize);
         if (rng_uniform(&r) < o->flip_p) tf_hflip(out, 3, S, S);
-    } else if (h == S && w == S) {
+    } else {   // cached: already S x S
         memcpy(out, src, sizeof(float) * bi->per);
-    } else {
-        tf_resize(src, 3, h, w, out, S, S, o->resize);
     }
     tf_normalize(out, 3, S, S, o->mean, o->std);
     return 0;

@@ -2,6 +2,7 @@
 // and augments the next batch while the model trains on this one. Deterministic for a seed.
 #ifndef LOADERS_BATCH_H
 #define LOADERS_BATCH_H
+#include <stddef.h>
 #include <stdint.h>
 #include "loaders/dataset.h"
 #include "loaders/transform.h"
@@ -52,4 +53,16 @@ int bi_num_batches(const BatchIter *bi);   // per epoch
 int bi_epoch(const BatchIter *bi);
 // Dataset indices of the batch bi_next returned last (nvalid entries, then -1).
 const int *bi_last_indices(const BatchIter *bi);
+
+// ---------------------------------------------------------------- one image
+// One image as bi_next prepares it without augmentation or cache: im resized straight to S x S
+// (no crop; copied as is when it already is S x S) with `mode`, then normalised by mean / std,
+// into out (3*S*S floats). *scratch holds the full-size float image and grows as needed (start
+// with NULL and *cap 0, free() it when done). 0, or -1 with nn_err() for a bad channel count.
+int bi_image_input(const Image *im, int S, ResizeMode mode, const float mean[3], const float std[3], float *out,
+                   float **scratch, size_t *cap);
+// bi_image_input of the image file at path (the VL image features use it); 0, or -1 with
+// nn_err() naming the file.
+int bi_load_input(const char *path, int S, ResizeMode mode, const float mean[3], const float std[3], float *out,
+                  float **scratch, size_t *cap);
 #endif

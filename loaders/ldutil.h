@@ -8,15 +8,12 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-// Old names of nn_strdup and nn_now (nn/util.h), kept for vl/vldata.c and bench/vlrun.c while they
-// are rewritten; new code calls nn_strdup / nn_now.
-static inline char *xstrdup(const char *s) { return nn_strdup(s); }
-static inline double now_s(void) { return nn_now(); }
 // A formatted string on the heap.
 static inline char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline char *xprintf(const char *fmt, ...) {
@@ -27,6 +24,17 @@ static inline char *xprintf(const char *fmt, ...) {
     va_end(ap);
     NN_ASSERT(n >= 0 && p, "out of memory");
     return p;
+}
+
+// 64-bit FNV-1a of a string (hash tables keyed by names or paths): nn_hash_str.
+static inline uint64_t ld_hash(const char *s) { return nn_hash_str(s); }
+
+// Fisher-Yates shuffle of a[0..n) drawing from *rng.
+static inline void ld_shuffle(int *a, int n, uint64_t *rng) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(rng_next(rng) % (uint64_t)(i + 1)), t = a[i];
+        a[i] = a[j], a[j] = t;
+    }
 }
 
 // Creates path and the folders above it (mkdir -p); -1 with nn_err.

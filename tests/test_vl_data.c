@@ -4,7 +4,7 @@
 #include "loaders/img.h"
 #include "nn/nn.h"
 #include "tests/test.h"
-#include "vl/vldata.h"
+#include "loaders/vldata.h"
 #include "vl/vlgen.h"
 
 #include <dirent.h>

@@ -1,8 +1,8 @@
-// VL runs (bench/vlrun.h, bench/cmd_vl.c) on a small generated VL folder: examples and their
-// token batches, the tokenizer corpus, the denoising set, a short multi-task round-robin
-// training that lowers every task's loss (full fine-tuning and per-task adapters), evaluation
-// with the official metrics, the matrix's "vl" block, and the commands end to end (petl
-// pretrain --preset vl-tiny, petl run --format vl with a learning-rate grid chosen on val)
+// VL runs (bench/vlrun.h, bench/cmd_vl.c) on a small generated VL folder (tests/vl_data_toy.h;
+// its examples, batches and feature cache are tested in test_vlbatch.c): a short multi-task
+// round-robin training that lowers every task's loss (full fine-tuning and per-task adapters),
+// evaluation with the official metrics, the matrix's "vl" block, and the commands end to end
+// (petl pretrain --preset vl-tiny, petl run --format vl with a learning-rate grid chosen on val)
 // including their errors on bad input.
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -18,158 +18,7 @@
 #include "bench/record.h"
 #include "bench/vlrun.h"
 #include "tests/test.h"
-#include "vl/vlgen.h"
-
-static char T[128];
-static const char *tp(const char *sub) {
-    static char ring[8][512];
-    static int k;
-    char *b = ring[k++ % 8];
-    snprintf(b, 512, "%s/%s", T, sub);
-    return b;
-}
-
-static Tokenizer *g_tok;
-static Vit g_vit;
-
-static VlConfig small_cfg(void) {
-    VlConfig c;
-    vl_preset("vl-tiny", &c);
-    c.dim = 64, c.heads = 2, c.ffn = 128, c.enc_layers = 2, c.dec_layers = 2;
-    c.dropout = 0;
-    vl_config_vision(&c, &g_vit.cfg, 0);
-    c.vocab = g_tok->n_vocab;
-    c.pad_id = g_tok->pad_id, c.eos_id = g_tok->eos_id, c.bos_id = g_tok->bos_id;
-    return c;
-}
-
-static int setup(void) {
-    snprintf(T, sizeof T, "tests/tmp/vlrun_%d", (int)getpid());
-    mkdir("tests/tmp", 0755);
-    mkdir(T, 0755);
-    VlDataGenOptions o;
-    vlgen_defaults(&o, 5);
-    o.coco_train = 24, o.coco_val = 8, o.coco_test = 8, o.coco_pretrain = 16;
-    o.gqa_train = 16, o.gqa_val = 6, o.gqa_test = 6;
-    o.nlvr_train = 16, o.nlvr_val = 6, o.nlvr_test = 6;
-    int rc = vlgen_write(tp("data"), &o);
-    CHECK(rc == 0, "vlgen_write: %s", nn_err());
-    if (rc) return -1;
-    char **tx;
-    int n = vlrun_corpus(tp("data"), &tx);
-    CHECK(n > 7 + 5 * 16, "corpus: %d texts (%s)", n, n < 0 ? nn_err() : "");
-    if (n < 0) return -1;
-    int has_q = 0, has_val = 0;
-    for (int i = 0; i < n; i++) has_q |= !strncmp(tx[i], "vqa: ", 5), has_val |= !strncmp(tx[i], "nlvr: ", 6);
-    CHECK(!strcmp(tx[0], "vqa:") && has_q && has_val, "corpus: prefixes and prefixed questions/statements");
-    TokTrainConfig tc = {.vocab_size = 400, .min_frequency = 2, .lowercase = 1};
-    g_tok = tok_train_bpe((const char *const *)tx, n, &tc);
-    for (int i = 0; i < n; i++) free(tx[i]);
-    free(tx);
-    CHECK(g_tok != NULL, "tokenizer: %s", nn_err());
-    if (!g_tok) return -1;
-    VitConfig vc;
-    vit_preset("vit-micro", &vc);
-    vc.classes = 0;
-    vit_init(&g_vit, &vc);
-    vit_init_random(&g_vit, 3);
-    ps_freeze_all(&g_vit.ps);
-    return 0;
-}
-
-static void test_sets(void) {
-    VlConfig c = small_cfg();
-    VlFeatCache *fc = vlrun_cache_new(c.vis_tokens, c.feat_dim);
-    VlLoadOpts lo = {.root = tp("data"), .tasks = 0xf, .norm = "inception"};
-    VlSet tr[VL_NTASKS], te[VL_NTASKS];
-    int rc = vlrun_load_split(&lo, "train", g_tok, &c, &g_vit, fc, 0, tr);
-    CHECK(rc == 0, "train split: %s", nn_err());
-    if (rc) return;
-    CHECK(tr[VL_VQA].n == 24 * 4 && tr[VL_GQA].n == 16 * 4 && tr[VL_NLVR2].n == 16 * 2 && tr[VL_CAPTION].n == 24 * 5,
-          "train examples: %d %d %d %d", tr[0].n, tr[1].n, tr[2].n, tr[3].n);
-    CHECK(tr[VL_NLVR2].nimg == 2 && tr[VL_VQA].nimg == 1, "images per example");
-    // 24 COCO-like images (VQA and captions share them), 16 GQA, 32 NLVR2 (pairs)
-    CHECK(vlrun_cache_images(fc) == 24 + 16 + 32, "distinct images cached: %d", vlrun_cache_images(fc));
-    CHECK(vlrun_cache_flops(fc) > 0, "image-encoder FLOPs counted");
-    // encoder text and target of the first VQA example
-    const VlSet *q = &tr[VL_VQA];
-    const VlExample *e = &q->d->ex[q->src[0]];
-    char *et = vlrun_encoder_text(VL_VQA, e);
-    int ids[64];
-    int L = tok_encode_pad(g_tok, et, 1, ids, 64);
-    CHECK(L <= q->enc_len && !memcmp(ids, q->enc, sizeof(int) * L), "vqa encoder ids = tokens of '%s'", et);
-    free(et);
-    char *tg = tok_decode(g_tok, q->tgt, q->dec_len, 1);
-    CHECK(tg && e->mc_answer && !strcmp(tg, e->mc_answer), "vqa target '%s' is the most common answer '%s'", tg,
-          e->mc_answer ? e->mc_answer : "?");
-    free(tg);
-    int eos_ok = 1;
-    for (int t = 0; t < VL_NTASKS; t++)
-        for (int i = 0; i < tr[t].n; i++) {
-            int seen = 0;
-            for (int k = 0; k < tr[t].dec_len; k++) seen |= tr[t].tgt[(size_t)i * tr[t].dec_len + k] == c.eos_id;
-            eos_ok &= seen;
-        }
-    CHECK(eos_ok, "every target ends with </s>");
-    const VlSet *nv = &tr[VL_NLVR2];
-    int lab_ok = 1;
-    for (int i = 0; i < nv->n; i++) {
-        char *s = tok_decode(g_tok, nv->tgt + (size_t)i * nv->dec_len, nv->dec_len, 1);
-        lab_ok &= s && !strcmp(s, nv->d->ex[nv->src[i]].label ? "true" : "false");
-        free(s);
-    }
-    CHECK(lab_ok, "nlvr targets are true/false from the labels");
-    // denoising: one example per caption, '_' in every input, the caption as target
-    VlSet dn;
-    rc = vlrun_denoise_set(&tr[VL_CAPTION], g_tok, &c, 0.3f, 1, &dn);
-    CHECK(rc == 0 && dn.n == 24 * 5, "denoise set: rc %d, %d examples", rc, dn.n);
-    int us = tok_id(g_tok, "_"), all_masked = 1;
-    for (int i = 0; i < dn.n && us >= 0; i++) {
-        int has = 0;
-        for (int k = 0; k < dn.enc_len; k++) has |= dn.enc[(size_t)i * dn.enc_len + k] == us;
-        all_masked &= has;
-    }
-    CHECK(us < 0 || all_masked, "every denoising input hides a word");
-    // the target is the hidden words, in order: a sub-sequence of the caption's words
-    int sub_ok = 1;
-    for (int i = 0; i < dn.n; i++) {
-        char *tg = tok_decode(g_tok, dn.tgt + (size_t)i * dn.dec_len, dn.dec_len, 1);
-        const VlExample *e = &dn.d->ex[dn.src[i]];
-        int found = 0;
-        for (int k = 0; k < e->nanswers && !found; k++) {
-            const char *c = e->answers[k], *p = c;
-            int ok = tg && tg[0];
-            char buf[256];
-            snprintf(buf, sizeof buf, "%s", tg ? tg : "");
-            for (char *w = strtok(buf, " "); w && ok; w = strtok(NULL, " ")) {
-                const char *hit = strcasestr(p, w);
-                ok = hit != NULL;
-                if (hit) p = hit + strlen(w);
-            }
-            found = ok;
-        }
-        sub_ok &= found;
-        free(tg);
-    }
-    CHECK(sub_ok, "denoising targets are the hidden words of a caption, in order");
-    vlrun_free_set(&dn);
-    // max_examples: a seeded subset
-    lo.max_examples = 10;
-    rc = vlrun_load_split(&lo, "test", g_tok, &c, &g_vit, fc, 0, te);
-    CHECK(rc == 0 && te[VL_VQA].n == 10 && te[VL_CAPTION].n == 8, "test subset: rc %d, %d vqa, %d captions (one per image)",
-          rc, te[VL_VQA].n, te[VL_CAPTION].n);
-    vlrun_free_sets(te);
-    // errors
-    VlLoadOpts bad = lo;
-    bad.root = tp("nothing_here");
-    rc = vlrun_load_split(&bad, "train", g_tok, &c, &g_vit, fc, 0, te);
-    CHECK(rc == -1 && strstr(nn_err(), "nothing_here"), "missing folder: %s", nn_err());
-    unsigned mask;
-    CHECK(vlrun_parse_tasks("vqa,caption", &mask) == 0 && mask == ((1u << VL_VQA) | (1u << VL_CAPTION)), "task list");
-    CHECK(vlrun_parse_tasks("vqa,ocr", &mask) == -1 && strstr(nn_err(), "'ocr'"), "unknown task: %s", nn_err());
-    vlrun_free_sets(tr);
-    vlrun_cache_free(fc);
-}
+#include "tests/vl_data_toy.h"
 
 // A short multi-task run lowers every task's training loss; scores are in range and average.
 static void train_case(const char *method, const char *what, float lr, int epochs, float ratio) {
@@ -185,11 +34,11 @@ static void train_case(const char *method, const char *what, float lr, int epoch
     int rc = vlm_kind_from_name(method, &k) || vlm_attach(&M, k, &m, &o, &st);
     CHECK(rc == 0, "%s: attach: %s", what, nn_err());
     if (rc) return;
-    VlFeatCache *fc = vlrun_cache_new(c.vis_tokens, c.feat_dim);
+    VlFeatCache *fc = vlb_cache_new(c.vis_tokens, c.feat_dim);
     VlLoadOpts lo = {.root = tp("data"), .tasks = 0xf, .norm = "inception"};
     VlSet tr[VL_NTASKS], te[VL_NTASKS];
-    rc = vlrun_load_split(&lo, "train", g_tok, &c, &g_vit, fc, 0, tr) ||
-         vlrun_load_split(&lo, "test", g_tok, &c, &g_vit, fc, 0, te);
+    rc = vlb_load_split(&lo, "train", g_tok, &c, &g_vit, fc, 0, tr) ||
+         vlb_load_split(&lo, "test", g_tok, &c, &g_vit, fc, 0, te);
     CHECK(rc == 0, "%s: splits: %s", what, nn_err());
     if (rc) return;
     VlTrainOpts to;
@@ -241,8 +90,8 @@ static void train_case(const char *method, const char *what, float lr, int epoch
               "%s: %d of %d nlvr predictions are true/false after NLVR2 training (rc %d)", what, tf, nl, rc);
         for (int t = 0; t < VL_NTASKS; t++) tr[t].n = keep[t], te[t].n = keept[t];
     }
-    vlrun_free_sets(tr), vlrun_free_sets(te);
-    vlrun_cache_free(fc);
+    vlb_free_sets(tr), vlb_free_sets(te);
+    vlb_cache_free(fc);
     vlm_free(&M);
     vl_free(&m);
 }
@@ -408,8 +257,7 @@ int main(void) {
     // spin-waiting on each other at every small GEMM (minutes instead of seconds)
     omp_set_num_threads(1);
 #endif
-    if (setup()) TEST_END();
-    test_sets();
+    if (setup("vlrun")) TEST_END();
     train_case("full", "full", 3e-3f, 14, 0.7f);
     // adapters on a random backbone learn slowly: each task's loss still has to fall. 10 epochs: at
     // 6 the caption loss ratio (0.976-0.982 over init seeds) sat on the bar; at 10 it is 0.958-0.970

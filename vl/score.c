@@ -1,4 +1,4 @@
-// `petl score`: reads ground truth with the vl/vldata readers and predictions in each official
+// `petl score`: reads ground truth with the loaders/vldata readers and predictions in each official
 // format, checks that they cover each other, and scores with vl/metrics (as the benchmark does).
 #include "vl/score.h"
 

@@ -3,7 +3,7 @@
 #ifndef VL_SCORE_H
 #define VL_SCORE_H
 
-#include "vl/vldata.h"
+#include "loaders/vldata.h"
 
 typedef struct {
     char *key;      // answer type, question type, question id, image id, ...

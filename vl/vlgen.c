@@ -1,6 +1,6 @@
 // Generates the embedded VL data: scenes from the CLEVR-like ray caster, then questions, answers,
 // statements and captions from the scene's objects, written in the VQAv2 / GQA / NLVR2 / COCO /
-// Karpathy formats so that vl/vldata.c reads them like the real downloads.
+// Karpathy formats so that loaders/vldata.c reads them like the real downloads.
 #include "vl/vlgen.h"
 #include "loaders/gen.h"
 #include "loaders/img.h"
@@ -917,7 +917,7 @@ static int write_readme(const char *root, const VlDataGenOptions *o) {
         "each a sphere, cube or cylinder in one of 8 colors (gray red blue green brown purple cyan\n"
         "yellow), large or small, metal or rubber. Left / right are on screen: object centers at\n"
         "least %.1f px apart; pairs closer than that are never asked about.\n\n"
-        "## Layout and counts (each file in the real format, read by vl/vldata.c)\n\n"
+        "## Layout and counts (each file in the real format, read by loaders/vldata.c)\n\n"
         "| task | files | train | val | test |\n| --- | --- | --- | --- | --- |\n"
         "| VQAv2 | `vqav2/v2_OpenEnded_mscoco_{train2014,val2014,test2015}_questions.json`, `v2_mscoco_*_annotations.json` | %d q (%d img) | %d q (%d img) | %d q (%d img) |\n"
         "| captions (Karpathy) | `coco/dataset_coco.json` splits train / val / test, restval = pretraining | %d img x %d | %d img x %d | %d img x %d |\n"

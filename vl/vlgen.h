@@ -1,6 +1,6 @@
 // The embedded VL data: CLEVR-like scenes (loaders/gen_scene.c) with VQA-style questions answered
 // by simulated annotators, GQA-style relational questions, NLVR2-style statements about image
-// pairs and five captions per image, written in the real formats (vl/vldata.h reads them back).
+// pairs and five captions per image, written in the real formats (loaders/vldata.h reads them back).
 #ifndef VL_VLGEN_H
 #define VL_VLGEN_H
 #include <stdint.h>

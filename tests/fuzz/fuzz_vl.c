@@ -1,9 +1,9 @@
-// libFuzzer target: the vision-language readers of vl/vldata.c (VQAv2 questions and annotations,
+// libFuzzer target: the vision-language readers of loaders/vldata.c (VQAv2 questions and annotations,
 // GQA, NLVR2 jsonl, COCO captions, Karpathy's dataset_coco.json), as `petl data inspect` and the
 // VL runner read the public downloads.
 // Input: byte 0 picks the reader (value % 6) and, in bit 3, skip_bad and, in bit 4, an image
 // folder; the rest is the file. VQAv2 with annotations: questions, a NUL byte, annotations.
-#include "vl/vldata.h"
+#include "loaders/vldata.h"
 #include "tests/fuzz/fuzz.h"
 
 static void check(const VlData *d) {

@@ -1,6 +1,6 @@
 // Readers of the VL dataset files (VQAv2, GQA, NLVR2, COCO captions, Karpathy split) into VlData,
 // with errors that name the file, the record, what was expected and what was found.
-#include "vl/vldata.h"
+#include "loaders/vldata.h"
 #include "loaders/img.h"
 #include "loaders/ldutil.h"
 #include "nn/nn.h"
@@ -220,7 +220,7 @@ static int rec_end(Rec *r) {
     VlData *d = r->d;
     d->problems = realloc(d->problems, sizeof(VlProblem) * (size_t)(d->nproblems + 1));
     NN_ASSERT(d->problems, "out of memory");
-    d->problems[d->nproblems++] = (VlProblem){xstrdup(r->file), r->line, xstrdup(r->err)};
+    d->problems[d->nproblems++] = (VlProblem){nn_strdup(r->file), r->line, nn_strdup(r->err)};
     d->skipped++;
     return 0;
 }
@@ -249,7 +249,7 @@ static VlData *data_new(VlTask task, const char *format, const char *file) {
     VlData *d = nn_calloc(sizeof *d);
     d->task = task;
     snprintf(d->format, sizeof d->format, "%s", format);
-    d->file = xstrdup(file);
+    d->file = nn_strdup(file);
     return d;
 }
 static VlExample *ex_add(VlData *d, int *cap) {
@@ -299,7 +299,7 @@ static void add_answer(VlExample *e, const char *a, int conf, int with_conf) {
         NN_ASSERT(e->confidence, "out of memory");
         e->confidence[e->nanswers] = (signed char)conf;
     }
-    e->answers[e->nanswers++] = xstrdup(a);
+    e->answers[e->nanswers++] = nn_strdup(a);
 }
 
 void vld_free(VlData *d) {
@@ -483,7 +483,7 @@ VlData *vld_read_vqav2(const char *questions, const char *annotations, const cha
     VlData *d = data_new(VL_VQA, "vqav2", questions);
     snprintf(d->split, sizeof d->split, "%s", sub);
     if (!strcmp(sub, "test-dev2015")) snprintf(sub, sizeof sub, "test2015");   // test-dev images are test2015 ones
-    if (image_dir) d->image_dir = xstrdup(image_dir);
+    if (image_dir) d->image_dir = nn_strdup(image_dir);
     Rec r = {.d = d, .file = questions, .skip_bad = skip_bad};
     Map byq = {0};
     int cap = 0, idx = 0, fail = 0;
@@ -499,7 +499,7 @@ VlData *vld_read_vqav2(const char *questions, const char *annotations, const cha
             if (!r.bad) {
                 e->qid = num_str(qid->valuedouble);
                 e->image_id = num_str(iid->valuedouble);
-                e->text = xstrdup(qt->valuestring);
+                e->text = nn_strdup(qt->valuestring);
                 if (iid->valuedouble < 0) rec_fail(&r, "\"image_id\": expected a non-negative integer, found %.0f",
                                                     iid->valuedouble);
                 else if (image_dir)
@@ -512,7 +512,7 @@ VlData *vld_read_vqav2(const char *questions, const char *annotations, const cha
     }
     cJSON_Delete(root);
     if (!fail && annotations) {
-        d->file2 = xstrdup(annotations);
+        d->file2 = nn_strdup(annotations);
         char *dropped = NULL;
         fail = vqa_annotations(d, annotations, &byq, skip_bad, &dropped);
         // questions that lost their annotation (skip_bad) are removed, keeping the order
@@ -628,9 +628,9 @@ static int vqa_annotations(VlData *d, const char *path, Map *byq, int skip_bad, 
         e->answers = tmp.answers;
         e->confidence = tmp.confidence;
         e->answer_id = tmp.answer_id;
-        e->mc_answer = mc ? xstrdup(mc->valuestring) : NULL;
-        e->answer_type = at ? xstrdup(at->valuestring) : NULL;
-        e->question_type = qt ? xstrdup(qt->valuestring) : NULL;
+        e->mc_answer = mc ? nn_strdup(mc->valuestring) : NULL;
+        e->answer_type = at ? nn_strdup(at->valuestring) : NULL;
+        e->question_type = qt ? nn_strdup(qt->valuestring) : NULL;
     }
     cJSON_Delete(root);
     if (!fail)
@@ -659,7 +659,7 @@ VlData *vld_read_gqa(const char *questions, const char *image_dir, int skip_bad)
     VlData *d = data_new(VL_GQA, "gqa", questions);
     const char *b = basename_of(questions), *u = strchr(b, '_');
     snprintf(d->split, sizeof d->split, "%.*s", u ? (int)(u - b) : (int)strlen(b), b);
-    if (image_dir) d->image_dir = xstrdup(image_dir);
+    if (image_dir) d->image_dir = nn_strdup(image_dir);
     Rec r = {.d = d, .file = questions, .skip_bad = skip_bad};
     int cap = 0, fail = 0;
     cJSON *q;
@@ -683,13 +683,13 @@ VlData *vld_read_gqa(const char *questions, const char *image_dir, int skip_bad)
             }
             if (!r.bad && ib && cJSON_IsBool(ib)) e->balanced = cJSON_IsTrue(ib);
             if (!r.bad) {
-                e->qid = xstrdup(q->string ? q->string : "");
-                e->image_id = xstrdup(iid->valuestring);
-                e->text = xstrdup(qt->valuestring);
+                e->qid = nn_strdup(q->string ? q->string : "");
+                e->image_id = nn_strdup(iid->valuestring);
+                e->text = nn_strdup(qt->valuestring);
                 if (an) add_answer(e, an->valuestring, 0, 0);
-                e->full_answer = fa ? xstrdup(fa->valuestring) : NULL;
-                e->answer_type = st ? xstrdup(st->valuestring) : NULL;
-                e->question_type = dt ? xstrdup(dt->valuestring) : NULL;
+                e->full_answer = fa ? nn_strdup(fa->valuestring) : NULL;
+                e->answer_type = st ? nn_strdup(st->valuestring) : NULL;
+                e->question_type = dt ? nn_strdup(dt->valuestring) : NULL;
                 if (image_dir) e->image[0] = xprintf("%s/%s.jpg", image_dir, iid->valuestring);
             }
         }
@@ -707,7 +707,7 @@ VlData *vld_read_nlvr2(const char *jsonl, const char *image_dir, int skip_bad) {
     VlData *d = data_new(VL_NLVR2, "nlvr2", jsonl);
     const char *b = basename_of(jsonl), *dot = strrchr(b, '.');
     snprintf(d->split, sizeof d->split, "%.*s", dot ? (int)(dot - b) : (int)strlen(b), b);
-    if (image_dir) d->image_dir = xstrdup(image_dir);
+    if (image_dir) d->image_dir = nn_strdup(image_dir);
     Rec r = {.d = d, .file = jsonl, .skip_bad = skip_bad};
     int cap = 0, fail = 0, lineno = 0, nonblank = 0;
     char *p = text;
@@ -761,9 +761,9 @@ VlData *vld_read_nlvr2(const char *jsonl, const char *image_dir, int skip_bad) {
                                  "found \"%.60s\"", id->valuestring);
             }
             if (!r.bad) {
-                e->qid = xstrdup(id->valuestring);
+                e->qid = nn_strdup(id->valuestring);
                 e->image_id = xprintf("%.*s", (int)(dash - id->valuestring), id->valuestring);
-                e->text = xstrdup(se->valuestring);
+                e->text = nn_strdup(se->valuestring);
                 e->label = label;
                 add_answer(e, label ? "true" : "false", 0, 0);
                 e->line = lineno;
@@ -798,7 +798,7 @@ VlData *vld_read_coco_captions(const char *captions, const char *image_dir, int 
         const char *dot = strrchr(b, '.');
         snprintf(d->split, sizeof d->split, "%.*s", dot ? (int)(dot - b - 9) : (int)strlen(b + 9), b + 9);
     }
-    if (image_dir) d->image_dir = xstrdup(image_dir);
+    if (image_dir) d->image_dir = nn_strdup(image_dir);
     Rec r = {.d = d, .file = captions, .skip_bad = skip_bad};
     Map byid = {0};
     int cap = 0, idx = 0, fail = 0;
@@ -812,7 +812,7 @@ VlData *vld_read_coco_captions(const char *captions, const char *image_dir, int 
             cJSON *fn = rget(&r, im, "file_name", J_STR, 1);
             if (!r.bad) {
                 e->image_id = num_str(id->valuedouble);
-                e->qid = xstrdup(e->image_id);
+                e->qid = nn_strdup(e->image_id);
                 if (image_dir) e->image[0] = xprintf("%s/%s", image_dir, fn->valuestring);
                 int prev = map_put(&byid, e->image_id, d->n - 1);
                 if (prev >= 0) rec_fail(&r, "image id %s repeats images[%d]", e->image_id, prev);
@@ -865,7 +865,7 @@ VlData *vld_read_karpathy(const char *dataset, const char *image_root, const cha
     }
     VlData *d = data_new(VL_CAPTION, "karpathy", dataset);
     snprintf(d->split, sizeof d->split, "%s", split ? split : "");
-    if (image_root) d->image_dir = xstrdup(image_root);
+    if (image_root) d->image_dir = nn_strdup(image_root);
     Rec r = {.d = d, .file = dataset, .skip_bad = skip_bad};
     int cap = 0, idx = 0, fail = 0;
     cJSON *im;
@@ -900,9 +900,9 @@ VlData *vld_read_karpathy(const char *dataset, const char *image_root, const cha
                 si++;
             }
             if (!r.bad) {
-                e->split = xstrdup(sp->valuestring);
-                e->image_id = cid ? num_str(cid->valuedouble) : iid ? num_str(iid->valuedouble) : xstrdup(fn->valuestring);
-                e->qid = xstrdup(e->image_id);
+                e->split = nn_strdup(sp->valuestring);
+                e->image_id = cid ? num_str(cid->valuedouble) : iid ? num_str(iid->valuedouble) : nn_strdup(fn->valuestring);
+                e->qid = nn_strdup(e->image_id);
                 if (image_root)
                     e->image[0] = fp && fp->valuestring[0] ? xprintf("%s/%s/%s", image_root, fp->valuestring, fn->valuestring)
                                                            : xprintf("%s/%s", image_root, fn->valuestring);
@@ -1052,7 +1052,7 @@ int vld_list_splits(const char *dir, const char *format, char ***names) {
         *names = nn_malloc(sizeof(char *) * N_NLVR_NAMES);
         for (int i = 0; i < N_NLVR_NAMES; i++) {
             char *p = nlvr_file(dir, nlvr_names[i]);
-            if (p) (*names)[n++] = xstrdup(nlvr_names[i]);
+            if (p) (*names)[n++] = nn_strdup(nlvr_names[i]);
             free(p);
         }
         return n;
@@ -1076,7 +1076,7 @@ int vld_list_splits(const char *dir, const char *format, char ***names) {
     *names = nn_malloc(sizeof(char *) * (size_t)(n ? n : 1));
     int k = 0;
     for (size_t i = 0; i < m.cap; i++)
-        if (m.keys[i]) (*names)[k++] = xstrdup(m.keys[i]);
+        if (m.keys[i]) (*names)[k++] = nn_strdup(m.keys[i]);
     if (k > 1) qsort(*names, (size_t)k, sizeof(char *), cmp_cstr);
     map_free(&m);
     vld_free(d);
@@ -1087,7 +1087,7 @@ int vld_list_splits(const char *dir, const char *format, char ***names) {
 // listing them.
 static char *first_dir(const char *what, char **cand) {
     for (int i = 0; cand[i]; i++)
-        if (is_dir(cand[i])) return xstrdup(cand[i]);
+        if (is_dir(cand[i])) return nn_strdup(cand[i]);
     char tried[2048] = "";
     for (int i = 0; cand[i]; i++) {
         size_t L = strlen(tried);
@@ -1101,7 +1101,7 @@ static void free_list(char **v) {
 }
 // image_dir when given, else the first of cand that is a folder (none: NULL with nn_err); frees cand.
 static char *image_dir_or(const char *image_dir, const char *what, char **cand) {
-    char *img = image_dir ? xstrdup(image_dir) : first_dir(what, cand);
+    char *img = image_dir ? nn_strdup(image_dir) : first_dir(what, cand);
     free_list(cand);
     return img;
 }
@@ -1162,7 +1162,7 @@ VlData *vld_open(const char *dir, const char *format, const char *split, const c
         char *c3[4] = {xprintf("%s/%s_balanced_questions.json", dir, sp), xprintf("%s/questions/%s_balanced_questions.json", dir, sp),
                        xprintf("%s/%s_all_questions.json", dir, sp), NULL};
         for (int i = 0; i < 3 && !f; i++)
-            if (is_file(c3[i])) f = xstrdup(c3[i]);
+            if (is_file(c3[i])) f = nn_strdup(c3[i]);
         if (!f) nn_seterr("%s: no GQA questions file for split '%s' (tried %s, %s, %s)", dir, split, c3[0], c3[1], c3[2]);
         free_list(c3);
         if (!f) goto done;
@@ -1204,7 +1204,7 @@ VlData *vld_open(const char *dir, const char *format, const char *split, const c
         }
         if (image_dir) d = vld_read_karpathy(f, image_dir, split, skip_bad);
         else {
-            char *c[4] = {xstrdup(dir), xprintf("%s/images", dir), xprintf("%s/../coco", dir), NULL};
+            char *c[4] = {nn_strdup(dir), xprintf("%s/images", dir), xprintf("%s/../coco", dir), NULL};
             for (int i = 0; c[i] && !d; i++) {
                 if (!is_dir(c[i])) continue;
                 d = vld_read_karpathy(f, c[i], split, skip_bad);
@@ -1510,7 +1510,7 @@ static void collect(const char *dir, int depth, int maxdepth, char **dirs, const
     int k = vld_detect_formats(dir, f, 5);
     for (int i = 0; i < k && *n < cap; i++) {
         if (dirs) {
-            dirs[*n] = xstrdup(dir);
+            dirs[*n] = nn_strdup(dir);
             fmts[*n] = f[i];
         }
         (*n)++;
@@ -1541,7 +1541,7 @@ int vld_inspect(const char *dir, const char *format, const char *image_dir, int 
     const char *fmts[64];
     int n = 0;
     if (format) {
-        dirs[n] = xstrdup(dir);
+        dirs[n] = nn_strdup(dir);
         fmts[n++] = format;
     } else if (is_dir(dir))
         collect(dir, 0, 2, dirs, fmts, &n, 64);

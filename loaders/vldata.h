@@ -1,7 +1,7 @@
 // Vision-language datasets as the public downloads ship them (VQAv2, GQA, NLVR2, COCO captions,
 // Karpathy's dataset_coco.json), read with cJSON into one in-memory type for training and inspect.
-#ifndef VL_VLDATA_H
-#define VL_VLDATA_H
+#ifndef LOADERS_VLDATA_H
+#define LOADERS_VLDATA_H
 #include <stddef.h>
 #include <stdint.h>
 
