@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bench/columns.h"
 #include "bench/matrix.h"
 #include "bench/record.h"
 #include "loaders/dataset.h"
@@ -117,6 +118,12 @@ static double num(const cJSON *o, const char *path) {
     for (char *t = strtok(buf, "."); t && j; t = strtok(NULL, ".")) j = cJSON_GetObjectItemCaseSensitive(j, t);
     return cJSON_IsNumber(j) ? j->valuedouble : NAN;
 }
+// Records name a quantity per example (an image, for image tasks); older image records said
+// "image": `old` is that name, read when the record lacks the current one.
+static double num_or(const cJSON *o, const char *path, const char *old) {
+    double v = num(o, path);
+    return isnan(v) ? num(o, old) : v;
+}
 static const char *str(const cJSON *o, const char *k) {
     const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
     return s ? s : "";
@@ -221,13 +228,9 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
     r.mem_peak = num(j, "memory.peak_total_bytes");
     r.rss_peak = num(j, "memory.peak_rss_bytes");
     r.train_flops = num(j, "flops.train_total");
-    r.infer_flops = num(j, "flops.inference_per_image");
-    r.train_ips = num(j, "train_images_per_s");
-    r.infer_ips = num(j, "infer_images_per_s");
-    // VL records count examples, not images
-    if (isnan(r.infer_flops)) r.infer_flops = num(j, "flops.inference_per_example");
-    if (isnan(r.train_ips)) r.train_ips = num(j, "train_examples_per_s");
-    if (isnan(r.infer_ips)) r.infer_ips = num(j, "infer_examples_per_s");
+    r.infer_flops = num_or(j, "flops.inference_per_example", "flops.inference_per_image");
+    r.train_ips = num_or(j, "train_examples_per_s", "train_images_per_s");
+    r.infer_ips = num_or(j, "infer_examples_per_s", "infer_images_per_s");
     r.wall_s = num(j, "wall_s");
     const cJSON *fin = cJSON_GetObjectItemCaseSensitive(j, "final");
     if (cJSON_IsObject(fin)) {
@@ -239,9 +242,9 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
         r.final_int8_bytes = num(fin, "stored_bytes.int8");
         r.final_smallest_bytes = num(fin, "stored_bytes.smallest");
         if (isnan(r.final_smallest_bytes)) r.final_smallest_bytes = fmin(r.final_dense_bytes, r.final_sparse_bytes);
-        r.final_flops = num(fin, "inference_flops_per_image");
-        r.final_ips = num(fin, "inference_images_per_s");
-        r.final_dense_ips = num(fin, "dense_inference_images_per_s");
+        r.final_flops = num_or(fin, "inference_flops_per_example", "inference_flops_per_image");
+        r.final_ips = num_or(fin, "inference_examples_per_s", "inference_images_per_s");
+        r.final_dense_ips = num_or(fin, "dense_inference_examples_per_s", "dense_inference_images_per_s");
         r.final_csr = !strcmp(str(fin, "kernel"), "csr");
     }
     const cJSON *fj = cJSON_GetObjectItemCaseSensitive(j, "failure");
@@ -364,39 +367,36 @@ static ResStat stat_of(const double *x, int n) {
     return s;
 }
 
-// ---------------------------------------------------------------- a row's cost figures
+// ---------------------------------------------------------------- a row's figures (bench/columns.c)
+static double *fig(ResCost *k, size_t off) { return (double *)((char *)k + off); }
+static double rec_fig(const ResRec *r, size_t off) { return *(const double *)((const char *)r + off); }
+
 static void cost_begin(ResCost *k) {
     memset(k, 0, sizeof *k);
-    k->params_min = INFINITY, k->params_max = -INFINITY;
+    for (int c = 0; c < res_ncols; c++)
+        if (res_cols[c].agg == COL_AGG_MAX || res_cols[c].agg == COL_AGG_MIN) *fig(k, res_cols[c].off) = NAN;
 }
 
+// An ok record of the row.
 static void cost_add(ResCost *k, const ResRec *r) {
     k->ncost++;
-    if (r->params < k->params_min) k->params_min = r->params;
-    if (r->params > k->params_max) k->params_max = r->params;
-    k->params_mean += r->params;
-    k->pct_mean += r->params_pct;
-    k->head_mean += r->params_head;
-    k->delta_mean += r->delta_bytes;
-    k->backbone_params += r->backbone_params;
-    if (r->mem_peak > k->mem_max) k->mem_max = r->mem_peak;
-    if (r->rss_peak > k->rss_max) k->rss_max = r->rss_peak;
-    k->train_flops_mean += r->train_flops;
-    k->infer_flops_mean += r->infer_flops;
-    k->train_ips_mean += r->train_ips;
-    k->infer_ips_mean += r->infer_ips;
-    k->wall_mean += r->wall_s;
+    if (r->has_final) k->nfinal++, k->final_ncsr += r->final_csr;
+    for (int c = 0; c < res_ncols; c++) {
+        const ResCol *col = &res_cols[c];
+        if (col->agg == COL_AGG_NONE || (col->sec == COL_FINAL && !r->has_final)) continue;
+        double v = rec_fig(r, col->rec_off), *a = fig(k, col->off);
+        if (col->agg == COL_AGG_MEAN) *a += v;
+        else if (!isnan(v) && (isnan(*a) || (col->agg == COL_AGG_MAX ? v > *a : v < *a))) *a = v;
+    }
 }
 
 static void cost_end(ResCost *k) {
-    if (!k->ncost) {
-        k->params_min = k->params_max = 0;
-        return;
+    for (int c = 0; c < res_ncols; c++) {
+        const ResCol *col = &res_cols[c];
+        double *a = fig(k, col->off), n = col->sec == COL_FINAL ? k->nfinal : k->ncost;
+        if (col->agg == COL_AGG_MEAN && n) *a /= n;
+        else if ((col->agg == COL_AGG_MAX || col->agg == COL_AGG_MIN) && isnan(*a)) *a = 0;
     }
-    double n = k->ncost;
-    k->params_mean /= n, k->pct_mean /= n, k->head_mean /= n, k->delta_mean /= n, k->backbone_params /= n;
-    k->train_flops_mean /= n, k->infer_flops_mean /= n, k->train_ips_mean /= n, k->infer_ips_mean /= n;
-    k->wall_mean /= n;
 }
 
 static void build_table(const ResSet *s, const char *backbone, int fewshot, ResTable *t) {
@@ -520,20 +520,6 @@ static void build_table(const ResSet *s, const char *backbone, int fewshot, ResT
                 continue;
             }
             cost_add(&w->cost, r);
-            if (r->has_final) {
-                w->nfinal++;
-                w->final_ncsr += r->final_csr;
-                w->final_sparsity += r->final_sparsity, w->final_nonzero += r->final_nonzero;
-                w->final_dense_bytes += r->final_dense_bytes, w->final_sparse_bytes += r->final_sparse_bytes;
-                w->final_int8_bytes += r->final_int8_bytes, w->final_smallest_bytes += r->final_smallest_bytes;
-                w->final_flops += r->final_flops, w->final_ips += r->final_ips, w->final_dense_ips += r->final_dense_ips;
-            }
-        }
-        if (w->nfinal) {
-            double k = w->nfinal;
-            w->final_sparsity /= k, w->final_nonzero /= k, w->final_dense_bytes /= k, w->final_sparse_bytes /= k;
-            w->final_int8_bytes /= k, w->final_smallest_bytes /= k, w->final_flops /= k, w->final_ips /= k;
-            w->final_dense_ips /= k;
         }
         cost_end(&w->cost);
     }
