@@ -570,6 +570,7 @@ static void write_rec(const char *path, const char *method, const char *task, do
     cJSON_AddNumberToObject(p, "percent_of_backbone", 100);
     cJSON *fl = cJSON_AddObjectToObject(r, "flops");
     cJSON_AddNumberToObject(fl, "train_total", 1e9);
+    // the per-image keys of older records (petl writes "example" now): the reader still takes them
     cJSON_AddNumberToObject(fl, "inference_per_image", 2e6);
     if (sparsity >= 0) {
         cJSON *f = cJSON_AddObjectToObject(r, "final");
