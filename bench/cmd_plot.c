@@ -282,7 +282,7 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
     for (int r = 0; r < T->nrows; r++) {
         const ResRow *w = &T->rows[r];
         int ok = w->cost.ncost > 0 && (use_groups ? w->mean_groups_ok : w->mean_tasks_ok);
-        if (ok && fin && !w->nfinal) {
+        if (ok && fin && !w->cost.nfinal) {
             size_t L = strlen(nofinal);
             snprintf(nofinal + L, sizeof nofinal - L, "%s%s", L ? ", " : "", w->variant);
             continue;
@@ -296,7 +296,7 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
         snprintf(q->label, sizeof q->label, "%s", w->variant);
         q->y = use_groups ? w->mean_groups : w->mean_tasks;
         q->xraw = ax == AX_PARAMS ? w->cost.params_mean : ax == AX_MEMORY ? w->cost.mem_max / 1048576 : ax == AX_FLOPS ? w->cost.train_flops_mean
-                  : ax == AX_FINAL_FLOPS ? w->final_flops : w->final_smallest_bytes;
+                  : ax == AX_FINAL_FLOPS ? w->cost.final_flops : w->cost.final_smallest_bytes;
         q->x = q->xraw;
     }
     char name[256];
@@ -589,7 +589,7 @@ int cmd_plot(int argc, char **argv) {
         if (t[k].fewshot) fewshot_plots(&x, &t[k], suffix, src);
         else {
             int nfin = 0;
-            for (int r = 0; r < t[k].nrows; r++) nfin += t[k].rows[r].nfinal > 0;
+            for (int r = 0; r < t[k].nrows; r++) nfin += t[k].rows[r].cost.nfinal > 0;
             for (int a = 0; a < (nfin ? 5 : 3); a++) tradeoff(&x, &t[k], (Axis)a, suffix, npub ? pub : NULL, npub, src);
         }
     }

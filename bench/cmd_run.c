@@ -269,11 +269,11 @@ int cmd_run(int argc, char **argv) {
     cJSON_AddNumberToObject(fj, "train_total", ts.flops_fwd + ts.flops_bwd);
     cJSON_AddNumberToObject(fj, "train_forward", ts.flops_fwd);
     cJSON_AddNumberToObject(fj, "train_backward", ts.flops_bwd);
-    cJSON_AddNumberToObject(fj, "inference_per_image", ev.flops_per_image);
-    cJSON_AddNumberToObject(fj, "extra_inference_per_image_unmerged", 2 * extra);
+    cJSON_AddNumberToObject(fj, "inference_per_example", ev.flops_per_image);
+    cJSON_AddNumberToObject(fj, "extra_inference_per_example_unmerged", 2 * extra);
     cJSON_AddBoolToObject(rec, "mergeable", m->desc->mergeable);
-    cJSON_AddNumberToObject(rec, "train_images_per_s", ts.images_per_s);
-    cJSON_AddNumberToObject(rec, "infer_images_per_s", ev.images_per_s);
+    cJSON_AddNumberToObject(rec, "train_examples_per_s", ts.images_per_s);
+    cJSON_AddNumberToObject(rec, "infer_examples_per_s", ev.images_per_s);
     cJSON_AddNumberToObject(rec, "wall_s", nn_now() - t_start);
     cJSON_AddNumberToObject(rec, "skipped_examples", tr->skipped + va->skipped + te->skipped);
     cJSON_AddItemToObject(rec, "versions", record_versions());

@@ -11,6 +11,7 @@
 
 #include "bench/args.h"
 #include "bench/cmds.h"
+#include "bench/columns.h"
 #include "bench/record.h"
 #include "bench/results.h"
 #include "nn/nn.h"
@@ -60,13 +61,123 @@ static void fmt_acc(const ResStat *s, int dec, char *b, size_t cap) {
 
 static int table_has_final(const ResTable *T) {
     for (int r = 0; r < T->nrows; r++)
-        if (T->rows[r].nfinal) return 1;
+        if (T->rows[r].cost.nfinal) return 1;
     return 0;
 }
 
+// ---------------------------------------------------------------- figure columns (bench/columns.c)
+// A column's CSV name or JSON key: '@' stands for the unit, "image" or "example".
+static const char *col_key(const char *k, const char *unit, char *b, size_t cap) {
+    const char *at = strchr(k, '@');
+    if (at) snprintf(b, cap, "%.*s%s%s", (int)(at - k), k, unit, at + 1);
+    else snprintf(b, cap, "%s", k);
+    return b;
+}
+
+// whether a row has the figures of a section (an ok record; one with rec.final)
+static int col_present(const ResCost *k, ColSection sec) { return sec == COL_FINAL ? k->nfinal > 0 : k->ncost > 0; }
+
+static const char *col_md_header(const ResCol *c, int vl) { return vl ? c->md_vl : c->md_img; }
+
+static void col_md_cell(const ResCol *c, const ResCost *k, int dec, char *b, size_t cap) {
+    double v = res_col_value(c, k);
+    switch (c->fmt) {
+    case COL_FMT_COUNT: snprintf(b, cap, "%.0f", v); break;
+    case COL_FMT_RANGE: {
+        double hi = *(const double *)((const char *)k + c->off2);
+        if (v == hi) snprintf(b, cap, "%.0f", hi);
+        else snprintf(b, cap, "%.0f–%.0f", v, hi);
+        break;
+    }
+    case COL_FMT_G4: snprintf(b, cap, "%.4g", v); break;
+    case COL_FMT_KIB: res_fmt_fixed(v / 1024, 1, b, cap); break;
+    case COL_FMT_MIB: res_fmt_fixed(v / 1048576, 1, b, cap); break;
+    case COL_FMT_SI: res_fmt_si(v, b, cap); break;
+    case COL_FMT_RATE: res_fmt_fixed(v, 1, b, cap); break;
+    case COL_FMT_PERCENT: res_fmt_fixed(100 * v, dec, b, cap); break;
+    case COL_FMT_KERNEL:
+        snprintf(b, cap, "%s", k->final_ncsr == k->nfinal ? "csr" : k->final_ncsr ? "csr/dense" : "dense");
+        break;
+    }
+}
+
+// " header |" for each column of a section that this Markdown table (image or VL) shows; their count.
+static int md_fig_header(Buf *b, ColSection sec, int vl) {
+    int n = 0;
+    for (int c = 0; c < res_ncols; c++)
+        if (res_cols[c].sec == sec && col_md_header(&res_cols[c], vl)) bput(b, " %s |", col_md_header(&res_cols[c], vl)), n++;
+    return n;
+}
+
+// The row's cells under md_fig_header: "—" where the row has no such figures.
+static void md_fig_cells(Buf *b, const ResCost *k, ColSection sec, int vl, int dec) {
+    char v[128];
+    int have = col_present(k, sec);
+    for (int c = 0; c < res_ncols; c++) {
+        const ResCol *col = &res_cols[c];
+        if (col->sec != sec || !col_md_header(col, vl)) continue;
+        if (have) col_md_cell(col, k, dec, v, sizeof v);
+        else snprintf(v, sizeof v, "—");
+        bput(b, " %s |", v);
+    }
+}
+
+static void csv_fig_header(Buf *b, ColSection sec, const char *unit) {
+    char key[96];
+    for (int c = 0; c < res_ncols; c++)
+        if (res_cols[c].sec == sec && res_cols[c].csv) bput(b, ",%s", col_key(res_cols[c].csv, unit, key, sizeof key));
+}
+
+// a CSV number at full precision; empty when missing
+static void csv_num(Buf *b, double v, int ok) {
+    if (ok && isfinite(v)) bput(b, ",%.10g", v);
+    else bput(b, ",");
+}
+static void csv_fig_cells(Buf *b, const ResCost *k, ColSection sec) {
+    int have = col_present(k, sec);
+    for (int c = 0; c < res_ncols; c++)
+        if (res_cols[c].sec == sec && res_cols[c].csv) csv_num(b, res_col_value(&res_cols[c], k), have);
+}
+
+// A row's "cost" or "final" object (none when the row has no such figures).
+static void json_figs(cJSON *rj, const ResCost *k, ColSection sec, const char *unit) {
+    if (!col_present(k, sec)) return;
+    char key[96];
+    cJSON *o = cJSON_AddObjectToObject(rj, sec == COL_FINAL ? "final" : "cost");
+    for (int c = 0; c < res_ncols; c++)
+        if (res_cols[c].sec == sec && res_cols[c].json)
+            cJSON_AddNumberToObject(o, col_key(res_cols[c].json, unit, key, sizeof key), res_col_value(&res_cols[c], k));
+}
+
+// ---------------------------------------------------------------- Markdown
 // Markdown cells may not hold '|'.
 static void md_text(Buf *b, const char *s) {
     for (; *s; s++) bput(b, *s == '|' ? "\\|" : "%c", *s);
+}
+
+// "|:--|--:|--:|...": the method column, then ncols numbers
+static void md_align(Buf *b, int ncols) {
+    bput(b, "|:--|");
+    for (int c = 0; c < ncols; c++) bput(b, "--:|");
+    bput(b, "\n");
+}
+
+static void md_seeds_failed(Buf *b, int seeds_min, int seeds_max, int failed) {
+    if (seeds_min == seeds_max) bput(b, " %d |", seeds_max);
+    else bput(b, " %d–%d |", seeds_min, seeds_max);
+    bput(b, " %d |\n", failed);
+}
+
+// The failure records of a table: VL records of the backbone, or image records of the backbone and regime.
+static void md_failed(Buf *b, const ResSet *s, const char *backbone, int vl, int fewshot) {
+    bput(b, "\nFailed cells:\n\n");
+    for (int i = 0; i < s->n; i++) {
+        const ResRec *q = &s->r[i];
+        if (q->ok || strcmp(q->backbone, backbone) || (vl ? !q->is_vl : (q->shots > 0) != fewshot)) continue;
+        bput(b, "- %s on %s (%s, seed %d): ", q->variant, q->task, q->regime, q->seed);
+        md_text(b, q->reason[0] ? q->reason : "no reason recorded");
+        bput(b, " — `%s`\n", q->file);
+    }
 }
 
 // Vision-language tables: one per VL backbone; scores and costs in one table, then its failed cells.
@@ -85,9 +196,10 @@ static void md_vl_tables(Buf *b, const ResSet *s, const ResVlTable *t, int nt, i
         for (int c = 0; c < RES_VL_NTASKS; c++)
             if (T->task_present[c]) bput(b, " %s |", res_vl_titles[c]), ncol++;
         if (T->bleu4_present) bput(b, " BLEU-4 |"), ncol++;
-        bput(b, " Avg | trainable params | %% of backbone | peak train memory (MiB) | train FLOPs | seeds | failed |\n|:--|");
-        for (int c = 0; c < ncol + 7; c++) bput(b, "--:|");
-        bput(b, "\n");
+        bput(b, " Avg |");
+        ncol += 1 + md_fig_header(b, COL_COST, 1);
+        bput(b, " seeds | failed |\n");
+        md_align(b, ncol + 2);
         for (int r = 0; r < T->nrows; r++) {
             const ResVlRow *w = &T->rows[r];
             bput(b, "| ");
@@ -98,36 +210,16 @@ static void md_vl_tables(Buf *b, const ResSet *s, const ResVlTable *t, int nt, i
             if (T->bleu4_present) fmt_acc(&w->bleu4, dec, v, sizeof v), bput(b, " %s |", v);
             fmt_acc(&w->avg, dec, v, sizeof v);
             bput(b, " %s |", v);
-            if (w->cost.ncost) {
-                char a1[64], a2[64], a3[64], a4[64];
-                if (w->cost.params_min == w->cost.params_max) snprintf(a1, sizeof a1, "%.0f", w->cost.params_max);
-                else snprintf(a1, sizeof a1, "%.0f–%.0f", w->cost.params_min, w->cost.params_max);
-                snprintf(a2, sizeof a2, "%.4g", w->cost.pct_mean);
-                res_fmt_fixed(w->cost.mem_max / 1048576, 1, a3, sizeof a3);
-                res_fmt_si(w->cost.train_flops_mean, a4, sizeof a4);
-                bput(b, " %s | %s | %s | %s |", a1, a2, a3, a4);
-            } else bput(b, " — | — | — | — |");
-            if (w->seeds_min == w->seeds_max) bput(b, " %d |", w->seeds_max);
-            else bput(b, " %d–%d |", w->seeds_min, w->seeds_max);
-            bput(b, " %d |\n", w->failed);
+            md_fig_cells(b, &w->cost, COL_COST, 1, dec);
+            md_seeds_failed(b, w->seeds_min, w->seeds_max, w->failed);
         }
         int nfail = 0;
         for (int r = 0; r < T->nrows; r++) nfail += T->rows[r].failed;
-        if (nfail) {
-            bput(b, "\nFailed cells:\n\n");
-            for (int i = 0; i < s->n; i++) {
-                const ResRec *q = &s->r[i];
-                if (q->ok || !q->is_vl || strcmp(q->backbone, T->backbone)) continue;
-                bput(b, "- %s on %s (%s, seed %d): ", q->variant, q->task, q->regime, q->seed);
-                md_text(b, q->reason[0] ? q->reason : "no reason recorded");
-                bput(b, " — `%s`\n", q->file);
-            }
-        }
+        if (nfail) md_failed(b, s, T->backbone, 1, 0);
     }
 }
 
-static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, const ResVlTable *vt, int nvt, int dec,
-                      const char *regime, int nsrc, const char *const *src) {
+static void md_summary(Buf *b, const ResSet *s, int nsrc, const char *const *src) {
     bput(b, "# petl results\n\nSources:");
     for (int i = 0; i < nsrc; i++) bput(b, " `%s`", src[i]);
     int nok = 0, nf = 0, nd = 0;
@@ -138,138 +230,85 @@ static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, const ResVlT
     if (s->stale) bput(b, "; %d records of cells no longer in the matrix ignored", s->stale);
     if (s->dups) bput(b, "; %d duplicate results ignored", s->dups);
     bput(b, ".\n");
-    int any_sd = 0, any_final = 0, nimg = 0;
-    for (int k = 0; k < nt; k++) {
-        const ResTable *T = &t[k];
-        if ((!strcmp(regime, "full") && T->fewshot) || (!strcmp(regime, "fewshot") && !T->fewshot) || !strcmp(regime, "vl"))
-            continue;
-        nimg++;
-        char cn[160], v[128];
-        bput(b, "\n## %s, backbone `%s`\n\n", T->fewshot ? "Few-shot" : "Full-shot (VTAB-1k protocol)", T->backbone);
-        if (!T->fewshot) {
-            bput(b, "Groups:");
-            int firstg = 1;
-            for (int g = 0; g <= RES_NGROUPS; g++) {
-                int n = 0;
-                for (int c = 0; c < T->ncols; c++) {
-                    int gi = res_group_index(T->col_group[c]);
-                    if (g < RES_NGROUPS ? gi != g : gi >= 0) continue;
-                    if (!n++) bput(b, "%s %s: %s", firstg ? "" : ";", g < RES_NGROUPS ? res_group_names[g] : "other", T->col_task[c]);
-                    else bput(b, ", %s", T->col_task[c]);
-                }
-                if (n) firstg = 0;
-            }
-            bput(b, ".\n\n");
+}
+
+// "Groups: natural: a, b; structured: c." (full-shot tables)
+static void md_groups(Buf *b, const ResTable *T) {
+    bput(b, "Groups:");
+    int firstg = 1;
+    for (int g = 0; g <= RES_NGROUPS; g++) {
+        int n = 0;
+        for (int c = 0; c < T->ncols; c++) {
+            int gi = res_group_index(T->col_group[c]);
+            if (g < RES_NGROUPS ? gi != g : gi >= 0) continue;
+            if (!n++) bput(b, "%s %s: %s", firstg ? "" : ";", g < RES_NGROUPS ? res_group_names[g] : "other", T->col_task[c]);
+            else bput(b, ", %s", T->col_task[c]);
         }
-        bput(b, "Test accuracy (%%), mean ± std over seeds.\n\n| method |");
-        for (int c = 0; c < T->ncols; c++) bput(b, " %s |", col_name(T, c, cn, sizeof cn));
+        if (n) firstg = 0;
+    }
+    bput(b, ".\n\n");
+}
+
+// "55.00" or "—"
+static void md_mean(Buf *b, double v, int ok, int dec) {
+    char s[64];
+    if (ok) res_fmt_fixed(v, dec, s, sizeof s);
+    else snprintf(s, sizeof s, "—");
+    bput(b, " %s |", s);
+}
+
+// The accuracy table of an image table; 1 when a cell has more than one seed.
+static int md_acc_table(Buf *b, const ResTable *T, int dec) {
+    char cn[160], v[128];
+    int any_sd = 0;
+    bput(b, "Test accuracy (%%), mean ± std over seeds.\n\n| method |");
+    for (int c = 0; c < T->ncols; c++) bput(b, " %s |", col_name(T, c, cn, sizeof cn));
+    int ncols = T->ncols + 2;
+    if (!T->fewshot) {
+        for (int g = 0; g < RES_NGROUPS; g++)
+            if (T->groups_present[g]) bput(b, " %s |", res_group_names[g]), ncols++;
+        bput(b, " mean (groups)¹ | mean (tasks)¹ |");
+        ncols += 2;
+    }
+    bput(b, " seeds | failed |\n");
+    md_align(b, ncols);
+    for (int r = 0; r < T->nrows; r++) {
+        const ResRow *w = &T->rows[r];
+        bput(b, "| ");
+        md_text(b, w->variant);
+        bput(b, " |");
+        for (int c = 0; c < T->ncols; c++) {
+            fmt_acc(&w->acc[c], dec, v, sizeof v);
+            any_sd |= w->acc[c].n > 1;
+            bput(b, " %s |", v);
+        }
         if (!T->fewshot) {
             for (int g = 0; g < RES_NGROUPS; g++)
-                if (T->groups_present[g]) bput(b, " %s |", res_group_names[g]);
-            bput(b, " mean (groups)¹ | mean (tasks)¹ |");
+                if (T->groups_present[g]) md_mean(b, w->group_mean[g], w->group_ok[g], dec);
+            md_mean(b, w->mean_groups, w->mean_groups_ok, dec);
+            md_mean(b, w->mean_tasks, w->mean_tasks_ok, dec);
         }
-        bput(b, " seeds | failed |\n|:--|");
-        int ncols = T->ncols + 2 + (T->fewshot ? 0 : 2);
-        for (int g = 0; g < RES_NGROUPS; g++) ncols += !T->fewshot && T->groups_present[g];
-        for (int c = 0; c < ncols; c++) bput(b, "--:|");
+        md_seeds_failed(b, w->seeds_min, w->seeds_max, w->failed);
+    }
+    return any_sd;
+}
+
+// A figure table (cost, final model) of an image table: one row per variant.
+static void md_fig_table(Buf *b, const ResTable *T, ColSection sec, int dec) {
+    bput(b, sec == COL_FINAL ? "\nFinal model (note 4).\n\n| method |" : "\nCost (note 3).\n\n| method |");
+    int n = md_fig_header(b, sec, 0);
+    bput(b, "\n");
+    md_align(b, n);
+    for (int r = 0; r < T->nrows; r++) {
+        bput(b, "| ");
+        md_text(b, T->rows[r].variant);
+        bput(b, " |");
+        md_fig_cells(b, &T->rows[r].cost, sec, 0, dec);
         bput(b, "\n");
-        for (int r = 0; r < T->nrows; r++) {
-            const ResRow *w = &T->rows[r];
-            bput(b, "| ");
-            md_text(b, w->variant);
-            bput(b, " |");
-            for (int c = 0; c < T->ncols; c++) {
-                fmt_acc(&w->acc[c], dec, v, sizeof v);
-                any_sd |= w->acc[c].n > 1;
-                bput(b, " %s |", v);
-            }
-            if (!T->fewshot) {
-                for (int g = 0; g < RES_NGROUPS; g++) {
-                    if (!T->groups_present[g]) continue;
-                    if (w->group_ok[g]) res_fmt_fixed(w->group_mean[g], dec, v, sizeof v);
-                    else snprintf(v, sizeof v, "—");
-                    bput(b, " %s |", v);
-                }
-                if (w->mean_groups_ok) res_fmt_fixed(w->mean_groups, dec, v, sizeof v);
-                else snprintf(v, sizeof v, "—");
-                bput(b, " %s |", v);
-                if (w->mean_tasks_ok) res_fmt_fixed(w->mean_tasks, dec, v, sizeof v);
-                else snprintf(v, sizeof v, "—");
-                bput(b, " %s |", v);
-            }
-            if (w->seeds_min == w->seeds_max) bput(b, " %d |", w->seeds_max);
-            else bput(b, " %d–%d |", w->seeds_min, w->seeds_max);
-            bput(b, " %d |\n", w->failed);
-        }
-        bput(b, "\nCost (note 3).\n\n| method | trainable params | %% of backbone | delta (KiB) | peak train memory (MiB) | "
-                "peak RSS (MiB) | train FLOPs / cell | inference FLOPs / image | train img/s | inference img/s |\n"
-                "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
-        for (int r = 0; r < T->nrows; r++) {
-            const ResRow *w = &T->rows[r];
-            bput(b, "| ");
-            md_text(b, w->variant);
-            if (!w->cost.ncost) {
-                bput(b, " | — | — | — | — | — | — | — | — | — |\n");
-                continue;
-            }
-            char a1[64], a2[64], a3[64], a4[64], a5[64], a6[64], a7[64], a8[64], a9[64];
-            if (w->cost.params_min == w->cost.params_max) snprintf(a1, sizeof a1, "%.0f", w->cost.params_max);
-            else snprintf(a1, sizeof a1, "%.0f–%.0f", w->cost.params_min, w->cost.params_max);
-            snprintf(a2, sizeof a2, "%.4g", w->cost.pct_mean);
-            res_fmt_fixed(w->cost.delta_mean / 1024, 1, a3, sizeof a3);
-            res_fmt_fixed(w->cost.mem_max / 1048576, 1, a4, sizeof a4);
-            res_fmt_fixed(w->cost.rss_max / 1048576, 1, a5, sizeof a5);
-            res_fmt_si(w->cost.train_flops_mean, a6, sizeof a6);
-            res_fmt_si(w->cost.infer_flops_mean, a7, sizeof a7);
-            res_fmt_fixed(w->cost.train_ips_mean, 1, a8, sizeof a8);
-            res_fmt_fixed(w->cost.infer_ips_mean, 1, a9, sizeof a9);
-            bput(b, " | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a1, a2, a3, a4, a5, a6, a7, a8, a9);
-        }
-        if (table_has_final(T)) {
-            any_final = 1;
-            bput(b, "\nFinal model (note 4).\n\n| method | final sparsity (%%) | nonzero params | stored dense (KiB) | "
-                    "stored CSR (KiB) | stored int8 (KiB) | inference FLOPs / image, zeros skipped | kernel | img/s | "
-                    "dense img/s |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
-            for (int r = 0; r < T->nrows; r++) {
-                const ResRow *w = &T->rows[r];
-                bput(b, "| ");
-                md_text(b, w->variant);
-                if (!w->nfinal) {
-                    bput(b, " | — | — | — | — | — | — | — | — | — |\n");
-                    continue;
-                }
-                char a1[64], a2[64], a3[64], a4[64], a5[64], a6[64], a8[64], a9[64];
-                res_fmt_fixed(100 * w->final_sparsity, dec, a1, sizeof a1);
-                snprintf(a2, sizeof a2, "%.0f", w->final_nonzero);
-                res_fmt_fixed(w->final_dense_bytes / 1024, 1, a3, sizeof a3);
-                res_fmt_fixed(w->final_sparse_bytes / 1024, 1, a4, sizeof a4);
-                res_fmt_fixed(w->final_int8_bytes / 1024, 1, a5, sizeof a5);
-                res_fmt_si(w->final_flops, a6, sizeof a6);
-                res_fmt_fixed(w->final_ips, 1, a8, sizeof a8);
-                res_fmt_fixed(w->final_dense_ips, 1, a9, sizeof a9);
-                const char *kern = w->final_ncsr == w->nfinal ? "csr" : w->final_ncsr ? "csr/dense" : "dense";
-                bput(b, " | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", a1, a2, a3, a4, a5, a6, kern, a8, a9);
-            }
-        }
-        int nfail = 0;
-        for (int r = 0; r < T->nrows; r++) nfail += T->rows[r].failed;
-        if (nfail) {
-            bput(b, "\nFailed cells:\n\n");
-            for (int i = 0; i < s->n; i++) {
-                const ResRec *q = &s->r[i];
-                if (q->ok || strcmp(q->backbone, T->backbone) || (q->shots > 0) != T->fewshot) continue;
-                bput(b, "- %s on %s (%s, seed %d): ", q->variant, q->task, q->regime, q->seed);
-                md_text(b, q->reason[0] ? q->reason : "no reason recorded");
-                bput(b, " — `%s`\n", q->file);
-            }
-        }
     }
-    // vision-language tables after the image tables and their notes (--regime all or vl)
-    int with_vl = !strcmp(regime, "all") || !strcmp(regime, "vl");
-    if (!nimg) {
-        if (with_vl) md_vl_tables(b, s, vt, nvt, dec);
-        return;
-    }
+}
+
+static void md_notes(Buf *b, int any_sd, int dec, int any_final) {
     bput(b, "\nNotes\n\n");
     bput(b, "1. mean (groups) is the mean of the natural, specialized and structured group means (over the "
                 "groups present), as VTAB-1k papers report their average; mean (tasks) is the plain mean over the "
@@ -295,9 +334,35 @@ static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, const ResVlT
                 "(dense), those weights as CSR with float32 values and int32 indices (CSR), weight matrices at 1 byte "
                 "+ a float32 scale per tensor (int8); inference FLOPs count the zero weights as skipped; img/s on the "
                 "test set with the kernel shown (CSR where it timed faster) and with dense GEMMs on the same weights.\n");
-    if (with_vl) md_vl_tables(b, s, vt, nvt, dec);
 }
 
+static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, const ResVlTable *vt, int nvt, int dec,
+                      const char *regime, int nsrc, const char *const *src) {
+    md_summary(b, s, nsrc, src);
+    int any_sd = 0, any_final = 0, nimg = 0;
+    for (int k = 0; k < nt; k++) {
+        const ResTable *T = &t[k];
+        if ((!strcmp(regime, "full") && T->fewshot) || (!strcmp(regime, "fewshot") && !T->fewshot) || !strcmp(regime, "vl"))
+            continue;
+        nimg++;
+        bput(b, "\n## %s, backbone `%s`\n\n", T->fewshot ? "Few-shot" : "Full-shot (VTAB-1k protocol)", T->backbone);
+        if (!T->fewshot) md_groups(b, T);
+        any_sd |= md_acc_table(b, T, dec);
+        md_fig_table(b, T, COL_COST, dec);
+        if (table_has_final(T)) {
+            any_final = 1;
+            md_fig_table(b, T, COL_FINAL, dec);
+        }
+        int nfail = 0;
+        for (int r = 0; r < T->nrows; r++) nfail += T->rows[r].failed;
+        if (nfail) md_failed(b, s, T->backbone, 0, T->fewshot);
+    }
+    // vision-language tables after the image tables and their notes (--regime all or vl)
+    if (nimg) md_notes(b, any_sd, dec, any_final);
+    if (!strcmp(regime, "all") || !strcmp(regime, "vl")) md_vl_tables(b, s, vt, nvt, dec);
+}
+
+// ---------------------------------------------------------------- CSV
 static void csv_field(Buf *b, const char *s) {
     if (strpbrk(s, ",\"\n")) {
         bput(b, "\"");
@@ -305,9 +370,18 @@ static void csv_field(Buf *b, const char *s) {
         bput(b, "\"");
     } else bput(b, "%s", s);
 }
-static void csv_num(Buf *b, double v, int ok) {
-    if (ok && isfinite(v)) bput(b, ",%.10g", v);
-    else bput(b, ",");
+static void csv_stat(Buf *b, const ResStat *st) {
+    csv_num(b, st->mean, st->n > 0);
+    csv_num(b, st->sd, st->n > 1);
+    bput(b, ",%d", st->n);
+}
+// "backbone,regime,variant,method" of a row
+static void csv_row_start(Buf *b, const char *backbone, const char *regime, const char *variant, const char *method) {
+    csv_field(b, backbone);
+    bput(b, ",%s,", regime);
+    csv_field(b, variant);
+    bput(b, ",");
+    csv_field(b, method);
 }
 
 static void csv_tables(Buf *b, ResTable *t, int nt, const char *regime) {
@@ -331,23 +405,14 @@ static void csv_tables(Buf *b, ResTable *t, int nt, const char *regime) {
             bput(b, ",mean_groups,mean_tasks");
         }
         int fin = table_has_final(T);
-        bput(b, ",failed,params_min,params_max,params_percent_of_backbone,delta_bytes,peak_memory_bytes,peak_rss_bytes,"
-                "train_flops,inference_flops_per_image,train_images_per_s,inference_images_per_s%s\n",
-             fin ? ",final_sparsity,final_params_nonzero,final_stored_dense_bytes,final_stored_sparse_bytes,"
-                   "final_stored_int8_bytes,final_stored_smallest_bytes,final_inference_flops_per_image,"
-                   "final_inference_images_per_s,final_dense_inference_images_per_s" : "");
+        bput(b, ",failed");
+        csv_fig_header(b, COL_COST, "image");
+        if (fin) csv_fig_header(b, COL_FINAL, "image");
+        bput(b, "\n");
         for (int r = 0; r < T->nrows; r++) {
             const ResRow *w = &T->rows[r];
-            csv_field(b, T->backbone);
-            bput(b, ",%s,", fs ? "fewshot" : "full");
-            csv_field(b, w->variant);
-            bput(b, ",");
-            csv_field(b, w->method);
-            for (int c = 0; c < T->ncols; c++) {
-                csv_num(b, w->acc[c].mean, w->acc[c].n > 0);
-                csv_num(b, w->acc[c].sd, w->acc[c].n > 1);
-                bput(b, ",%d", w->acc[c].n);
-            }
+            csv_row_start(b, T->backbone, fs ? "fewshot" : "full", w->variant, w->method);
+            for (int c = 0; c < T->ncols; c++) csv_stat(b, &w->acc[c]);
             if (!fs) {
                 for (int g = 0; g < RES_NGROUPS; g++)
                     if (T->groups_present[g]) csv_num(b, w->group_mean[g], w->group_ok[g]);
@@ -355,18 +420,8 @@ static void csv_tables(Buf *b, ResTable *t, int nt, const char *regime) {
                 csv_num(b, w->mean_tasks, w->mean_tasks_ok);
             }
             bput(b, ",%d", w->failed);
-            int c = w->cost.ncost > 0;
-            csv_num(b, w->cost.params_min, c), csv_num(b, w->cost.params_max, c), csv_num(b, w->cost.pct_mean, c);
-            csv_num(b, w->cost.delta_mean, c), csv_num(b, w->cost.mem_max, c), csv_num(b, w->cost.rss_max, c);
-            csv_num(b, w->cost.train_flops_mean, c), csv_num(b, w->cost.infer_flops_mean, c);
-            csv_num(b, w->cost.train_ips_mean, c), csv_num(b, w->cost.infer_ips_mean, c);
-            if (fin) {
-                int f = w->nfinal > 0;
-                csv_num(b, w->final_sparsity, f), csv_num(b, w->final_nonzero, f), csv_num(b, w->final_dense_bytes, f);
-                csv_num(b, w->final_sparse_bytes, f), csv_num(b, w->final_int8_bytes, f);
-                csv_num(b, w->final_smallest_bytes, f), csv_num(b, w->final_flops, f), csv_num(b, w->final_ips, f);
-                csv_num(b, w->final_dense_ips, f);
-            }
+            csv_fig_cells(b, &w->cost, COL_COST);
+            if (fin) csv_fig_cells(b, &w->cost, COL_FINAL);
             bput(b, "\n");
         }
     }
@@ -375,60 +430,31 @@ static void csv_tables(Buf *b, ResTable *t, int nt, const char *regime) {
 static void csv_vl_tables(Buf *b, const ResVlTable *t, int nt) {
     bput(b, "backbone,regime,variant,method");
     for (int c = 0; c < RES_VL_NTASKS; c++) bput(b, ",%s_mean,%s_std,%s_n", res_vl_keys[c], res_vl_keys[c], res_vl_keys[c]);
-    bput(b, ",bleu4_mean,bleu4_std,bleu4_n,avg_mean,avg_std,avg_n,failed,params_min,params_max,params_percent_of_backbone,"
-            "delta_bytes,peak_memory_bytes,peak_rss_bytes,train_flops,inference_flops_per_example,train_examples_per_s,"
-            "inference_examples_per_s\n");
+    bput(b, ",bleu4_mean,bleu4_std,bleu4_n,avg_mean,avg_std,avg_n,failed");
+    csv_fig_header(b, COL_COST, "example");
+    bput(b, "\n");
     for (int k = 0; k < nt; k++) {
         const ResVlTable *T = &t[k];
         for (int r = 0; r < T->nrows; r++) {
             const ResVlRow *w = &T->rows[r];
-            csv_field(b, T->backbone);
-            bput(b, ",vl,");
-            csv_field(b, w->variant);
-            bput(b, ",");
-            csv_field(b, w->method);
-            for (int c = 0; c < RES_VL_NTASKS + 2; c++) {
-                const ResStat *st = c < RES_VL_NTASKS ? &w->score[c] : c == RES_VL_NTASKS ? &w->bleu4 : &w->avg;
-                csv_num(b, st->mean, st->n > 0);
-                csv_num(b, st->sd, st->n > 1);
-                bput(b, ",%d", st->n);
-            }
+            csv_row_start(b, T->backbone, "vl", w->variant, w->method);
+            for (int c = 0; c < RES_VL_NTASKS; c++) csv_stat(b, &w->score[c]);
+            csv_stat(b, &w->bleu4);
+            csv_stat(b, &w->avg);
             bput(b, ",%d", w->failed);
-            int c = w->cost.ncost > 0;
-            csv_num(b, w->cost.params_min, c), csv_num(b, w->cost.params_max, c), csv_num(b, w->cost.pct_mean, c);
-            csv_num(b, w->cost.delta_mean, c), csv_num(b, w->cost.mem_max, c), csv_num(b, w->cost.rss_max, c);
-            csv_num(b, w->cost.train_flops_mean, c), csv_num(b, w->cost.infer_flops_mean, c);
-            csv_num(b, w->cost.train_ips_mean, c), csv_num(b, w->cost.infer_ips_mean, c);
+            csv_fig_cells(b, &w->cost, COL_COST);
             bput(b, "\n");
         }
     }
 }
 
+// ---------------------------------------------------------------- JSON
 static void json_stat(cJSON *o, const char *key, const ResStat *st) {
-    cJSON *a = cJSON_AddObjectToObject(o, key);
+    cJSON *a = key ? cJSON_AddObjectToObject(o, key) : cJSON_CreateObject();
+    if (!key) cJSON_AddItemToArray(o, a);
     cJSON_AddNumberToObject(a, "n", st->n);
     if (st->n) cJSON_AddNumberToObject(a, "mean", st->mean);
     if (st->n > 1) cJSON_AddNumberToObject(a, "std", st->sd);
-}
-
-// A row's "cost" object (nothing when no record is ok); unit: "image" or "example".
-static void json_cost(cJSON *rj, const ResCost *k, const char *unit) {
-    if (!k->ncost) return;
-    char key[64];
-    cJSON *c = cJSON_AddObjectToObject(rj, "cost");
-    cJSON_AddNumberToObject(c, "params_min", k->params_min);
-    cJSON_AddNumberToObject(c, "params_max", k->params_max);
-    cJSON_AddNumberToObject(c, "params_percent_of_backbone", k->pct_mean);
-    cJSON_AddNumberToObject(c, "delta_bytes", k->delta_mean);
-    cJSON_AddNumberToObject(c, "peak_memory_bytes", k->mem_max);
-    cJSON_AddNumberToObject(c, "peak_rss_bytes", k->rss_max);
-    cJSON_AddNumberToObject(c, "train_flops", k->train_flops_mean);
-    snprintf(key, sizeof key, "inference_flops_per_%s", unit);
-    cJSON_AddNumberToObject(c, key, k->infer_flops_mean);
-    snprintf(key, sizeof key, "train_%ss_per_s", unit);
-    cJSON_AddNumberToObject(c, key, k->train_ips_mean);
-    snprintf(key, sizeof key, "inference_%ss_per_s", unit);
-    cJSON_AddNumberToObject(c, key, k->infer_ips_mean);
 }
 
 static cJSON *json_vl_tables(const ResVlTable *t, int nt) {
@@ -455,12 +481,31 @@ static cJSON *json_vl_tables(const ResVlTable *t, int nt) {
             if (T->bleu4_present) json_stat(sc, "bleu4", &w->bleu4);
             json_stat(sc, "average", &w->avg);
             cJSON_AddNumberToObject(rj, "failed", w->failed);
-            json_cost(rj, &w->cost, "example");
+            json_figs(rj, &w->cost, COL_COST, "example");
             cJSON_AddItemToArray(rows, rj);
         }
         cJSON_AddItemToArray(arr, tj);
     }
     return arr;
+}
+
+static cJSON *json_row(const ResTable *T, const ResRow *w) {
+    cJSON *rj = cJSON_CreateObject();
+    cJSON_AddStringToObject(rj, "variant", w->variant);
+    cJSON_AddStringToObject(rj, "method", w->method);
+    cJSON *acc = cJSON_AddArrayToObject(rj, "accuracy");
+    for (int c = 0; c < T->ncols; c++) json_stat(acc, NULL, &w->acc[c]);
+    if (!T->fewshot) {
+        cJSON *g = cJSON_AddObjectToObject(rj, "group_means");
+        for (int q = 0; q < RES_NGROUPS; q++)
+            if (T->groups_present[q] && w->group_ok[q]) cJSON_AddNumberToObject(g, res_group_names[q], w->group_mean[q]);
+        if (w->mean_groups_ok) cJSON_AddNumberToObject(rj, "mean_of_group_means", w->mean_groups);
+        if (w->mean_tasks_ok) cJSON_AddNumberToObject(rj, "mean_of_tasks", w->mean_tasks);
+    }
+    cJSON_AddNumberToObject(rj, "failed", w->failed);
+    json_figs(rj, &w->cost, COL_COST, "image");
+    json_figs(rj, &w->cost, COL_FINAL, "image");
+    return rj;
 }
 
 static cJSON *json_tables(const ResSet *s, ResTable *t, int nt) {
@@ -485,44 +530,7 @@ static cJSON *json_tables(const ResSet *s, ResTable *t, int nt) {
             cJSON_AddItemToArray(cols, cj);
         }
         cJSON *rows = cJSON_AddArrayToObject(tj, "rows");
-        for (int r = 0; r < T->nrows; r++) {
-            const ResRow *w = &T->rows[r];
-            cJSON *rj = cJSON_CreateObject();
-            cJSON_AddStringToObject(rj, "variant", w->variant);
-            cJSON_AddStringToObject(rj, "method", w->method);
-            cJSON *acc = cJSON_AddArrayToObject(rj, "accuracy");
-            for (int c = 0; c < T->ncols; c++) {
-                cJSON *a = cJSON_CreateObject();
-                cJSON_AddNumberToObject(a, "n", w->acc[c].n);
-                if (w->acc[c].n) cJSON_AddNumberToObject(a, "mean", w->acc[c].mean);
-                if (w->acc[c].n > 1) cJSON_AddNumberToObject(a, "std", w->acc[c].sd);
-                cJSON_AddItemToArray(acc, a);
-            }
-            if (!T->fewshot) {
-                cJSON *g = cJSON_AddObjectToObject(rj, "group_means");
-                for (int q = 0; q < RES_NGROUPS; q++)
-                    if (T->groups_present[q] && w->group_ok[q]) cJSON_AddNumberToObject(g, res_group_names[q], w->group_mean[q]);
-                if (w->mean_groups_ok) cJSON_AddNumberToObject(rj, "mean_of_group_means", w->mean_groups);
-                if (w->mean_tasks_ok) cJSON_AddNumberToObject(rj, "mean_of_tasks", w->mean_tasks);
-            }
-            cJSON_AddNumberToObject(rj, "failed", w->failed);
-            json_cost(rj, &w->cost, "image");
-            if (w->nfinal) {
-                cJSON *f = cJSON_AddObjectToObject(rj, "final");
-                cJSON_AddNumberToObject(f, "records", w->nfinal);
-                cJSON_AddNumberToObject(f, "sparsity", w->final_sparsity);
-                cJSON_AddNumberToObject(f, "params_nonzero", w->final_nonzero);
-                cJSON_AddNumberToObject(f, "stored_dense_bytes", w->final_dense_bytes);
-                cJSON_AddNumberToObject(f, "stored_sparse_bytes", w->final_sparse_bytes);
-                cJSON_AddNumberToObject(f, "stored_int8_bytes", w->final_int8_bytes);
-                cJSON_AddNumberToObject(f, "stored_smallest_bytes", w->final_smallest_bytes);
-                cJSON_AddNumberToObject(f, "inference_flops_per_image", w->final_flops);
-                cJSON_AddNumberToObject(f, "inference_images_per_s", w->final_ips);
-                cJSON_AddNumberToObject(f, "dense_inference_images_per_s", w->final_dense_ips);
-                cJSON_AddNumberToObject(f, "csr_records", w->final_ncsr);
-            }
-            cJSON_AddItemToArray(rows, rj);
-        }
+        for (int r = 0; r < T->nrows; r++) cJSON_AddItemToArray(rows, json_row(T, &T->rows[r]));
         cJSON_AddItemToArray(arr, tj);
     }
     return o;

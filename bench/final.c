@@ -223,10 +223,10 @@ int final_report(Method *m, Vit *v, const Dataset *test, const TrainOpts *o, cJS
                                 "int32 column indices and row pointers), the rest float32; int8: every tensor of "
                                 "2+ dimensions 1 byte per weight + a float32 scale, the rest float32; smallest: "
                                 "the least of these, int8 only when the weights are exactly int8 x scale");
-        cJSON_AddNumberToObject(f, "inference_flops_per_image", ed.flops_per_image - skipped);
-        cJSON_AddNumberToObject(f, "dense_inference_flops_per_image", ed.flops_per_image);
-        cJSON_AddNumberToObject(f, "inference_images_per_s", ncsr ? ec.images_per_s : ed.images_per_s);
-        cJSON_AddNumberToObject(f, "dense_inference_images_per_s", ed.images_per_s);
+        cJSON_AddNumberToObject(f, "inference_flops_per_example", ed.flops_per_image - skipped);
+        cJSON_AddNumberToObject(f, "dense_inference_flops_per_example", ed.flops_per_image);
+        cJSON_AddNumberToObject(f, "inference_examples_per_s", ncsr ? ec.images_per_s : ed.images_per_s);
+        cJSON_AddNumberToObject(f, "dense_inference_examples_per_s", ed.images_per_s);
         cJSON_AddStringToObject(f, "kernel", ncsr ? "csr" : "dense");
         cJSON_AddNumberToObject(f, "csr_layers", ncsr);
         cJSON_AddNumberToObject(f, "linear_layers", nl);
@@ -242,7 +242,7 @@ int final_report(Method *m, Vit *v, const Dataset *test, const TrainOpts *o, cJS
         if (ncsr) {
             cJSON_AddNumberToObject(f, "csr_accuracy", ec.acc);
             cJSON_AddNumberToObject(f, "csr_test_loss", ec.loss);
-            cJSON_AddNumberToObject(f, "csr_inference_flops_per_image", ec.flops_per_image);
+            cJSON_AddNumberToObject(f, "csr_inference_flops_per_example", ec.flops_per_image);
         }
     }
     for (int i = 0; i < nl; i++) sparse_free(&cs.csr[i]);

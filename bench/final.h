@@ -9,9 +9,10 @@
 #include "methods/method.h"
 
 // Adds rec["final"] = {sparsity, params_nonzero, params_total, stored_bytes {dense, sparse, int8,
-// int8_exact, smallest}, inference_flops_per_image, dense_inference_flops_per_image,
-// inference_images_per_s, dense_inference_images_per_s, kernel, csr_layers, linear_layers,
-// dense_test_loss, [csr_accuracy, csr_test_loss, csr_inference_flops_per_image (measured)]}. Evaluates on `test` twice (dense kernels,
+// int8_exact, smallest}, inference_flops_per_example, dense_inference_flops_per_example,
+// inference_examples_per_s, dense_inference_examples_per_s, kernel, csr_layers, linear_layers,
+// dense_test_loss, [csr_accuracy, csr_test_loss, csr_inference_flops_per_example (measured)]}
+// (an example is an image). Evaluates on `test` twice (dense kernels,
 // then the chosen ones). The environment variable PETL_FINAL_KERNEL=csr|dense forces the kernel
 // of every block linear weight (default auto: timed). 0, or -1 with nn_err().
 int final_report(Method *m, Vit *v, const Dataset *test, const TrainOpts *o, cJSON *rec);

@@ -2,6 +2,8 @@
 // tables: per variant, per task (and shots), mean and sample std over seeds; VTAB group means.
 #include "bench/results.h"
 
+#include "nn/util.h"
+
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bench/columns.h"
 #include "bench/matrix.h"
 #include "bench/record.h"
 #include "loaders/dataset.h"
@@ -36,12 +39,6 @@ int res_group_index(const char *g) {
     return -1;
 }
 
-static char *xstrdup(const char *s) {
-    size_t n = strlen(s ? s : "") + 1;
-    char *p = nn_malloc(n);
-    memcpy(p, s ? s : "", n);
-    return p;
-}
 
 void res_fmt_fixed(double v, int decimals, char *buf, size_t cap) {
     if (!isfinite(v)) {
@@ -98,8 +95,8 @@ static int manifest_read(const char *dir, Manifest *mf) {
         const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "id"));
         const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "variant"));
         if (!id) continue;
-        mf->id[mf->n] = xstrdup(id);
-        mf->variant[mf->n++] = xstrdup(v ? v : "");
+        mf->id[mf->n] = nn_strdup(id);
+        mf->variant[mf->n++] = nn_strdup(v ? v : "");
     }
     cJSON_Delete(j);
     return 1;
@@ -116,6 +113,12 @@ static double num(const cJSON *o, const char *path) {
     const cJSON *j = o;
     for (char *t = strtok(buf, "."); t && j; t = strtok(NULL, ".")) j = cJSON_GetObjectItemCaseSensitive(j, t);
     return cJSON_IsNumber(j) ? j->valuedouble : NAN;
+}
+// Records name a quantity per example (an image, for image tasks); older image records said
+// "image": `old` is that name, read when the record lacks the current one.
+static double num_or(const cJSON *o, const char *path, const char *old) {
+    double v = num(o, path);
+    return isnan(v) ? num(o, old) : v;
 }
 static const char *str(const cJSON *o, const char *k) {
     const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
@@ -165,7 +168,7 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
         order = (int)num(cell, "index");
     ResRec r;
     memset(&r, 0, sizeof r);
-    r.file = xstrdup(file);
+    r.file = nn_strdup(file);
     // vision-language: the VL command's records (kind "vl", rec.vl) and petl bench's failure
     // records of VL cells (format/task "vl", cell group "vl")
     const cJSON *vl = cJSON_GetObjectItemCaseSensitive(j, "vl");
@@ -188,25 +191,25 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
         r.vl_avg = num(vl, "average");
         if (!isfinite(r.vl_avg) && cnt) r.vl_avg = sum / cnt;
     }
-    r.vl_average_of = xstrdup(vl ? str(vl, "average_of") : "");
-    r.image_encoder = xstrdup(bb0 ? str(bb0, "image_encoder") : "");
+    r.vl_average_of = nn_strdup(vl ? str(vl, "average_of") : "");
+    r.image_encoder = nn_strdup(bb0 ? str(bb0, "image_encoder") : "");
     r.ok = !strcmp(str(j, "status"), "ok") && (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "accuracy")) ||
                                                (r.is_vl && isfinite(r.vl_avg)));
     r.diverged = !strcmp(str(j, "status"), "diverged");
-    r.id = xstrdup(id);
-    r.method = xstrdup(str(j, "method"));
-    r.margs = xstrdup(str(j, "method_args"));
+    r.id = nn_strdup(id);
+    r.method = nn_strdup(str(j, "method"));
+    r.margs = nn_strdup(str(j, "method_args"));
     char v[512];
     if (variant[0]) snprintf(v, sizeof v, "%s", variant);
     else if (r.margs[0]) snprintf(v, sizeof v, "%s %s", r.method, r.margs);
     else snprintf(v, sizeof v, "%s", r.method);
-    r.variant = xstrdup(v);
-    r.task = xstrdup(str(j, "task"));
+    r.variant = nn_strdup(v);
+    r.task = nn_strdup(str(j, "task"));
     const char *g = cell ? str(cell, "group") : "";
-    r.group = xstrdup(g[0] ? g : mx_task_group(r.task));
+    r.group = nn_strdup(g[0] ? g : mx_task_group(r.task));
     const cJSON *bb = cJSON_GetObjectItemCaseSensitive(j, "backbone");
-    r.backbone = xstrdup(bb ? str(bb, "source") : "");
-    r.regime = xstrdup(str(j, "regime"));
+    r.backbone = nn_strdup(bb ? str(bb, "source") : "");
+    r.regime = nn_strdup(str(j, "regime"));
     r.shots = isnan(num(j, "shots")) ? 0 : (int)num(j, "shots");
     r.seed = isnan(num(j, "seed")) ? 0 : (int)num(j, "seed");
     r.order = order;
@@ -221,13 +224,9 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
     r.mem_peak = num(j, "memory.peak_total_bytes");
     r.rss_peak = num(j, "memory.peak_rss_bytes");
     r.train_flops = num(j, "flops.train_total");
-    r.infer_flops = num(j, "flops.inference_per_image");
-    r.train_ips = num(j, "train_images_per_s");
-    r.infer_ips = num(j, "infer_images_per_s");
-    // VL records count examples, not images
-    if (isnan(r.infer_flops)) r.infer_flops = num(j, "flops.inference_per_example");
-    if (isnan(r.train_ips)) r.train_ips = num(j, "train_examples_per_s");
-    if (isnan(r.infer_ips)) r.infer_ips = num(j, "infer_examples_per_s");
+    r.infer_flops = num_or(j, "flops.inference_per_example", "flops.inference_per_image");
+    r.train_ips = num_or(j, "train_examples_per_s", "train_images_per_s");
+    r.infer_ips = num_or(j, "infer_examples_per_s", "infer_images_per_s");
     r.wall_s = num(j, "wall_s");
     const cJSON *fin = cJSON_GetObjectItemCaseSensitive(j, "final");
     if (cJSON_IsObject(fin)) {
@@ -239,13 +238,13 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
         r.final_int8_bytes = num(fin, "stored_bytes.int8");
         r.final_smallest_bytes = num(fin, "stored_bytes.smallest");
         if (isnan(r.final_smallest_bytes)) r.final_smallest_bytes = fmin(r.final_dense_bytes, r.final_sparse_bytes);
-        r.final_flops = num(fin, "inference_flops_per_image");
-        r.final_ips = num(fin, "inference_images_per_s");
-        r.final_dense_ips = num(fin, "dense_inference_images_per_s");
+        r.final_flops = num_or(fin, "inference_flops_per_example", "inference_flops_per_image");
+        r.final_ips = num_or(fin, "inference_examples_per_s", "inference_images_per_s");
+        r.final_dense_ips = num_or(fin, "dense_inference_examples_per_s", "dense_inference_images_per_s");
         r.final_csr = !strcmp(str(fin, "kernel"), "csr");
     }
     const cJSON *fj = cJSON_GetObjectItemCaseSensitive(j, "failure");
-    r.reason = xstrdup(fj && str(fj, "reason")[0] ? str(fj, "reason") : str(j, "reason"));
+    r.reason = nn_strdup(fj && str(fj, "reason")[0] ? str(fj, "reason") : str(j, "reason"));
     rec_push(s, &r);
     cJSON_Delete(j);
     return 1;
@@ -269,7 +268,7 @@ static int list_json(const char *dir, char ***out) {
         *out = realloc(*out, sizeof(char *) * (n + 1));
         char p[4096];
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        (*out)[n++] = xstrdup(p);
+        (*out)[n++] = nn_strdup(p);
     }
     closedir(d);
     if (n > 1) qsort(*out, n, sizeof(char *), cmp_str);
@@ -364,44 +363,41 @@ static ResStat stat_of(const double *x, int n) {
     return s;
 }
 
-// ---------------------------------------------------------------- a row's cost figures
+// ---------------------------------------------------------------- a row's figures (bench/columns.c)
+static double *fig(ResCost *k, size_t off) { return (double *)((char *)k + off); }
+static double rec_fig(const ResRec *r, size_t off) { return *(const double *)((const char *)r + off); }
+
 static void cost_begin(ResCost *k) {
     memset(k, 0, sizeof *k);
-    k->params_min = INFINITY, k->params_max = -INFINITY;
+    for (int c = 0; c < res_ncols; c++)
+        if (res_cols[c].agg == COL_AGG_MAX || res_cols[c].agg == COL_AGG_MIN) *fig(k, res_cols[c].off) = NAN;
 }
 
+// An ok record of the row.
 static void cost_add(ResCost *k, const ResRec *r) {
     k->ncost++;
-    if (r->params < k->params_min) k->params_min = r->params;
-    if (r->params > k->params_max) k->params_max = r->params;
-    k->params_mean += r->params;
-    k->pct_mean += r->params_pct;
-    k->head_mean += r->params_head;
-    k->delta_mean += r->delta_bytes;
-    k->backbone_params += r->backbone_params;
-    if (r->mem_peak > k->mem_max) k->mem_max = r->mem_peak;
-    if (r->rss_peak > k->rss_max) k->rss_max = r->rss_peak;
-    k->train_flops_mean += r->train_flops;
-    k->infer_flops_mean += r->infer_flops;
-    k->train_ips_mean += r->train_ips;
-    k->infer_ips_mean += r->infer_ips;
-    k->wall_mean += r->wall_s;
+    if (r->has_final) k->nfinal++, k->final_ncsr += r->final_csr;
+    for (int c = 0; c < res_ncols; c++) {
+        const ResCol *col = &res_cols[c];
+        if (col->agg == COL_AGG_NONE || (col->sec == COL_FINAL && !r->has_final)) continue;
+        double v = rec_fig(r, col->rec_off), *a = fig(k, col->off);
+        if (col->agg == COL_AGG_MEAN) *a += v;
+        else if (!isnan(v) && (isnan(*a) || (col->agg == COL_AGG_MAX ? v > *a : v < *a))) *a = v;
+    }
 }
 
 static void cost_end(ResCost *k) {
-    if (!k->ncost) {
-        k->params_min = k->params_max = 0;
-        return;
+    for (int c = 0; c < res_ncols; c++) {
+        const ResCol *col = &res_cols[c];
+        double *a = fig(k, col->off), n = col->sec == COL_FINAL ? k->nfinal : k->ncost;
+        if (col->agg == COL_AGG_MEAN && n) *a /= n;
+        else if ((col->agg == COL_AGG_MAX || col->agg == COL_AGG_MIN) && isnan(*a)) *a = 0;
     }
-    double n = k->ncost;
-    k->params_mean /= n, k->pct_mean /= n, k->head_mean /= n, k->delta_mean /= n, k->backbone_params /= n;
-    k->train_flops_mean /= n, k->infer_flops_mean /= n, k->train_ips_mean /= n, k->infer_ips_mean /= n;
-    k->wall_mean /= n;
 }
 
 static void build_table(const ResSet *s, const char *backbone, int fewshot, ResTable *t) {
     memset(t, 0, sizeof *t);
-    t->backbone = xstrdup(backbone);
+    t->backbone = nn_strdup(backbone);
     t->fewshot = fewshot;
     int *use = nn_calloc(sizeof(int) * (s->n + 1)), nuse = 0;
     for (int i = 0; i < s->n; i++)
@@ -438,8 +434,8 @@ static void build_table(const ResSet *s, const char *backbone, int fewshot, ResT
     t->col_group = nn_calloc(sizeof(char *) * (nc + 1));
     t->col_shots = nn_calloc(sizeof(int) * (nc + 1));
     for (int c = 0; c < nc; c++) {
-        t->col_task[c] = xstrdup(cols[c].task);
-        t->col_group[c] = xstrdup(cols[c].group);
+        t->col_task[c] = nn_strdup(cols[c].task);
+        t->col_group[c] = nn_strdup(cols[c].group);
         t->col_shots[c] = cols[c].shots;
         int g = res_group_index(cols[c].group);
         if (g >= 0) t->groups_present[g] = 1;
@@ -454,8 +450,8 @@ static void build_table(const ResSet *s, const char *backbone, int fewshot, ResT
             t->rows = realloc(t->rows, sizeof(ResRow) * (t->nrows + 1));
             ResRow *w = &t->rows[k = t->nrows++];
             memset(w, 0, sizeof *w);
-            w->variant = xstrdup(r->variant);
-            w->method = xstrdup(r->method);
+            w->variant = nn_strdup(r->variant);
+            w->method = nn_strdup(r->method);
             w->order = r->order;
             w->acc = nn_calloc(sizeof(ResStat) * (nc + 1));
         }
@@ -520,20 +516,6 @@ static void build_table(const ResSet *s, const char *backbone, int fewshot, ResT
                 continue;
             }
             cost_add(&w->cost, r);
-            if (r->has_final) {
-                w->nfinal++;
-                w->final_ncsr += r->final_csr;
-                w->final_sparsity += r->final_sparsity, w->final_nonzero += r->final_nonzero;
-                w->final_dense_bytes += r->final_dense_bytes, w->final_sparse_bytes += r->final_sparse_bytes;
-                w->final_int8_bytes += r->final_int8_bytes, w->final_smallest_bytes += r->final_smallest_bytes;
-                w->final_flops += r->final_flops, w->final_ips += r->final_ips, w->final_dense_ips += r->final_dense_ips;
-            }
-        }
-        if (w->nfinal) {
-            double k = w->nfinal;
-            w->final_sparsity /= k, w->final_nonzero /= k, w->final_dense_bytes /= k, w->final_sparse_bytes /= k;
-            w->final_int8_bytes /= k, w->final_smallest_bytes /= k, w->final_flops /= k, w->final_ips /= k;
-            w->final_dense_ips /= k;
         }
         cost_end(&w->cost);
     }
@@ -578,7 +560,7 @@ void results_tables_free(ResTable *t, int n) {
 // ---------------------------------------------------------------- vision-language tables
 static void build_vl_table(const ResSet *s, const char *backbone, ResVlTable *t) {
     memset(t, 0, sizeof *t);
-    t->backbone = xstrdup(backbone);
+    t->backbone = nn_strdup(backbone);
     int *use = nn_calloc(sizeof(int) * (s->n + 1)), nuse = 0;
     for (int i = 0; i < s->n; i++)
         if (s->r[i].is_vl && !strcmp(s->r[i].backbone, backbone)) use[nuse++] = i;
@@ -591,8 +573,8 @@ static void build_vl_table(const ResSet *s, const char *backbone, ResVlTable *t)
         for (int k = 0; k < RES_VL_NTASKS; k++) t->task_present[k] |= isfinite(r->vl_score[k]);
         t->bleu4_present |= isfinite(r->vl_bleu4);
     }
-    t->image_encoder = xstrdup(enc);
-    t->average_of = xstrdup(avg_of);
+    t->image_encoder = nn_strdup(enc);
+    t->average_of = nn_strdup(avg_of);
     // rows: variants ordered by their first cell in the matrix, then first seen
     for (int u = 0; u < nuse; u++) {
         const ResRec *r = &s->r[use[u]];
@@ -603,8 +585,8 @@ static void build_vl_table(const ResSet *s, const char *backbone, ResVlTable *t)
             t->rows = realloc(t->rows, sizeof(ResVlRow) * (t->nrows + 1));
             ResVlRow *w = &t->rows[k = t->nrows++];
             memset(w, 0, sizeof *w);
-            w->variant = xstrdup(r->variant);
-            w->method = xstrdup(r->method);
+            w->variant = nn_strdup(r->variant);
+            w->method = nn_strdup(r->method);
             w->order = r->order;
         }
         if (r->order < t->rows[k].order) t->rows[k].order = r->order;

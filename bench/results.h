@@ -20,8 +20,8 @@ typedef struct {
     double test_n;            // test examples
     double params, params_head, params_pct, backbone_params, delta_bytes;
     double mem_peak, rss_peak;          // engine peak total bytes, process peak RSS bytes
-    double train_flops, infer_flops;    // final training run (fwd + bwd); forward per image
-    double train_ips, infer_ips, wall_s;
+    double train_flops, infer_flops;    // final training run (fwd + bwd); forward per example (image)
+    double train_ips, infer_ips, wall_s;  // examples (images) per second
     // rec.final (methods with a finalize hook); has_final 0: absent
     int has_final, final_csr;
     double final_sparsity, final_nonzero, final_dense_bytes, final_sparse_bytes, final_int8_bytes, final_smallest_bytes;
@@ -59,13 +59,18 @@ enum { RES_NATURAL, RES_SPECIALIZED, RES_STRUCTURED, RES_NGROUPS };
 extern const char *const res_group_names[RES_NGROUPS];
 int res_group_index(const char *group);   // -1 for "other"
 
-// Cost figures of a table row, over its ok records (ncost of them): parameters min/max/mean,
-// % of the backbone, head, delta bytes and backbone size (means), peak memory (max), FLOPs,
-// throughput and wall time (means); params_min = params_max = 0 when ncost is 0.
+// Figures of a table row, aggregated as bench/columns.c lists them. Cost: over the row's ok
+// records (ncost of them): parameters min/max/mean, % of the backbone, head, delta bytes and
+// backbone size (means), peak memory (max), FLOPs, throughput and wall time (means);
+// params_min = params_max = 0 when ncost is 0. Final model: means over the ok records with
+// rec.final (nfinal of them; final_ncsr ran CSR kernels); image rows only.
 typedef struct {
     int ncost;
     double params_min, params_max, params_mean, pct_mean, head_mean, delta_mean, backbone_params;
     double mem_max, rss_max, train_flops_mean, infer_flops_mean, train_ips_mean, infer_ips_mean, wall_mean;
+    int nfinal, final_ncsr;
+    double final_sparsity, final_nonzero, final_dense_bytes, final_sparse_bytes, final_int8_bytes, final_smallest_bytes;
+    double final_flops, final_ips, final_dense_ips;
 } ResCost;
 
 typedef struct {
@@ -78,11 +83,7 @@ typedef struct {
     int group_ok[RES_NGROUPS];          // every task of the group has a result
     double mean_groups, mean_tasks;     // mean of the group means; plain mean over the tasks
     int mean_groups_ok, mean_tasks_ok;
-    ResCost cost;
-    // means over the row's ok records with rec.final (nfinal of them; ncsr ran CSR kernels)
-    int nfinal, final_ncsr;
-    double final_sparsity, final_nonzero, final_dense_bytes, final_sparse_bytes, final_int8_bytes, final_smallest_bytes;
-    double final_flops, final_ips, final_dense_ips;
+    ResCost cost;             // cost and final-model figures
 } ResRow;
 
 typedef struct {

@@ -1216,7 +1216,7 @@ VlData *vld_open(const char *dir, const char *format, const char *split, const c
             }
             if (!d && !strstr(nn_err(), f))
                 nn_seterr("%s: images not found under %s, %s or %s (the first image's filepath/filename); pass the "
-                          "image root (--images)", f, c[0], c[1], c[2]);
+                          "image root (--images)", f, c[0], c[1] ? c[1] : "-", c[1] && c[2] ? c[2] : "-");
             free_list(c);
         }
         if (d && split[0] && d->n == 0) {

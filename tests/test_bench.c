@@ -2,6 +2,7 @@
 // types, empty grids), stable cell ids, a run killed mid-cell then resumed, failing cells
 // recorded while the matrix goes on, and table/plot numbers on fixed records.
 #include "bench/matrix.h"
+#include "bench/record.h"
 #include "bench/results.h"
 #include "nn/nn.h"
 #include "nn/util.h"
@@ -470,6 +471,154 @@ static void test_table_plot(void) {
     CHECK(system("cd " BDIR "/plots && gnuplot acc_vs_memory.gp >/dev/null 2>&1") == 0, "gnuplot on the written .gp");
 }
 
+// ---------------------------------------------------------------- the columns of every format
+// One image record with rec.final and one VL record, written with the record keys petl writes
+// (per example) and with the image keys of older records (per image): the reader takes both,
+// and every table format keeps its full column list (a column lost from bench/columns.c fails here).
+static void write_col_records(const char *dir, int old) {
+    const char *fl = old ? "inference_per_image" : "inference_per_example";
+    const char *tr = old ? "train_images_per_s" : "train_examples_per_s";
+    const char *in = old ? "infer_images_per_s" : "infer_examples_per_s";
+    const char *u = old ? "image" : "example", *us = old ? "images" : "examples";
+    char p[512], *txt = nn_malloc(1 << 13);
+    snprintf(p, sizeof p, "mkdir -p %s", dir);
+    CHECK(system(p) == 0, "mkdir %s", dir);
+    snprintf(txt, 1 << 13,
+             "{\"schema\": \"petl-result-1\", \"status\": \"ok\", \"method\": \"prune\", \"method_args\": \"sparsity=0.5\", "
+             "\"task\": \"dsprites_loc\", \"regime\": \"full\", \"shots\": 0, \"seed\": 0, \"accuracy\": 0.5, "
+             "\"backbone\": {\"source\": \"vit-nano\"}, \"params\": {\"trainable\": 1000, \"head\": 10, "
+             "\"percent_of_backbone\": 100, \"backbone\": 1000}, \"delta_bytes\": 4096, \"memory\": {\"peak_total_bytes\": "
+             "2097152, \"peak_rss_bytes\": 8388608}, \"flops\": {\"train_total\": 1e9, \"%s\": 2e6}, \"%s\": 100, "
+             "\"%s\": 300, \"wall_s\": 5, \"final\": {\"sparsity\": 0.5, \"params_nonzero\": 2000, \"stored_bytes\": "
+             "{\"dense\": 16000, \"sparse\": 12000, \"int8\": 4100, \"smallest\": 4100}, \"inference_flops_per_%s\": 1.5e6, "
+             "\"inference_%s_per_s\": 500, \"dense_inference_%s_per_s\": 400, \"kernel\": \"csr\"}}",
+             fl, tr, in, u, us, us);
+    snprintf(p, sizeof p, "%s/img.json", dir);
+    CHECK(write_file_atomic(p, txt) == 0, "write %s", p);
+    // VL records have always said "example"
+    snprintf(txt, 1 << 13,
+             "{\"schema\": \"petl-result-1\", \"kind\": \"vl\", \"status\": \"ok\", \"method\": \"adapter\", \"method_args\": \"\", "
+             "\"task\": \"vl\", \"regime\": \"full\", \"shots\": 0, \"seed\": 0, \"vl\": {\"tasks\": [{\"task\": \"vqa\", "
+             "\"score\": 50, \"examples\": 10}, {\"task\": \"caption\", \"score\": 40, \"bleu4\": 20, \"examples\": 10}], "
+             "\"average\": 45}, \"backbone\": {\"source\": \"vl-nano\", \"image_encoder\": \"vit-nano\"}, \"params\": "
+             "{\"trainable\": 500, \"percent_of_backbone\": 5}, \"delta_bytes\": 2048, \"memory\": {\"peak_total_bytes\": "
+             "1048576, \"peak_rss_bytes\": 4194304}, \"flops\": {\"train_total\": 2e9, \"inference_per_example\": 3e6}, "
+             "\"train_examples_per_s\": 50, \"infer_examples_per_s\": 200, \"wall_s\": 7}");
+    snprintf(p, sizeof p, "%s/vl.json", dir);
+    CHECK(write_file_atomic(p, txt) == 0, "write %s", p);
+    free(txt);
+}
+
+// the keys of a JSON object, comma-separated
+static void json_keys(const cJSON *o, char *b, size_t cap) {
+    b[0] = 0;
+    for (const cJSON *c = o ? o->child : NULL; c; c = c->next)
+        snprintf(b + strlen(b), cap - strlen(b), "%s%s", b[0] ? "," : "", c->string);
+}
+
+static void test_table_columns(void) {
+    if (access(bin(), X_OK)) return;
+    CHECK(system("rm -rf " BDIR "/cols " BDIR "/cols_old") == 0, "clean");
+    write_col_records(BDIR "/cols", 0);
+    write_col_records(BDIR "/cols_old", 1);
+    const char *dirs[2] = {BDIR "/cols", BDIR "/cols_old"};
+    for (int d = 0; d < 2; d++) {
+        ResSet s;
+        CHECK(results_load(&dirs[d], 1, &s) == 0 && s.n == 2, "%s: 2 records (%s)", dirs[d], nn_err());
+        for (int i = 0; i < s.n; i++) {
+            const ResRec *r = &s.r[i];
+            if (r->is_vl) CHECK(r->infer_flops == 3e6 && r->train_ips == 50 && r->infer_ips == 200, "%s: VL per example", dirs[d]);
+            else
+                CHECK(r->infer_flops == 2e6 && r->train_ips == 100 && r->infer_ips == 300 && r->final_flops == 1.5e6 &&
+                          r->final_ips == 500 && r->final_dense_ips == 400,
+                      "%s: image record's per-example figures read", dirs[d]);
+        }
+        results_free(&s);
+    }
+    char cmd[1024], *out[2] = {0};
+    // Markdown: every table's header
+    snprintf(cmd, sizeof cmd, "%s table " BDIR "/cols", bin());
+    CHECK(run_cmd(cmd, &out[0]) == 0, "petl table md");
+    const char *md[] = {
+        "| method | dsprites_loc | structured | mean (groups)¹ | mean (tasks)¹ | seeds | failed |\n|:--|--:|--:|--:|--:|--:|--:|\n",
+        "| method | trainable params | % of backbone | delta (KiB) | peak train memory (MiB) | peak RSS (MiB) | "
+        "train FLOPs / cell | inference FLOPs / image | train img/s | inference img/s |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+        "| prune sparsity=0.5 | 1000 | 100 | 4.0 | 2.0 | 8.0 | 1 G | 2 M | 100.0 | 300.0 |\n",
+        "| method | final sparsity (%) | nonzero params | stored dense (KiB) | stored CSR (KiB) | stored int8 (KiB) | "
+        "inference FLOPs / image, zeros skipped | kernel | img/s | dense img/s |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+        "| prune sparsity=0.5 | 50.00 | 2000 | 15.6 | 11.7 | 4.0 | 1.5 M | csr | 500.0 | 400.0 |\n",
+        "| method | VQA (acc %) | COCO CIDEr-D (×100) | BLEU-4 | Avg | trainable params | % of backbone | "
+        "peak train memory (MiB) | train FLOPs | seeds | failed |\n|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+        "| adapter | 50.00 | 40.00 | 20.00 | 45.00 | 500 | 5 | 1.0 | 2 G | 1 | 0 |\n",
+    };
+    for (size_t i = 0; i < sizeof md / sizeof md[0]; i++)
+        CHECK(out[0] && strstr(out[0], md[i]), "md lacks:\n%s\nin:\n%s", md[i], out[0] ? out[0] : "");
+    free(out[0]);
+    // CSV: the image and the VL header, and as many cells in a row as the header names
+    const char *csv[2][2] = {
+        {"full", "backbone,regime,variant,method,dsprites_loc_mean,dsprites_loc_std,dsprites_loc_n,structured,mean_groups,"
+                 "mean_tasks,failed,params_min,params_max,params_percent_of_backbone,delta_bytes,peak_memory_bytes,"
+                 "peak_rss_bytes,train_flops,inference_flops_per_image,train_images_per_s,inference_images_per_s,"
+                 "final_sparsity,final_params_nonzero,final_stored_dense_bytes,final_stored_sparse_bytes,"
+                 "final_stored_int8_bytes,final_stored_smallest_bytes,final_inference_flops_per_image,"
+                 "final_inference_images_per_s,final_dense_inference_images_per_s\n"
+                 "vit-nano,full,prune sparsity=0.5,prune,50,,1,50,50,50,0,1000,1000,100,4096,2097152,8388608,1000000000,"
+                 "2000000,100,300,0.5,2000,16000,12000,4100,4100,1500000,500,400\n"},
+        {"vl", "backbone,regime,variant,method,vqa_acc_mean,vqa_acc_std,vqa_acc_n,gqa_em_mean,gqa_em_std,gqa_em_n,"
+               "nlvr2_acc_mean,nlvr2_acc_std,nlvr2_acc_n,coco_cider_mean,coco_cider_std,coco_cider_n,bleu4_mean,bleu4_std,"
+               "bleu4_n,avg_mean,avg_std,avg_n,failed,params_min,params_max,params_percent_of_backbone,delta_bytes,"
+               "peak_memory_bytes,peak_rss_bytes,train_flops,inference_flops_per_example,train_examples_per_s,"
+               "inference_examples_per_s\n"
+               "vl-nano,vl,adapter,adapter,50,,1,,,0,,,0,40,,1,20,,1,45,,1,0,500,500,5,2048,1048576,4194304,2000000000,"
+               "3000000,50,200\n"},
+    };
+    for (int k = 0; k < 2; k++) {
+        for (int d = 0; d < 2; d++) {
+            snprintf(cmd, sizeof cmd, "%s table %s --format csv --regime %s", bin(), dirs[d], csv[k][0]);
+            CHECK(run_cmd(cmd, &out[d]) == 0, "petl table csv %s", csv[k][0]);
+        }
+        CHECK(out[0] && !strcmp(out[0], csv[k][1]), "csv --regime %s:\n%s\nwant:\n%s", csv[k][0], out[0] ? out[0] : "", csv[k][1]);
+        CHECK(out[0] && out[1] && !strcmp(out[0], out[1]), "csv --regime %s: older records' keys give the same table", csv[k][0]);
+        free(out[0]), free(out[1]);
+    }
+    // JSON: the keys of the rows' cost and final objects
+    for (int d = 0; d < 2; d++) {
+        snprintf(cmd, sizeof cmd, "%s table %s --format json", bin(), dirs[d]);
+        CHECK(run_cmd(cmd, &out[d]) == 0, "petl table json");
+    }
+    CHECK(out[0] && out[1] && !strcmp(out[0], out[1]), "json: older records' keys give the same table");
+    cJSON *j = out[0] ? cJSON_Parse(out[0]) : NULL;
+    const cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tables"), 0), "rows"), 0);
+    const cJSON *vrow = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "vl_tables"), 0), "rows"), 0);
+    char keys[1024];
+    const char *want[4][2] = {
+        {"row", "variant,method,accuracy,group_means,mean_of_group_means,mean_of_tasks,failed,cost,final"},
+        {"cost", "params_min,params_max,params_percent_of_backbone,delta_bytes,peak_memory_bytes,peak_rss_bytes,train_flops,"
+                 "inference_flops_per_image,train_images_per_s,inference_images_per_s"},
+        {"final", "records,sparsity,params_nonzero,stored_dense_bytes,stored_sparse_bytes,stored_int8_bytes,"
+                  "stored_smallest_bytes,inference_flops_per_image,inference_images_per_s,dense_inference_images_per_s,csr_records"},
+        {"vl cost", "params_min,params_max,params_percent_of_backbone,delta_bytes,peak_memory_bytes,peak_rss_bytes,train_flops,"
+                    "inference_flops_per_example,train_examples_per_s,inference_examples_per_s"},
+    };
+    const cJSON *objs[4] = {row, cJSON_GetObjectItem(row, "cost"), cJSON_GetObjectItem(row, "final"), cJSON_GetObjectItem(vrow, "cost")};
+    for (int k = 0; k < 4; k++) {
+        json_keys(objs[k], keys, sizeof keys);
+        CHECK(!strcmp(keys, want[k][1]), "json %s keys:\n%s\nwant:\n%s", want[k][0], keys, want[k][1]);
+    }
+    CHECK(json_num(row, "final.records") == 1 && json_num(row, "final.csr_records") == 1 && json_num(vrow, "cost.train_examples_per_s") == 50,
+          "json final counts, VL examples/s");
+    cJSON_Delete(j);
+    free(out[0]), free(out[1]);
+    // Markdown from the older keys: the same tables (the Sources line names the folder)
+    snprintf(cmd, sizeof cmd, "%s table " BDIR "/cols", bin());
+    run_cmd(cmd, &out[0]);
+    snprintf(cmd, sizeof cmd, "%s table " BDIR "/cols_old", bin());
+    run_cmd(cmd, &out[1]);
+    const char *t0 = out[0] ? strstr(out[0], "\n## ") : NULL, *t1 = out[1] ? strstr(out[1], "\n## ") : NULL;
+    CHECK(t0 && t1 && !strcmp(t0, t1), "md: older records' keys give the same tables");
+    free(out[0]), free(out[1]);
+}
+
 // ---------------------------------------------------------------- vision-language records
 // tests/ref/vl_records (make_vl_records.py there): 3 VL variants (full, adapter: 2 seeds; lora
 // r=4: 1 seed + a failure record of petl bench without rec.vl) and one image record.
@@ -656,6 +805,7 @@ int main(void) {
     test_validation();
     test_cells();
     test_table_plot();
+    test_table_columns();
     test_vl_results();
     test_resume_and_failures();
     TEST_END();

@@ -571,8 +571,8 @@ static void test_cli(void) {
     CHECK(json_num(r, "params.trainable") == 2 * 2 * (8 * 64 + 16), "trainable %g", json_num(r, "params.trainable"));
     CHECK(json_num(r, "dsee.zero_fraction") == 0.25, "zero fraction %g", json_num(r, "dsee.zero_fraction"));
     CHECK(json_num(r, "dsee.retune_steps") == 8, "re-tuning steps %g (20 steps, 40%%)", json_num(r, "dsee.retune_steps"));
-    CHECK(json_num(r, "flops.extra_inference_per_image_unmerged") == 2.0 * 2 * 2 * 17 * (8 * 64 + 16), "extra FLOPs %g",
-          json_num(r, "flops.extra_inference_per_image_unmerged"));
+    CHECK(json_num(r, "flops.extra_inference_per_example_unmerged") == 2.0 * 2 * 2 * 17 * (8 * 64 + 16), "extra FLOPs %g",
+          json_num(r, "flops.extra_inference_per_example_unmerged"));
     cJSON_Delete(r);
 }
 

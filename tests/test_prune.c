@@ -467,11 +467,11 @@ static void test_run(void) {
         CHECK(json_num(r, "final.stored_bytes.sparse") == 8 * (lw - lz) + 4 * rows + 4 * (pt - lw), "CSR bytes %.0f, expected %.0f",
               json_num(r, "final.stored_bytes.sparse"), 8 * (lw - lz) + 4 * rows + 4 * (pt - lw));
         double T = 17;   // 16 px / patch 4 -> 16 patches + class token
-        CHECK(json_num(r, "final.inference_flops_per_image") == json_num(r, "final.dense_inference_flops_per_image") - 2 * T * lz,
+        CHECK(json_num(r, "final.inference_flops_per_example") == json_num(r, "final.dense_inference_flops_per_example") - 2 * T * lz,
               "inference FLOPs skip 2 per zero weight per token");
-        CHECK(json_num(r, "final.dense_inference_flops_per_image") == json_num(r, "flops.inference_per_image"),
+        CHECK(json_num(r, "final.dense_inference_flops_per_example") == json_num(r, "flops.inference_per_example"),
               "dense FLOPs as the record's");
-        CHECK(json_num(r, "final.inference_images_per_s") > 0 && json_num(r, "final.dense_inference_images_per_s") > 0, "speeds measured");
+        CHECK(json_num(r, "final.inference_examples_per_s") > 0 && json_num(r, "final.dense_inference_examples_per_s") > 0, "speeds measured");
         const char *k = cJSON_GetStringValue(cJSON_GetObjectItem(f, "kernel"));
         CHECK(k && (!strcmp(k, "csr") || !strcmp(k, "dense")), "kernel recorded: %s", k ? k : "(none)");
         if (k && !strcmp(k, "csr"))
@@ -533,9 +533,9 @@ static void test_final_report(void) {
             CHECK(kern && !strcmp(kern, "csr") && json_num(rec, "final.csr_layers") == 8, "adapter: CSR forced on all 8 weights");
             CHECK_NEAR(json_num(rec, "final.csr_test_loss"), json_num(rec, "final.dense_test_loss"), 1e-6, 1e-5,
                        "CSR kernels around the adapter's sites: the same test loss");
-            CHECK(json_num(rec, "final.csr_inference_flops_per_image") == json_num(rec, "final.inference_flops_per_image"),
-                  "measured CSR FLOPs %.0f = dense - 2 T zeros %.0f", json_num(rec, "final.csr_inference_flops_per_image"),
-                  json_num(rec, "final.inference_flops_per_image"));
+            CHECK(json_num(rec, "final.csr_inference_flops_per_example") == json_num(rec, "final.inference_flops_per_example"),
+                  "measured CSR FLOPs %.0f = dense - 2 T zeros %.0f", json_num(rec, "final.csr_inference_flops_per_example"),
+                  json_num(rec, "final.inference_flops_per_example"));
             CHECK(json_num(rec, "final.linear_zeros") == zeros, "zeros counted");
         } else {
             CHECK(kern && !strcmp(kern, "dense") && json_num(rec, "final.csr_layers") == 0,
@@ -570,6 +570,7 @@ static void write_rec(const char *path, const char *method, const char *task, do
     cJSON_AddNumberToObject(p, "percent_of_backbone", 100);
     cJSON *fl = cJSON_AddObjectToObject(r, "flops");
     cJSON_AddNumberToObject(fl, "train_total", 1e9);
+    // the per-image keys of older records (petl writes "example" now): the reader still takes them
     cJSON_AddNumberToObject(fl, "inference_per_image", 2e6);
     if (sparsity >= 0) {
         cJSON *f = cJSON_AddObjectToObject(r, "final");

@@ -91,7 +91,7 @@ int main(void) {
         CHECK(acc >= 0 && acc <= 1, "accuracy %g", acc);
         CHECK(json_num(r, "test_examples") == 40, "tested on %g examples, expected the 40 of test", json_num(r, "test_examples"));
         CHECK(json_num(r, "params.trainable") == 2 * 2 * (2 * 32 * 2), "LoRA r=2 trainable %g", json_num(r, "params.trainable"));
-        CHECK(json_num(r, "flops.train_total") > 0 && json_num(r, "flops.inference_per_image") > 0, "FLOPs missing");
+        CHECK(json_num(r, "flops.train_total") > 0 && json_num(r, "flops.inference_per_example") > 0, "FLOPs missing");
         CHECK(json_num(r, "memory.peak_rss_bytes") > 0 && json_num(r, "memory.peak_bytes.activations") > 0, "memory missing");
         const cJSON *pr = cJSON_GetObjectItem(r, "protocol");
         const cJSON *grid = pr ? cJSON_GetObjectItem(pr, "grid") : NULL;
