@@ -15,6 +15,7 @@
 #include "bench/cmds.h"
 #include "bench/common.h"
 #include "bench/final.h"
+#include "bench/protocol.h"
 #include "bench/record.h"
 #include "bench/train.h"
 #include "methods/method.h"
@@ -25,6 +26,17 @@ typedef struct {
     const char *backbone, *method, *margs, *init_delta;
     int heads;
 } ModelSpec;
+
+// The image kind of the run protocol (bench/protocol.h): a ViT per built method.
+typedef struct {
+    ModelSpec ms;
+    const char *data, *format, *task, *fin_train;
+    int skip_bad, classes, tr_is_final;   // tr_is_final: tr is the final training split too
+    uint64_t seed;
+    Dataset *tr, *va, *te, *ftr;    // selection train, validation, test, final train (opened when needed)
+} ImageRun;
+
+static Vit *vit_of(const Method *m) { return m->bb->impl; }
 
 // Builds backbone + method for `classes`; 0, or with nn_err() -2 (the method's arguments do not
 // fit: a usage error) or -1 (anything else).
@@ -48,6 +60,67 @@ static int build_model(const ModelSpec *ms, int classes, uint64_t seed, Vit *v, 
         return -1;
     }
     *mp = m;
+    return 0;
+}
+
+static int img_build(void *ctx, Method **m) {
+    ImageRun *r = ctx;
+    Vit *v = nn_calloc(sizeof *v);
+    int rc = build_model(&r->ms, r->classes, r->seed, v, m);
+    if (rc) free(v);
+    return rc;
+}
+
+static void img_release(void *ctx, Method *m) {
+    Vit *v = vit_of(m);
+    method_free(m);
+    vit_free(v);
+    free(v);
+}
+
+static int img_train(void *ctx, Method *m, const TrainOpts *to, int final, RunStats *st) {
+    ImageRun *r = ctx;
+    const Dataset *d = r->tr;
+    if (final && !r->tr_is_final) {
+        if (!r->ftr && !(r->ftr = ds_open(r->data, r->format, r->task, r->fin_train, r->skip_bad))) return -1;
+        d = r->ftr;
+    }
+    TrainOpts o = *to;
+    o.method = m;
+    TrainStats ts = {0};
+    int rc = method_prepare_on(m, vit_of(m), d, &o);
+    if (rc == 0) rc = train_model(vit_of(m), method_sites(m), d, &o, &ts, stderr);
+    *st = (RunStats){ts.steps, ts.images, ts.wall_s, ts.images_per_s, ts.flops_fwd, ts.flops_bwd, ts.first_loss,
+                     ts.final_loss, ts.diverged};
+    return rc;
+}
+
+static int img_score(void *ctx, Method *m, const TrainOpts *o, int test, RunScore *sc) {
+    ImageRun *r = ctx;
+    EvalStats e;
+    if (eval_model(vit_of(m), method_sites(m), test ? r->te : r->va, o, &e)) return -1;
+    *sc = (RunScore){e.acc, e.n, e.flops_per_image, e.images_per_s};
+    return 0;
+}
+
+static int img_record(void *ctx, Method *m, const TrainOpts *o, const RunStats *st, const RunScore *test, cJSON *rec) {
+    ImageRun *r = ctx;
+    Vit *v = vit_of(m);
+    cJSON_AddNumberToObject(rec, "classes", r->classes);
+    cJSON *bb = cJSON_AddObjectToObject(rec, "backbone");
+    cJSON_AddStringToObject(bb, "source", r->ms.backbone);
+    char *cfg = vit_config_json(&v->cfg);
+    cJSON_AddItemToObject(bb, "config", cJSON_Parse(cfg));
+    free(cfg);
+    VitCounts kc;
+    vit_count(&v->cfg, &kc);
+    cJSON_AddNumberToObject(cJSON_GetObjectItemCaseSensitive(rec, "params"), "backbone", (double)kc.backbone);
+    long skipped = r->tr->skipped + r->va->skipped + r->te->skipped + (r->ftr ? r->ftr->skipped : 0);
+    cJSON_AddNumberToObject(rec, "skipped_examples", (double)skipped);
+    MethodEvalOn eo;
+    MethodEval mev = method_eval_on(&eo, v, r->te, o);
+    if (m->desc->report && m->desc->report(m, m->bb, &mev, rec)) return -1;
+    if (m->desc->finalize && final_report(m, v, r->te, o, rec)) return -1;
     return 0;
 }
 
@@ -93,41 +166,19 @@ int cmd_run(int argc, char **argv) {
                    opts, n);
         return help ? 0 : 2;
     }
-    int shots = 0;
-    if (!strncmp(regime, "fewshot:", 8)) {
-        char *e;
-        long k = strtol(regime + 8, &e, 10);
-        shots = *e || e == regime + 8 || k > 1000000 ? 0 : (int)k;
-        if (shots <= 0) {
-            fprintf(stderr, "petl run: regime '%s': expected fewshot:K with K > 0\n", regime);
-            return 2;
-        }
-    } else if (strcmp(regime, "full")) {
-        fprintf(stderr, "petl run: unknown regime '%s' (full or fewshot:K)\n", regime);
+    RunSpec rs = {.kind = "image", .method = ms.method, .method_args = ms.margs, .backbone = ms.backbone,
+                  .task = task, .data = data, .regime = regime, .seed = to.seed, .out = out, .save_delta = save_delta};
+    if (protocol_regime(regime, &rs.shots) || protocol_grid(lr_grid, to.lr, &rs)) {
+        fprintf(stderr, "petl run: %s\n", nn_err());
         return 2;
     }
-    if (!format) format = shots ? "fewshot" : "vtab1k";
-    char sel_train[64], sel_val[64], fin_train[64], fin_test[64];
-    if (shots) {
-        snprintf(sel_train, sizeof sel_train, "shot_%d_seed_%d", shots, to.seed);
-        snprintf(sel_val, sizeof sel_val, "val");
-        snprintf(fin_train, sizeof fin_train, "%s", sel_train);
-        snprintf(fin_test, sizeof fin_test, "test");
-    } else {
-        snprintf(sel_train, sizeof sel_train, "train800");
-        snprintf(sel_val, sizeof sel_val, "val200");
-        snprintf(fin_train, sizeof fin_train, "train800val200");
-        snprintf(fin_test, sizeof fin_test, "test");
-    }
-    float grid[16];
-    int ngrid = 1;
-    grid[0] = to.lr;
-    char bad[64];
-    if (lr_grid && (ngrid = args_floats(lr_grid, grid, 16, 1, bad, sizeof bad)) <= 0) {
-        fprintf(stderr, "petl run: --lr-grid must be up to 16 comma-separated finite numbers > 0, got '%s' in '%s'\n",
-                bad, lr_grid);
-        return 2;
-    }
+    rs.format = format ? format : rs.shots ? "fewshot" : "vtab1k";
+    char sel_train[64];
+    snprintf(sel_train, sizeof sel_train, "shot_%d_seed_%d", rs.shots, to.seed);
+    rs.sel_train = rs.shots ? sel_train : "train800";
+    rs.sel_val = rs.shots ? "val" : "val200";
+    rs.fin_train = rs.shots ? sel_train : "train800val200";
+    rs.test = "test";
     {   // an unknown method or argument name is a usage error: say so before any data is read
         Method *mc = method_new(ms.method, ms.margs);
         if (!mc) {
@@ -136,188 +187,22 @@ int cmd_run(int argc, char **argv) {
         }
         method_free(mc);
     }
-    double t_start = nn_now();
-    Dataset *tr = ds_open(data, format, task, ngrid > 1 ? sel_train : fin_train, skip_bad);
-    Dataset *va = ds_open(data, format, task, sel_val, skip_bad);
-    Dataset *te = ds_open(data, format, task, fin_test, skip_bad);
-    if (!tr || !va || !te) {
+    ImageRun r = {.ms = ms, .data = data, .format = rs.format, .task = task, .fin_train = rs.fin_train,
+                  .skip_bad = skip_bad, .seed = (uint64_t)to.seed};
+    r.tr_is_final = rs.ngrid == 1 || !strcmp(rs.sel_train, rs.fin_train);
+    r.tr = ds_open(data, rs.format, task, rs.ngrid > 1 ? rs.sel_train : rs.fin_train, skip_bad);
+    r.va = ds_open(data, rs.format, task, rs.sel_val, skip_bad);
+    r.te = ds_open(data, rs.format, task, rs.test, skip_bad);
+    int status = 1;
+    if (!r.tr || !r.va || !r.te) {
         fprintf(stderr, "petl run: %s\n", nn_err());
-        return 1;
+    } else {
+        r.classes = r.tr->num_classes;
+        if (r.va->num_classes > r.classes) r.classes = r.va->num_classes;
+        if (r.te->num_classes > r.classes) r.classes = r.te->num_classes;
+        RunOps ops = {&r, img_build, img_train, img_score, img_release, img_record};
+        status = protocol_run(&rs, &ops, &to);
     }
-    int classes = tr->num_classes;
-    if (va->num_classes > classes) classes = va->num_classes;
-    if (te->num_classes > classes) classes = te->num_classes;
-
-    // 1. selection on validation data
-    cJSON *rec = cJSON_CreateObject(), *gj = cJSON_CreateArray();
-    int best = 0;
-    double best_val = -1;
-    Vit v;
-    Method *m = NULL;
-    TrainStats ts;
-    EvalStats ev;
-    int ndiverged = 0, brc = 0;
-    if (ngrid > 1) {
-        for (int k = 0; k < ngrid; k++) {
-            if ((brc = build_model(&ms, classes, (uint64_t)to.seed, &v, &m))) goto fail;
-            TrainOpts o = to;
-            o.lr = grid[k];
-            o.method = m;
-            int rc = method_prepare_on(m, &v, tr, &o);
-            memset(&ts, 0, sizeof ts);
-            if (rc == 0) rc = train_model(&v, method_sites(m), tr, &o, &ts, stderr);
-            if (rc == 0 && m->desc->finalize) rc = m->desc->finalize(m, m->bb);
-            double acc = -1;
-            if (rc == 0 && eval_model(&v, method_sites(m), va, &o, &ev) == 0) acc = ev.acc;
-            cJSON *gp = cJSON_CreateObject();
-            cJSON_AddNumberToObject(gp, "lr", grid[k]);
-            if (acc >= 0) cJSON_AddNumberToObject(gp, "val_accuracy", acc);
-            else cJSON_AddStringToObject(gp, "error", nn_err());
-            // a diverged point is a result (this rate is too high), not a failure: the grid goes on
-            if (ts.diverged) cJSON_AddBoolToObject(gp, "diverged", 1), ndiverged++;
-            cJSON_AddItemToArray(gj, gp);
-            fprintf(stderr, "petl run: lr %g -> %s accuracy %.4f\n", grid[k], sel_val, acc);
-            if (acc > best_val) best_val = acc, best = k;
-            method_free(m);
-            vit_free(&v);
-        }
-        if (best_val < 0 && ndiverged == ngrid) {
-            nn_seterr("training diverged at every grid point (last: %s)", nn_err());
-            goto diverged;
-        }
-        if (best_val < 0) {
-            nn_seterr("every grid point failed (last: %s)", nn_err());
-            goto fail;
-        }
-        ds_free(tr);
-        tr = ds_open(data, format, task, fin_train, skip_bad);
-        if (!tr) goto fail;
-    }
-    // 2. the chosen setting on the final training split, tested once
-    TrainOpts o = to;
-    o.lr = grid[best];
-    if ((brc = build_model(&ms, classes, (uint64_t)to.seed, &v, &m))) goto fail;
-    o.method = m;
-    if (method_prepare_on(m, &v, tr, &o)) goto fail;
-    mem_reset_peaks();
-    if (train_model(&v, method_sites(m), tr, &o, &ts, stderr)) {
-        if (!ts.diverged) goto fail;
-        method_free(m);
-        vit_free(&v);
-        goto diverged;
-    }
-    cJSON *mem = record_memory();
-    if (m->desc->finalize && m->desc->finalize(m, m->bb)) goto fail;
-    // Validation accuracy is the selection score: the chosen grid point's. After retraining on
-    // train800val200 the validation images are training images, so they are not scored again.
-    EvalStats vv = {0};
-    vv.acc = ngrid > 1 ? best_val : -1;
-    // Few-shot: the final model is the chosen grid point's model retrained on the same shot
-    // list, so its validation score is the selection score already; with one setting nothing is
-    // chosen and the validation list is not scored (it would cost as much as the test).
-    if (eval_model(&v, method_sites(m), te, &o, &ev)) goto fail;
-    long head = 0, own = method_trainable_of(m, &head);
-    VitCounts kc;
-    vit_count(&v.cfg, &kc);
-    double extra = m->desc->extra_macs ? m->desc->extra_macs(m, m->bb) : 0;
-    if (save_delta && method_save_delta(m, save_delta)) goto fail;
-
-    char margs[1024];
-    method_args_string(m, margs, sizeof margs);
-    record_head(rec, &(RecordHead){.status = "ok", .method = ms.method, .method_args = margs, .task = task, .data = data,
-                                   .format = format, .regime = regime, .shots = shots, .seed = to.seed});
-    cJSON_AddNumberToObject(rec, "classes", classes);
-    cJSON_AddNumberToObject(rec, "accuracy", ev.acc);
-    cJSON_AddNumberToObject(rec, "test_examples", (double)ev.n);
-    if (vv.acc >= 0) cJSON_AddNumberToObject(rec, "val_accuracy", vv.acc);
-    cJSON *bb = cJSON_AddObjectToObject(rec, "backbone");
-    cJSON_AddStringToObject(bb, "source", ms.backbone);
-    char *cfg = vit_config_json(&v.cfg);
-    cJSON_AddItemToObject(bb, "config", cJSON_Parse(cfg));
-    free(cfg);
-    cJSON *pr = cJSON_AddObjectToObject(rec, "protocol");
-    cJSON_AddStringToObject(pr, "selection_train", ngrid > 1 ? sel_train : "none (single setting)");
-    cJSON_AddStringToObject(pr, "selection_on", ngrid > 1 ? sel_val : "none (single setting)");
-    cJSON_AddStringToObject(pr, "final_train", fin_train);
-    cJSON_AddStringToObject(pr, "test", fin_test);
-    cJSON_AddStringToObject(pr, "reported", "test accuracy of the final model (no selection on test)");
-    cJSON_AddItemToObject(pr, "grid", gj);
-    gj = NULL;
-    cJSON_AddNumberToObject(pr, "chosen_lr", grid[best]);
-    cJSON *tj = cJSON_AddObjectToObject(rec, "train");
-    cJSON_AddNumberToObject(tj, "epochs", o.epochs);
-    cJSON_AddNumberToObject(tj, "batch", o.batch);
-    cJSON_AddNumberToObject(tj, "lr", o.lr);
-    cJSON_AddNumberToObject(tj, "weight_decay", o.weight_decay);
-    cJSON_AddNumberToObject(tj, "warmup_epochs", o.warmup);
-    cJSON_AddStringToObject(tj, "optimizer", o.optimizer);
-    cJSON_AddNumberToObject(tj, "label_smoothing", o.label_smoothing);
-    cJSON_AddBoolToObject(tj, "augment", o.augment);
-    cJSON_AddNumberToObject(tj, "examples", tr->n);
-    cJSON_AddNumberToObject(tj, "steps", (double)ts.steps);
-    cJSON_AddNumberToObject(tj, "first_epoch_loss", ts.first_loss);
-    cJSON_AddNumberToObject(tj, "last_epoch_loss", ts.final_loss);
-    cJSON *pj = cJSON_AddObjectToObject(rec, "params");
-    cJSON_AddNumberToObject(pj, "trainable", (double)own);
-    cJSON_AddNumberToObject(pj, "head", (double)head);
-    cJSON_AddNumberToObject(pj, "trainable_with_head", (double)(own + head));
-    cJSON_AddNumberToObject(pj, "backbone", (double)kc.backbone);
-    cJSON_AddNumberToObject(pj, "percent_of_backbone", 100.0 * own / kc.backbone);
-    cJSON_AddNumberToObject(rec, "delta_bytes", 4.0 * (own + head));
-    cJSON_AddItemToObject(rec, "memory", mem);
-    cJSON *fj = cJSON_AddObjectToObject(rec, "flops");
-    cJSON_AddNumberToObject(fj, "train_total", ts.flops_fwd + ts.flops_bwd);
-    cJSON_AddNumberToObject(fj, "train_forward", ts.flops_fwd);
-    cJSON_AddNumberToObject(fj, "train_backward", ts.flops_bwd);
-    cJSON_AddNumberToObject(fj, "inference_per_example", ev.flops_per_image);
-    cJSON_AddNumberToObject(fj, "extra_inference_per_example_unmerged", 2 * extra);
-    cJSON_AddBoolToObject(rec, "mergeable", m->desc->mergeable);
-    cJSON_AddNumberToObject(rec, "train_examples_per_s", ts.images_per_s);
-    cJSON_AddNumberToObject(rec, "infer_examples_per_s", ev.images_per_s);
-    cJSON_AddNumberToObject(rec, "wall_s", nn_now() - t_start);
-    cJSON_AddNumberToObject(rec, "skipped_examples", tr->skipped + va->skipped + te->skipped);
-    cJSON_AddItemToObject(rec, "versions", record_versions());
-    MethodEvalOn eo;
-    MethodEval mev = method_eval_on(&eo, &v, te, &o);
-    if (m->desc->report && m->desc->report(m, m->bb, &mev, rec)) goto fail;
-    if (m->desc->finalize && final_report(m, &v, te, &o, rec)) goto fail;
-    if (write_json_atomic(out, rec)) goto fail;
-    printf("%s %s %s %s: test accuracy %.4f (%ld examples), trainable %ld + head %ld, %.1f s -> %s\n", ms.method,
-           margs, task, regime, ev.acc, ev.n, own, head, nn_now() - t_start, out);
-    cJSON_Delete(rec);
-    method_free(m);
-    vit_free(&v);
-    ds_free(tr), ds_free(va), ds_free(te);
-    return 0;
-diverged: {
-    // the record says so (status "diverged", the reason, the grid), and the exit status is 1
-    char reason[1024];
-    snprintf(reason, sizeof reason, "%s", nn_err());
-    record_head(rec, &(RecordHead){.status = "diverged", .method = ms.method, .method_args = ms.margs, .task = task,
-                                   .data = data, .format = format, .regime = regime, .shots = shots, .seed = to.seed});
-    cJSON_AddStringToObject(rec, "reason", reason);
-    cJSON *bd = cJSON_AddObjectToObject(rec, "backbone");
-    cJSON_AddStringToObject(bd, "source", ms.backbone);
-    cJSON *pd = cJSON_AddObjectToObject(rec, "protocol");
-    cJSON_AddItemToObject(pd, "grid", gj);
-    gj = NULL;
-    if (ngrid == 1 || best_val >= 0) cJSON_AddNumberToObject(pd, "chosen_lr", grid[best]);
-    cJSON *td = cJSON_AddObjectToObject(rec, "train");
-    cJSON_AddNumberToObject(td, "epochs", to.epochs);
-    cJSON_AddNumberToObject(td, "batch", to.batch);
-    cJSON_AddNumberToObject(td, "lr", grid[best]);
-    cJSON_AddNumberToObject(td, "steps", (double)ts.steps);
-    cJSON_AddNumberToObject(rec, "wall_s", nn_now() - t_start);
-    cJSON_AddItemToObject(rec, "versions", record_versions());
-    if (write_json_atomic(out, rec)) fprintf(stderr, "petl run: %s\n", nn_err());
-    fprintf(stderr, "petl run: %s (record %s: status diverged)\n", reason, out);
-    cJSON_Delete(rec);
-    ds_free(tr), ds_free(va), ds_free(te);
-    return 1;
-}
-fail:
-    fprintf(stderr, "petl run: %s\n", nn_err());
-    cJSON_Delete(rec);
-    if (gj) cJSON_Delete(gj);
-    return brc == -2 ? 2 : 1;
+    ds_free(r.tr), ds_free(r.va), ds_free(r.te), ds_free(r.ftr);
+    return status;
 }
