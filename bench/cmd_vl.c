@@ -18,6 +18,7 @@
 #include "bench/cmd_vl.h"
 #include "bench/record.h"
 #include "bench/train.h"
+#include "bench/protocol.h"
 #include "bench/vlrun.h"
 #include "loaders/ldutil.h"
 #include "nn/safetensors.h"
@@ -42,133 +43,116 @@ static int vl_companions(const char *ckpt, char *tok, size_t tcap, char *enc, si
     return 0;
 }
 
-// "k=v,k=v" -> VlMethodOpts fields. -1 with nn_err() naming an unknown key or a bad value.
-int vl_parse_method_args(const char *margs, VlMethodOpts *o) {
-    struct {
-        const char *k;
-        int *i;
-        float *f;
-    } tab[] = {
-        {"reduction", &o->reduction, NULL},
-        {"multiple", &o->multiple, NULL},
-        {"tasks", &o->tasks, NULL},
-        {"r", &o->rank, NULL},
-        {"rank", &o->rank, NULL},
-        {"alpha", NULL, &o->alpha},
-        {"prefix_len", &o->prefix_len, NULL},
-        {"prefix_mid", &o->prefix_mid, NULL},
-        {"prompt_len", &o->prompt_len, NULL},
-        {"prompt_mid", &o->prompt_mid, NULL},
-        {"phm_n", &o->phm_n, NULL},
-        {"hyper_task_dim", &o->hyper_task_dim, NULL},
-        {"hyper_hidden", &o->hyper_hidden, NULL},
-        {"hyper_dim", &o->hyper_dim, NULL},
-        {"lst_reduction", &o->lst_reduction, NULL},
-        {"seed", NULL, NULL},
-    };
-    int nt = sizeof tab / sizeof tab[0];
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", margs ? margs : "");
-    for (char *s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            nn_seterr("method argument '%s' is not key=value", s);
-            return -1;
-        }
-        *eq = 0;
-        const char *v = eq + 1;
-        int hit = 0;
-        for (int q = 0; q < nt && !hit; q++) {
-            if (strcmp(s, tab[q].k)) continue;
-            hit = 1;
-            char *end;
-            if (!tab[q].i && !tab[q].f) {   // seed
-                unsigned long long x = strtoull(v, &end, 10);
-                if (*end || !*v) {
-                    nn_seterr("--method-args: %s must be a non-negative integer, got '%s'", s, v);
-                    return -1;
-                }
-                o->seed = x;
-            } else if (tab[q].i) {
-                errno = 0;
-                long x = strtol(v, &end, 10);
-                if (*end || !*v || errno || x < INT_MIN || x > INT_MAX) {
-                    nn_seterr("--method-args: %s must be an integer, got '%s'", s, v);
-                    return -1;
-                }
-                *tab[q].i = (int)x;
-            } else {
-                float x = strtof(v, &end);
-                if (*end || !*v || !isfinite(x)) {
-                    nn_seterr("--method-args: %s must be a finite number, got '%s'", s, v);
-                    return -1;
-                }
-                *tab[q].f = x;
-            }
-        }
-        if (!hit) {
-            char known[512] = "";
-            for (int q = 0; q < nt; q++) {
-                size_t L = strlen(known);
-                snprintf(known + L, sizeof known - L, "%s%s", q ? ", " : "", tab[q].k);
-            }
-            nn_seterr("unknown VL method argument '%s' (known: %s)", s, known);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 typedef struct {
     const char *backbone, *encoder, *tokenizer, *method, *margs;
 } VlSpec;
 
+// The VL kind of the run protocol (bench/protocol.h): a VlModel per built method, the data
+// loaded once (every task's train, val and test sets, image features cached).
 typedef struct {
-    VlModel m;
-    VlMethod M;
-    Sites st;
-    int has_m, has_M;
+    VlModel m;                // first: the method's Backbone.impl points here
+    VlTrainStats ts;          // its training's per-task losses
 } VlBuilt;
 
-// (heap objects: the sites' ctx points into them, so they never move)
-static void built_free(VlBuilt *b) {
-    if (!b) return;
-    if (b->has_M) vlm_free(&b->M);
-    if (b->has_m) vl_free(&b->m);
+typedef struct {
+    VlSpec sp;
+    uint64_t seed;
+    Tokenizer *tok;
+    Vit enc;
+    VlFeatCache *fc;
+    VlSet tr[VL_NTASKS], va[VL_NTASKS], te[VL_NTASKS];
+    VlScores test;            // the final model's test scores (record)
+    int beam, max_train, max_eval;
+    const char *preds_out;
+    unsigned mask;
+} VlRun;
+
+static VlBuilt *built_of(const Method *m) { return m->bb->impl; }
+
+static int vl_build(void *ctx, Method **mp) {
+    VlRun *r = ctx;
+    VlBuilt *b = nn_calloc(sizeof *b);
+    if (vl_load(&b->m, r->sp.backbone)) {
+        free(b);
+        return -1;
+    }
+    Method *m = method_new(r->sp.method, r->sp.margs);
+    if (!m) {
+        vl_free(&b->m), free(b);
+        return -2;
+    }
+    m->tasks = VL_NTASKS;
+    Backbone bb;
+    vl_backbone(&b->m, &bb);
+    if (method_attach(m, &bb, rng_stream(r->seed, "vl-method-init"))) {
+        int usage = !m->input_error;
+        method_free(m);
+        vl_free(&b->m), free(b);
+        return usage ? -2 : -1;
+    }
+    *mp = m;
+    return 0;
+}
+
+static void vl_release(void *ctx, Method *m) {
+    VlBuilt *b = built_of(m);
+    method_free(m);
+    vl_free(&b->m);
     free(b);
 }
 
-// NULL with nn_err(); *usage (when not NULL) tells a bad method name or argument (exit 2) from
-// a bad checkpoint (exit 1).
-static VlBuilt *build(const VlSpec *sp, uint64_t seed, int *usage) {
-    VlBuilt *b = calloc(1, sizeof *b);
-    if (usage) *usage = 0;
-    if (vl_load(&b->m, sp->backbone)) {
-        free(b);
-        return NULL;
-    }
-    b->has_m = 1;
-    VlMethodKind k;
-    VlMethodOpts o = vlm_defaults();
-    o.seed = rng_stream(seed, "vl-method-init");   // a seed= method argument overrides it
-    if (vlm_kind_from_name(sp->method, &k) || vl_parse_method_args(sp->margs, &o) ||
-        vlm_attach(&b->M, k, &b->m, &o, &b->st)) {
-        if (usage) *usage = 1;
-        built_free(b);
-        return NULL;
-    }
-    b->has_M = 1;
-    return b;
+static int vl_train(void *ctx, Method *m, const TrainOpts *o, int final, RunStats *st) {
+    VlRun *r = ctx;
+    VlBuilt *b = built_of(m);
+    TrainOpts to = *o;
+    char pre[64];
+    snprintf(pre, sizeof pre, "  [lr %g] ", o->lr);
+    to.log_prefix = pre;
+    int rc = vlrun_train(&b->m, m, method_sites(m), r->tr, VL_NTASKS, &to, &b->ts);
+    const VlTrainStats *t = &b->ts;
+    double f = 0, l = 0;
+    int n = 0;
+    for (int k = 0; k < VL_NTASKS; k++)
+        if (r->tr[k].n) f += t->first_loss[k], l += t->last_loss[k], n++;
+    *st = (RunStats){t->steps, t->examples, t->wall_s, t->examples_per_s, t->flops_fwd, t->flops_bwd,
+                     n ? f / n : 0, n ? l / n : 0, t->diverged};
+    if (rc && t->diverged) fprintf(stderr, "petl run: lr %g: %s\n", o->lr, nn_err());
+    return rc;
+}
+
+static void print_scores(const char *what, const VlScores *s) {
+    printf("%s:", what);
+    for (int t = 0; t < VL_NTASKS; t++)
+        if (s->present[t]) printf(" %s %.2f", vld_task_name((VlTask)t), s->score[t]);
+    printf(" | average %.2f\n", s->average);
+    fflush(stdout);
+}
+
+static int vl_score(void *ctx, Method *m, const TrainOpts *o, int test, RunScore *sc) {
+    VlRun *r = ctx;
+    VlScores vs;
+    cJSON *preds = test && r->preds_out ? cJSON_CreateArray() : NULL;
+    int rc = vlrun_evaluate(&built_of(m)->m, m, method_sites(m), r->tok, test ? r->te : r->va, r->beam, &vs, preds);
+    if (rc == 0 && preds) rc = write_json_atomic(r->preds_out, preds);
+    cJSON_Delete(preds);
+    if (rc) return -1;
+    char w[64];
+    snprintf(w, sizeof w, "  %s (lr %g)", test ? "test" : "val", o->lr);
+    print_scores(w, &vs);
+    long n = 0;
+    for (int t = 0; t < VL_NTASKS; t++) n += vs.n[t];
+    *sc = (RunScore){vs.average / 100.0, n, n ? vs.flops / n : 0, vs.wall_s > 0 ? n / vs.wall_s : 0};
+    if (test) r->test = vs;
+    return 0;
 }
 
 static cJSON *scores_json(const VlScores *s, const VlTrainStats *ts, const VlSet *tr) {
-    static const char *const metric[VL_NTASKS] = {"vqa_accuracy", "exact_match", "accuracy", "cider"};
     cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "tasks");
     for (int t = 0; t < VL_NTASKS; t++) {
         if (!s->present[t]) continue;
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "task", vld_task_name((VlTask)t));
-        cJSON_AddStringToObject(e, "metric", metric[t]);
+        cJSON_AddStringToObject(e, "metric", vlb_metric_name((VlTask)t));
         cJSON_AddNumberToObject(e, "score", s->score[t]);
         if (t == VL_CAPTION) cJSON_AddNumberToObject(e, "bleu4", s->bleu4[t]);
         cJSON_AddNumberToObject(e, "examples", s->n[t]);
@@ -186,304 +170,170 @@ static cJSON *scores_json(const VlScores *s, const VlTrainStats *ts, const VlSet
     return o;
 }
 
-static void print_scores(const char *what, const VlScores *s) {
-    printf("%s:", what);
+static int vl_record(void *ctx, Method *m, const TrainOpts *o, const RunStats *st, const RunScore *test, cJSON *rec) {
+    VlRun *r = ctx;
+    VlBuilt *b = built_of(m);
+    cJSON_AddItemToObject(rec, "vl", scores_json(&r->test, &b->ts, r->tr));
+    cJSON *bb = cJSON_AddObjectToObject(rec, "backbone");
+    cJSON_AddStringToObject(bb, "source", r->sp.backbone);
+    char *cfg = vl_config_json(&b->m.cfg);
+    cJSON_AddItemToObject(bb, "config", cJSON_Parse(cfg));
+    free(cfg);
+    cJSON_AddStringToObject(bb, "image_encoder", r->sp.encoder);
+    cJSON_AddStringToObject(bb, "tokenizer", r->sp.tokenizer);
+    cJSON_AddNumberToObject(bb, "image_encoder_params", (double)ps_count(&r->enc.ps, 0));
+    cJSON_AddNumberToObject(cJSON_GetObjectItemCaseSensitive(rec, "params"), "backbone", (double)vl_param_count(&b->m.cfg));
+    cJSON *pr = cJSON_GetObjectItemCaseSensitive(rec, "protocol");
+    cJSON_AddStringToObject(pr, "tasks", "every task together, round-robin batches");
+    cJSON_AddNumberToObject(pr, "max_train_per_task", r->max_train);
+    cJSON_AddNumberToObject(pr, "max_eval_per_task", r->max_eval);
+    cJSON_AddNumberToObject(pr, "beam", r->beam);
+    long nimg = vlb_cache_images(r->fc);
+    cJSON_AddNumberToObject(cJSON_GetObjectItemCaseSensitive(rec, "flops"), "image_encoder_per_image",
+                            nimg ? vlb_cache_flops(r->fc) / nimg : 0);
+    int skipped = 0;
     for (int t = 0; t < VL_NTASKS; t++)
-        if (s->present[t]) printf(" %s %.2f", vld_task_name((VlTask)t), s->score[t]);
-    printf(" | average %.2f\n", s->average);
-    fflush(stdout);
+        skipped += (r->tr[t].d ? r->tr[t].d->skipped : 0) + (r->va[t].d ? r->va[t].d->skipped : 0) +
+                   (r->te[t].d ? r->te[t].d->skipped : 0);
+    cJSON_AddNumberToObject(rec, "skipped_examples", skipped);
+    return m->desc->report ? m->desc->report(m, m->bb, NULL, rec) : 0;
+}
+
+// The tokenizer, the image encoder and every task's splits (features cached); the shapes come
+// from the checkpoint. 0, or -1 with nn_err().
+static int vl_open(VlRun *r, const char *data, const TrainOpts *to, int skip_bad, int need_val) {
+    VlModel cm;
+    if (!(r->tok = tok_load(r->sp.tokenizer)) || vit_load(&r->enc, r->sp.encoder, 0, 0, -1) || vl_load(&cm, r->sp.backbone))
+        return -1;
+    ps_freeze_all(&r->enc.ps);
+    int rc = -1;
+    if (cm.cfg.vocab != r->tok->n_vocab)
+        nn_seterr("%s: the model's vocabulary has %d tokens, the tokenizer %s has %d", r->sp.backbone, cm.cfg.vocab,
+                  r->sp.tokenizer, r->tok->n_vocab);
+    else if (cm.cfg.feat_dim != r->enc.cfg.dim)
+        nn_seterr("%s: the model reads %d-wide image features, the image encoder %s gives %d", r->sp.backbone,
+                  cm.cfg.feat_dim, r->sp.encoder, r->enc.cfg.dim);
+    else {
+        r->fc = vlb_cache_new(cm.cfg.vis_tokens, cm.cfg.feat_dim);
+        VlLoadOpts lo = {.root = data, .tasks = r->mask, .max_examples = r->max_train, .skip_bad = skip_bad,
+                         .norm = to->norm, .verbose = 1};
+        if (vlb_load_split(&lo, "train", r->tok, &cm.cfg, &r->enc, r->fc, r->seed, r->tr) == 0) {
+            lo.max_examples = r->max_eval;
+            if ((!need_val || vlb_load_split(&lo, "val", r->tok, &cm.cfg, &r->enc, r->fc, 0, r->va) == 0) &&
+                vlb_load_split(&lo, "test", r->tok, &cm.cfg, &r->enc, r->fc, 0, r->te) == 0)
+                rc = 0;
+        }
+    }
+    vl_free(&cm);
+    return rc;
+}
+
+static void vl_close(VlRun *r) {
+    vlb_free_sets(r->tr), vlb_free_sets(r->va), vlb_free_sets(r->te);
+    if (r->fc) vlb_cache_free(r->fc);
+    if (r->enc.ps.n) vit_free(&r->enc);
+    if (r->tok) tok_free(r->tok);
+}
+
+// The companions the checkpoint names, the data, then the protocol. The exit status.
+static int vl_run(VlRun *r, const RunSpec *rs, const TrainOpts *to, int skip_bad) {
+    VlSpec *sp = &r->sp;
+    {   // a bad method name or argument is a usage error: say so before any data is read
+        Method *mc = method_new(sp->method, sp->margs);
+        if (!mc) {
+            fprintf(stderr, "petl run: %s\n", nn_err());
+            return 2;
+        }
+        method_free(mc);
+    }
+    char tokp[1024], encp[1024];
+    if (vl_companions(sp->backbone, tokp, sizeof tokp, encp, sizeof encp)) {
+        fprintf(stderr, "petl run: %s\n", nn_err());
+        return 1;
+    }
+    if (!sp->tokenizer) sp->tokenizer = tokp;
+    if (!sp->encoder) sp->encoder = encp;
+    if (!sp->tokenizer[0] || !sp->encoder[0]) {
+        fprintf(stderr, "petl run: %s names no %s in its metadata (pass %s)\n", sp->backbone,
+                !sp->tokenizer[0] ? "tokenizer" : "image encoder", !sp->tokenizer[0] ? "--tokenizer" : "--image-encoder");
+        return 1;
+    }
+    r->seed = (uint64_t)to->seed;
+    printf("petl run: VL %s %s on %s\n", sp->method, sp->margs, rs->data);
+    int status = 1;
+    if (vl_open(r, rs->data, to, skip_bad, rs->ngrid > 1)) fprintf(stderr, "petl run: %s\n", nn_err());
+    else {
+        RunOps ops = {r, vl_build, vl_train, vl_score, vl_release, vl_record};
+        status = protocol_run(rs, &ops, to);
+    }
+    vl_close(r);
+    return status;
 }
 
 // ---------------------------------------------------------------- petl run --format vl
 int cmd_vl_run(int argc, char **argv) {
-    VlSpec sp = {0};
+    VlRun r = {0};
+    VlSpec *sp = &r.sp;
     const char *data = NULL, *task = "vl", *format = "vl", *regime = "full", *out = NULL, *lr_grid = NULL;
-    const char *tasks_s = "vqa,gqa,nlvr,caption", *preds_out = NULL;
-    int help = 0, skip_bad = 0, max_train = 0, max_eval = 0, beam = 1;
+    const char *tasks_s = "vqa,gqa,nlvr,caption";
+    int help = 0, skip_bad = 0, allow_unused = 0;
+    r.beam = 1;
     TrainOpts to;
-    train_opts_default(&to);
+    vlrun_train_defaults(&to);
     to.log_every = 10;
-    to.batch = 32;
-    sp.margs = "";
+    sp->margs = "";
     Opt opts[48];
     int n = 0;
-    opts[n++] = (Opt){"--backbone", OPT_STR, &sp.backbone, "VL checkpoint (petl pretrain --preset vl-tiny makes one)"};
-    opts[n++] = (Opt){"--image-encoder", OPT_STR, &sp.encoder, "frozen ViT checkpoint (default: the one the VL checkpoint names)"};
-    opts[n++] = (Opt){"--tokenizer", OPT_STR, &sp.tokenizer, "tokenizer file (default: the one the VL checkpoint names)"};
-    opts[n++] = (Opt){"--method", OPT_STR, &sp.method, "VL method: full, bitfit, adapter, lora, prefix, prompt, compacter, hyperformer, lst"};
-    opts[n++] = (Opt){"--method-args", OPT_STR, &sp.margs, "k=v,k=v (e.g. multiple=1)"};
+    opts[n++] = (Opt){"--backbone", OPT_STR, &sp->backbone, "VL checkpoint (petl pretrain --preset vl-tiny makes one)"};
+    opts[n++] = (Opt){"--image-encoder", OPT_STR, &sp->encoder, "frozen ViT checkpoint (default: the one the VL checkpoint names)"};
+    opts[n++] = (Opt){"--tokenizer", OPT_STR, &sp->tokenizer, "tokenizer file (default: the one the VL checkpoint names)"};
+    opts[n++] = (Opt){"--method", OPT_STR, &sp->method, "PET method serving the VL model (petl methods lists them)"};
+    opts[n++] = (Opt){"--method-args", OPT_STR, &sp->margs, "k=v,k=v (e.g. sets=multiple)"};
     opts[n++] = (Opt){"--data", OPT_STR, &data, "VL data root (vqav2/, gqa/, nlvr2/, coco/; `petl data make` writes data/vl)"};
     opts[n++] = (Opt){"--task", OPT_STR, &task, "name of the task set in the record (vl)"};
     opts[n++] = (Opt){"--format", OPT_STR, &format, "vl"};
-    opts[n++] = (Opt){"--regime", OPT_STR, &regime, "full"};
+    opts[n++] = (Opt){"--regime", OPT_STR, &regime, "full | fewshot:K (K training examples per task, drawn from the seed)"};
     opts[n++] = (Opt){"--vl-tasks", OPT_STR, &tasks_s, "tasks trained together, round-robin (vqa,gqa,nlvr,caption)"};
-    opts[n++] = (Opt){"--max-train", OPT_INT, &max_train, "training examples per task (seeded subset; 0: all)"};
-    opts[n++] = (Opt){"--max-eval", OPT_INT, &max_eval, "validation/test examples per task (0: all)"};
-    opts[n++] = (Opt){"--beam", OPT_INT, &beam, "beam size for decoding (1: greedy)"};
+    opts[n++] = (Opt){"--max-train", OPT_INT, &r.max_train, "training examples per task (seeded subset; 0: all)"};
+    opts[n++] = (Opt){"--max-eval", OPT_INT, &r.max_eval, "validation/test examples per task (0: all)"};
+    opts[n++] = (Opt){"--beam", OPT_INT, &r.beam, "beam size for decoding (1: greedy)"};
     opts[n++] = (Opt){"--lr-grid", OPT_STR, &lr_grid, "learning rates to choose from on val"};
-    opts[n++] = (Opt){"--predictions", OPT_STR, &preds_out, "write the test predictions here (JSON)"};
+    opts[n++] = (Opt){"--predictions", OPT_STR, &r.preds_out, "write the test predictions here (JSON)"};
     opts[n++] = (Opt){"--out", OPT_STR, &out, "result record (JSON, written atomically)"};
     opts[n++] = (Opt){"--skip-bad", OPT_FLAG, &skip_bad, "skip broken records (counted) instead of refusing"};
-    int allow_unused = 0;
     opts[n++] = (Opt){"--allow-unused", OPT_FLAG, &allow_unused, "load a checkpoint that holds tensors the model does not use (listed on stderr)"};
     opts[n++] = (Opt){"--help", OPT_FLAG, &help, "this help"};
     n += train_opts_table(&to, opts + n);
     if (args_parse("run", argc, argv, opts, n, NULL, 0, NULL)) return 2;
     st_set_allow_unused(allow_unused);
-    if (!help && train_opts_check(&to)) {
-        fprintf(stderr, "petl run: %s\n", nn_err());
+    if (!help && (train_opts_check(&to) || args_check_int("run", "--max-train", r.max_train, 0, INT_MAX) ||
+                  args_check_int("run", "--max-eval", r.max_eval, 0, INT_MAX) || args_check_int("run", "--beam", r.beam, 1, 64))) {
+        if (train_opts_check(&to)) fprintf(stderr, "petl run: %s\n", nn_err());
         return 2;
     }
-    if (!help && (args_check_int("run", "--max-train", max_train, 0, INT_MAX) ||
-                  args_check_int("run", "--max-eval", max_eval, 0, INT_MAX) || args_check_int("run", "--beam", beam, 1, 64)))
-        return 2;
-    if (help || !sp.backbone || !sp.method || !data || !out) {
+    if (help || !sp->backbone || !sp->method || !data || !out) {
         args_usage("run --format vl",
                    "--backbone VL.safetensors --method NAME [--method-args k=v] --data data/vl [--vl-tasks vqa,gqa,nlvr,caption] "
-                   "[--lr-grid a,b] [--epochs E --lr LR --batch B] --out R.json",
+                   "[--regime full|fewshot:K] [--lr-grid a,b] [--epochs E --lr LR --batch B] --out R.json",
                    opts, n);
         return help ? 0 : 2;
     }
-    if (strcmp(regime, "full")) {
-        fprintf(stderr, "petl run --format vl: regime '%s' is not supported (VL runs are full-data: use --max-train for smaller budgets)\n", regime);
+    RunSpec rs = {.kind = "vl", .method = sp->method, .method_args = sp->margs, .backbone = sp->backbone, .task = task,
+                  .data = data, .format = format, .regime = regime, .seed = to.seed, .out = out};
+    if (protocol_regime(regime, &rs.shots) || protocol_grid(lr_grid, to.lr, &rs) || vlb_parse_tasks(tasks_s, &r.mask)) {
+        fprintf(stderr, "petl run: %s\n", nn_err());
         return 2;
     }
     if (to.augment) {
         fprintf(stderr, "petl run --format vl: --augment is not supported (image features are computed once)\n");
         return 2;
     }
-    double t_start = nn_now();
-    unsigned mask;
-    if (vlb_parse_tasks(tasks_s, &mask)) {
-        fprintf(stderr, "petl run: --vl-tasks: %s\n", nn_err());
-        return 2;
-    }
-    float grid[16];
-    int ngrid = 1;
-    grid[0] = to.lr;
-    char bad[64];
-    if (lr_grid && (ngrid = args_floats(lr_grid, grid, 16, 1, bad, sizeof bad)) <= 0) {
-        fprintf(stderr, "petl run: --lr-grid must be up to 16 comma-separated finite numbers > 0, got '%s' in '%s'\n",
-                bad, lr_grid);
-        return 2;
-    }
-    {   // a bad method name or argument is a usage error: say so before any data is read
-        VlMethodKind k;
-        VlMethodOpts mo = vlm_defaults();
-        if (vlm_kind_from_name(sp.method, &k) || vl_parse_method_args(sp.margs, &mo)) {
-            fprintf(stderr, "petl run: %s\n", nn_err());
-            return 2;
-        }
-    }
-    char tokp[1024], encp[1024];
-    if (vl_companions(sp.backbone, tokp, sizeof tokp, encp, sizeof encp)) {
-        fprintf(stderr, "petl run: %s\n", nn_err());
-        return 1;
-    }
-    if (!sp.tokenizer) sp.tokenizer = tokp;
-    if (!sp.encoder) sp.encoder = encp;
-    if (!sp.tokenizer[0] || !sp.encoder[0]) {
-        fprintf(stderr, "petl run: %s names no %s in its metadata (pass %s)\n", sp.backbone,
-                !sp.tokenizer[0] ? "tokenizer" : "image encoder", !sp.tokenizer[0] ? "--tokenizer" : "--image-encoder");
-        return 1;
-    }
-    cJSON *rec = cJSON_CreateObject(), *gj = cJSON_CreateArray();
-    Tokenizer *tok = NULL;
-    Vit enc;
-    int has_enc = 0;
-    VlFeatCache *fc = NULL;
-    VlSet tr[VL_NTASKS] = {0}, va[VL_NTASKS] = {0}, te[VL_NTASKS] = {0};
-    VlBuilt *cur = NULL, *best = NULL;
-    cJSON *preds = NULL;
-    VlTrainStats ts = {0}, best_ts = {0};
-    VlScores vs, tsc;
-    double best_val = -1;
-    int bi = 0, usage = 0;
-    char why[1024] = "";
-    if (!(tok = tok_load(sp.tokenizer))) goto fail;
-    if (vit_load(&enc, sp.encoder, 0, 0, -1)) goto fail;
-    has_enc = 1;
-    ps_freeze_all(&enc.ps);
-    // shapes from the checkpoint's config
-    if (!(cur = build(&sp, (uint64_t)to.seed, &usage))) goto fail;
-    if (cur->m.cfg.vocab != tok->n_vocab) {
-        nn_seterr("%s: the model's vocabulary has %d tokens, the tokenizer %s has %d", sp.backbone, cur->m.cfg.vocab,
-                  sp.tokenizer, tok->n_vocab);
-        goto fail;
-    }
-    if (cur->m.cfg.feat_dim != enc.cfg.dim) {
-        nn_seterr("%s: the model reads %d-wide image features, the image encoder %s gives %d", sp.backbone,
-                  cur->m.cfg.feat_dim, sp.encoder, enc.cfg.dim);
-        goto fail;
-    }
-    fc = vlb_cache_new(cur->m.cfg.vis_tokens, cur->m.cfg.feat_dim);
-    VlLoadOpts lo = {.root = data, .tasks = mask, .max_examples = max_train, .skip_bad = skip_bad, .norm = to.norm,
-                     .verbose = 1};
-    printf("petl run: VL %s %s on %s (%s)\n", sp.method, sp.margs, data, tasks_s);
-    if (vlb_load_split(&lo, "train", tok, &cur->m.cfg, &enc, fc, (uint64_t)to.seed, tr)) goto fail;
-    lo.max_examples = max_eval;
-    if (ngrid > 1 && vlb_load_split(&lo, "val", tok, &cur->m.cfg, &enc, fc, 0, va)) goto fail;
-    if (vlb_load_split(&lo, "test", tok, &cur->m.cfg, &enc, fc, 0, te)) goto fail;
-    VlTrainOpts o;
-    vlrun_train_defaults(&o);
-    o.epochs = to.epochs, o.batch = to.batch, o.min_lr = to.min_lr, o.weight_decay = to.weight_decay;
-    o.warmup = to.warmup, o.clip_norm = to.clip_norm, o.label_smoothing = to.label_smoothing;
-    o.optimizer = to.optimizer, o.momentum = to.momentum, o.decay_all = to.decay_all, o.seed = (uint64_t)to.seed;
-    o.log_every = to.log_every;
-    for (int k = 0; k < ngrid; k++) {
-        if (k > 0 && !(cur = build(&sp, (uint64_t)to.seed, &usage))) goto fail;
-        o.lr = grid[k];
-        char pre[64];
-        snprintf(pre, sizeof pre, "  [lr %g] ", grid[k]);
-        o.log_prefix = pre;
-        mem_reset_peaks();
-        if (vlrun_train(&cur->m, &cur->M, &cur->st, tr, VL_NTASKS, &o, &ts)) {
-            if (!ts.diverged) goto fail;
-            // a diverged point is a result (this rate is too high): recorded, and the grid goes on
-            fprintf(stderr, "petl run: lr %g: %s\n", grid[k], nn_err());
-            snprintf(why, sizeof why, "%s", nn_err());
-            cJSON *gp = cJSON_CreateObject();
-            cJSON_AddNumberToObject(gp, "lr", grid[k]);
-            cJSON_AddStringToObject(gp, "error", why);
-            cJSON_AddBoolToObject(gp, "diverged", 1);
-            cJSON_AddItemToArray(gj, gp);
-            built_free(cur);
-            cur = NULL;
-            continue;
-        }
-        if (ngrid == 1) {
-            best = cur;
-            best_ts = ts;
-            cur = NULL;
-            break;
-        }
-        if (vlrun_evaluate(&cur->m, &cur->M, &cur->st, tok, va, beam, &vs, NULL)) goto fail;
-        char w[64];
-        snprintf(w, sizeof w, "  val (lr %g)", grid[k]);
-        print_scores(w, &vs);
-        cJSON *gp = cJSON_CreateObject();
-        cJSON_AddNumberToObject(gp, "lr", grid[k]);
-        cJSON_AddNumberToObject(gp, "val_average", vs.average);
-        cJSON_AddItemToArray(gj, gp);
-        if (vs.average > best_val) {
-            built_free(best);
-            best = cur;
-            best_ts = ts;
-            best_val = vs.average;
-            bi = k;
-        } else {
-            built_free(cur);
-        }
-        cur = NULL;
-    }
-    if (!best) {   // every grid point (or the single setting) diverged
-        record_head(rec, &(RecordHead){.kind = "vl", .status = "diverged", .method = sp.method, .method_args = sp.margs,
-                                       .task = task, .data = data, .format = format, .regime = regime, .seed = to.seed});
-        cJSON_AddStringToObject(rec, "reason", why);
-        cJSON *bd = cJSON_AddObjectToObject(rec, "backbone");
-        cJSON_AddStringToObject(bd, "source", sp.backbone);
-        cJSON *pd = cJSON_AddObjectToObject(rec, "protocol");
-        cJSON_AddItemToObject(pd, "grid", gj);
-        gj = NULL;
-        cJSON *td = cJSON_AddObjectToObject(rec, "train");
-        cJSON_AddNumberToObject(td, "epochs", o.epochs);
-        cJSON_AddNumberToObject(td, "batch", o.batch);
-        cJSON_AddNumberToObject(rec, "wall_s", nn_now() - t_start);
-        cJSON_AddItemToObject(rec, "versions", record_versions());
-        if (write_json_atomic(out, rec)) goto fail;
-        nn_seterr("%s%s (record %s: status diverged)", ngrid > 1 ? "training diverged at every grid point; last: " : "",
-                  why, out);
-        goto fail;
-    }
-    cJSON *mem = record_memory();
-    preds = preds_out ? cJSON_CreateArray() : NULL;
-    if (vlrun_evaluate(&best->m, &best->M, &best->st, tok, te, beam, &tsc, preds)) goto fail;
-    print_scores("  test", &tsc);
-    if (preds && write_json_atomic(preds_out, preds)) goto fail;
-    double pct;
-    long own = vlm_trainable(&best->m, &pct), bbn = vl_param_count(&best->m.cfg);
-    int ntest = 0;
-    for (int t = 0; t < VL_NTASKS; t++) ntest += tsc.n[t];
-    record_head(rec, &(RecordHead){.kind = "vl", .status = "ok", .method = sp.method, .method_args = sp.margs, .task = task,
-                                   .data = data, .format = format, .regime = regime, .seed = to.seed});
-    cJSON_AddNumberToObject(rec, "accuracy", tsc.average / 100.0);
-    cJSON_AddNumberToObject(rec, "test_examples", ntest);
-    if (ngrid > 1) cJSON_AddNumberToObject(rec, "val_average", best_val);
-    cJSON_AddItemToObject(rec, "vl", scores_json(&tsc, &best_ts, tr));
-    cJSON *bb = cJSON_AddObjectToObject(rec, "backbone");
-    cJSON_AddStringToObject(bb, "source", sp.backbone);
-    char *cfg = vl_config_json(&best->m.cfg);
-    cJSON_AddItemToObject(bb, "config", cJSON_Parse(cfg));
-    free(cfg);
-    cJSON_AddStringToObject(bb, "image_encoder", sp.encoder);
-    cJSON_AddStringToObject(bb, "tokenizer", sp.tokenizer);
-    cJSON_AddNumberToObject(bb, "image_encoder_params", (double)ps_count(&enc.ps, 0));
-    cJSON *pr = cJSON_AddObjectToObject(rec, "protocol");
-    cJSON_AddStringToObject(pr, "train", "train (every task, round-robin batches)");
-    cJSON_AddStringToObject(pr, "selection_on", ngrid > 1 ? "val" : "none (single setting)");
-    cJSON_AddStringToObject(pr, "test", "test");
-    cJSON_AddStringToObject(pr, "reported", "test scores of the model chosen on val (no selection on test)");
-    cJSON_AddItemToObject(pr, "grid", gj);
-    gj = NULL;
-    cJSON_AddNumberToObject(pr, "chosen_lr", grid[bi]);
-    cJSON_AddNumberToObject(pr, "max_train_per_task", max_train);
-    cJSON_AddNumberToObject(pr, "max_eval_per_task", max_eval);
-    cJSON_AddNumberToObject(pr, "beam", beam);
-    cJSON *tj = cJSON_AddObjectToObject(rec, "train");
-    cJSON_AddNumberToObject(tj, "epochs", o.epochs);
-    cJSON_AddNumberToObject(tj, "batch", o.batch);
-    cJSON_AddNumberToObject(tj, "lr", grid[bi]);
-    cJSON_AddNumberToObject(tj, "weight_decay", o.weight_decay);
-    cJSON_AddNumberToObject(tj, "warmup_epochs", o.warmup);
-    cJSON_AddStringToObject(tj, "optimizer", o.optimizer);
-    cJSON_AddNumberToObject(tj, "label_smoothing", o.label_smoothing);
-    cJSON_AddNumberToObject(tj, "examples", (double)best_ts.examples);
-    cJSON_AddNumberToObject(tj, "steps", (double)best_ts.steps);
-    cJSON *pj = cJSON_AddObjectToObject(rec, "params");
-    cJSON_AddNumberToObject(pj, "trainable", (double)own);
-    cJSON_AddNumberToObject(pj, "backbone", (double)bbn);
-    cJSON_AddNumberToObject(pj, "percent_of_backbone", pct);
-    cJSON_AddNumberToObject(rec, "delta_bytes", 4.0 * own);
-    cJSON_AddItemToObject(rec, "memory", mem);
-    cJSON *fj = cJSON_AddObjectToObject(rec, "flops");
-    cJSON_AddNumberToObject(fj, "train_total", best_ts.flops_fwd + best_ts.flops_bwd);
-    cJSON_AddNumberToObject(fj, "train_forward", best_ts.flops_fwd);
-    cJSON_AddNumberToObject(fj, "train_backward", best_ts.flops_bwd);
-    cJSON_AddNumberToObject(fj, "inference_per_example", ntest ? tsc.flops / ntest : 0);
-    cJSON_AddNumberToObject(fj, "image_encoder_per_image",
-                            vlb_cache_images(fc) ? vlb_cache_flops(fc) / vlb_cache_images(fc) : 0);
-    cJSON_AddNumberToObject(rec, "train_examples_per_s", best_ts.examples_per_s);
-    cJSON_AddNumberToObject(rec, "infer_examples_per_s", tsc.wall_s > 0 ? ntest / tsc.wall_s : 0);
-    cJSON_AddNumberToObject(rec, "wall_s", nn_now() - t_start);
-    int skipped = 0;
-    for (int t = 0; t < VL_NTASKS; t++)
-        skipped += (tr[t].d ? tr[t].d->skipped : 0) + (va[t].d ? va[t].d->skipped : 0) + (te[t].d ? te[t].d->skipped : 0);
-    cJSON_AddNumberToObject(rec, "skipped_examples", skipped);
-    cJSON_AddItemToObject(rec, "versions", record_versions());
-    if (write_json_atomic(out, rec)) goto fail;
-    printf("%s %s %s: average VL score %.2f (%d test examples), trainable %ld (%.3f%% of the model), %.1f s -> %s\n",
-           sp.method, sp.margs, task, tsc.average, ntest, own, pct, nn_now() - t_start, out);
-    cJSON_Delete(rec);
-    cJSON_Delete(preds);
-    built_free(best);
-    vlb_free_sets(tr), vlb_free_sets(va), vlb_free_sets(te);
-    vlb_cache_free(fc);
-    vit_free(&enc);
-    tok_free(tok);
-    return 0;
-fail:
-    fprintf(stderr, "petl run: %s\n", nn_err());
-    cJSON_Delete(rec);
-    if (gj) cJSON_Delete(gj);
-    if (preds) cJSON_Delete(preds);
-    built_free(cur), built_free(best);
-    vlb_free_sets(tr), vlb_free_sets(va), vlb_free_sets(te);
-    if (fc) vlb_cache_free(fc);
-    if (has_enc) vit_free(&enc);
-    if (tok) tok_free(tok);
-    return usage ? 2 : 1;
+    if (rs.shots) r.max_train = rs.shots;   // few-shot: K examples per task, a seeded subset
+    char sel[96];
+    snprintf(sel, sizeof sel, rs.shots ? "train (%d per task, drawn with seed %d)" : "train", rs.shots, to.seed);
+    rs.sel_train = rs.fin_train = sel, rs.sel_val = "val", rs.test = "test";
+    return vl_run(&r, &rs, &to, skip_bad);
 }
-
 // ---------------------------------------------------------------- petl pretrain --preset vl-...
 int cmd_vl_pretrain(int argc, char **argv) {
     const char *preset = "vl-tiny", *data = "data/vl", *encp = NULL, *out = NULL, *tok_out = NULL;
@@ -580,11 +430,7 @@ int cmd_vl_pretrain(int argc, char **argv) {
     if (vlb_denoise_set(&sets[0], tok, &c, mask, (uint64_t)to.seed, &sets[1])) goto fail;
     printf("  objectives: captioning (%d examples), denoising (%d examples, %.0f%% of the words hidden, predicted)\n", sets[0].n,
            sets[1].n, 100 * mask);
-    VlTrainOpts o;
-    vlrun_train_defaults(&o);
-    o.epochs = to.epochs, o.batch = to.batch, o.lr = to.lr, o.min_lr = to.min_lr, o.weight_decay = to.weight_decay;
-    o.warmup = to.warmup, o.clip_norm = to.clip_norm, o.label_smoothing = to.label_smoothing;
-    o.optimizer = to.optimizer, o.momentum = to.momentum, o.decay_all = to.decay_all, o.seed = (uint64_t)to.seed;
+    TrainOpts o = to;
     o.log_every = to.log_every > 0 ? to.log_every : 50;
     o.log_prefix = "  ";
     VlTrainStats ts;

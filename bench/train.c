@@ -165,7 +165,7 @@ static int only_head_trainable(const Vit *v) {
     return v->head_w && v->head_w->requires_grad;
 }
 
-static OptConfig opt_config(const TrainOpts *o) {
+OptConfig train_opt_config(const TrainOpts *o) {
     OptConfig oc = opt_defaults(strcmp(o->optimizer, "sgd") ? OPT_ADAMW : OPT_SGD);
     oc.lr = o->lr;
     oc.weight_decay = o->weight_decay;
@@ -210,7 +210,7 @@ static int train_head_cached(Vit *v, const Dataset *train, const TrainOpts *o, T
     if (got < 0) rc = -1;
     graph_set_grad_enabled(g, 1);
     graph_set_training(g, 1);
-    Optimizer *opt = opt_new(&v->ps, opt_config(o));
+    Optimizer *opt = opt_new(&v->ps, train_opt_config(o));
     long per_epoch = (rows + B - 1) / B, total = per_epoch * o->epochs, step = 0;
     long warm = (long)(o->warmup * per_epoch + 0.5);
     if (warm >= total) warm = total / 10;
@@ -286,7 +286,7 @@ int train_model(Vit *v, const Sites *st, const Dataset *train, const TrainOpts *
     const MethodDesc *hd = hm ? hm->desc : NULL;
     int hooked = hd && (hd->step_begin || hd->train_input || hd->train_loss || hd->step_end);
     if (!st && !hooked && !o->augment && only_head_trainable(v)) return train_head_cached(v, train, o, s, log);
-    OptConfig oc = opt_config(o);
+    OptConfig oc = train_opt_config(o);
     BatchIter *it = make_iter(train, v, o, 1);
     if (!it) return -1;
     Optimizer *opt = opt_new(&v->ps, oc);

@@ -7,6 +7,7 @@
 #include "loaders/batch.h"
 #include "loaders/dataset.h"
 #include "methods/method.h"
+#include "nn/optim.h"
 #include "vit/vit.h"
 
 typedef struct TrainOpts {
@@ -21,9 +22,13 @@ typedef struct TrainOpts {
     int log_every;             // a line every N steps (1 = every step; 0 = none)
     int threads;
     struct Method *method;     // its training hooks (step_begin, train_input, train_loss, step_end); NULL: none
+    const char *log_prefix;    // before each progress line (VL runs; NULL: none)
 } TrainOpts;
 
 void train_opts_default(TrainOpts *o);
+// The optimizer every training loop (image, VL, pretraining) builds from o: AdamW, or SGD with
+// momentum and decoupled weight decay; no decay on biases, norms and tokens unless decay_all.
+OptConfig train_opt_config(const TrainOpts *o);
 // The options' ranges: --epochs, --batch >= 1; --lr finite and > 0; --seed, --log-every, --min-lr,
 // --wd, --warmup, --clip >= 0; --momentum, --label-smoothing in [0, 1); a known --optimizer and
 // --norm. 0, or -1 with nn_err() naming the option and the value found (a usage error).

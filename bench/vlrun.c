@@ -11,10 +11,11 @@
 #include "bench/train.h"
 #include "loaders/ldutil.h"
 #include "nn/optim.h"
+#include "nn/util.h"
 
 // ---------------------------------------------------------------- training
-void vlrun_train_defaults(VlTrainOpts *o) {
-    memset(o, 0, sizeof *o);
+void vlrun_train_defaults(TrainOpts *o) {
+    train_opts_default(o);
     o->epochs = 3;
     o->batch = 32;
     o->lr = 1e-3f;
@@ -24,10 +25,9 @@ void vlrun_train_defaults(VlTrainOpts *o) {
     o->momentum = 0.9f;
     o->seed = 0;
     o->log_every = 20;
-    o->log_prefix = "";
 }
 
-int vlrun_train(VlModel *m, VlMethod *M, const Sites *st, VlSet *sets, int nsets, const VlTrainOpts *o,
+int vlrun_train(VlModel *m, Method *M, const Sites *st, VlSet *sets, int nsets, const TrainOpts *o,
                 VlTrainStats *stats) {
     memset(stats, 0, sizeof *stats);
     int act[VLRUN_MAX_SETS], na = 0;
@@ -43,27 +43,14 @@ int vlrun_train(VlModel *m, VlMethod *M, const Sites *st, VlSet *sets, int nsets
                   o->epochs);
         return -1;
     }
-    OptConfig oc;
-    if (!strcmp(o->optimizer, "sgd")) {
-        oc = opt_defaults(OPT_SGD);
-        oc.momentum = o->momentum;
-    } else if (!strcmp(o->optimizer, "adamw")) {
-        oc = opt_defaults(OPT_ADAMW);
-    } else {
-        nn_seterr("VL training: unknown optimizer '%s' (expected adamw or sgd)", o->optimizer);
-        return -1;
-    }
-    oc.lr = o->lr;
-    oc.weight_decay = o->weight_decay;
-    oc.clip_norm = o->clip_norm;
-    oc.skip_no_decay = !o->decay_all;
+    OptConfig oc = train_opt_config(o);   // the image runs' optimizer: one SGD semantics
     Optimizer *opt = opt_new(&m->ps, oc);
     Graph *g = graph_new(0);
-    graph_seed(g, o->seed * 7919 + 17);
+    graph_seed(g, rng_stream((uint64_t)o->seed, "vl-dropout"));
     graph_set_training(g, 1);
     long total = spe * o->epochs, warm = (long)(o->warmup * spe + 0.5);
     int *order[VLRUN_MAX_SETS] = {0}, cur[VLRUN_MAX_SETS] = {0};
-    uint64_t rs = o->seed * 0x2545F4914F6CDD1DULL + 99;
+    uint64_t rs = rng_stream((uint64_t)o->seed, "vl-batch-order");
     for (int q = 0; q < na; q++) {
         int t = act[q];
         order[t] = nn_malloc(sizeof(int) * sets[t].n);
@@ -94,7 +81,7 @@ int vlrun_train(VlModel *m, VlMethod *M, const Sites *st, VlSet *sets, int nsets
             }
             idx[i] = order[t][cur[t]++];
         }
-        if (M && vlm_set_task(M, (int)s->task < M->o.tasks ? (int)s->task : 0)) {
+        if (M && method_set_task(M, (int)s->task < M->tasks ? (int)s->task : 0)) {
             rc = -1;
             break;
         }
@@ -127,7 +114,7 @@ int vlrun_train(VlModel *m, VlMethod *M, const Sites *st, VlSet *sets, int nsets
         win += lv, wn++;
         if (o->log_every > 0 && ((step + 1) % o->log_every == 0 || step + 1 == total)) {
             double el = nn_now() - t0, eta = el / (step + 1) * (total - step - 1);
-            printf("%sstep %ld/%ld epoch %ld loss %.4f lr %.3g %.1f ex/s eta %.0f s\n", o->log_prefix, step + 1, total,
+            printf("%sstep %ld/%ld epoch %ld loss %.4f lr %.3g %.1f ex/s eta %.0f s\n", o->log_prefix ? o->log_prefix : "", step + 1, total,
                    ep + 1, win / wn, sched_lr(step, total, warm, o->lr, o->min_lr), stats->examples / el, eta);
             fflush(stdout);
             win = 0, wn = 0;
@@ -161,7 +148,7 @@ int vlrun_train(VlModel *m, VlMethod *M, const Sites *st, VlSet *sets, int nsets
 }
 
 // ---------------------------------------------------------------- evaluation
-int vlrun_evaluate(VlModel *m, VlMethod *M, const Sites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS], int beam,
+int vlrun_evaluate(VlModel *m, Method *M, const Sites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS], int beam,
                    VlScores *out, void *preds) {
     memset(out, 0, sizeof *out);
     Graph *g = graph_new(0);
@@ -172,11 +159,13 @@ int vlrun_evaluate(VlModel *m, VlMethod *M, const Sites *st, const Tokenizer *to
     for (int t = 0; t < VL_NTASKS; t++) {
         VlSet *s = &sets[t];
         if (s->n <= 0) continue;
-        if (M) vlm_set_task(M, t < M->o.tasks ? t : 0);
+        if (M && method_set_task(M, t < M->tasks ? t : 0)) {
+            graph_free(g);
+            return -1;
+        }
         VlGenOpts go = vl_gen_defaults();
         go.beam = beam > 0 ? beam : 1;
         go.max_len = s->ans_len;
-        go.use_cache = !(M && M->kind == VLM_LST);
         char **hyp = nn_malloc(sizeof(char *) * s->n);
         int *tokens = nn_malloc(sizeof(int) * NB * go.max_len), *lens = nn_malloc(sizeof(int) * NB);
         int *idx = nn_malloc(sizeof(int) * NB), *eb = nn_malloc(sizeof(int) * NB * s->enc_len);

@@ -10,20 +10,13 @@
 #include <stdint.h>
 
 #include "vl/vlbatch.h"
-#include "vl/vlmethods.h"
+#include "bench/train.h"
+#include "methods/method.h"
+#include "vl/vlmodel.h"
 
-typedef struct {
-    int epochs, batch;
-    float lr, min_lr, weight_decay, warmup;   // warmup in epochs
-    float clip_norm, label_smoothing;
-    const char *optimizer;                   // adamw | sgd
-    float momentum;
-    int decay_all;
-    uint64_t seed;
-    int log_every;                           // a progress line every N steps (0: none)
-    const char *log_prefix;
-} VlTrainOpts;
-void vlrun_train_defaults(VlTrainOpts *o);
+// The defaults of VL training: train_opts_default with batch 32, 3 epochs, lr 1e-3, warmup 0.5
+// epochs, a progress line every 20 steps.
+void vlrun_train_defaults(TrainOpts *o);
 
 #define VLRUN_MAX_SETS 8
 typedef struct {
@@ -35,9 +28,10 @@ typedef struct {
 } VlTrainStats;
 
 // Trains the trainable parameters of m (a method attached: M and st; M may be NULL) on the
-// non-empty sets among sets[0..nsets), round-robin; before each batch M (if any) is switched to
-// the set's task (vlm_set_task). 0, or -1 with nn_err().
-int vlrun_train(VlModel *m, VlMethod *M, const Sites *st, VlSet *sets, int nsets, const VlTrainOpts *o,
+// non-empty sets among sets[0..nsets), round-robin, with the image runs' optimizer and schedule
+// (train_opt_config, warmup + cosine); before each batch M (if any) is switched to the set's task
+// (method_set_task; tasks beyond M->tasks use task 0). 0, or -1 with nn_err().
+int vlrun_train(VlModel *m, Method *M, const Sites *st, VlSet *sets, int nsets, const TrainOpts *o,
                 VlTrainStats *stats);
 
 typedef struct {
@@ -53,6 +47,6 @@ typedef struct {
 // Decodes every example of the non-empty sets (beam 1: greedy) and scores each set with its
 // task's metric (vlb_score). preds (optional): a cJSON array that gets {task, id, prediction}
 // objects. 0, or -1 with nn_err().
-int vlrun_evaluate(VlModel *m, VlMethod *M, const Sites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS], int beam,
+int vlrun_evaluate(VlModel *m, Method *M, const Sites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS], int beam,
                    VlScores *out, void *preds);
 #endif
