@@ -13,6 +13,7 @@ const MethodDesc *const *method_registry(int *n) {
             &method_adaptformer, &method_convpass, &method_compacter, &method_lora,  &method_fact_tt,
             &method_fact_tk,  &method_kadaptation, &method_vpt_shallow, &method_vpt_deep,
             &method_lst,      &method_sparse_adapter, &method_dsee, &method_l0mask, &method_prune, &method_int8,
+            &method_hyperformer,
         };
         count = 0;
         for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++)

@@ -27,6 +27,8 @@ METHOD_DECL(method_dsee);
 METHOD_DECL(method_l0mask);
 METHOD_DECL(method_prune);
 METHOD_DECL(method_int8);
+// Multi-task adapters for both backbones (issue 12).
+METHOD_DECL(method_hyperformer);
 
 // Shared by methods: freeze the backbone, train the head (if any).
 void method_freeze_backbone_train_head(Backbone *bb);
