@@ -511,13 +511,6 @@ int cmd_bench(int argc, char **argv) {
             seen = d->variant->vl == c->variant->vl && !strcmp(d->variant->method, c->variant->method) && !strcmp(a, b);
         }
         if (seen) continue;
-        if (matrix_cell_is_vl(&m, c)) {   // a VL method: its name and arguments
-            VlMethodKind vk;
-            VlMethodOpts vo = vlm_defaults();
-            if (vlm_kind_from_name(c->variant->method, &vk) || vl_parse_method_args(a, &vo))
-                fprintf(stderr, "petl bench: warning: %s: %s (its cells will fail)\n", c->variant->label, nn_err());
-            continue;
-        }
         Method *mt = method_new(c->variant->method, a);
         if (!mt) fprintf(stderr, "petl bench: warning: %s: %s (its cells will fail)\n", c->variant->label, nn_err());
         free(mt);

@@ -9,6 +9,7 @@
 #include "bench/common.h"
 #include "methods/method.h"
 #include "vit/vit.h"
+#include "loaders/vldata.h"
 #include "vl/vlmodel.h"
 #include "bench/cmd_vl.h"
 #include "nn/safetensors.h"
@@ -61,17 +62,24 @@ static int info_vl(const char *name, int vocab, int enc_len, int dec_len, const 
         vl_config_vision(&c, &vc, 0);
     }
     long added = -1;
-    VlMethodKind k;
-    VlMethodOpts mo = vlm_defaults();
-    if (method && (vlm_kind_from_name(method, &k) || vl_parse_method_args(margs, &mo))) {
-        fprintf(stderr, "petl info: %s\n", nn_err());
-        return 2;
+    if (method) {   // the method attached to the model (every parameter counted as it is made)
+        VlModel mm;
+        Method *me = method_new(method, margs);
+        if (!me || vl_init(&mm, &c)) {
+            fprintf(stderr, "petl info: %s\n", nn_err());
+            method_free(me);
+            return me ? 1 : 2;
+        }
+        Backbone bb;
+        vl_backbone(&mm, &bb);
+        me->tasks = VL_NTASKS;
+        int rc = method_attach(me, &bb, 0);
+        if (rc == 0) added = method_trainable_of(me, NULL);
+        else fprintf(stderr, "petl info: %s\n", nn_err());
+        method_free(me);
+        vl_free(&mm);
+        if (rc) return 2;
     }
-    if (method && vlm_check_opts(k, &c, &mo)) {
-        fprintf(stderr, "petl info: %s\n", nn_err());
-        return 2;
-    }
-    if (method) added = vlm_trainable_count(k, &c, &mo);
     if (enc_len <= 0 || enc_len > c.max_enc_len || dec_len <= 0 || dec_len > c.max_dec_len) {
         fprintf(stderr, "petl info: --enc-len must be in 1..%d and --dec-len in 1..%d (got %d and %d)\n",
                 c.max_enc_len, c.max_dec_len, enc_len, dec_len);

@@ -17,6 +17,7 @@
 #include "bench/matrix.h"
 #include "bench/record.h"
 #include "bench/vlrun.h"
+#include "nn/util.h"
 #include "tests/test.h"
 #include "tests/vl_data_toy.h"
 
@@ -26,14 +27,14 @@ static void train_case(const char *method, const char *what, float lr, int epoch
     VlModel m;
     CHECK(vl_init(&m, &c) == 0, "vl_init: %s", nn_err());
     vl_init_random(&m, 11);
-    VlMethod M;
-    Sites st;
-    VlMethodKind k;
-    VlMethodOpts o = vlm_defaults();
-    o.multiple = 1;
-    int rc = vlm_kind_from_name(method, &k) || vlm_attach(&M, k, &m, &o, &st);
+    Method *M = method_new(method, !strcmp(method, "adapter") || !strcmp(method, "compacter") ? "multiple=1" : "");
+    Backbone bb;
+    vl_backbone(&m, &bb);
+    if (M) M->tasks = VL_NTASKS;
+    int rc = !M || method_attach(M, &bb, rng_stream(1, "vl-method-init"));
     CHECK(rc == 0, "%s: attach: %s", what, nn_err());
     if (rc) return;
+    const Sites *st = method_sites(M);
     VlFeatCache *fc = vlb_cache_new(c.vis_tokens, c.feat_dim);
     VlLoadOpts lo = {.root = tp("data"), .tasks = 0xf, .norm = "inception"};
     VlSet tr[VL_NTASKS], te[VL_NTASKS];
@@ -41,11 +42,11 @@ static void train_case(const char *method, const char *what, float lr, int epoch
          vlb_load_split(&lo, "test", g_tok, &c, &g_vit, fc, 0, te);
     CHECK(rc == 0, "%s: splits: %s", what, nn_err());
     if (rc) return;
-    VlTrainOpts to;
+    TrainOpts to;
     vlrun_train_defaults(&to);
     to.epochs = epochs, to.batch = 16, to.lr = lr, to.warmup = 0.5f, to.log_every = 0;
     VlTrainStats ts;
-    rc = vlrun_train(&m, &M, &st, tr, VL_NTASKS, &to, &ts);
+    rc = vlrun_train(&m, M, st, tr, VL_NTASKS, &to, &ts);
     CHECK(rc == 0, "%s: train: %s", what, nn_err());
     long spe = 0;
     for (int t = 0; t < VL_NTASKS; t++) spe += (tr[t].n + 15) / 16;
@@ -58,7 +59,7 @@ static void train_case(const char *method, const char *what, float lr, int epoch
         for (int t = 0; t < VL_NTASKS; t++) fprintf(stderr, "%s %s %.3f -> %.3f\n", what, vld_task_name((VlTask)t), ts.first_loss[t], ts.last_loss[t]);
     VlScores sc;
     cJSON *preds = cJSON_CreateArray();
-    rc = vlrun_evaluate(&m, &M, &st, g_tok, te, 1, &sc, preds);
+    rc = vlrun_evaluate(&m, M, st, g_tok, te, 1, &sc, preds);
     CHECK(rc == 0, "%s: evaluate: %s", what, nn_err());
     double avg = 0;
     int ok = 1, np = 0;
@@ -80,7 +81,7 @@ static void train_case(const char *method, const char *what, float lr, int epoch
             if (t != VL_NLVR2) tr[t].n = te[t].n = 0;
         to.epochs = 6;
         preds = cJSON_CreateArray();
-        rc = vlrun_train(&m, &M, &st, tr, VL_NTASKS, &to, &ts) || vlrun_evaluate(&m, &M, &st, g_tok, te, 1, &sc, preds);
+        rc = vlrun_train(&m, M, st, tr, VL_NTASKS, &to, &ts) || vlrun_evaluate(&m, M, st, g_tok, te, 1, &sc, preds);
         int tf = 0, nl = 0;
         for (cJSON *p = preds->child; p; p = p->next) {
             const char *s = cJSON_GetObjectItem(p, "prediction")->valuestring;
@@ -92,7 +93,7 @@ static void train_case(const char *method, const char *what, float lr, int epoch
     }
     vlb_free_sets(tr), vlb_free_sets(te);
     vlb_cache_free(fc);
-    vlm_free(&M);
+    method_free(M);
     vl_free(&m);
 }
 
@@ -172,7 +173,7 @@ static void test_commands(void) {
              "--lr-grid 0.001,0.01 --max-eval 6 --out %s --predictions %s",
              petl_bin(), tp("vl.safetensors"), tp("data"), tp("r.json"), tp("p.json"));
     rc = run_capture(cmd, out, sizeof out);
-    CHECK(rc == 0 && strstr(out, "average VL score"), "run: rc %d\n%s", rc, out);
+    CHECK(rc == 0 && strstr(out, "test score"), "run: rc %d\n%s", rc, out);
     cJSON *r = read_json_file(tp("r.json"));
     CHECK(r != NULL, "record: %s", nn_err());
     if (r) {
@@ -187,7 +188,8 @@ static void test_commands(void) {
         CHECK(ok && avg && fabs(s / 4 - avg->valuedouble) < 1e-6, "record: per-task scores, 6 test examples each, average");
         CHECK(fabs(jget(r, "accuracy")->valuedouble - avg->valuedouble / 100) < 1e-9, "accuracy = average / 100");
         CHECK(!strcmp(jget(r, "protocol.selection_on")->valuestring, "val") &&
-                  cJSON_GetArraySize(jget(r, "protocol.grid")) == 2 && jget(r, "val_average"),
+                  cJSON_GetArraySize(jget(r, "protocol.grid")) == 2 && jget(r, "val_accuracy") &&
+                  cJSON_IsTrue(jget(r, "protocol.final_is_chosen_grid_model")),
               "record: learning rate chosen on val from the grid");
         CHECK(jget(r, "params.trainable")->valuedouble > 0 && jget(r, "params.percent_of_backbone")->valuedouble < 10 &&
                   jget(r, "memory.peak_total_bytes")->valuedouble > 0 && jget(r, "flops.train_total")->valuedouble > 0 &&
@@ -204,9 +206,9 @@ static void test_commands(void) {
     cJSON *inf = rc == 0 ? cJSON_Parse(out) : NULL;
     VlModel vm;
     int lok = vl_load(&vm, tp("vl.safetensors")) == 0;
-    VlMethodOpts lo = vlm_defaults();
-    CHECK(inf && lok && jget(inf, "trainable") &&
-              jget(inf, "trainable")->valuedouble == (double)vlm_trainable_count(VLM_LORA, &vm.cfg, &lo) &&
+    // LoRA r 8 on q and v of every self-attention: 2 (d r + r d) per layer
+    double want_lora = lok ? 2.0 * (vm.cfg.enc_layers + vm.cfg.dec_layers) * 2 * 8 * vm.cfg.dim : -1;
+    CHECK(inf && lok && jget(inf, "trainable") && jget(inf, "trainable")->valuedouble == want_lora &&
               jget(inf, "parameters")->valuedouble == (double)vl_param_count(&vm.cfg),
           "petl info --backbone VL.safetensors --method lora: rc %d\n%s", rc, out);
     if (lok) vl_free(&vm);
@@ -217,11 +219,12 @@ static void test_commands(void) {
         int rc;
     } bad[] = {
         {"--method lora --vl-tasks vqa,ocr", "'ocr'", 2},
-        {"--method lora --method-args rank=x", "--method-args: rank must be an integer, got 'x'", 2},
+        {"--method lora --method-args r=x", "--method-args: r must be an integer, got 'x'", 2},
         {"--method lora --method-args depth=3", "'depth'", 2},
-        {"--method lora --method-args rank=100000", "must be at most", 2},
+        {"--method lora --method-args r=100000", "r must be an integer in", 2},
+        {"--method vpt_deep", "tokens site, which backbone vl lacks", 2},
         {"--method dora", "'dora'", 2},
-        {"--method lora --regime fewshot:4", "fewshot:4", 2},
+        {"--method lora --regime fewshot:0", "fewshot:0", 2},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, "%s run --format vl --backbone %s --data %s %s --epochs 1 --out %s", petl_bin(),
@@ -238,6 +241,18 @@ static void test_commands(void) {
              tp("vl.safetensors"), tp("no_data"), tp("bad.json"));
     rc = run_capture(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "no_data"), "missing data folder: rc %d\n%s", rc, out);
+    // few-shot (issue 12): K training examples per task, drawn with the seed; the record says so
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s run --format vl --backbone %s --method bitfit --data %s --epochs 1 "
+             "--batch 8 --regime fewshot:4 --seed 3 --max-eval 4 --lr-grid 0.001,0.01 --out %s", petl_bin(),
+             tp("vl.safetensors"), tp("data"), tp("fs.json"));
+    rc = run_capture(cmd, out, sizeof out);
+    cJSON *fs = rc == 0 ? read_json_file(tp("fs.json")) : NULL;
+    CHECK(fs && !strcmp(cJSON_GetStringValue(jget(fs, "regime")), "fewshot:4") && jget(fs, "shots")->valueint == 4 &&
+              jget(fs, "train.examples")->valuedouble == 4 * 4 * 1 &&
+              strstr(cJSON_GetStringValue(jget(fs, "protocol.selection_train")), "4 per task") &&
+              jget(fs, "seed")->valueint == 3,
+          "VL few-shot: rc %d\n%s", rc, out);
+    cJSON_Delete(fs);
     // divergence (issue 17): the VL loop stops, the record says "diverged", the exit status is 1
     remove(tp("div.json"));
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s run --format vl --backbone %s --data %s --method lora --epochs 2 "
