@@ -350,6 +350,9 @@ typedef struct {
     int parsing_vl;            // parse_method: entries of the "vl" block
     MxTrain vl_base;           // matrix train + vl.train
     int *vl_seeds, vl_nseeds;
+    int vl_shots[32], vl_nshots;             // vl.fewshot: examples per task
+    int vl_fs_seeds[64], vl_fs_nseeds;
+    const cJSON *vl_fs_methods, *vl_fs_train;   // names (NULL: every VL method), train overrides
     int vl_first, vl_count;    // entries [vl_first, vl_first + vl_count) are the VL methods
 } Priv;
 
@@ -837,12 +840,45 @@ static int expand(Ctx *c, Matrix *m, Priv *p) {
 // ---------------------------------------------------------------- the "vl" block
 // {"backbone": VL checkpoint, "preset"?: vl-tiny, "name"?, "image_encoder"?, "data"?: data/vl,
 //  "tasks"?: [vqa, gqa, nlvr, caption], "methods": [...as the image methods], "seeds"?: [0],
-//  "train"?: {...}, "max_train"?: 0, "max_eval"?: 0, "beam"?: 1}
+//  "train"?: {...}, "max_train"?: 0, "max_eval"?: 0, "beam"?: 1,
+//  "fewshot"?: {"shots": [K, ...], "seeds"?: [0], "methods"?: [names], "train"?: {...}}}
+// The fewshot block adds, for each K and seed, a cell per VL variant whose method it names (all
+// when it names none), run with --regime fewshot:K: K training examples per task drawn with the
+// seed, the learning rate chosen on val, tested once.
 int matrix_cell_is_vl(const Matrix *m, const MxCell *c) { return m->has_vl && c->task == &m->vl_task; }
+
+static int parse_vl_fewshot(Ctx *c, const cJSON *f, const Matrix *m, Priv *p) {
+    static const char *const keys[] = {"shots", "seeds", "methods", "train", NULL};
+    if (!f) return 0;
+    if (want_obj(c, f, "vl.fewshot") || check_keys(c, f, "vl.fewshot", keys)) return -1;
+    if (!get(f, "shots")) return fail(c, "vl.fewshot", "missing \"shots\" (examples per task, e.g. [16])");
+    if (get_int_list(c, get(f, "shots"), "vl.fewshot.shots", 1, p->vl_shots, 32, &p->vl_nshots)) return -1;
+    p->vl_fs_nseeds = 1;
+    p->vl_fs_seeds[0] = 0;
+    if (get(f, "seeds") && get_int_list(c, get(f, "seeds"), "vl.fewshot.seeds", 0, p->vl_fs_seeds, 64, &p->vl_fs_nseeds))
+        return -1;
+    const cJSON *mj = get(f, "methods");
+    if (mj) {
+        if (!cJSON_IsArray(mj) || !cJSON_GetArraySize(mj)) return fail(c, "vl.fewshot.methods", "expected a non-empty list of method names");
+        int q = 0;
+        for (const cJSON *t = mj->child; t; t = t->next, q++) {
+            char w[64];
+            snprintf(w, sizeof w, "vl.fewshot.methods[%d]", q);
+            const char *nm = NULL;
+            if (get_str(c, t, w, &nm)) return -1;
+            int found = 0;
+            for (int k = 0; k < m->nvariants; k++) found |= m->variants[k].vl && !strcmp(m->variants[k].method, nm);
+            if (!found) return fail(c, w, "'%s' is not a method of the vl block", nm);
+        }
+    }
+    p->vl_fs_methods = mj;
+    p->vl_fs_train = get(f, "train");
+    return 0;
+}
 
 static int parse_vl(Ctx *c, const cJSON *j, Matrix *m, Priv *p) {
     static const char *const keys[] = {"backbone", "preset", "name", "image_encoder", "data", "tasks", "methods",
-                                       "seeds", "train", "max_train", "max_eval", "beam", NULL};
+                                       "seeds", "train", "max_train", "max_eval", "beam", "fewshot", NULL};
     if (want_obj(c, j, "vl") || check_keys(c, j, "vl", keys)) return -1;
     const char *bb = NULL, *preset = NULL, *name = NULL, *enc = NULL, *data = "data/vl";
     if (!get(j, "backbone")) return fail(c, "vl", "missing \"backbone\" (a VL checkpoint, e.g. models/vl-tiny.safetensors)");
@@ -925,33 +961,50 @@ static int parse_vl(Ctx *c, const cJSON *j, Matrix *m, Priv *p) {
     m->vl_max_train = mt, m->vl_max_eval = me, m->vl_beam = beam;
     p->vl_seeds = seeds;
     p->vl_nseeds = nseeds;
+    return parse_vl_fewshot(c, get(j, "fewshot"), m, p);
+}
+
+// A VL cell of variant v: full-data (shots 0) or few-shot.
+static void vl_cell(Ctx *c, Matrix *m, Priv *p, const MxVariant *v, int seed, int shots) {
+    const MethodEntry *e = &p->entries[v->entry];
+    MxCell *cell = &m->cells[m->ncells];
+    memset(cell, 0, sizeof *cell);
+    cell->index = m->ncells++;
+    cell->variant = v;
+    cell->backbone = &m->vl_backbone;
+    cell->task = &m->vl_task;
+    cell->seed = seed;
+    cell->shots = shots;
+    if (shots) snprintf(cell->regime, sizeof cell->regime, "fewshot:%d", shots);
+    else snprintf(cell->regime, sizeof cell->regime, "full");
+    snprintf(cell->format, sizeof cell->format, "vl");
+    cell->train = p->vl_base;
+    if (shots && p->vl_fs_train) parse_train(c, p->vl_fs_train, "", &cell->train);   // vl.train < fewshot.train < method
+    if (e->train_j) parse_train(c, e->train_j, "", &cell->train);
+    if (e->lr_j) parse_lr(c, e->lr_j, "", &cell->train);
+    args_copy(&cell->args, &v->args);
+    cell_build(cell, m);
+}
+
+static int fewshot_names(const Priv *p, const char *method) {
+    if (!p->vl_fs_methods) return 1;
+    for (const cJSON *t = p->vl_fs_methods->child; t; t = t->next)
+        if (!strcmp(cJSON_GetStringValue(t), method)) return 1;
     return 0;
 }
 
 static int expand_vl(Ctx *c, Matrix *m, Priv *p) {
-    int cap = m->ncells + p->vl_nseeds * m->nvariants + 1;
+    int cap = m->ncells + (p->vl_nseeds + p->vl_nshots * p->vl_fs_nseeds) * m->nvariants + 1;
     m->cells = realloc(m->cells, sizeof(MxCell) * cap);
     int first = m->ncells;
     for (int di = 0; di < p->vl_nseeds; di++)
-        for (int vi = 0; vi < m->nvariants; vi++) {
-            const MxVariant *v = &m->variants[vi];
-            if (!v->vl) continue;
-            const MethodEntry *e = &p->entries[v->entry];
-            MxCell *cell = &m->cells[m->ncells];
-            memset(cell, 0, sizeof *cell);
-            cell->index = m->ncells++;
-            cell->variant = v;
-            cell->backbone = &m->vl_backbone;
-            cell->task = &m->vl_task;
-            cell->seed = p->vl_seeds[di];
-            snprintf(cell->regime, sizeof cell->regime, "full");
-            snprintf(cell->format, sizeof cell->format, "vl");
-            cell->train = p->vl_base;
-            if (e->train_j) parse_train(c, e->train_j, "", &cell->train);
-            if (e->lr_j) parse_lr(c, e->lr_j, "", &cell->train);
-            args_copy(&cell->args, &v->args);
-            cell_build(cell, m);
-        }
+        for (int vi = 0; vi < m->nvariants; vi++)
+            if (m->variants[vi].vl) vl_cell(c, m, p, &m->variants[vi], p->vl_seeds[di], 0);
+    for (int si = 0; si < p->vl_nshots; si++)
+        for (int di = 0; di < p->vl_fs_nseeds; di++)
+            for (int vi = 0; vi < m->nvariants; vi++)
+                if (m->variants[vi].vl && fewshot_names(p, m->variants[vi].method))
+                    vl_cell(c, m, p, &m->variants[vi], p->vl_fs_seeds[di], p->vl_shots[si]);
     for (int i = first; i < m->ncells; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(m->cells[i].id, m->cells[j].id))
@@ -1184,9 +1237,10 @@ static void vl_estimate(const Matrix *m, MxCell *c) {
     int ntasks = 1;
     for (const char *s = m->vl_tasks; *s; s++) ntasks += *s == ',';
     double fw = vl_forward_flops(&cfg, 16, 1, 8, 1);
-    double ntr = (m->vl_max_train > 0 ? m->vl_max_train : 2000) * (double)ntasks;
+    double ntr = (c->shots ? c->shots : m->vl_max_train > 0 ? m->vl_max_train : 2000) * (double)ntasks;
     double nev = (m->vl_max_eval > 0 ? m->vl_max_eval : 400) * (double)ntasks;
     const MxTrain *t = &c->train;
+    // the chosen grid model is the final model (VL runs train on train alone)
     c->est_flops = t->nlr * (3.0 * fw * ntr * t->epochs + (t->nlr > 1 ? nev * fw : 0)) + nev * fw;
 }
 
@@ -1246,7 +1300,8 @@ int matrix_estimate(Matrix *m) {
         double per_train = linear ? (t->augment ? t->epochs : 1) : 3.0 * t->epochs;
         double fw = 0;
         if (t->nlr > 1) fw += t->nlr * (nsel * per_train + nval);
-        fw += nfin * per_train + ntest;
+        if (t->nlr == 1 || !c->shots) fw += nfin * per_train;   // few-shot: the chosen grid model is final
+        fw += ntest;
         c->est_flops = 2.0 * macs[b] * fw;
     }
     free(macs);
