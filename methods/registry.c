@@ -11,7 +11,7 @@ const MethodDesc *const *method_registry(int *n) {
         const MethodDesc *cand[] = {
             &method_full,     &method_linear,     &method_bitfit,  &method_ssf,      &method_adapter,
             &method_adaptformer, &method_convpass, &method_compacter, &method_lora,  &method_fact_tt,
-            &method_fact_tk,  &method_kadaptation, &method_vpt_shallow, &method_vpt_deep,
+            &method_fact_tk,  &method_kadaptation, &method_vpt_shallow, &method_vpt_deep, &method_prefix, &method_prompt,
             &method_lst,      &method_sparse_adapter, &method_dsee, &method_l0mask, &method_prune, &method_int8,
             &method_hyperformer,
         };

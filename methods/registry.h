@@ -20,6 +20,9 @@ METHOD_DECL(method_fact_tk);
 METHOD_DECL(method_kadaptation);
 METHOD_DECL(method_vpt_shallow);
 METHOD_DECL(method_vpt_deep);
+// VL-Adapter's prefix and prompt tuning, for every backbone with the hook (issue 12).
+METHOD_DECL(method_prefix);
+METHOD_DECL(method_prompt);
 // Memory-efficient and sparse methods (issue 6).
 METHOD_DECL(method_lst);
 METHOD_DECL(method_sparse_adapter);
