@@ -844,7 +844,8 @@ static int expand(Ctx *c, Matrix *m, Priv *p) {
 //  "fewshot"?: {"shots": [K, ...], "seeds"?: [0], "methods"?: [names], "train"?: {...}}}
 // The fewshot block adds, for each K and seed, a cell per VL variant whose method it names (all
 // when it names none), run with --regime fewshot:K: K training examples per task drawn with the
-// seed, the learning rate chosen on val, tested once.
+// seed, the learning rate chosen on val, tested once. Its train (an lr grid, say) overrides the
+// methods' own.
 int matrix_cell_is_vl(const Matrix *m, const MxCell *c) { return m->has_vl && c->task == &m->vl_task; }
 
 static int parse_vl_fewshot(Ctx *c, const cJSON *f, const Matrix *m, Priv *p) {
@@ -978,10 +979,10 @@ static void vl_cell(Ctx *c, Matrix *m, Priv *p, const MxVariant *v, int seed, in
     if (shots) snprintf(cell->regime, sizeof cell->regime, "fewshot:%d", shots);
     else snprintf(cell->regime, sizeof cell->regime, "full");
     snprintf(cell->format, sizeof cell->format, "vl");
-    cell->train = p->vl_base;
-    if (shots && p->vl_fs_train) parse_train(c, p->vl_fs_train, "", &cell->train);   // vl.train < fewshot.train < method
+    cell->train = p->vl_base;   // vl.train < the method's train and lr < vl.fewshot.train (a few-shot grid)
     if (e->train_j) parse_train(c, e->train_j, "", &cell->train);
     if (e->lr_j) parse_lr(c, e->lr_j, "", &cell->train);
+    if (shots && p->vl_fs_train) parse_train(c, p->vl_fs_train, "", &cell->train);
     args_copy(&cell->args, &v->args);
     cell_build(cell, m);
 }

@@ -128,6 +128,39 @@ static void test_matrix(void) {
     CHECK(nimg == 2 && nvl == 4 && grid_ok == 2, "cells: %d image, %d VL (%d adapter with the grid)", nimg, nvl, grid_ok);
     CHECK(matrix_estimate(&m) == 0 || 1, "estimate");
     matrix_free(&m);
+    // the few-shot block (issue 12): cells per shot and seed for the methods it names, its grid
+    const char *fs =
+        "{\"data\": \"data\", \"backbones\": [\"vit-micro\"], \"tasks\": [\"fashion_mnist\"], \"methods\": [\"full\"],"
+        " \"vl\": {\"backbone\": \"models/vl-tiny.safetensors\", \"preset\": \"vl-tiny\", \"seeds\": [0],"
+        " \"fewshot\": {\"shots\": [4, 16], \"seeds\": [0, 1, 2], \"methods\": [\"lora\"], \"train\": {\"lr\": [0.001, 0.01]}},"
+        " \"methods\": [{\"name\": \"full\", \"lr\": 0.0001}, {\"name\": \"lora\", \"lr\": 0.003}]}}";
+    rc = matrix_parse(fs, "fs.json", &m);
+    CHECK(rc == 0, "vl fewshot block: %s", nn_err());
+    if (rc == 0) {
+        int nfs = 0, nfull = 0, ok = 1;
+        for (int i = 0; i < m.ncells; i++) {
+            const MxCell *c = &m.cells[i];
+            if (!matrix_cell_is_vl(&m, c)) continue;
+            char line[2048] = "";
+            for (int a = 0; a < c->argc; a++) strcat(line, c->argv[a]), strcat(line, " ");
+            if (!c->shots) {
+                nfull++;
+                continue;
+            }
+            nfs++;
+            char want[32];
+            snprintf(want, sizeof want, "--regime fewshot:%d", c->shots);
+            ok &= !strcmp(c->variant->method, "lora") && strstr(line, want) && strstr(line, "--lr-grid 0.001,0.01") &&
+                  strstr(c->id, "shot.lora");
+        }
+        CHECK(nfull == 2 && nfs == 2 * 3 && ok, "vl fewshot cells: %d full, %d few-shot (lora, grid)", nfull, nfs);
+        matrix_free(&m);
+    }
+    rc = matrix_parse("{\"data\": \"d\", \"backbones\": [\"vit-micro\"], \"tasks\": [\"fashion_mnist\"], \"methods\": "
+                      "[\"full\"], \"vl\": {\"backbone\": \"x\", \"methods\": [\"full\"], \"fewshot\": {\"shots\": [4], "
+                      "\"methods\": [\"lora\"]}}}", "bad.json", &m);
+    CHECK(rc == -1 && strstr(nn_err(), "vl.fewshot.methods[0]") && strstr(nn_err(), "lora"), "fewshot method not in the block: %s",
+          nn_err());
     // errors name the key
     const char *bad[][2] = {
         {"{\"data\": \"d\", \"backbones\": [\"vit-micro\"], \"tasks\": [\"fashion_mnist\"], \"methods\": [\"full\"], \"vl\": {\"methods\": [\"full\"]}}",
