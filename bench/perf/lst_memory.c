@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/common.h"
 #include "methods/method.h"
 #include "nn/ops.h"
 #include "nn/optim.h"
@@ -47,7 +48,7 @@ int main(int argc, char **argv) {
     vit_init(&v, &c);
     vit_init_random(&v, 0);
     Method *m = method_new(method, margs);
-    if (!m || method_attach(m, &v, 0)) {
+    if (!m || method_attach_vit(m, &v, 0)) {
         fprintf(stderr, "lst_memory: %s %s: %s\n", method, margs, nn_err());
         return 1;
     }
@@ -75,7 +76,7 @@ int main(int argc, char **argv) {
         graph_reset(g);
     }
     double ms = (nn_now() - t0) / steps * 1e3;
-    long head = 0, own = method_trainable(&v, &head);
+    long head = 0, own = method_trainable(m->bb, &head);
     char a[512];
     method_args_string(m, a, sizeof a);
     printf("RESULT method=%s args=%s preset=%s img=%d batch=%d trainable=%ld tape=%ld", method, *a ? a : "-", preset,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "nn/ops.h"
+#include "bench/common.h"
 #include "methods/method.h"
 #include "nn/optim.h"
 #include "nn/util.h"
@@ -69,7 +70,7 @@ int main(int argc, char **argv) {
     Method *m = NULL;
     if (!infer) {
         m = method_new(mode, argc > 4 ? argv[4] : "");
-        if (!m || method_attach(m, &v, 0)) {
+        if (!m || method_attach_vit(m, &v, 0)) {
             fprintf(stderr, "perf_vit: %s\n", nn_err());
             return 1;
         }
