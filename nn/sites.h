@@ -101,7 +101,8 @@ typedef struct {
 typedef struct {
     // The parameters of site s in layer l of stack k (layer -1: outside the layers): a linear's
     // W (out, in) and b (or NULL); a norm's weight and bias (D); the patch embedding's W as
-    // stored (D, C, P, P). 0, or -1 when the backbone has no such site there.
+    // stored (D, C, P, P); the head's W (classes or vocab, D), a tied LM head's being the token
+    // embedding. 0, or -1 when the backbone has no such site there.
     int (*weights)(const Backbone *bb, int stack, int layer, Site s, Tensor **W, Tensor **b);
     // Image classifiers (NEED_CLASSIFIER): logits (B, classes) and the head's features (B, D) of
     // normalised images (B, C, S, S) with the given sites.
@@ -127,6 +128,7 @@ struct Backbone {
     BackboneStack stack[2];
     int dim, heads, ffn;        // model width, attention heads, MLP width
     float ln_eps;
+    float dropout;              // the layers' dropout rate in training (a side network copying them applies it too)
     int grid, prefix;           // patch grid side and tokens before the grid (0: no grid)
     int img, in_ch, patch;      // image size, channels and patch size of a classifier (0: none)
     int classes;                // classifier outputs (0: none)

@@ -1004,6 +1004,7 @@ static int bb_vl_linear(const Backbone *bb, int stack, int layer, Site s, Tensor
     *W = *b = NULL;
     if (stack == VL_ENC && layer < 0 && s == SITE_NORM_FINAL) return *W = m->enc_ln_w, *b = m->enc_ln_b, 0;
     if (stack == VL_DEC && layer < 0 && s == SITE_NORM_FINAL) return *W = m->dec_ln_w, *b = m->dec_ln_b, 0;
+    if (stack == VL_DEC && layer < 0 && s == SITE_HEAD) return *W = m->embed, 0;   // tied to the embedding
     if (stack < 0 || stack > 1 || layer < 0 || layer >= (stack ? m->cfg.dec_layers : m->cfg.enc_layers)) return -1;
     VlLayer *L = stack ? &m->dec[layer] : &m->enc[layer];
     switch (s) {
@@ -1047,7 +1048,7 @@ void vl_backbone(VlModel *m, Backbone *bb) {
         .hooks = common | HOOK_AFTER_XATTN | HOOK_HEAD, .linears = lin | xlin,
         .norms = 1u << SITE_LN_ATTN | 1u << SITE_LN_XATTN | 1u << SITE_LN_FFN,
     };
-    bb->dim = c->dim, bb->heads = c->heads, bb->ffn = c->ffn, bb->ln_eps = c->ln_eps;
+    bb->dim = c->dim, bb->heads = c->heads, bb->ffn = c->ffn, bb->ln_eps = c->ln_eps, bb->dropout = c->dropout;
     bb->forward_macs = vl_forward_flops(c, c->max_enc_len, c->feat_dim > 0, c->max_dec_len, 0) / 2;
     bb->ops = &g_vl_ops;
     bb->impl = m;
