@@ -2,20 +2,17 @@
 // every width divided by r, fed by gated "ladders" from the frozen backbone's layers (the tap
 // site), so the backbone keeps no activations for backward; only the side network reaches the head.
 //
-// One method, two side networks, chosen by the backbone's structure (never by its name):
-//   one stack and an image classifier (the ViT): a side encoder read at the class token into the
-//     classifier's head (section "single-stack classifier"; init=fisher, in prepare);
-//   two stacks, one of them with cross-attention sites (the VL encoder-decoder): a side
-//     encoder-decoder whose decoder cross-attends to the side encoder, read into the tied LM
-//     head (section "encoder-decoder"; init=magnitude, at attach).
-// Shared (section "shared"): arguments, the gated ladder, the side MLP, parameter creation, the
-// random init and the channel selection behind both pruned initialisations.
+// One method, two side networks, chosen by the backbone's structure (never by its name): one
+// stack with an image classifier (the ViT): a side encoder read at the class token into the
+// classifier's head (section "single-stack classifier"); two stacks, one with cross-attention
+// sites (the VL model): a side encoder-decoder read into the tied LM head (section
+// "encoder-decoder"). Section "shared": arguments, the gated ladder, the side MLP, parameter
+// creation, the random init and the channel selection behind both pruned initialisations.
 //
-// Arguments (one meaning on both backbones; "auto" resolved from the backbone's structure and
+// Arguments (one meaning on both backbones; "auto" is resolved from the backbone's structure and
 // written back, so records and deltas carry the value used):
-//   r     reduction: side width ds = d / r (r must divide d), MLP width ms = max(1, ffn / r).
-//         auto: 8 on a single stack (the paper's ViT setting), 4 on an encoder-decoder (its
-//         VL-T5 / VL-BART setting, formerly VlMethodOpts.lst_reduction)
+//   r     reduction: side width ds = d / r (r must divide d), MLP width ms = max(1, ffn / r); auto:
+//         8 on a single stack (the paper's ViT setting), 4 on an encoder-decoder (VL-T5 / VL-BART)
 //   T     gate temperature: g_l = sigmoid(a_l / T), a_l = 0 at the start (g = 1/2); 0.1 on both
 //   heads side attention heads; 0: the backbone's when they divide ds, else the largest count
 //         below that does; N: must divide ds
@@ -393,13 +390,11 @@ static int single_attach(Method *m, Lst *S, uint64_t seed) {
         const char *name;
         int n0, n1;   // in units: 1 = ds, 2 = ms, 3 = 3 ds, 4 = d; n1 0: a vector
     } defs[] = {
-        {P_LN1W, "norm1.weight", 1, 0}, {P_LN1B, "norm1.bias", 1, 0},
-        {P_QKVW, "attn.qkv.weight", 3, 1}, {P_QKVB, "attn.qkv.bias", 3, 0},
-        {P_OW, "attn.proj.weight", 1, 1}, {P_OB, "attn.proj.bias", 1, 0},
-        {P_LN2W, "norm2.weight", 1, 0}, {P_LN2B, "norm2.bias", 1, 0},
-        {P_FC1W, "mlp.fc1.weight", 2, 1}, {P_FC1B, "mlp.fc1.bias", 2, 0},
-        {P_FC2W, "mlp.fc2.weight", 1, 2}, {P_FC2B, "mlp.fc2.bias", 1, 0},
-        {P_LDW, "ladder.weight", 1, 4}, {P_LDB, "ladder.bias", 1, 0}, {P_GATE, "gate", 0, 0},
+        {P_LN1W, "norm1.weight", 1, 0},     {P_LN1B, "norm1.bias", 1, 0},   {P_QKVW, "attn.qkv.weight", 3, 1},
+        {P_QKVB, "attn.qkv.bias", 3, 0},    {P_OW, "attn.proj.weight", 1, 1}, {P_OB, "attn.proj.bias", 1, 0},
+        {P_LN2W, "norm2.weight", 1, 0},     {P_LN2B, "norm2.bias", 1, 0},   {P_FC1W, "mlp.fc1.weight", 2, 1},
+        {P_FC1B, "mlp.fc1.bias", 2, 0},     {P_FC2W, "mlp.fc2.weight", 1, 2}, {P_FC2B, "mlp.fc2.bias", 1, 0},
+        {P_LDW, "ladder.weight", 1, 4},     {P_LDB, "ladder.bias", 1, 0},   {P_GATE, "gate", 0, 0},
     };
     const int unit[5] = {1, ds, ms, 3 * ds, d};
     for (int l = 0; l < S->L; l++) {
