@@ -1,416 +1,40 @@
-// petl bench: runs a benchmark matrix. Each cell is its own `petl run` process (this binary,
-// /proc/self/exe) writing one record; a finished cell is skipped on re-runs, a failed one gets a
-// failure record (exit status or signal, its stderr's last lines) and is retried on re-runs.
-//
-// Results folder: manifest.json (the matrix and its cells), cells/<id>.json (records),
-// logs/<id>.log (each cell's stdout + stderr, attempts appended), locks/<id>.lock (flock held
-// while a cell runs, so several `petl bench --cell K` processes can share a folder).
-#include <cblas.h>
-#include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
+// petl bench: runs a benchmark matrix. Parses the options, selects and checks the cells, then
+// hands them to the runner (bench/runner.c: one `petl run` process per cell, records, resume).
 #include <fnmatch.h>
-#include <glob.h>
-#include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench/args.h"
-#include "bench/cmd_vl.h"
 #include "bench/cmds.h"
 #include "bench/common.h"
 #include "bench/matrix.h"
-#include "bench/record.h"
+#include "bench/runner.h"
 #include "methods/method.h"
 #include "nn/nn.h"
 #include "nn/safetensors.h"
-#include "nn/util.h"
-
-#define TAIL_LINES 20
-// Cost-model FLOPs per second as a fraction of a 256^3 sgemm's rate, for estimates before any
-// cell of the matrix has finished. ViT-micro cells, 2 jobs x 1 thread on 2 cores: about 1.3 (the
-// model counts 3 forwards per training image; frozen weights skip their weight gradients).
-#define ASSUMED_EFFICIENCY 1.0
-
-enum { ST_PENDING, ST_DONE, ST_FAILED };
 
 typedef struct {
-    const MxCell *c;
-    pid_t pid;
-    int lockfd;
-    long log_off;
-    double t0;
-} Running;
+    const char *matrix;       // the MATRIX.json argument
+    const char *out, *only, *cell;
+    int jobs, threads, dry, allow_unused;
+    float gflops;
+} BenchOpts;
 
-typedef struct {
-    const Matrix *m;
-    const char *out;
-    int threads;
-    int allow_unused;   // passed on to every cell (petl run --allow-unused)
-} Ctx;
-
-static volatile sig_atomic_t g_stop;
-static void on_signal(int s) { g_stop = s; }
-
-static void fmt_dur(double s, char *b, size_t cap) {
-    if (!(s >= 0) || !isfinite(s)) snprintf(b, cap, "?");
-    else if (s < 60) snprintf(b, cap, "%.0fs", s);
-    else if (s < 3600) snprintf(b, cap, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else snprintf(b, cap, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
-}
-
-static int mkdirs(const char *path) {
-    char b[8192];
-    snprintf(b, sizeof b, "%s", path);
-    for (char *p = b + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(b, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(b, 0755) && errno != EEXIST ? -1 : 0;
-}
-
-static void cell_path(const Ctx *x, const char *id, const char *kind, char *b, size_t cap) {
-    if (!strcmp(kind, "record")) snprintf(b, cap, "%s/cells/%s.json", x->out, id);
-    else if (!strcmp(kind, "raw")) snprintf(b, cap, "%s/cells/%s.run.json", x->out, id);
-    else if (!strcmp(kind, "log")) snprintf(b, cap, "%s/logs/%s.log", x->out, id);
-    else snprintf(b, cap, "%s/locks/%s.lock", x->out, id);
-}
-
-// State of a cell from its record: done (ok and complete), failed, or pending. wall: the
-// record's wall time (done cells).
-static int cell_state(const Ctx *x, const MxCell *c, double *wall) {
-    char p[4096];
-    cell_path(x, c->id, "record", p, sizeof p);
-    if (access(p, F_OK)) return ST_PENDING;
-    cJSON *j = read_json_file(p);
-    if (!j) return ST_PENDING;   // unreadable: run again (records are written atomically)
-    const cJSON *cell = cJSON_GetObjectItemCaseSensitive(j, "cell");
-    const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cell, "id"));
-    const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "status"));
-    int s = ST_PENDING;
-    if (id && !strcmp(id, c->id) && st) {
-        if (!strcmp(st, "ok") && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "accuracy"))) s = ST_DONE;
-        // a diverged cell is retried like a failed one (a changed matrix may have lowered its lr)
-        else if (!strcmp(st, "failed") || !strcmp(st, "diverged")) s = ST_FAILED;
-    }
-    const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "wall_s");
-    if (wall) *wall = cJSON_IsNumber(w) ? w->valuedouble : -1;
-    cJSON_Delete(j);
-    return s;
-}
-
-static void quote_cmd(const MxCell *c, const char *out, char *b, size_t cap) {
-    size_t L = snprintf(b, cap, "petl");
-    for (int i = 0; i <= c->argc + 1 && L < cap; i++) {
-        const char *a = i < c->argc ? c->argv[i] : i == c->argc ? "--out" : out;
-        int q = strpbrk(a, " \t'\"$*?;&|<>()") != NULL || !*a;
-        L += snprintf(b + L, cap - L, q ? " '%s'" : " %s", a);
-    }
-}
-
-static cJSON *cell_json(const Ctx *x, const MxCell *c) {
-    cJSON *o = cJSON_CreateObject();
-    char h[24], cmd[8192], raw[4096], log[512];
-    snprintf(h, sizeof h, "%016llx", (unsigned long long)c->hash);
-    cell_path(x, c->id, "raw", raw, sizeof raw);
-    quote_cmd(c, raw, cmd, sizeof cmd);
-    snprintf(log, sizeof log, "logs/%s.log", c->id);
-    cJSON_AddStringToObject(o, "id", c->id);
-    cJSON_AddNumberToObject(o, "index", c->index);
-    cJSON_AddStringToObject(o, "hash", h);
-    cJSON_AddStringToObject(o, "variant", c->variant->label);
-    cJSON_AddStringToObject(o, "matrix", x->m->name);
-    cJSON_AddStringToObject(o, "matrix_file", x->m->path);
-    cJSON_AddStringToObject(o, "group", c->task->group);
-    cJSON_AddStringToObject(o, "backbone_name", c->backbone->name);
-    cJSON_AddStringToObject(o, "command", cmd);
-    cJSON_AddStringToObject(o, "log", log);
-    if (c->est_flops >= 0) cJSON_AddNumberToObject(o, "estimated_flops", c->est_flops);
-    return o;
-}
-
-static int write_manifest(const Ctx *x) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "schema", "petl-bench-manifest-1");
-    cJSON_AddStringToObject(o, "matrix", x->m->name);
-    cJSON_AddStringToObject(o, "matrix_file", x->m->path);
-    cJSON_AddItemToObject(o, "matrix_json", cJSON_Duplicate(x->m->json_, 1));
-    cJSON *cells = cJSON_AddArrayToObject(o, "cells");
-    for (int i = 0; i < x->m->ncells; i++) {
-        const MxCell *c = &x->m->cells[i];
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddNumberToObject(e, "index", c->index);
-        cJSON_AddStringToObject(e, "id", c->id);
-        cJSON_AddStringToObject(e, "variant", c->variant->label);
-        cJSON_AddStringToObject(e, "method", c->variant->method);
-        cJSON_AddStringToObject(e, "task", c->task->name);
-        cJSON_AddStringToObject(e, "group", c->task->group);
-        cJSON_AddStringToObject(e, "regime", c->regime);
-        cJSON_AddNumberToObject(e, "seed", c->seed);
-        cJSON_AddStringToObject(e, "backbone", c->backbone->path);
-        cJSON_AddItemToArray(cells, e);
-    }
-    char p[4096];
-    snprintf(p, sizeof p, "%s/manifest.json", x->out);
-    int rc = write_json_atomic(p, o);
-    cJSON_Delete(o);
-    return rc;
-}
-
-// The last TAIL_LINES lines of a log from offset off.
-static char *log_tail(const char *path, long off) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return nn_strdup("");
-    fseek(f, 0, SEEK_END);
-    long end = ftell(f);
-    long from = end - 8192 > off ? end - 8192 : off;
-    fseek(f, from, SEEK_SET);
-    char *b = nn_calloc(end - from + 1);
-    size_t got = fread(b, 1, end - from, f);
-    fclose(f);
-    b[got] = 0;
-    while (got && (b[got - 1] == '\n' || b[got - 1] == '\r')) b[--got] = 0;
-    char *s = b + got;
-    int lines = 0;
-    while (s > b && lines < TAIL_LINES) {
-        s--;
-        if (*s == '\n') lines++;
-    }
-    if (*s == '\n') s++;
-    char *r = nn_strdup(s);
-    free(b);
-    return r;
-}
-
-// status: "failed", or "diverged" (petl run said "training diverged": the setting, not the
-// machinery, failed).
-static void write_failure(const Ctx *x, const MxCell *c, const char *status, const char *reason, int exit_status,
-                          int sig, const char *tail, double wall) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "schema", "petl-result-1");
-    cJSON_AddStringToObject(o, "status", status);
-    cJSON_AddStringToObject(o, "method", c->variant->method);
-    char a[2048] = "";
-    for (int i = 0; i + 1 < c->argc; i++)
-        if (!strcmp(c->argv[i], "--method-args")) snprintf(a, sizeof a, "%s", c->argv[i + 1]);
-    cJSON_AddStringToObject(o, "method_args", a);
-    cJSON_AddStringToObject(o, "task", c->task->name);
-    cJSON_AddStringToObject(o, "data", c->task->data);
-    cJSON_AddStringToObject(o, "format", c->format);
-    cJSON_AddStringToObject(o, "regime", c->regime);
-    cJSON_AddNumberToObject(o, "shots", c->shots);
-    cJSON_AddNumberToObject(o, "seed", c->seed);
-    cJSON *bb = cJSON_AddObjectToObject(o, "backbone");
-    cJSON_AddStringToObject(bb, "source", c->backbone->path);
-    cJSON *f = cJSON_AddObjectToObject(o, "failure");
-    cJSON_AddStringToObject(f, "reason", reason);
-    if (exit_status >= 0) cJSON_AddNumberToObject(f, "exit_status", exit_status);
-    else cJSON_AddNullToObject(f, "exit_status");
-    if (sig > 0) {
-        cJSON_AddNumberToObject(f, "signal", sig);
-        cJSON_AddStringToObject(f, "signal_name", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
-    } else cJSON_AddNullToObject(f, "signal");
-    cJSON_AddStringToObject(f, "stderr_tail", tail ? tail : "");
-    cJSON_AddNumberToObject(o, "wall_s", wall);
-    cJSON_AddItemToObject(o, "cell", cell_json(x, c));
-    cJSON_AddItemToObject(o, "versions", record_versions());
-    char p[4096];
-    cell_path(x, c->id, "record", p, sizeof p);
-    if (write_json_atomic(p, o)) fprintf(stderr, "petl bench: %s\n", nn_err());
-    cJSON_Delete(o);
-}
-
-// petl run's raw record -> the cell's record with the "cell" block. 0, or -1 (not a complete
-// ok record).
-static int adopt_raw(const Ctx *x, const MxCell *c, double *acc) {
-    char raw[4096], rec[4096];
-    cell_path(x, c->id, "raw", raw, sizeof raw);
-    cell_path(x, c->id, "record", rec, sizeof rec);
-    if (access(raw, F_OK)) return -1;
-    cJSON *j = read_json_file(raw);
-    if (!j) return -1;
-    const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "status"));
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "accuracy");
-    if (!st || strcmp(st, "ok") || !cJSON_IsNumber(a)) {
-        cJSON_Delete(j);
-        return -1;
-    }
-    *acc = a->valuedouble;
-    cJSON_AddItemToObject(j, "cell", cell_json(x, c));
-    int rc = write_json_atomic(rec, j);
-    cJSON_Delete(j);
-    if (rc) {
-        fprintf(stderr, "petl bench: %s\n", nn_err());
-        return -1;
-    }
-    unlink(raw);
-    return 0;
-}
-
-static void remove_glob(const char *pattern) {
-    glob_t g;
-    if (glob(pattern, 0, NULL, &g) == 0)
-        for (size_t i = 0; i < g.gl_pathc; i++) unlink(g.gl_pathv[i]);
-    globfree(&g);
-}
-
-// Locks the cell and starts its process. 1 started, 0 finished without running (recovered a
-// raw record, or done by another process meanwhile), -1 busy elsewhere, -2 could not start.
-static int start_cell(const Ctx *x, const MxCell *c, Running *r, double *acc) {
-    char lock[4096], raw[4096], log[4096], pat[4200];
-    cell_path(x, c->id, "lock", lock, sizeof lock);
-    int fd = open(lock, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    if (fd < 0) return -2;
-    if (flock(fd, LOCK_EX | LOCK_NB)) {
-        close(fd);
-        return -1;
-    }
-    if (cell_state(x, c, NULL) == ST_DONE || adopt_raw(x, c, acc) == 0) {
-        close(fd);
-        return 0;
-    }
-    cell_path(x, c->id, "raw", raw, sizeof raw);
-    unlink(raw);
-    snprintf(pat, sizeof pat, "%s.tmp.*", raw);
-    remove_glob(pat);
-    cell_path(x, c->id, "log", log, sizeof log);
-    int lfd = open(log, O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0644);
-    if (lfd < 0) {
-        close(fd);
-        return -2;
-    }
-    char cmd[8192], hdr[9000], when[64];
-    time_t t = time(NULL);
-    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
-    quote_cmd(c, raw, cmd, sizeof cmd);
-    int n = snprintf(hdr, sizeof hdr, "==== petl bench %s: OMP_NUM_THREADS=%d %s\n", when, x->threads, cmd);
-    if (write(lfd, hdr, n) != n) { /* the log is best effort */ }
-    r->log_off = lseek(lfd, 0, SEEK_END);
-    char threads[16];
-    snprintf(threads, sizeof threads, "%d", x->threads);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(lfd), close(fd);
-        return -2;
-    }
-    if (pid == 0) {
-        // dies with the bench process (a killed bench leaves no orphan that writes later)
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(127);
-        dup2(lfd, 1), dup2(lfd, 2);
-        int nul = open("/dev/null", O_RDONLY);
-        if (nul >= 0) dup2(nul, 0);
-        setenv("OMP_NUM_THREADS", threads, 1);
-        setenv("OPENBLAS_NUM_THREADS", threads, 1);
-        setenv("PETL_BENCH_CELL", c->id, 1);
-        char *argv[MX_MAXARGV + 5];
-        argv[0] = "petl";
-        for (int i = 0; i < c->argc; i++) argv[1 + i] = c->argv[i];
-        int k = 1 + c->argc;
-        if (x->allow_unused) argv[k++] = "--allow-unused";
-        argv[k++] = "--out";
-        argv[k++] = raw;
-        argv[k] = NULL;
-        execv("/proc/self/exe", argv);
-        fprintf(stderr, "petl bench: cannot run /proc/self/exe: %s\n", strerror(errno));
-        _exit(127);
-    }
-    close(lfd);
-    r->c = c, r->pid = pid, r->lockfd = fd, r->t0 = nn_now();
-    return 1;
-}
-
-// After the cell's process ended: its record or a failure record. 1 ok, 0 failed.
-static int finish_cell(const Ctx *x, Running *r, int status, double *acc, char *why, size_t cap) {
-    const MxCell *c = r->c;
-    double wall = nn_now() - r->t0;
-    int ok = 0;
-    char log[4096];
-    cell_path(x, c->id, "log", log, sizeof log);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        ok = adopt_raw(x, c, acc) == 0;
-        if (!ok) {
-            char *tail = log_tail(log, r->log_off);
-            snprintf(why, cap, "petl run exited 0 but wrote no complete record");
-            write_failure(x, c, "failed", why, 0, 0, tail, wall);
-            free(tail);
-        }
-    } else {
-        char *tail = log_tail(log, r->log_off);
-        int es = WIFEXITED(status) ? WEXITSTATUS(status) : -1, sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-        // the child's own message: its last "petl run: ..." line, else its last line
-        const char *msg = NULL;
-        for (const char *s = tail; (s = strstr(s, "petl run: ")); s++) msg = s + 10;
-        if (!msg && *tail) msg = strrchr(tail, '\n') ? strrchr(tail, '\n') + 1 : tail;
-        char m1[512] = "";
-        if (msg) {
-            size_t L = strcspn(msg, "\n");
-            snprintf(m1, sizeof m1, "%.*s", (int)(L < 400 ? L : 400), msg);
-        }
-        if (sig) snprintf(why, cap, "killed by signal %d (SIG%s)%s%s", sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?",
-                          m1[0] ? ": " : "", m1);
-        int div = !sig && strstr(tail, "training diverged");
-        if (div) snprintf(why, cap, "diverged: %s", m1);
-        else if (!sig) snprintf(why, cap, "petl run exited with status %d%s%s", es, m1[0] ? ": " : "", m1);
-        write_failure(x, c, div ? "diverged" : "failed", why, es, sig, tail, wall);
-        free(tail);
-        char raw[4096];
-        cell_path(x, c->id, "raw", raw, sizeof raw);
-        unlink(raw);
-    }
-    close(r->lockfd);
-    return ok;
-}
-
-// GEMM rate of this machine, for estimates before any cell has finished.
-static double sgemm_gflops(void) {
-    int n = 256;
-    float *a = nn_malloc(sizeof(float) * n * n * 3);
-    for (int i = 0; i < 3 * n * n; i++) a[i] = (float)((i * 7) % 13) / 13.0f;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, a + n * n, n, 0, a + 2 * n * n, n);
-    double t0 = nn_now(), t;
-    long it = 0;
-    do {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, a + n * n, n, 0, a + 2 * n * n, n);
-        it++;
-    } while ((t = nn_now() - t0) < 0.25);
-    free(a);
-    return 2.0 * n * n * n * it / t / 1e9;
-}
-
-static int matches(const char *id, const char *only) {
-    if (!only) return 1;
-    char b[1024];
-    snprintf(b, sizeof b, "%s", only);
-    for (char *p = strtok(b, ","); p; p = strtok(NULL, ","))
-        if (strpbrk(p, "*?[") ? fnmatch(p, id, 0) == 0 : strstr(id, p) != NULL) return 1;
-    return 0;
-}
-
-int cmd_bench(int argc, char **argv) {
-    const char *out = NULL, *only = NULL, *cellsel = NULL;
-    int jobs = 1, threads = 0, dry = 0, help = 0, allow_unused = 0;
-    float gflops = 0;
+// Options into o. -1 when they are good, else the exit status (0 --help, 2 usage).
+static int bench_parse(int argc, char **argv, BenchOpts *o) {
+    int help = 0;
+    *o = (BenchOpts){.jobs = 1};
     Opt opts[] = {
-        {"--out", OPT_STR, &out, "results folder (default results/<matrix name>)"},
-        {"--jobs", OPT_INT, &jobs, "cells run in parallel (default 1)"},
-        {"--threads", OPT_INT, &threads, "OpenMP threads per cell (default: cores / jobs)"},
-        {"--dry-run", OPT_FLAG, &dry, "list the cells with their status and estimated cost; run nothing"},
-        {"--only", OPT_STR, &only, "only cells whose id matches: globs (*?[]) or substrings, comma-separated"},
-        {"--cell", OPT_STR, &cellsel, "one cell: its index K (as --dry-run lists it) or its id (or a unique prefix)"},
-        {"--gflops", OPT_FLOAT, &gflops, "throughput for time estimates (default: measured from finished cells)"},
-        {"--allow-unused", OPT_FLAG, &allow_unused, "backbone checkpoints may hold tensors the model does not use (each cell lists them)"},
+        {"--out", OPT_STR, &o->out, "results folder (default results/<matrix name>)"},
+        {"--jobs", OPT_INT, &o->jobs, "cells run in parallel (default 1)"},
+        {"--threads", OPT_INT, &o->threads, "OpenMP threads per cell (default: cores / jobs)"},
+        {"--dry-run", OPT_FLAG, &o->dry, "list the cells with their status and estimated cost; run nothing"},
+        {"--only", OPT_STR, &o->only, "only cells whose id matches: globs (*?[]) or substrings, comma-separated"},
+        {"--cell", OPT_STR, &o->cell, "one cell: its index K (as --dry-run lists it) or its id (or a unique prefix)"},
+        {"--gflops", OPT_FLOAT, &o->gflops, "throughput for time estimates (default: measured from finished cells)"},
+        {"--allow-unused", OPT_FLAG, &o->allow_unused, "backbone checkpoints may hold tensors the model does not use (each cell lists them)"},
         {"--help", OPT_FLAG, &help, "this help"},
     };
     int nopts = sizeof opts / sizeof opts[0];
@@ -425,303 +49,133 @@ int cmd_bench(int argc, char **argv) {
                    "1 the matrix or the results folder is unusable, 2 usage, 130 interrupted.\n");
         return help ? 0 : 2;
     }
-    if (args_check_int("bench", "--jobs", jobs, 1, 1024) || args_check_int("bench", "--threads", threads, 0, 4096))
+    if (args_check_int("bench", "--jobs", o->jobs, 1, 1024) || args_check_int("bench", "--threads", o->threads, 0, 4096))
         return 2;
-    Matrix m;
-    if (matrix_load(pos[0], &m)) {
-        fprintf(stderr, "petl bench: %s\n", nn_err());
-        return 1;
-    }
-    char outbuf[4096];
-    if (!out) {
-        snprintf(outbuf, sizeof outbuf, "results/%s", m.name);
-        out = outbuf;
-    }
-    long ncores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (ncores < 1) ncores = 1;
-    if (!threads) threads = ncores / jobs > 0 ? (int)(ncores / jobs) : 1;
-    Ctx x = {&m, out, threads, allow_unused};
-    st_set_allow_unused(allow_unused);
+    o->matrix = pos[0];
+    return -1;
+}
 
-    // selection
-    int *sel = nn_calloc(sizeof(int) * (m.ncells + 1)), nsel = 0;
-    if (cellsel) {
+static int matches(const char *id, const char *only) {
+    if (!only) return 1;
+    char b[1024];
+    snprintf(b, sizeof b, "%s", only);
+    for (char *p = strtok(b, ","); p; p = strtok(NULL, ","))
+        if (strpbrk(p, "*?[") ? fnmatch(p, id, 0) == 0 : strstr(id, p) != NULL) return 1;
+    return 0;
+}
+
+// The cells --cell or --only select, into sel (m->ncells + 1 slots). 0, or 2 (usage: nothing
+// selected). --cell runs its one cell as one job.
+static int bench_select(const Matrix *m, BenchOpts *o, int *sel, int *nsel) {
+    *nsel = 0;
+    if (o->cell) {
         char *end;
-        long k = strtol(cellsel, &end, 10);
+        long k = strtol(o->cell, &end, 10);
         const MxCell *c = NULL;
-        if (!*end && end != cellsel) {
-            if (k < 0 || k >= m.ncells) {
-                fprintf(stderr, "petl bench: --cell %ld: the matrix has cells 0 .. %d\n", k, m.ncells - 1);
-                matrix_free(&m);
+        if (!*end && end != o->cell) {
+            if (k < 0 || k >= m->ncells) {
+                fprintf(stderr, "petl bench: --cell %ld: the matrix has cells 0 .. %d\n", k, m->ncells - 1);
                 return 2;
             }
-            c = &m.cells[k];
-        } else if (!(c = matrix_find_cell(&m, cellsel))) {
+            c = &m->cells[k];
+        } else if (!(c = matrix_find_cell(m, o->cell))) {
             fprintf(stderr, "petl bench: --cell '%s' names no cell (or several) of %s (petl bench %s --dry-run lists them)\n",
-                    cellsel, m.path, m.path);
-            matrix_free(&m);
+                    o->cell, m->path, m->path);
             return 2;
         }
-        sel[nsel++] = c->index;
-        jobs = 1;
+        sel[(*nsel)++] = c->index;
+        o->jobs = 1;
     } else
-        for (int i = 0; i < m.ncells; i++)
-            if (matches(m.cells[i].id, only)) sel[nsel++] = i;
-    if (!nsel) {
-        fprintf(stderr, "petl bench: --only '%s' matches none of the %d cells\n", only, m.ncells);
-        matrix_free(&m);
+        for (int i = 0; i < m->ncells; i++)
+            if (matches(m->cells[i].id, o->only)) sel[(*nsel)++] = i;
+    if (!*nsel) {
+        fprintf(stderr, "petl bench: --only '%s' matches none of the %d cells\n", o->only, m->ncells);
         return 2;
     }
+    return 0;
+}
 
-    // checks that would fail every cell: a missing checkpoint; per variant: the registry's verdict
-    // (one cell for a scheduler: no estimates, they would load every backbone once more)
-    if (cellsel && !dry)
-        for (int i = 0; i < m.ncells; i++) m.cells[i].est_flops = -1;
-    else if (matrix_estimate(&m))
-        fprintf(stderr, "petl bench: warning: %s\n", nn_err());
-    for (int b = 0; b < m.nbackbones; b++)
-        if (path_is_checkpoint(m.backbones[b].path) && access(m.backbones[b].path, R_OK)) {
-            fprintf(stderr, "petl bench: %s: backbone checkpoint %s not found (hint: `make pretrain` makes the default one)\n",
-                    m.path, m.backbones[b].path);
-            if (!dry) {
-                matrix_free(&m);
-                return 1;
-            }
-        }
-    if (m.has_vl && access(m.vl_backbone.path, R_OK)) {
-        fprintf(stderr, "petl bench: %s: VL checkpoint %s not found (hint: `make pretrain-vl` makes the default one)\n",
-                m.path, m.vl_backbone.path);
-        if (!dry) {
-            matrix_free(&m);
-            return 1;
-        }
-    }
-    // (unattached methods are plain allocations: free(), not method_free(), which detaches)
+static const char *method_args_of(const MxCell *c) {
+    const char *a = "";
+    for (int k = 0; k + 1 < c->argc; k++)
+        if (!strcmp(c->argv[k], "--method-args")) a = c->argv[k + 1];
+    return a;
+}
+
+// The registry's verdict on each selected variant (once per method and arguments): a warning for
+// the ones whose cells will fail. (Unattached methods are plain allocations: free(), not
+// method_free(), which detaches.)
+static void warn_bad_methods(const Matrix *m, const int *sel, int nsel) {
     for (int i = 0; i < nsel; i++) {
-        const MxCell *c = &m.cells[sel[i]];
-        const char *a = "", *b = "";
-        for (int k = 0; k + 1 < c->argc; k++)
-            if (!strcmp(c->argv[k], "--method-args")) a = c->argv[k + 1];
+        const MxCell *c = &m->cells[sel[i]];
+        const char *a = method_args_of(c);
         int seen = 0;
         for (int q = 0; q < i && !seen; q++) {
-            const MxCell *d = &m.cells[sel[q]];
-            b = "";
-            for (int k = 0; k + 1 < d->argc; k++)
-                if (!strcmp(d->argv[k], "--method-args")) b = d->argv[k + 1];
-            seen = d->variant->vl == c->variant->vl && !strcmp(d->variant->method, c->variant->method) && !strcmp(a, b);
+            const MxCell *d = &m->cells[sel[q]];
+            seen = d->variant->vl == c->variant->vl && !strcmp(d->variant->method, c->variant->method) &&
+                   !strcmp(a, method_args_of(d));
         }
         if (seen) continue;
         Method *mt = method_new(c->variant->method, a);
         if (!mt) fprintf(stderr, "petl bench: warning: %s: %s (its cells will fail)\n", c->variant->label, nn_err());
         free(mt);
     }
+}
 
-    // states, and the throughput measured on finished cells
-    int *state = nn_calloc(sizeof(int) * (m.ncells + 1));
-    int ndone = 0, nfailed = 0;
-    double meas_flops = 0, meas_wall = 0, todo_flops = 0;
-    int todo_unknown = 0;
-    for (int i = 0; i < nsel; i++) {
-        const MxCell *c = &m.cells[sel[i]];
-        double wall = -1;
-        state[sel[i]] = cell_state(&x, c, &wall);
-        if (state[sel[i]] == ST_DONE) {
-            ndone++;
-            if (wall > 0 && c->est_flops > 0) meas_flops += c->est_flops, meas_wall += wall;
-        } else {
-            nfailed += state[sel[i]] == ST_FAILED;
-            if (c->est_flops >= 0) todo_flops += c->est_flops;
-            else todo_unknown++;
+// Cost estimates, and the checks that would fail every cell: a missing checkpoint (1, unless a dry
+// run, which only lists), a method the registry refuses (a warning). A scheduler's one --cell gets
+// no estimates: they would load every backbone once more.
+static int bench_check(Matrix *m, const BenchOpts *o, const int *sel, int nsel) {
+    if (o->cell && !o->dry)
+        for (int i = 0; i < m->ncells; i++) m->cells[i].est_flops = -1;
+    else if (matrix_estimate(m))
+        fprintf(stderr, "petl bench: warning: %s\n", nn_err());
+    for (int b = 0; b < m->nbackbones; b++)
+        if (path_is_checkpoint(m->backbones[b].path) && access(m->backbones[b].path, R_OK)) {
+            fprintf(stderr, "petl bench: %s: backbone checkpoint %s not found (hint: `make pretrain` makes the default one)\n",
+                    m->path, m->backbones[b].path);
+            if (!o->dry) return 1;
         }
+    if (m->has_vl && access(m->vl_backbone.path, R_OK)) {
+        fprintf(stderr, "petl bench: %s: VL checkpoint %s not found (hint: `make pretrain-vl` makes the default one)\n",
+                m->path, m->vl_backbone.path);
+        if (!o->dry) return 1;
     }
-    // rate of the whole run (jobs together), in model FLOPs per second
-    double rate;
-    char rate_src[160];
-    if (gflops > 0) {
-        rate = gflops * 1e9;
-        snprintf(rate_src, sizeof rate_src, "given by --gflops");
-    } else if (meas_wall > 0) {
-        rate = meas_flops / meas_wall * jobs;
-        snprintf(rate_src, sizeof rate_src, "measured on %d finished cells, x %d jobs", ndone, jobs);
-    } else if (cellsel && !dry) {
-        rate = 1e9;
-        snprintf(rate_src, sizeof rate_src, "not estimated for --cell");
-    } else {
-        double g = sgemm_gflops();
-        double share = (double)jobs * threads / ncores;
-        rate = ASSUMED_EFFICIENCY * g * 1e9 * (share < 1 ? share : 1);
-        snprintf(rate_src, sizeof rate_src, "assumed: %.0f%% of this machine's sgemm rate (%.1f GFLOP/s)",
-                 100 * ASSUMED_EFFICIENCY, g);
-    }
+    warn_bad_methods(m, sel, nsel);
+    return 0;
+}
 
-    if (dry) {
-        printf("petl bench --dry-run: %s (%s): %d cells, %d selected; results folder %s\n", m.path, m.name, m.ncells,
-               nsel, out);
-        printf("%5s  %-7s  %11s  %9s  %s\n", "cell", "status", "est. GFLOP", "est. time", "id");
-        int assumed = 0;
-        for (int i = 0; i < nsel; i++) {
-            const MxCell *c = &m.cells[sel[i]];
-            char g[32], t[32];
-            if (c->est_flops >= 0) snprintf(g, sizeof g, "%.1f%s", c->est_flops / 1e9, c->est_assumed ? "*" : "");
-            else snprintf(g, sizeof g, "?");
-            fmt_dur(c->est_flops >= 0 ? c->est_flops / (rate / jobs) : -1, t, sizeof t);
-            assumed |= c->est_assumed;
-            const char *st = state[sel[i]] == ST_DONE ? "done" : state[sel[i]] == ST_FAILED ? "failed" : "pending";
-            printf("%5d  %-7s  %11s  %9s  %s\n", c->index, st, g, t, c->id);
-            if (cellsel) {
-                char cmd[8192], raw[4096];
-                cell_path(&x, c->id, "raw", raw, sizeof raw);
-                quote_cmd(c, raw, cmd, sizeof cmd);
-                printf("       %s\n", cmd);
-            }
-        }
-        char t[32];
-        fmt_dur(todo_flops / rate, t, sizeof t);
-        printf("to run: %d cells (%d done, %d failed earlier and retried): %.2f TFLOP%s, about %s at %.2f GFLOP/s (%s)\n",
-               nsel - ndone, ndone, nfailed, todo_flops / 1e12, todo_unknown ? " + cells of unknown cost" : "", t,
-               rate / 1e9, rate_src);
-        printf("cost model: training images x epochs x 3 forwards (linear probe: 1, features cached) per learning rate\n"
-               "of the grid + validation and test forwards; FLOPs = 2 x multiply-adds of the backbone's forward.\n");
-        if (assumed) printf("* split sizes assumed (800/200/1000, shots x classes): data not found\n");
-        free(sel), free(state);
-        matrix_free(&m);
-        return 0;
-    }
-
-    char sub[4200];
-    const char *dirs[] = {"", "/cells", "/logs", "/locks"};
-    for (int d = 0; d < 4; d++) {
-        snprintf(sub, sizeof sub, "%s%s", out, dirs[d]);
-        if (mkdirs(sub)) {
-            fprintf(stderr, "petl bench: cannot create %s: %s\n", sub, strerror(errno));
-            matrix_free(&m);
-            return 1;
-        }
-    }
-    if (write_manifest(&x)) {
+int cmd_bench(int argc, char **argv) {
+    BenchOpts o;
+    int rc = bench_parse(argc, argv, &o);
+    if (rc >= 0) return rc;
+    Matrix m;
+    if (matrix_load(o.matrix, &m)) {
         fprintf(stderr, "petl bench: %s\n", nn_err());
-        matrix_free(&m);
         return 1;
     }
-    int nrun = nsel - ndone;
-    {
-        char t[32];
-        fmt_dur(cellsel || todo_unknown ? -1 : todo_flops / rate, t, sizeof t);
-        fprintf(stderr,
-                "petl bench: %s: %d cells selected, %d done, %d to run (%d failed before: retried) with %d job%s x %d "
-                "thread%s; estimated %s (%s) -> %s\n",
-                m.name, nsel, ndone, nrun, nfailed, jobs, jobs > 1 ? "s" : "", threads, threads > 1 ? "s" : "", t,
-                rate_src, out);
+    char outbuf[4096];
+    if (!o.out) {
+        snprintf(outbuf, sizeof outbuf, "results/%s", m.name);
+        o.out = outbuf;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;   // no SA_RESTART: waitpid returns on a signal
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    long ncores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncores < 1) ncores = 1;
+    if (!o.threads) o.threads = ncores / o.jobs > 0 ? (int)(ncores / o.jobs) : 1;
+    st_set_allow_unused(o.allow_unused);
 
-    Running *run = nn_calloc(sizeof(Running) * jobs);
-    int nrunning = 0, next = 0, finished = 0, nok = 0, nbad = 0, nbusy = 0, cut = 0;
-    int *failed_list = nn_calloc(sizeof(int) * (nsel + 1)), *busy_list = nn_calloc(sizeof(int) * (nsel + 1));
-    char **fail_why = nn_calloc(sizeof(char *) * (nsel + 1));
-    double t_start = nn_now(), done_flops = 0;
-    int done_unknown = 0;
-    while (!g_stop) {
-        while (nrunning < jobs && next < nsel && !g_stop) {
-            int ci = sel[next++];
-            if (state[ci] == ST_DONE) continue;
-            const MxCell *c = &m.cells[ci];
-            double acc = -1;
-            int rc = start_cell(&x, c, &run[nrunning], &acc);
-            if (rc == 1) {
-                char t[32];
-                fmt_dur(c->est_flops >= 0 ? c->est_flops / (rate / jobs) : -1, t, sizeof t);
-                fprintf(stderr, "[bench] start %s (cell %d, est. %s)\n", c->id, c->index, t);
-                nrunning++;
-            } else if (rc == 0) {
-                finished++, nok++;
-                fprintf(stderr, "[bench] %d/%d ok     %s (recovered its finished record)\n", finished, nrun, c->id);
-            } else if (rc == -1) {
-                busy_list[nbusy++] = ci;
-                fprintf(stderr, "[bench] skip   %s: running in another petl bench process (locked)\n", c->id);
-            } else {
-                finished++;
-                char why[256];
-                snprintf(why, sizeof why, "could not start: %s", strerror(errno));
-                write_failure(&x, c, "failed", why, -1, 0, "", 0);
-                fail_why[nbad] = nn_strdup(why);
-                failed_list[nbad++] = ci;
-            }
-        }
-        if (!nrunning) break;
-        int status;
-        pid_t pid = waitpid(-1, &status, 0);
-        if (pid < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        int k = 0;
-        while (k < nrunning && run[k].pid != pid) k++;
-        if (k == nrunning) continue;
-        if (g_stop && WIFSIGNALED(status)) {
-            // Ctrl-C reaches the whole process group: a cell cut short is not a failed cell
-            close(run[k].lockfd);
-            run[k] = run[--nrunning];
-            cut++;
-            break;
-        }
-        double acc = -1;
-        char why[1024] = "";
-        int ok = finish_cell(&x, &run[k], status, &acc, why, sizeof why);
-        const MxCell *c = run[k].c;
-        double cell_wall = nn_now() - run[k].t0;
-        run[k] = run[--nrunning];
-        finished++;
-        if (c->est_flops >= 0) done_flops += c->est_flops;
-        else done_unknown++;
-        if (ok) nok++;
-        else {
-            fail_why[nbad] = nn_strdup(why);
-            failed_list[nbad++] = c->index;
-        }
-        // ETA: the model FLOPs still to run at the rate observed in this run
-        double el = nn_now() - t_start, eta;
-        double left = todo_flops - done_flops;
-        if (done_flops > 0) eta = left / (done_flops / el);
-        else eta = left / rate;
-        if (todo_unknown && finished > done_unknown) eta = el / finished * (nrun - finished);
-        char e1[32], e2[32], e3[32];
-        fmt_dur(el, e1, sizeof e1), fmt_dur(eta, e2, sizeof e2), fmt_dur(cell_wall, e3, sizeof e3);
-        if (ok)
-            fprintf(stderr, "[bench] %d/%d ok     %s  test acc %.2f%%  %s | %d failed | elapsed %s, ETA %s\n", finished,
-                    nrun, c->id, 100 * acc, e3, nbad, e1, finished == nrun ? "0s" : e2);
-        else
-            fprintf(stderr, "[bench] %d/%d FAILED %s  %s | %d failed | elapsed %s, ETA %s\n", finished, nrun, c->id, why,
-                    nbad, e1, finished == nrun ? "0s" : e2);
+    int *sel = nn_calloc(sizeof(int) * (m.ncells + 1)), nsel = 0;
+    rc = bench_select(&m, &o, sel, &nsel);
+    if (!rc) rc = bench_check(&m, &o, sel, nsel);
+    if (!rc) {
+        Runner r = {&m, o.out, o.jobs, o.threads, o.allow_unused};
+        RunPlan p;
+        runner_plan(&r, sel, nsel, o.gflops, o.cell && !o.dry, &p);
+        if (o.dry) runner_print_plan(&r, &p, o.cell != NULL);
+        else rc = runner_run(&r, &p);
+        runner_plan_free(&p);
     }
-    if (g_stop) {
-        for (int k = 0; k < nrunning; k++) kill(run[k].pid, SIGTERM);
-        for (int k = 0; k < nrunning; k++) {
-            waitpid(run[k].pid, NULL, 0);   // a cell cut short leaves no record: the next run starts it again
-            close(run[k].lockfd);
-        }
-        fprintf(stderr, "petl bench: interrupted (signal %d): %d cells finished, %d cut short; run again to go on\n",
-                (int)g_stop, finished, nrunning + cut);
-        matrix_free(&m);
-        return 130;
-    }
-    char e1[32];
-    fmt_dur(nn_now() - t_start, e1, sizeof e1);
-    fprintf(stderr, "petl bench: %s in %s: %d ok (%d already done before), %d failed%s", m.name, e1, nok + ndone, ndone,
-            nbad, nbusy ? "" : "\n");
-    if (nbusy) fprintf(stderr, ", %d running elsewhere\n", nbusy);
-    for (int i = 0; i < nbad; i++)
-        fprintf(stderr, "  FAILED %s: %s\n         log: %s/logs/%s.log\n", m.cells[failed_list[i]].id, fail_why[i], out,
-                m.cells[failed_list[i]].id);
-    fprintf(stderr, "records: %s/cells/  next: petl table %s ; petl plot %s --out plots/%s\n", out, out, out, m.name);
-    int rc = nbad ? 3 : 0;
-    for (int i = 0; i < nbad; i++) free(fail_why[i]);
-    free(fail_why), free(failed_list), free(busy_list), free(run), free(sel), free(state);
+    free(sel);
     matrix_free(&m);
     return rc;
 }

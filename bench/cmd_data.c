@@ -390,184 +390,233 @@ static char *common_dir(const char *a, const char *b) {
     return r;
 }
 
-int cmd_data_fewshot(int argc, char **argv) {
-    const char *from = NULL, *fmt = NULL, *task = NULL, *split = NULL, *test_split = NULL, *out = NULL;
+typedef struct {
+    const char *from, *fmt, *task, *split, *test_split, *out;
+    int shots[64], seeds[64], nsh, nse;
+    int val_per_class, val_seed, skip_bad;
+    char srcdir[4096];        // from[/task]
+} FewshotOpts;
+
+// Options into o. -1 when they are good, else the exit status (0 --help, 2 usage).
+static int fewshot_parse(int argc, char **argv, FewshotOpts *o) {
     const char *shots_s = "1,2,4,8,16", *seeds_s = "0,1,2";
-    int val_per_class = 16, val_seed = 0, skip_bad = 0, help = 0;
+    int help = 0;
+    memset(o, 0, sizeof *o);
+    o->val_per_class = 16;
     Opt opts[] = {
-        {"--from", OPT_STR, &from, "source dataset folder"},
-        {"--format", OPT_STR, &fmt, "source format (default: detected)"},
-        {"--task", OPT_STR, &task, "task folder under --from"},
-        {"--split", OPT_STR, &split, "labelled split to draw from (default: train800val200 / train)"},
-        {"--test-split", OPT_STR, &test_split, "split listed whole in test_meta.list (default: test; 'none')"},
+        {"--from", OPT_STR, &o->from, "source dataset folder"},
+        {"--format", OPT_STR, &o->fmt, "source format (default: detected)"},
+        {"--task", OPT_STR, &o->task, "task folder under --from"},
+        {"--split", OPT_STR, &o->split, "labelled split to draw from (default: train800val200 / train)"},
+        {"--test-split", OPT_STR, &o->test_split, "split listed whole in test_meta.list (default: test; 'none')"},
         {"--shots", OPT_STR, &shots_s, "shots per class, comma-separated (default 1,2,4,8,16)"},
         {"--seeds", OPT_STR, &seeds_s, "seeds, comma-separated (default 0,1,2)"},
-        {"--val-per-class", OPT_INT, &val_per_class, "examples per class held out for val_meta.list (default 16; 0: none)"},
-        {"--val-seed", OPT_INT, &val_seed, "seed of the held-out validation draw (default 0)"},
-        {"--skip-bad", OPT_FLAG, &skip_bad, "skip broken lines of the source instead of failing"},
-        {"--out", OPT_STR, &out, "output task folder (annotations/, images/, classes.txt)"},
+        {"--val-per-class", OPT_INT, &o->val_per_class, "examples per class held out for val_meta.list (default 16; 0: none)"},
+        {"--val-seed", OPT_INT, &o->val_seed, "seed of the held-out validation draw (default 0)"},
+        {"--skip-bad", OPT_FLAG, &o->skip_bad, "skip broken lines of the source instead of failing"},
+        {"--out", OPT_STR, &o->out, "output task folder (annotations/, images/, classes.txt)"},
         {"--help", OPT_FLAG, &help, "this help"},
     };
     int nopt = sizeof opts / sizeof opts[0];
     if (args_parse("data fewshot", argc - 1, argv + 1, opts, nopt, NULL, 0, NULL)) return 2;
-    if (help || !from || !out) {
+    if (help || !o->from || !o->out) {
         args_usage("data fewshot", "--from DIR [--format F --task T --split S] --shots 1,2,4,8,16 --seeds 0,1,2 --out DIR",
                    opts, nopt);
         return help ? 0 : 2;
     }
-    int shots[64], seeds[64];
-    int nsh = parse_ints(shots_s, shots, 64, 1, 1000000), nse = parse_ints(seeds_s, seeds, 64, 0, INT_MAX);
-    if (nsh <= 0 || nse <= 0) {
+    o->nsh = parse_ints(shots_s, o->shots, 64, 1, 1000000), o->nse = parse_ints(seeds_s, o->seeds, 64, 0, INT_MAX);
+    if (o->nsh <= 0 || o->nse <= 0) {
         fprintf(stderr, "petl data fewshot: --shots and --seeds take comma-separated integers (shots >= 1, seeds >= 0)\n");
         return 2;
     }
-    if (val_per_class < 0) { fprintf(stderr, "petl data fewshot: --val-per-class must be >= 0\n"); return 2; }
-    char srcdir[4096];
-    snprintf(srcdir, sizeof srcdir, "%s%s%s", from, task ? "/" : "", task ? task : "");
-    if (!fmt) fmt = ds_detect_format(srcdir);
-    if (!fmt && task && ds_vtab_find(task)) fmt = "vtab1k";
-    if (!fmt) {
-        fprintf(stderr, "petl data fewshot: %s: cannot tell the dataset format (pass --format)\n", srcdir);
+    if (o->val_per_class < 0) { fprintf(stderr, "petl data fewshot: --val-per-class must be >= 0\n"); return 2; }
+    return -1;
+}
+
+// Defaults that depend on the source: its format, the split to draw from and the test split.
+// 0, or 2 (usage) with the message printed.
+static int fewshot_resolve(FewshotOpts *o) {
+    snprintf(o->srcdir, sizeof o->srcdir, "%s%s%s", o->from, o->task ? "/" : "", o->task ? o->task : "");
+    if (!o->fmt) o->fmt = ds_detect_format(o->srcdir);
+    if (!o->fmt && o->task && ds_vtab_find(o->task)) o->fmt = "vtab1k";
+    if (!o->fmt) {
+        fprintf(stderr, "petl data fewshot: %s: cannot tell the dataset format (pass --format)\n", o->srcdir);
         return 2;
     }
-    int vt = !strcmp(fmt, "vtab1k");
-    if (!split) {
-        if (vt) split = "train800val200";
-        else if (!strcmp(fmt, "fewshot")) {
+    int vt = !strcmp(o->fmt, "vtab1k");
+    if (!o->split) {
+        if (vt) o->split = "train800val200";
+        else if (!strcmp(o->fmt, "fewshot")) {
             fprintf(stderr, "petl data fewshot: a fewshot source needs --split\n");
             return 2;
-        } else if (!strcmp(fmt, "imagefolder")) {
+        } else if (!strcmp(o->fmt, "imagefolder")) {
             char p[4200];
-            snprintf(p, sizeof p, "%s/train", srcdir);
-            split = is_dir(p) ? "train" : "";
-        } else split = "train";
+            snprintf(p, sizeof p, "%s/train", o->srcdir);
+            o->split = is_dir(p) ? "train" : "";
+        } else o->split = "train";
     }
-    if (!test_split) {
-        test_split = "test";
-        if (!strcmp(fmt, "imagefolder")) {
+    if (!o->test_split) {
+        o->test_split = "test";
+        if (!strcmp(o->fmt, "imagefolder")) {
             char p[4200];
-            snprintf(p, sizeof p, "%s/test", srcdir);
-            if (!is_dir(p)) test_split = "none";
+            snprintf(p, sizeof p, "%s/test", o->srcdir);
+            if (!is_dir(p)) o->test_split = "none";
         }
     }
-    int have_test = strcmp(test_split, "none") != 0;
-    if (have_test && !strcmp(test_split, split)) {
-        fprintf(stderr, "petl data fewshot: --split and --test-split are both '%s' (test must be disjoint)\n", split);
+    if (strcmp(o->test_split, "none") && !strcmp(o->test_split, o->split)) {
+        fprintf(stderr, "petl data fewshot: --split and --test-split are both '%s' (test must be disjoint)\n", o->split);
         return 2;
     }
-    int rc = 1;
-    Dataset *d = ds_open(from, fmt, task, split, skip_bad), *t = NULL;
-    int **by = NULL, *cnt = NULL, *sel = NULL;
-    char *base = NULL;
-    if (!d) goto fail;
-    if (have_test && !(t = ds_open(from, fmt, task, test_split, skip_bad))) goto fail;
-    if (t && t->num_classes != d->num_classes) {
-        nn_seterr("%s has %d classes but the test split %s has %d", split, d->num_classes, test_split, t->num_classes);
-        goto fail;
-    }
+    return 0;
+}
+
+// Examples of each class of d, in dataset order, then shuffled for the validation draw: by[c]
+// (cnt[c] of them, the first val_per_class held out for validation, the same for every training
+// seed; the rest is the pool the K-shot lists draw from). 0, or -1 with nn_err() when a class has
+// too few examples (by and cnt are allocated either way: the caller frees them).
+static int fewshot_classes(const FewshotOpts *o, const Dataset *d, int ***by_out, int **cnt_out) {
     int K = d->num_classes, maxk = 0;
-    for (int i = 0; i < nsh; i++) maxk = shots[i] > maxk ? shots[i] : maxk;
-    // Examples of each class, in dataset order.
-    by = nn_calloc(sizeof(int *) * K);
-    cnt = nn_calloc(sizeof(int) * K);
+    for (int i = 0; i < o->nsh; i++) maxk = o->shots[i] > maxk ? o->shots[i] : maxk;
+    int **by = *by_out = nn_calloc(sizeof(int *) * K);
+    int *cnt = *cnt_out = nn_calloc(sizeof(int) * K);
     for (int i = 0; i < d->n; i++) cnt[d->labels[i]]++;
     for (int c = 0; c < K; c++) {
-        if (cnt[c] < val_per_class + maxk) {
+        if (cnt[c] < o->val_per_class + maxk) {
             nn_seterr("%s: class %d%s%s%s has %d examples in split '%s'; %d-shot lists with %d held out for "
                       "validation need %d (lower --shots or --val-per-class)",
-                      srcdir, c, d->class_names ? " (" : "", d->class_names ? d->class_names[c] : "",
-                      d->class_names ? ")" : "", cnt[c], split, maxk, val_per_class, val_per_class + maxk);
-            goto fail;
+                      o->srcdir, c, d->class_names ? " (" : "", d->class_names ? d->class_names[c] : "",
+                      d->class_names ? ")" : "", cnt[c], o->split, maxk, o->val_per_class, o->val_per_class + maxk);
+            return -1;
         }
         by[c] = nn_malloc(sizeof(int) * cnt[c]);
         cnt[c] = 0;
     }
     for (int i = 0; i < d->n; i++) by[d->labels[i]][cnt[d->labels[i]]++] = i;
-    // Validation: val_per_class per class drawn with --val-seed, the same for every training
-    // seed; the rest of each class is the pool the K-shot lists draw from.
-    for (int c = 0; c < K; c++) shuffle(by[c], cnt[c], seed_of((uint64_t)val_seed + 0x7A1, (uint64_t)c));
-    // Paths: file sources live under one folder that OUT/images links to.
-    if (!d->mem_images) base = t ? common_dir(d->root, t->root) : nn_strdup(d->root);
+    for (int c = 0; c < K; c++) shuffle(by[c], cnt[c], seed_of((uint64_t)o->val_seed + 0x7A1, (uint64_t)c));
+    return 0;
+}
+
+// OUT/annotations and OUT/images: for in-memory sources, folders the PNGs are written to; for file
+// sources, a link to `base`, the folder the source images live under. 0, or -1 with nn_err().
+static int fewshot_folders(const char *out, const Dataset *d, const Dataset *t, const char *base) {
     char p[4300];
     snprintf(p, sizeof p, "%s/annotations", out);
-    if (mkdir_p(p)) goto fail;
+    if (mkdir_p(p)) return -1;
     snprintf(p, sizeof p, "%s/images", out);
     if (d->mem_images) {
         char q[4400];
         snprintf(q, sizeof q, "%s/%s", p, d->split);
-        if (mkdir_p(q)) goto fail;
+        if (mkdir_p(q)) return -1;
         if (t) {
             snprintf(q, sizeof q, "%s/%s", p, t->split);
-            if (mkdir_p(q)) goto fail;
+            if (mkdir_p(q)) return -1;
         }
-    } else {
-        char *abs = realpath(base, NULL), lk[4096];
-        if (!abs) { nn_seterr("%s: %s", base, strerror(errno)); goto fail; }
-        ssize_t n = readlink(p, lk, sizeof lk - 1);
-        if (n >= 0) {
-            lk[n] = 0;
-            if (strcmp(lk, abs)) {
-                nn_seterr("%s: already links to %s, not to the source images %s", p, lk, abs);
-                free(abs);
-                goto fail;
-            }
-        } else if (symlink(abs, p)) {
-            nn_seterr("%s: cannot link to %s (%s)", p, abs, strerror(errno));
-            free(abs);
-            goto fail;
-        }
-        free(abs);
+        return 0;
     }
-    sel = nn_malloc(sizeof(int) * (d->n + (t ? t->n : 0) + 1));
-    int ns = 0, nfiles = 0;
+    char *abs = realpath(base, NULL), lk[4096];
+    if (!abs) { nn_seterr("%s: %s", base, strerror(errno)); return -1; }
+    int rc = 0;
+    ssize_t n = readlink(p, lk, sizeof lk - 1);
+    if (n >= 0) {
+        lk[n] = 0;
+        if (strcmp(lk, abs)) {
+            nn_seterr("%s: already links to %s, not to the source images %s", p, lk, abs);
+            rc = -1;
+        }
+    } else if (symlink(abs, p)) {
+        nn_seterr("%s: cannot link to %s (%s)", p, abs, strerror(errno));
+        rc = -1;
+    }
+    free(abs);
+    return rc;
+}
+
+// The list files: val_meta.list, train_meta.list.num_shot_K.seed_S per shot size and seed, and
+// test_meta.list (the whole test split t, when there is one). The number written, or -1 with
+// nn_err().
+static int fewshot_lists(const FewshotOpts *o, const Dataset *d, const Dataset *t, int **by, const int *cnt,
+                         const char *base) {
+    int K = d->num_classes, vpc = o->val_per_class, ns = 0, nfiles = 0, rc = -1;
+    int *sel = nn_malloc(sizeof(int) * (d->n + (t ? t->n : 0) + 1)), *pool = NULL;
     char lp[4400];
-    if (val_per_class > 0) {
+    if (vpc > 0) {
         for (int c = 0; c < K; c++)
-            for (int j = 0; j < val_per_class; j++) sel[ns++] = by[c][j];
-        snprintf(lp, sizeof lp, "%s/annotations/val_meta.list", out);
-        if (write_list(lp, d, sel, ns, base, out)) goto fail;
+            for (int j = 0; j < vpc; j++) sel[ns++] = by[c][j];
+        snprintf(lp, sizeof lp, "%s/annotations/val_meta.list", o->out);
+        if (write_list(lp, d, sel, ns, base, o->out)) goto done;
         nfiles++;
     }
     // K-shot lists: per class, the pool is shuffled by (seed, class) and the first K taken, so
     // for one seed the lists are nested (the 1-shot example is in the 2-shot list, ...).
-    int *pool = nn_malloc(sizeof(int) * (d->n + 1));
-    for (int s = 0; s < nse; s++)
-        for (int k = 0; k < nsh; k++) {
+    pool = nn_malloc(sizeof(int) * (d->n + 1));
+    for (int s = 0; s < o->nse; s++)
+        for (int k = 0; k < o->nsh; k++) {
             ns = 0;
             for (int c = 0; c < K; c++) {
-                int np = cnt[c] - val_per_class;
-                memcpy(pool, by[c] + val_per_class, sizeof(int) * np);
+                int np = cnt[c] - vpc;
+                memcpy(pool, by[c] + vpc, sizeof(int) * np);
                 qsort(pool, np, sizeof(int), cmp_int);   // independent of the validation draw
-                shuffle(pool, np, seed_of((uint64_t)seeds[s], (uint64_t)c + 1));
-                for (int j = 0; j < shots[k]; j++) sel[ns++] = pool[j];
+                shuffle(pool, np, seed_of((uint64_t)o->seeds[s], (uint64_t)c + 1));
+                for (int j = 0; j < o->shots[k]; j++) sel[ns++] = pool[j];
             }
-            snprintf(lp, sizeof lp, "%s/annotations/train_meta.list.num_shot_%d.seed_%d", out, shots[k], seeds[s]);
-            if (write_list(lp, d, sel, ns, base, out)) { free(pool); goto fail; }
+            snprintf(lp, sizeof lp, "%s/annotations/train_meta.list.num_shot_%d.seed_%d", o->out, o->shots[k],
+                     o->seeds[s]);
+            if (write_list(lp, d, sel, ns, base, o->out)) goto done;
             nfiles++;
         }
-    free(pool);
     if (t) {
         for (int i = 0; i < t->n; i++) sel[i] = i;
-        snprintf(lp, sizeof lp, "%s/annotations/test_meta.list", out);
-        if (write_list(lp, t, sel, t->n, base, out)) goto fail;
+        snprintf(lp, sizeof lp, "%s/annotations/test_meta.list", o->out);
+        if (write_list(lp, t, sel, t->n, base, o->out)) goto done;
         nfiles++;
     }
-    // classes.txt fixes the class count for readers (a class may be absent from a small list).
+    rc = nfiles;
+done:
+    free(pool);
+    free(sel);
+    return rc;
+}
+
+// classes.txt fixes the class count for readers (a class may be absent from a small list).
+static int fewshot_class_names(const char *out, const Dataset *d) {
     Buf cb = {0};
     buf_add(&cb, "");
-    for (int c = 0; c < K; c++) {
+    for (int c = 0; c < d->num_classes; c++) {
         char line[512];
         if (d->class_names && !strchr(d->class_names[c], '\n')) snprintf(line, sizeof line, "%s\n", d->class_names[c]);
         else snprintf(line, sizeof line, "class_%d\n", c);
         buf_add(&cb, line);
     }
+    char lp[4400];
     snprintf(lp, sizeof lp, "%s/classes.txt", out);
     int wr = nn_write_file(lp, cb.s, cb.n, 0);
     free(cb.s);
-    if (wr) goto fail;
+    return wr;
+}
+
+// Opens the source splits and writes the task folder. 0, or 1 with the reason printed.
+static int fewshot_write(const FewshotOpts *o) {
+    int rc = 1, nfiles = 0, have_test = strcmp(o->test_split, "none") != 0;
+    Dataset *d = ds_open(o->from, o->fmt, o->task, o->split, o->skip_bad), *t = NULL;
+    int **by = NULL, *cnt = NULL;
+    char *base = NULL;
+    if (!d) goto fail;
+    if (have_test && !(t = ds_open(o->from, o->fmt, o->task, o->test_split, o->skip_bad))) goto fail;
+    if (t && t->num_classes != d->num_classes) {
+        nn_seterr("%s has %d classes but the test split %s has %d", o->split, d->num_classes, o->test_split,
+                  t->num_classes);
+        goto fail;
+    }
+    if (fewshot_classes(o, d, &by, &cnt)) goto fail;
+    // Paths: file sources live under one folder that OUT/images links to.
+    if (!d->mem_images) base = t ? common_dir(d->root, t->root) : nn_strdup(d->root);
+    if (fewshot_folders(o->out, d, t, base)) goto fail;
+    if ((nfiles = fewshot_lists(o, d, t, by, cnt, base)) < 0) goto fail;
+    if (fewshot_class_names(o->out, d)) goto fail;
     printf("wrote %d list files to %s/annotations (%d classes; %d shot sizes x %d seeds from '%s'; val %d per class; "
            "test list: %s%s%s)\n",
-           nfiles, out, K, nsh, nse, d->split, val_per_class, t ? "split '" : "none", t ? test_split : "", t ? "'" : "");
+           nfiles, o->out, d->num_classes, o->nsh, o->nse, d->split, o->val_per_class, t ? "split '" : "none",
+           t ? o->test_split : "", t ? "'" : "");
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "petl data fewshot: %s\n", nn_err());
@@ -575,9 +624,16 @@ fail:
         for (int c = 0; c < d->num_classes; c++) free(by[c]);
     free(by);
     free(cnt);
-    free(sel);
     free(base);
     ds_free(d);
     ds_free(t);
     return rc;
+}
+
+int cmd_data_fewshot(int argc, char **argv) {
+    FewshotOpts o;
+    int rc = fewshot_parse(argc, argv, &o);
+    if (rc >= 0) return rc;
+    if ((rc = fewshot_resolve(&o))) return rc;
+    return fewshot_write(&o);
 }
