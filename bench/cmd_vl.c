@@ -84,7 +84,7 @@ static int vl_build(void *ctx, Method **mp) {
     m->tasks = VL_NTASKS;
     Backbone bb;
     vl_backbone(&b->m, &bb);
-    if (method_attach(m, &bb, rng_stream(r->seed, "vl-method-init"))) {
+    if (method_attach(m, &bb, r->seed)) {
         int usage = !m->input_error;
         method_free(m);
         vl_free(&b->m), free(b);
@@ -259,6 +259,15 @@ static int vl_run(VlRun *r, const RunSpec *rs, const TrainOpts *to, int skip_bad
         return 1;
     }
     r->seed = (uint64_t)to->seed;
+    {   // the method's argument values against the backbone, before any data is read
+        Method *mc;
+        int rc = vl_build(r, &mc);
+        if (rc) {
+            fprintf(stderr, "petl run: %s\n", nn_err());
+            return rc == -2 ? 2 : 1;
+        }
+        vl_release(r, mc);
+    }
     printf("petl run: VL %s %s on %s\n", sp->method, sp->margs, rs->data);
     int status = 1;
     if (vl_open(r, rs->data, to, skip_bad, rs->ngrid > 1)) fprintf(stderr, "petl run: %s\n", nn_err());

@@ -22,6 +22,7 @@
 // Extra multiply-adds per example: sum over stacks of k * layers * T * 2 d b (T its tokens).
 #include <math.h>
 
+#include "nn/util.h"
 #include "methods/adapter_util.h"
 #include "methods/registry.h"
 enum { P_DW, P_DB, P_UW, P_UB, P_N };   // per adapter: down weight, down bias, up weight, up bias
@@ -72,7 +73,7 @@ int adapter_setup(Method *m, Backbone *bb, uint64_t seed, int bottleneck) {
     method_freeze_backbone_train_head(bb);
     A->depth = (int)(ada_slots(&A->y) / 2);
     A->p = nn_calloc(sizeof(Tensor *) * (size_t)ada_slots(&A->y) * P_N);
-    uint64_t rng = ada_init_rng(bb, seed, 211);
+    uint64_t rng = rng_stream(seed, "adapter");
     float xb = sqrtf(6.0f / (float)(d + b));   // Xavier-uniform bound, gain 1
     char stem[96], nm[128];
     for (int set = 0; set < A->y.sets; set++)

@@ -126,13 +126,6 @@ static inline int ada_check_task(const Method *m, int task, int tasks) {
     return 0;
 }
 
-// The initialisation stream. A single stack keeps the ViT methods' own (seed * golden + salt), so
-// ViT numbers stay as they were; an encoder-decoder draws from the seed itself, in the order
-// vl/vlmethods.c drew it (its run passes rng_stream(seed, "vl-method-init")), so both give the
-// same parameters for the same seed.
-static inline uint64_t ada_init_rng(const Backbone *bb, uint64_t seed, uint64_t salt) {
-    return ada_encdec(bb) ? seed : seed * 0x9E3779B97F4A7C15ull + salt;
-}
 
 // Where the adapter family puts its modules: sets (one shared, or one per task) x stacks x layers
 // x 2 positions (0 after attention, 1 after the MLP). Slot ((set * nstacks + stack) * L + layer)

@@ -10,6 +10,7 @@
 // Extra multiply-adds per image with T tokens: L * T * 2 d b.
 #include <stdlib.h>
 
+#include "nn/util.h"
 #include "methods/adapter_util.h"
 #include "methods/registry.h"
 
@@ -40,7 +41,7 @@ static int af_attach(Method *m, Backbone *bb, uint64_t seed) {
     const Backbone *c = bb;
     int d = c->dim, b = A->b;
     A->p = nn_calloc(sizeof(Tensor *) * c->stack[0].layers * P_N);
-    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 307;
+    uint64_t rng = rng_stream(seed, "adaptformer");
     char nm[128];
     for (int l = 0; l < c->stack[0].layers; l++) {
         Tensor **p = A->p + (long)l * P_N;

@@ -34,6 +34,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "nn/util.h"
 #include "methods/adapter_util.h"
 #include "methods/registry.h"
 
@@ -97,7 +98,7 @@ static int cm_attach(Method *m, Backbone *bb, uint64_t seed) {
     if (method_check_size(m, (double)C->y.sets * ((double)n * n * n + ada_slots(&C->y) / C->y.sets * 3.0 * (d + b))))
         return -1;
     method_freeze_backbone_train_head(bb);
-    uint64_t rng = ada_init_rng(bb, seed, 503);
+    uint64_t rng = rng_stream(seed, "compacter");
     C->A = nn_calloc(sizeof(Tensor *) * (size_t)C->y.sets);
     C->p = nn_calloc(sizeof(Tensor *) * (size_t)ada_slots(&C->y) * P_N);
     char stem[96], nm[128];

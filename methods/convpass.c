@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "nn/util.h"
 #include "methods/adapter_util.h"
 #include "methods/registry.h"
 
@@ -72,7 +73,7 @@ static int cp_attach(Method *m, Backbone *bb, uint64_t seed) {
     int d = cfg->dim, c = C->c;
     C->grid = cfg->grid;
     C->p = nn_calloc(sizeof(Tensor *) * cfg->stack[0].layers * 2 * P_N);
-    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 401;
+    uint64_t rng = rng_stream(seed, "convpass");
     float xd = sqrtf(6.0f / (float)(d + c)), xc = sqrtf(6.0f / (float)(18 * c));
     char nm[128];
     for (int l = 0; l < cfg->stack[0].layers; l++)

@@ -26,6 +26,7 @@
 //    final one.
 // Deltas: without pruning the delta (A, B, S) reproduces the model. After pruning the pruned and
 // merged backbone is the model (the record says delta_reproduces_model: false).
+#include "nn/util.h"
 #include "methods/dsee.h"
 
 #include <limits.h>
@@ -229,7 +230,7 @@ int dsee_decompose(const float *W, int m, int n, int rank, int iters, int k, uin
     memcpy(X, W, sizeof(float) * mn);          // X = W - S, S = 0 at the start
     memcpy(R, W, sizeof(float) * mn);          // R = X - U V, kept current after every step
     push_err(d, w2);
-    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 7;
+    uint64_t rng = rng_stream(seed, "dsee-decompose");
     for (int step = 0; step < rmax; step++) {
         int r = d->rank;
         // growth: the leading right singular direction of the residual R (power iteration)
@@ -613,7 +614,7 @@ static int dsee_attach(Method *m, Backbone *bb, uint64_t seed) {
     L->brow_dead = nn_calloc(sizeof(unsigned char *) * n);
     L->acol_dead = nn_calloc(sizeof(unsigned char *) * n);
     L->dec_rank_min = L->drank;
-    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 211;
+    uint64_t rng = rng_stream(seed, "dsee");
     char nm[96];
     for (int l = 0; l < depth; l++)
         for (int t = 0; t < T_N; t++) {

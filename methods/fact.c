@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/util.h"
 #include "methods/registry.h"
 #include "nn/ops.h"
 
@@ -177,7 +178,7 @@ static int fact_attach(Method *m, Backbone *bb, uint64_t seed, int tk) {
                 .drop = drop, .name = nm};
     F->ncol = c->stack[0].layers * (4 + 2 * F->k);
     method_freeze_backbone_train_head(bb);
-    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + (tk ? 404 : 303);
+    uint64_t rng = rng_stream(seed, tk ? "fact_tk" : "fact_tt");
     char pn[96];
     int su[2] = {r, c->dim}, sv[2] = {c->dim, r};
     snprintf(pn, sizeof pn, "%s.u", nm);

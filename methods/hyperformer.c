@@ -30,6 +30,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "nn/util.h"
 #include "methods/adapter_util.h"
 #include "methods/registry.h"
 
@@ -115,7 +116,7 @@ static int hyper_attach(Method *m, Backbone *bb, uint64_t seed) {
         snprintf(nm, sizeof nm, "gen.%s.bias", gn[k]);
         y[HY_GEN + 2 * k + 1] = hyper_param(bb, nm, gout[k], 0);
     }
-    uint64_t rng = ada_init_rng(bb, seed, 601);
+    uint64_t rng = rng_stream(seed, "hyperformer");
     rng_fill_normal(&rng, y[HY_TASK]->data, y[HY_TASK]->n, 0.0f, 1.0f);
     rng_fill_normal(&rng, y[HY_LAYER]->data, y[HY_LAYER]->n, 0.0f, 1.0f);
     rng_fill_normal(&rng, y[HY_W1]->data, y[HY_W1]->n, 0.0f, 0.01f);

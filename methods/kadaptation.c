@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/util.h"
 #include "methods/registry.h"
 #include "nn/ops.h"
 
@@ -91,7 +92,7 @@ static int kad_attach(Method *m, Backbone *bb, uint64_t seed) {
     m->state = K;
     *K = (Kad){.n = n, .m = c->dim / n, .depth = c->stack[0].layers, .D = c->dim, .s = s, .drop = drop};
     method_freeze_backbone_train_head(bb);
-    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 505;
+    uint64_t rng = rng_stream(seed, "kadaptation");
     char pn[96];
     int sa[2] = {n, n}, sbm[2] = {n, K->m};
     for (int t = 0; t < T_N; t++) {

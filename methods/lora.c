@@ -8,13 +8,13 @@
 // variant=noah: NOAH's LoRA, one A (r, d) shared by q, k and v with B (3d, r), no scaling; it
 // needs a fused qkv projection (the ViT).
 // Names pet.lora.<stack>.<l>.<target>.{A,B}, <stack> the backbone's stack name (the ViT's
-// "blocks", the VL model's "enc" / "dec"). Init stream: seed * 0x9E3779B97F4A7C15 + 101 (the
-// ViT's since the start; vl/vlmethods.c drew A from another stream, same distribution).
+// "blocks", the VL model's "enc" / "dec"). Init stream: rng_stream(seed, "lora").
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/util.h"
 #include "methods/registry.h"
 #include "methods/targets.h"
 #include "nn/ops.h"
@@ -115,7 +115,7 @@ static int lora_attach(Method *m, Backbone *bb, uint64_t seed) {
     method_freeze_backbone_train_head(bb);
     L->A = nn_calloc(sizeof(Tensor *) * bb_layers(bb) * T_N);
     L->B = nn_calloc(sizeof(Tensor *) * bb_layers(bb) * T_N);
-    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 101;
+    uint64_t rng = rng_stream(seed, "lora");
     char nm[96];
     for (int k = 0; k < bb->nstacks; k++)
         for (int l = 0; l < bb->stack[k].layers; l++)

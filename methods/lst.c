@@ -90,6 +90,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/util.h"
 #include "methods/adapter_util.h"
 #include "methods/registry.h"
 
@@ -220,7 +221,7 @@ static Tensor *side_mlp(Lst *S, Graph *g, Tensor **p, Tensor *h) {
 
 // LayerNorms (1, 0), Kaiming-uniform weights, zero biases and gates.
 static void init_random(Lst *S, uint64_t seed) {
-    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 613;
+    uint64_t rng = rng_stream(seed, "lst");
     Backbone *bb = S->bb;
     for (int i = 0; i < bb->ps->n; i++) {
         Param *p = bb->ps->p[i];

@@ -9,7 +9,7 @@
 // are untouched).
 // Defaults: VL-Adapter's, P = prefix_len 10, mid = prefix_mid 512; E ~ N(0, 1) (nn.Embedding),
 // linears nn.Linear's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases. Init
-// stream rng_stream(seed, "vl-method-init"), drawn in the order vl/vlmethods.c drew it (embed, fc1,
+// stream rng_stream(seed, "prefix"), drawn in the order vl/vlmethods.c drew it (embed, fc1,
 // then the heads stack by stack, the cross-attention ones last), so the VL model starts from
 // the same values as there. Not an identity at the start (the prefixes take attention mass);
 // not mergeable.
@@ -58,7 +58,7 @@ static int prefix_attach(Method *m, Backbone *bb, uint64_t seed) {
     m->state = F;
     F->P = P, F->mid = mid;
     method_freeze_backbone_train_head(bb);
-    uint64_t rng = rng_stream(seed, "vl-method-init");
+    uint64_t rng = rng_stream(seed, "prefix");
     F->E = method_param(bb, "prefix.embed", 2, (int[]){P, d});
     rng_fill_normal(&rng, F->E->data, F->E->n, 0.0f, 1.0f);   // nn.Embedding's N(0, 1)
     F->w1 = method_param(bb, "prefix.fc1.weight", 2, (int[]){mid, d});

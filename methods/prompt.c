@@ -9,7 +9,7 @@
 // shallow with VL-Adapter's reparametrisation; vpt_shallow is the plain one).
 // Defaults: VL-Adapter's, L = prompt_len 40, mid = prompt_mid 800; E ~ N(0, 1) (nn.Embedding),
 // linears nn.Linear's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases. Init
-// stream rng_stream(seed, "vl-method-init") in vl/vlmethods.c's order (embed, fc1, fc2), so the VL
+// stream rng_stream(seed, "prompt") in vl/vlmethods.c's order (embed, fc1, fc2), so the VL
 // model starts from the same values as there. Not an identity at the start (the prompts take
 // attention mass); not mergeable.
 // Names pet.prompt.embed (L, d), pet.prompt.fc1.{weight,bias} (mid, d) (mid),
@@ -51,7 +51,7 @@ static int prompt_attach(Method *m, Backbone *bb, uint64_t seed) {
         if (bb->stack[k].hooks & (HOOK_TOKENS | HOOK_TOKENS_INPUT)) P->stack = k;
     NN_ASSERT(P->stack >= 0, "prompt: no stack takes tokens (method_attach checks HOOK_TOKENS_INPUT)");
     method_freeze_backbone_train_head(bb);
-    uint64_t rng = rng_stream(seed, "vl-method-init");
+    uint64_t rng = rng_stream(seed, "prompt");
     P->E = method_param(bb, "prompt.embed", 2, (int[]){L, d});
     rng_fill_normal(&rng, P->E->data, P->E->n, 0.0f, 1.0f);   // nn.Embedding's N(0, 1)
     P->w1 = method_param(bb, "prompt.fc1.weight", 2, (int[]){mid, d});

@@ -13,6 +13,7 @@
 // kd=1 distils from teacher=PATH (a delta checkpoint on the same backbone, e.g. of `full`, or a
 // full fine-tuned checkpoint): loss = alpha T^2 KL(p_teacher || p_student at temperature T)
 // + (1 - alpha) CE.
+#include "nn/util.h"
 #include "methods/prune.h"
 
 #include <limits.h>
@@ -382,7 +383,7 @@ static void reinit_backbone(Backbone *bb, uint64_t seed) {
     float *hw = nh ? nn_malloc(sizeof(float) * nh) : NULL, *hb = nb ? nn_malloc(sizeof(float) * nb) : NULL;
     if (nh) memcpy(hw, bb->head_w->data, sizeof(float) * nh);
     if (nb) memcpy(hb, bb->head_b->data, sizeof(float) * nb);
-    bb->ops->reinit(bb, seed + 7777);
+    bb->ops->reinit(bb, rng_stream(seed, "prune-scratch"));
     for (int i = 0; i < bb->ps->n; i++) {
         Param *p = bb->ps->p[i];
         if (!strstr(p->name, "norm")) continue;

@@ -36,6 +36,7 @@
 // the dense kernels petl runs execute T * W, which is what the measured FLOPs show.
 #include <math.h>
 
+#include "nn/util.h"
 #include "methods/adapter_util.h"
 #include "methods/registry.h"
 #include "nn/ops.h"
@@ -109,7 +110,7 @@ static int set_masks(Sparse *S, const float *scores, int highest) {
 static int data_free_masks(Sparse *S, uint64_t seed) {
     float *sc = nn_malloc(sizeof(float) * (size_t)S->total);
     long o = 0;
-    uint64_t rng = seed * 0x2545F4914F6CDD1Dull + 17;
+    uint64_t rng = rng_stream(seed, "sparse_adapter");
     for (int k = 0; k < S->nw; k++)
         for (long j = 0; j < S->w[k]->n; j++)
             sc[o++] = S->scorer == SC_MAGNITUDE ? fabsf(S->w[k]->data[j]) : rng_uniform(&rng);
@@ -243,7 +244,7 @@ static int sparse_prepare(Method *m, Backbone *bb, MethodData *data) {
     if (hw) {
         S->random_head = 1;
         for (long i = 0; i < hw->n; i++) S->random_head &= hw->data[i] == 0.0f;
-        uint64_t r = S->seed * 0x9E3779B97F4A7C15ull + 977;
+        uint64_t r = rng_stream(S->seed, "sparse_adapter-score-head");
         if (S->random_head) rng_fill_normal(&r, hw->data, hw->n, 0.0f, 0.02f);
     }
     ps_zero_grad(bb->ps);   // SNIP sums its gradient while reading; GraSP keeps the batches

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/util.h"
 #include "methods/registry.h"
 #include "nn/ops.h"
 
@@ -57,7 +58,7 @@ static int ssf_attach(Method *m, Backbone *bb, uint64_t seed) {
     S->scale = nn_calloc(sizeof(Tensor *) * (S->depth + 1) * SITE_COUNT);
     S->shift = nn_calloc(sizeof(Tensor *) * (S->depth + 1) * SITE_COUNT);
     method_freeze_backbone_train_head(bb);
-    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 202;
+    uint64_t rng = rng_stream(seed, "ssf");
     add_pair(S, bb, -1, SITE_PATCH, &rng);
     for (int l = 0; l < S->depth; l++)
         for (int k = 0; k < NBS; k++) add_pair(S, bb, l, g_block_sites[k], &rng);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/util.h"
 #include "methods/registry.h"
 #include "nn/ops.h"
 
@@ -72,7 +73,7 @@ static int vpt_attach(Method *m, Backbone *bb, uint64_t seed, int deep) {
     int s[3] = {deep ? c->stack[0].layers : 1, p, c->dim};
     V->prompts = method_param(bb, pn, 3, s);
     if (xavier) {
-        uint64_t rng = seed * 0x9E3779B97F4A7C15ull + (deep ? 707 : 606);
+        uint64_t rng = rng_stream(seed, deep ? "vpt_deep" : "vpt_shallow");
         float b = sqrtf(6.0f / (float)(c->in_ch * c->patch * c->patch + c->dim));
         rng_fill_uniform(&rng, V->prompts->data, V->prompts->n, -b, b);
     }

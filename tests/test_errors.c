@@ -68,8 +68,9 @@ static const Case cases[] = {
     // petl run --format vl
     {"run --format vl --backbone x --data y --out z --method lora --lr -1", 2, "--lr must be a finite number > 0, got -1"},
     {"run --format vl --backbone x --data y --out z --method lora --beam 0", 2, "--beam must be an integer in [1, 64], got 0"},
-    {"run --format vl --backbone x --data y --out z --method lora --method-args rank=abc", 2,
-     "--method-args: rank must be an integer, got 'abc'"},
+    {"run --format vl --backbone models/vl-tiny.safetensors --data y --out z --method lora --method-args r=abc", 2,
+     "--method-args: r must be an integer, got 'abc'"},
+    {"run --format vl --backbone x --data y --out z --method lora --regime fewshot:x", 2, "fewshot:K"},
     {"run --format vl --backbone x --data y --out z --method nosuch", 2, "unknown method 'nosuch'"},
     {"run --format vl --backbone x --data y --out z --method lora --lr-grid 0.1,inf", 2, "got 'inf'"},
     // petl train / pretrain
@@ -88,8 +89,9 @@ static const Case cases[] = {
     {"info --backbone vit-b16 --method nosuch", 2, "unknown method 'nosuch'"},
     {"data make --out tests/tmp/errors_dm --train 0", 2, "--train must be in 1..10000000, got 0"},
     {"data make --out tests/tmp/errors_dm --fractal-classes -1", 2, "--fractal-classes must be in 1..10000000, got -1"},
-    {"info --backbone models/vl-tiny.safetensors --method lora --method-args rank=100000", 2, "r (rank) must be at most"},
-    {"info --backbone models/vl-tiny.safetensors --method compacter --method-args phm_n=3", 2, "phm_n = 3"},
+    {"info --backbone models/vl-tiny.safetensors --method lora --method-args r=100000", 2, "r must be an integer in [1, 128]"},
+    {"info --backbone models/vl-tiny.safetensors --method compacter --method-args n=3", 2, "n=3 must divide"},
+    {"info --backbone models/vl-tiny.safetensors --method vpt_deep", 2, "needs the tokens site, which backbone vl lacks"},
     {"info --backbone vit-b16 --classes -2", 2, "--classes"},
     {"info --backbone vit-b16 --heads x", 2, "--heads expects an integer, got 'x'"},
     {"predict --checkpoint " TEST_TMP "/errors/none.safetensors tests/ref/img0.png", 1, "none.safetensors"},

@@ -10,6 +10,7 @@
 #include <omp.h>
 #endif
 
+#include "nn/util.h"
 #include "methods/l0mask.h"
 #include "methods/method.h"
 #include "nn/ops.h"
@@ -158,7 +159,7 @@ static void test_sparsity(void) {
         Graph *g = graph_new(0);
         graph_set_training(g, 0);
         Tensor *hw = d.head_w;
-        uint64_t r = 7 * 0x9E3779B97F4A7C15ull + 977;   // the scorer's temporary head, when the head is zero
+        uint64_t r = rng_stream(7, "sparse_adapter-score-head");   // the scorer's temporary head, when the head is zero
         int zero_head = 1;
         for (long i = 0; i < hw->n; i++) zero_head &= hw->data[i] == 0;
         if (zero_head) rng_fill_normal(&r, hw->data, hw->n, 0, 0.02f);

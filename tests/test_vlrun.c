@@ -31,7 +31,7 @@ static void train_case(const char *method, const char *what, float lr, int epoch
     Backbone bb;
     vl_backbone(&m, &bb);
     if (M) M->tasks = VL_NTASKS;
-    int rc = !M || method_attach(M, &bb, rng_stream(1, "vl-method-init"));
+    int rc = !M || method_attach(M, &bb, 1);
     CHECK(rc == 0, "%s: attach: %s", what, nn_err());
     if (rc) return;
     const Sites *st = method_sites(M);
