@@ -8,7 +8,7 @@
 //     self-attention and the FFN of every encoder and decoder layer (placement=houlsby; never
 //     after the decoder's cross-attention), down Xavier-uniform, zero biases and zero up
 //     (init=zero-up: an identity at the start, so only the up projection gets a gradient at the
-//     first step). The same computation, names and initial values as vl/vlmethods.c's adapter.
+//     first step). VL-Adapter's adapter.
 // Dropout after the activation (0 by default). multiple=1 keeps one set per task of the run
 // (Method.tasks; VL-Adapter's "multiple adapters"), the set_task hook picks the one the following
 // forwards use; multiple=0 shares one set across tasks.

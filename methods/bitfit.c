@@ -1,7 +1,7 @@
 // BitFit (Ben Zaken et al. 2022): every bias of the backbone and the head. Serves every backbone
 // (it needs no site): the ViT (patch embedding, qkv, proj, fc1, fc2 and the LayerNorm biases;
 // ViT-B/16: 102,912 parameters, and the head), the VL model (every linear's and LayerNorm's
-// bias, vl/vlmethods.h's "bitfit"; its tied LM head has none). The biases are the backbone's own
+// bias, as VL-Adapter's BitFit; its tied LM head has none). The biases are the backbone's own
 // tensors, so merging is nothing to do and inference costs nothing extra.
 #include <string.h>
 

@@ -16,8 +16,8 @@
 //     every s, t Glorot (init=glorot: the method starts non-zero).
 //   encoder-decoder (the VL model), as VL-Adapter's Compacter: bottleneck d / 8 (reduction 8),
 //     ReLU, up.s = 0 (init=zero-up: W_up = 0, an identity at the start; up.t stays Glorot so up.s
-//     gets a gradient at once). The same computation, names and initial values as
-//     vl/vlmethods.c's compacter.
+//     gets a gradient at once). The names and computation of the project's earlier
+//     VL-only implementation.
 // multiple=1 keeps one complete set per task of the run (Method.tasks), its own A included
 // (VL-Adapter's "Multiple Compacters"); the set_task hook picks the set of the following forwards.
 //

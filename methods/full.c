@@ -1,6 +1,6 @@
 // Full fine-tuning: every backbone parameter and the head are trained. Serves every backbone (it
 // needs no site): the ViT (every tensor, its head included), the VL model (every vl.* tensor,
-// the tied LM head being the token embedding: vl/vlmethods.h's "full"). The trained tensors are
+// the tied LM head being the token embedding: as VL-Adapter's full fine-tuning). The trained tensors are
 // the backbone's own, so merging is nothing to do and inference costs nothing extra.
 #include "methods/registry.h"
 

@@ -17,8 +17,8 @@
 // layer-id plus a block-type embedding, one hypernetwork for encoder and decoder instead of one
 // per stack, no generated LayerNorms around the adapter, ReLU.
 // Bottleneck (auto): d / 8 on an encoder-decoder (VL-Adapter's reduction 8), 8 on a single stack
-// (as the ViT adapters); reduction=r gives d / r. On the VL model: the same computation, names
-// and initial values (for the same seed) as vl/vlmethods.c's hyperformer.
+// (as the ViT adapters); reduction=r gives d / r. On the VL model: VL-Adapter's HyperFormer++
+// setting (the names and computation of the project's earlier VL-only implementation).
 //
 // Parameters, T = tasks, L = layers over every stack, h = hyper_hidden, p = hyper_dim:
 //   T te + 2 L te + (2 te + 1) h + (h + 1) p + 2 p + (p + 1) (2 b d + b + d).

@@ -4,14 +4,13 @@
 // prefix hook). Every stack that calls the prefix hook gets one pair of heads per layer for its
 // self-attention, and a stack with cross-attention (the VL decoder) one more pair per layer for
 // it. Serves every backbone whose attentions take prefix keys/values: the VL model (encoder and
-// decoder self-attention, decoder cross-attention: vl/vlmethods.h's "prefix") and the ViT (its
+// decoder self-attention, decoder cross-attention: VL-Adapter's prefix tuning) and the ViT (its
 // blocks' self-attention; the prefix adds keys, never tokens, so the class token and the grid
 // are untouched).
 // Defaults: VL-Adapter's, P = prefix_len 10, mid = prefix_mid 512; E ~ N(0, 1) (nn.Embedding),
 // linears nn.Linear's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases. Init
-// stream rng_stream(seed, "prefix"), drawn in the order vl/vlmethods.c drew it (embed, fc1,
-// then the heads stack by stack, the cross-attention ones last), so the VL model starts from
-// the same values as there. Not an identity at the start (the prefixes take attention mass);
+// stream rng_stream(seed, "prefix"), drawn in the order embed, fc1, then the heads stack by
+// stack, the cross-attention ones last. Not an identity at the start (the prefixes take attention mass);
 // not mergeable.
 // Names pet.prefix.embed (P, d), pet.prefix.fc1.{weight,bias} (mid, d) (mid),
 // pet.prefix.<stack>.<l>.<k|v>.{weight,bias} (d, mid) (d), cross-attention heads under

@@ -5,12 +5,11 @@
 // ViT's class token and registers, none on the VL model), so the class token stays first and
 // the grid stays last. Serves every backbone with a tokens hook at its input: the VL model (the
 // prompts lead the encoder input, before the embedded text + visual tokens, position-free, and
-// the decoder's cross-attention sees them too: vl/vlmethods.h's "prompt") and the ViT (VPT-
+// the decoder's cross-attention sees them too: VL-Adapter's prompt tuning) and the ViT (VPT-
 // shallow with VL-Adapter's reparametrisation; vpt_shallow is the plain one).
 // Defaults: VL-Adapter's, L = prompt_len 40, mid = prompt_mid 800; E ~ N(0, 1) (nn.Embedding),
 // linears nn.Linear's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases. Init
-// stream rng_stream(seed, "prompt") in vl/vlmethods.c's order (embed, fc1, fc2), so the VL
-// model starts from the same values as there. Not an identity at the start (the prompts take
+// stream rng_stream(seed, "prompt"), drawn in the order embed, fc1, fc2. Not an identity at the start (the prompts take
 // attention mass); not mergeable.
 // Names pet.prompt.embed (L, d), pet.prompt.fc1.{weight,bias} (mid, d) (mid),
 // pet.prompt.fc2.{weight,bias} (d, mid) (d).

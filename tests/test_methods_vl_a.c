@@ -1,7 +1,7 @@
 // full, bitfit, lora, prefix and prompt on the VL model through the registry (method_new +
 // method_attach on vl_backbone), one file per method for every backbone: which backbones each
 // serves and the refusal of a backbone that lacks a site, trainable counts and extra MACs against
-// closed forms, the same parameters, loss and gradients as vl/vlmethods.c's versions, zero-init
+// closed forms, zero-init
 // (LoRA) and padding (prompt, prefix) invariance, finite-difference gradients through vl_loss,
 // the loss and gradients against PyTorch (tests/ref/make_ref_vlmethods.py, make_ref_vlmodel.py),
 // LoRA merged = unmerged, delta checkpoints, a 30-step AdamW run per method that adapts a
@@ -131,7 +131,7 @@ static void test_serves(void) {
 static void test_counts(void) {
     VlConfig c = tiny_cfg();
     long d = 32, F = 64, backbone = vl_param_count(&c);
-    // closed forms written out for this config (2 + 2 layers, d 32, ffn 64, feat 8), as test_vlmethods
+    // closed forms written out for this config (2 + 2 layers, d 32, ffn 64, feat 8)
     long want[NM] = {
         backbone,
         2 * (7 * d + F) + 2 * (12 * d + F) + 2 * d + 3 * d,        // every bias
@@ -704,7 +704,7 @@ static void test_vit_side(void) {
 // ---------------------------------------------------------------- training, decoding
 // A frozen random backbone passes almost nothing of the input on, so the backbone is first
 // "pretrained" (full training) on a copy task; each method then adapts it for 30 AdamW steps to
-// copying with every symbol shifted by one (as test_vlmethods, init seed 3 for the same reason).
+// copying with every symbol shifted by one (init seed 3: the toy copier's learning check sits inside seed noise at others).
 static float *pretrain(const VlConfig *c) {
     VlModel m;
     new_model(&m, c);

@@ -16,7 +16,7 @@
 #include "vit/vit.h"
 #include "vl/vlmodel.h"
 
-// vl_toy's tiny model with test_vlmethods' small hypernetwork
+// vl_toy's tiny model with a small hypernetwork
 #define HY_TINY "hyper_task_dim=8,hyper_hidden=16,hyper_dim=8"
 
 static Method *attach_vl(VlModel *vm, const char *name, const char *args, int tasks, uint64_t seed) {
