@@ -35,33 +35,13 @@ static const struct {
 
 // method_new + method_attach on the VL model; NULL (nn_err set) when either fails.
 static Method *vl_attach(VlModel *vm, const char *name, const char *args, uint64_t seed) {
-    Method *m = method_new(name, args);
-    if (!m) return NULL;
-    Backbone bb;
-    vl_backbone(vm, &bb);
-    if (method_attach(m, &bb, seed)) {
-        method_free(m);
-        return NULL;
-    }
-    return m;
+    return toy_attach(vm, name, args, 1, seed);
 }
 
 static Method *must_attach(VlModel *vm, int i, uint64_t seed) {
     Method *m = vl_attach(vm, g_m[i].name, g_m[i].args, seed);
     NN_ASSERT(m, "%s %s: %s", g_m[i].name, g_m[i].args, nn_err());
     return m;
-}
-
-static void fill_prefix(VlModel *m, const char *prefix, float std, uint64_t seed) {
-    uint64_t s = seed;
-    for (int i = 0; i < m->ps.n; i++)
-        if (strstr(m->ps.p[i]->name, prefix)) rng_fill_normal(&s, m->ps.p[i]->t.data, m->ps.p[i]->t.n, 0, std);
-}
-
-static double max_abs_diff(const float *a, const float *b, long n) {
-    double w = 0;
-    for (long i = 0; i < n; i++) w = fmax(w, fabs((double)a[i] - b[i]));
-    return w;
 }
 
 // ---------------------------------------------------------------- backbones served, refusals
@@ -751,26 +731,10 @@ static void test_train(void) {
         }
         Method *me = must_attach(&m, i, 1);
         const Sites *st = method_sites(me);
-        OptConfig oc = opt_defaults(OPT_ADAMW);
-        oc.weight_decay = 0;
-        Optimizer *opt = opt_new(&m.ps, oc);
         Graph *g = graph_new(0);
-        uint64_t s = 31;
-        Toy eval, t;
-        toy_fill(&eval, &c, &s);
-        to_copy(&eval, &c, 1);
-        float before = loss_of(&m, g, &eval, st, NULL);
-        for (int step = 0; step < 30; step++) {
-            toy_fill(&t, &c, &s);
-            to_copy(&t, &c, 1);
-            ps_zero_grad(&m.ps);
-            graph_reset(g);
-            VlBatch b = toy_batch(g, &t);
-            Tensor *loss = vl_loss(&m, g, &b, st, 0, NULL);
-            graph_backward(g, loss);
-            opt_step(opt, i == 0 ? 3e-3f : 3e-2f);
-        }
-        float after = loss_of(&m, g, &eval, st, NULL);
+        Toy eval;
+        float before, after;
+        toy_train_copy(&m, st, g, &eval, 30, i == 0 ? 3e-3f : 3e-2f, &before, &after);
         // prompt tuning only adds input tokens: remapping every output symbol is hard for it
         float need = !strcmp(g_m[i].name, "prompt") ? 0.8f : 0.6f;
         CHECK(after < need * before, "%s: held-out loss %.4f -> %.4f after 30 steps (need < %.1f x)", g_m[i].name,
@@ -788,7 +752,6 @@ static void test_train(void) {
         int rc1 = vl_generate(&m, g, &eb, st, &go, tk[1], ln[1], NULL);
         CHECK(rc0 == 0 && rc1 == 0 && !memcmp(tk[0], tk[1], sizeof tk[0]) && !memcmp(ln[0], ln[1], sizeof ln[0]),
               "%s: generation with / without cache: rc %d %d (%s)", g_m[i].name, rc0, rc1, nn_err());
-        opt_free(opt);
         graph_free(g);
         method_free(me);
         vl_free(&m);

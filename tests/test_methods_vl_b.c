@@ -19,31 +19,6 @@
 // vl_toy's tiny model with a small hypernetwork
 #define HY_TINY "hyper_task_dim=8,hyper_hidden=16,hyper_dim=8"
 
-static Method *attach_vl(VlModel *vm, const char *name, const char *args, int tasks, uint64_t seed) {
-    Method *m = method_new(name, args);
-    if (!m) return NULL;
-    m->tasks = tasks;
-    Backbone bb;
-    vl_backbone(vm, &bb);   // a temporary: the method keeps its own copy
-    if (method_attach(m, &bb, seed)) {
-        method_free(m);
-        return NULL;
-    }
-    return m;
-}
-
-static void fill_prefix(VlModel *m, const char *prefix, float std, uint64_t seed) {
-    uint64_t s = seed;
-    for (int i = 0; i < m->ps.n; i++)
-        if (strstr(m->ps.p[i]->name, prefix)) rng_fill_normal(&s, m->ps.p[i]->t.data, m->ps.p[i]->t.n, 0, std);
-}
-
-static double max_abs_diff(const float *a, const float *b, long n) {
-    double w = 0;
-    for (long i = 0; i < n; i++) w = fmax(w, fabs((double)a[i] - b[i]));
-    return w;
-}
-
 
 // ---------------------------------------------------------------- backbones served
 static void test_serves(void) {
@@ -128,7 +103,7 @@ static void test_counts(void) {
         VlModel vm;
         new_model(&vm, &c);
         long backbone = ps_count(&vm.ps, 0);
-        Method *m = attach_vl(&vm, cases[i].name, cases[i].args, 4, 1);
+        Method *m = toy_attach(&vm, cases[i].name, cases[i].args, 4, 1);
         CHECK(m != NULL, "%s %s: %s", cases[i].name, cases[i].args, nn_err());
         if (!m) {
             vl_free(&vm);
@@ -170,7 +145,7 @@ static void test_counts(void) {
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
         VlModel vm;
         NN_ASSERT(vl_init(&vm, &ct) == 0, "%s", nn_err());
-        Method *m = attach_vl(&vm, presets[i].name, presets[i].args, 4, 1);
+        Method *m = toy_attach(&vm, presets[i].name, presets[i].args, 4, 1);
         CHECK(m && method_trainable_of(m, NULL) == presets[i].want, "vl-tiny %s %s: %ld trainable, closed form %ld (%s)",
               presets[i].name, presets[i].args, m ? method_trainable_of(m, NULL) : -1, presets[i].want,
               m ? "" : nn_err());
@@ -196,7 +171,7 @@ static void test_decode(void) {
         const Case *k = &g_cases[i];
         VlModel mb;
         new_model(&mb, &c);
-        Method *m = attach_vl(&mb, k->name, k->args, 4, 1234567 + (uint64_t)i);
+        Method *m = toy_attach(&mb, k->name, k->args, 4, 1234567 + (uint64_t)i);
         CHECK(m != NULL, "%s %s: %s", k->name, k->args, nn_err());
         if (!m) {
             vl_free(&mb);
@@ -246,7 +221,7 @@ static void test_invariance(void) {
     const char *zero[NCASES] = {".up.weight", ".up.weight", ".up.s", ".up.s", ".gen.up_"};
     for (int i = 0; i < NCASES; i++) {
         new_model(&vm, &c);
-        Method *m = attach_vl(&vm, g_cases[i].name, g_cases[i].args, 4, 9);
+        Method *m = toy_attach(&vm, g_cases[i].name, g_cases[i].args, 4, 9);
         NN_ASSERT(m, "%s: %s", g_cases[i].name, nn_err());
         method_set_task(m, 3);
         float l1 = loss_of(&vm, g, &t, method_sites(m), got);
@@ -275,7 +250,7 @@ static void grad_check(const char *method, const char *args, int tasks, int task
     VlConfig c = tiny_cfg();
     VlModel vm;
     new_model(&vm, &c);
-    Method *m = attach_vl(&vm, method, args, tasks, 1);
+    Method *m = toy_attach(&vm, method, args, tasks, 1);
     NN_ASSERT(m, "%s: %s", method, nn_err());
     NN_ASSERT(method_set_task(m, task) == 0, "%s", nn_err());
     const Sites *st = method_sites(m);
@@ -353,7 +328,7 @@ static void multi_check(const char *kn, float std) {
     VlModel m1, m4;
     new_model(&m1, &c);
     new_model(&m4, &c);
-    Method *M1 = attach_vl(&m1, kn, "", 4, 1), *M4 = attach_vl(&m4, kn, "multiple=1", 4, 1);
+    Method *M1 = toy_attach(&m1, kn, "", 4, 1), *M4 = toy_attach(&m4, kn, "multiple=1", 4, 1);
     NN_ASSERT(M1 && M4, "%s: %s", kn, nn_err());
     char pre[64], pre2[64];
     snprintf(pre, sizeof pre, "pet.%s.", kn);
@@ -411,7 +386,7 @@ static void test_hyper_tasks(void) {
     VlConfig c = tiny_cfg();
     VlModel vm;
     new_model(&vm, &c);
-    Method *M = attach_vl(&vm, "hyperformer", HY_TINY, 4, 1);
+    Method *M = toy_attach(&vm, "hyperformer", HY_TINY, 4, 1);
     NN_ASSERT(M, "hyperformer: %s", nn_err());
     fill_prefix(&vm, "gen.up_", 0.1f, 21);
     fill_prefix(&vm, "hyperformer.fc", 0.3f, 22);
@@ -456,7 +431,7 @@ static void test_hyper_tasks(void) {
     // Method.tasks 0 counts as one task
     VlModel v1;
     new_model(&v1, &c);
-    Method *M1 = attach_vl(&v1, "hyperformer", HY_TINY, 0, 1);
+    Method *M1 = toy_attach(&v1, "hyperformer", HY_TINY, 0, 1);
     CHECK(M1 && ps_get(&v1.ps, "pet.hyperformer.task_embed")->shape[0] == 1 && method_set_task(M1, 0) == 0 &&
               method_set_task(M1, 1) == -1,
           "hyperformer with tasks 0: one task embedding");
@@ -566,7 +541,7 @@ static void test_reference(void) {
         NN_ASSERT(vl_load(&vm, REF) == 0, "vl_load %s: %s", REF, nn_err());
         st_set_allow_unused(0);
         const char *kn = cases[q].name;
-        Method *m = attach_vl(&vm, kn, cases[q].args, 3, 1);
+        Method *m = toy_attach(&vm, kn, cases[q].args, 3, 1);
         NN_ASSERT(m && method_set_task(m, 1) == 0, "%s: %s", kn, nn_err());
         int nf = 0, nm = 0;
         char pre[40];

@@ -21,16 +21,7 @@
 #define REF "tests/ref/vllst_ref.safetensors"
 
 // Attaches lst with args to m; the Method, or NULL (nn_err()) when method_new or attach fails.
-static Method *attach(VlModel *m, const char *args) {
-    Backbone bb;
-    vl_backbone(m, &bb);
-    Method *M = method_new("lst", args);
-    if (M && method_attach(M, &bb, 1)) {
-        method_free(M);
-        return NULL;
-    }
-    return M;
-}
+static Method *attach(VlModel *m, const char *args) { return toy_attach(m, "lst", args, 1, 1); }
 
 // ---------------------------------------------------------------- counts, widths, arguments
 static void test_counts(void) {
@@ -537,29 +528,13 @@ static void test_train(void) {
     CHECK(M != NULL, "attach: %s", nn_err());
     if (!M) return;
     const Sites *st = method_sites(M);
-    OptConfig oc = opt_defaults(OPT_ADAMW);
-    oc.weight_decay = 0;
-    Optimizer *opt = opt_new(&m.ps, oc);
     Graph *g = graph_new(0);
-    uint64_t s = 31;
-    Toy eval, t;
-    toy_fill(&eval, &c, &s);
-    to_copy(&eval, &c, 1);
-    float before = loss_of(&m, g, &eval, st, NULL);
-    for (int step = 0; step < 30; step++) {
-        toy_fill(&t, &c, &s);
-        to_copy(&t, &c, 1);
-        ps_zero_grad(&m.ps);
-        graph_reset(g);
-        VlBatch b = toy_batch(g, &t);
-        graph_backward(g, vl_loss(&m, g, &b, st, 0, NULL));
-        opt_step(opt, 1e-2f);
-    }
-    float after = loss_of(&m, g, &eval, st, NULL);
+    Toy eval;
+    float before, after;
+    toy_train_copy(&m, st, g, &eval, 30, 1e-2f, &before, &after);
     CHECK(after < 0.6f * before, "lst: held-out loss %.4f -> %.4f after 30 steps", before, after);
     printf("  lst r=4, 30 AdamW steps on the shifted copy: held-out loss %.4f -> %.4f\n", before, after);
     check_decoding(&m, st, g, &eval);
-    opt_free(opt);
     graph_free(g);
     method_free(M);
     vl_free(&m);

@@ -1,11 +1,14 @@
-// The tiny VL model and toy task shared by the VL method tests (test_vlmethods, test_vllst):
+// The tiny VL model and toy task shared by the VL method tests (test_methods_vl_a, _b, _lst):
 // a 2+2-layer d 32 model over 4 visual tokens of width 8, and batches of 2-4 symbols to reverse
 // (or, after to_copy, to copy with a shift), with random image features.
 #ifndef TESTS_VL_TOY_H
 #define TESTS_VL_TOY_H
+#include <math.h>
 #include <string.h>
 
+#include "methods/method.h"
 #include "nn/nn.h"
+#include "nn/optim.h"
 #include "vl/vlmodel.h"
 
 #define B_ 32
@@ -81,6 +84,58 @@ static inline float loss_of(VlModel *m, Graph *g, Toy *t, const Sites *st, float
     NN_ASSERT(loss, "vl_loss: %s", nn_err());
     if (logits_out) memcpy(logits_out, lg->data, sizeof(float) * lg->n);
     return loss->data[0];
+}
+
+// method_new + method_attach on the VL model (tasks set first); NULL (nn_err()) when either fails.
+static inline Method *toy_attach(VlModel *vm, const char *name, const char *args, int tasks, uint64_t seed) {
+    Method *m = method_new(name, args);
+    if (!m) return NULL;
+    m->tasks = tasks;
+    Backbone bb;
+    vl_backbone(vm, &bb);   // a temporary: the method keeps its own copy
+    if (method_attach(m, &bb, seed)) {
+        method_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+// N(0, std) into every parameter whose name contains `prefix` (live branches for the checks).
+static inline void fill_prefix(VlModel *m, const char *prefix, float std, uint64_t seed) {
+    uint64_t s = seed;
+    for (int i = 0; i < m->ps.n; i++)
+        if (strstr(m->ps.p[i]->name, prefix)) rng_fill_normal(&s, m->ps.p[i]->t.data, m->ps.p[i]->t.n, 0, std);
+}
+
+static inline double max_abs_diff(const float *a, const float *b, long n) {
+    double w = 0;
+    for (long i = 0; i < n; i++) w = fmax(w, fabs((double)a[i] - b[i]));
+    return w;
+}
+
+// `steps` AdamW steps (no weight decay) at lr on the copy-with-shift-1 task through st; the
+// held-out loss of *eval (filled from seed 31 first) before and after. g is the caller's graph.
+static inline void toy_train_copy(VlModel *m, const Sites *st, Graph *g, Toy *eval, int steps, float lr, float *before,
+                                  float *after) {
+    OptConfig oc = opt_defaults(OPT_ADAMW);
+    oc.weight_decay = 0;
+    Optimizer *opt = opt_new(&m->ps, oc);
+    uint64_t s = 31;
+    Toy t;
+    toy_fill(eval, &m->cfg, &s);
+    to_copy(eval, &m->cfg, 1);
+    *before = loss_of(m, g, eval, st, NULL);
+    for (int step = 0; step < steps; step++) {
+        toy_fill(&t, &m->cfg, &s);
+        to_copy(&t, &m->cfg, 1);
+        ps_zero_grad(&m->ps);
+        graph_reset(g);
+        VlBatch b = toy_batch(g, &t);
+        graph_backward(g, vl_loss(m, g, &b, st, 0, NULL));
+        opt_step(opt, lr);
+    }
+    *after = loss_of(m, g, eval, st, NULL);
+    opt_free(opt);
 }
 
 #endif
