@@ -681,54 +681,13 @@ static void test_vit_side(void) {
     }
 }
 
-// ---------------------------------------------------------------- training, decoding
-// A frozen random backbone passes almost nothing of the input on, so the backbone is first
-// "pretrained" (full training) on a copy task; each method then adapts it for 30 AdamW steps to
-// copying with every symbol shifted by one (init seed 3: the toy copier's learning check sits inside seed noise at others).
-static float *pretrain(const VlConfig *c) {
-    VlModel m;
-    new_model(&m, c);
-    vl_init_random(&m, 3);
-    OptConfig oc = opt_defaults(OPT_ADAMW);
-    oc.weight_decay = 0;
-    Optimizer *opt = opt_new(&m.ps, oc);
-    Graph *g = graph_new(0);
-    uint64_t s = 77;
-    Toy t;
-    const int steps = 300;
-    for (int step = 0; step < steps; step++) {
-        toy_fill(&t, c, &s);
-        to_copy(&t, c, 0);
-        ps_zero_grad(&m.ps);
-        graph_reset(g);
-        VlBatch b = toy_batch(g, &t);
-        Tensor *loss = vl_loss(&m, g, &b, NULL, 0, NULL);
-        graph_backward(g, loss);
-        opt_step(opt, sched_lr(step, steps, 10, 3e-3f, 0));
-    }
-    long n = ps_count(&m.ps, 0), off = 0;
-    float *w = nn_malloc(sizeof(float) * n);
-    for (int i = 0; i < m.ps.n; i++) {
-        memcpy(w + off, m.ps.p[i]->t.data, sizeof(float) * m.ps.p[i]->t.n);
-        off += m.ps.p[i]->t.n;
-    }
-    opt_free(opt);
-    graph_free(g);
-    vl_free(&m);
-    return w;
-}
-
 static void test_train(void) {
     VlConfig c = tiny_cfg();
-    float *w = pretrain(&c);
+    float *w = toy_pretrain(&c);
     for (int i = 0; i < NM; i++) {
         VlModel m;
         new_model(&m, &c);
-        long off = 0;
-        for (int k = 0; k < m.ps.n; k++) {
-            memcpy(m.ps.p[k]->t.data, w + off, sizeof(float) * m.ps.p[k]->t.n);
-            off += m.ps.p[k]->t.n;
-        }
+        toy_load_weights(&m, w);
         Method *me = must_attach(&m, i, 1);
         const Sites *st = method_sites(me);
         Graph *g = graph_new(0);

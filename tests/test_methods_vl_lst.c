@@ -433,37 +433,6 @@ out:
     vl_free(&m2);
 }
 
-// ---------------------------------------------------------------- training and decoding
-static float *pretrain(const VlConfig *c) {
-    VlModel m;
-    new_model(&m, c);
-    OptConfig oc = opt_defaults(OPT_ADAMW);
-    oc.weight_decay = 0;
-    Optimizer *opt = opt_new(&m.ps, oc);
-    Graph *g = graph_new(0);
-    uint64_t s = 77;
-    Toy t;
-    for (int step = 0; step < 300; step++) {
-        toy_fill(&t, c, &s);
-        to_copy(&t, c, 0);
-        ps_zero_grad(&m.ps);
-        graph_reset(g);
-        VlBatch b = toy_batch(g, &t);
-        graph_backward(g, vl_loss(&m, g, &b, NULL, 0, NULL));
-        opt_step(opt, 3e-3f);
-    }
-    float *w = nn_malloc(sizeof(float) * ps_count(&m.ps, 0));
-    long off = 0;
-    for (int i = 0; i < m.ps.n; i++) {
-        memcpy(w + off, m.ps.p[i]->t.data, sizeof(float) * m.ps.p[i]->t.n);
-        off += m.ps.p[i]->t.n;
-    }
-    opt_free(opt);
-    graph_free(g);
-    vl_free(&m);
-    return w;
-}
-
 // Greedy decoding equals, step by step, the argmax (pad and bos excluded) of the teacher-forced
 // logits on the generated sequence; with and without use_cache (no_kv_cache forces it off); beam runs.
 static void check_decoding(VlModel *m, const Sites *st, Graph *g, Toy *t) {
@@ -515,14 +484,10 @@ static void check_decoding(VlModel *m, const Sites *st, Graph *g, Toy *t) {
 
 static void test_train(void) {
     VlConfig c = tiny_cfg();
-    float *w = pretrain(&c);
+    float *w = toy_pretrain(&c);
     VlModel m;
     new_model(&m, &c);
-    long off = 0;
-    for (int i = 0; i < m.ps.n; i++) {
-        memcpy(m.ps.p[i]->t.data, w + off, sizeof(float) * m.ps.p[i]->t.n);
-        off += m.ps.p[i]->t.n;
-    }
+    toy_load_weights(&m, w);
     free(w);
     Method *M = attach(&m, "r=4");
     CHECK(M != NULL, "attach: %s", nn_err());

@@ -113,6 +113,52 @@ static inline double max_abs_diff(const float *a, const float *b, long n) {
     return w;
 }
 
+// A frozen random backbone passes almost nothing of the input on, so the VL method tests first
+// "pretrain" the tiny model (full training, 300 AdamW steps) on the plain copy task; returns its
+// parameters, in store order (toy_load_weights puts them into a new model). Init seed 3: the toy
+// copier's learning checks sit inside seed noise at some others.
+static inline float *toy_pretrain(const VlConfig *c) {
+    VlModel m;
+    new_model(&m, c);
+    vl_init_random(&m, 3);
+    OptConfig oc = opt_defaults(OPT_ADAMW);
+    oc.weight_decay = 0;
+    Optimizer *opt = opt_new(&m.ps, oc);
+    Graph *g = graph_new(0);
+    uint64_t s = 77;
+    Toy t;
+    const int steps = 300;
+    for (int step = 0; step < steps; step++) {
+        toy_fill(&t, c, &s);
+        to_copy(&t, c, 0);
+        ps_zero_grad(&m.ps);
+        graph_reset(g);
+        VlBatch b = toy_batch(g, &t);
+        Tensor *loss = vl_loss(&m, g, &b, NULL, 0, NULL);
+        graph_backward(g, loss);
+        opt_step(opt, sched_lr(step, steps, 10, 3e-3f, 0));
+    }
+    long n = ps_count(&m.ps, 0), off = 0;
+    float *w = nn_malloc(sizeof(float) * n);
+    for (int i = 0; i < m.ps.n; i++) {
+        memcpy(w + off, m.ps.p[i]->t.data, sizeof(float) * m.ps.p[i]->t.n);
+        off += m.ps.p[i]->t.n;
+    }
+    opt_free(opt);
+    graph_free(g);
+    vl_free(&m);
+    return w;
+}
+
+
+static inline void toy_load_weights(VlModel *m, const float *w) {
+    long off = 0;
+    for (int i = 0; i < m->ps.n; i++) {
+        memcpy(m->ps.p[i]->t.data, w + off, sizeof(float) * m->ps.p[i]->t.n);
+        off += m->ps.p[i]->t.n;
+    }
+}
+
 // `steps` AdamW steps (no weight decay) at lr on the copy-with-shift-1 task through st; the
 // held-out loss of *eval (filled from seed 31 first) before and after. g is the caller's graph.
 static inline void toy_train_copy(VlModel *m, const Sites *st, Graph *g, Toy *eval, int steps, float lr, float *before,
