@@ -120,9 +120,108 @@ static void test_ties_and_missing(void) {
     CHECK(rank_friedman(x, 1, 10, &t) == -1, "one method: refused");
 }
 
+// Reads the numbers of the .dat line that starts with `label`: x y x_as_measured y_lo95 y_hi95 seeds num.
+static int dat_row(const char *dat, const char *label, double v[7]) {
+    const char *p = dat ? strstr(dat, label) : NULL;
+    return p && sscanf(p + strlen(label), "%lf %lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]) == 7;
+}
+
+// tests/ref/bench_records plus a second seed of linear on every task: linear has two complete seeds.
+#define RDIR TEST_TMP "/ranks_records"
+static int run_cmd(const char *cmd, char **out) {
+    char full[2048];
+    snprintf(full, sizeof full, "%s > " TEST_TMP "/ranks_out.txt 2>&1", cmd);
+    int rc = system(full);
+    if (out) *out = test_slurp(TEST_TMP "/ranks_out.txt");
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+static void test_commands(void) {
+    if (access(petl_bin(), X_OK)) {
+        CHECK(0, "no %s: build it first (make petl)", petl_bin());
+        return;
+    }
+    CHECK(system("rm -rf " RDIR " " TEST_TMP "/ranks_plots && mkdir -p " RDIR " && cp tests/ref/bench_records/*.json " RDIR) == 0,
+          "copy the fixture");
+    // linear, seed 1: fashion_mnist 60 (seed 0: 50); the other tasks as seed 0
+    const char *src[] = {"00", "01", "02", "03"};
+    for (int i = 0; i < 4; i++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "sed -e 's/\"seed\": 0/\"seed\": 1/' -e 's/\"accuracy\": 0.5,/\"accuracy\": 0.6,/' "
+                 "tests/ref/bench_records/%s.json > " RDIR "/s1_%s.json", src[i], src[i]);
+        CHECK(system(cmd) == 0, "%s", cmd);
+    }
+    // the fixture alone: 3 of 8 blocks, adapter 1.667, lora 2, linear 2.333; chi2 = 2/3, p = exp(-1/3)
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s table tests/ref/bench_records --format json", petl_bin());
+    int rc = run_cmd(cmd, &out);
+    cJSON *j = out ? cJSON_Parse(out) : NULL, *r0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "ranks"), 0);
+    const cJSON *ar = cJSON_GetObjectItem(r0, "average_ranks");
+    CHECK(rc == 0 && r0 && json_num(r0, "blocks") == 8 && json_num(r0, "blocks_used") == 3 && json_num(r0, "k") == 3 &&
+              cJSON_GetArraySize(ar) == 3, "json ranks of the full-shot table:\n%s", out ? out : "");
+    CHECK(r0 && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(ar, 0), "variant")), "adapter"),
+          "adapter ranks first");
+    CHECK_NEAR(json_num(cJSON_GetArrayItem(ar, 0), "average_rank"), 5.0 / 3, 1e-12, 0, "adapter's average rank");
+    CHECK_NEAR(json_num(r0, "friedman_chi2"), 2.0 / 3, 1e-12, 0, "fixture chi2");
+    CHECK_NEAR(json_num(r0, "p"), exp(-1.0 / 3), 1e-12, 0, "fixture p (chi2_2 tail)");
+    CHECK_NEAR(json_num(r0, "critical_difference"), rank_range_quantile(3, 0.05) / M_SQRT2 * sqrt(12.0 / 18), 1e-9, 0, "fixture CD");
+    cJSON_Delete(j);
+    free(out);
+    // with linear's second seed: linear 8 blocks, lora 5, adapter 3; linear + lora on 5 blocks (10
+    // observations) beat all three on 3 (9): adapter is left out
+    snprintf(cmd, sizeof cmd, "%s table " RDIR, petl_bin());
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 0 && out && strstr(out, "Average ranks (Friedman) over blocks of task × seed: 5 of 8 blocks used") &&
+              strstr(out, "Left out for missing blocks (so that more blocks count): adapter.") &&
+              strstr(out, "| lora r=8 | 1.200 |\n| linear | 1.800 |"),
+          "md ranks with adapter left out:\n%s", out ? out : "");
+    free(out);
+    // plot: the CD diagrams and the error-bar columns
+    snprintf(cmd, sizeof cmd, "%s plot " RDIR " --out " TEST_TMP "/ranks_plots", petl_bin());
+    rc = run_cmd(cmd, &out);
+    CHECK(rc == 0, "petl plot exit %d:\n%s", rc, out ? out : "");
+    free(out);
+    const char *ext[] = {"png", "svg", "dat", "gp"};
+    for (int i = 0; i < 4; i++) {
+        char f[256];
+        snprintf(f, sizeof f, TEST_TMP "/ranks_plots/cd_diagram.%s", ext[i]);
+        CHECK(access(f, R_OK) == 0, "%s written", f);
+        snprintf(f, sizeof f, TEST_TMP "/ranks_plots/cd_diagram_fewshot.%s", ext[i]);
+        CHECK(access(f, R_OK) == 0, "%s written", f);
+    }
+    char *dat = test_slurp(TEST_TMP "/ranks_plots/cd_diagram.dat");
+    CHECK(dat && strstr(dat, "\"lora r=8 (1.20)\"\t1.2\t") && strstr(dat, "\"linear (1.80)\"\t1.8\t") && !strstr(dat, "adapter"),
+          "cd_diagram.dat methods:\n%s", dat ? dat : "");
+    // lora wins 4 of the 5 blocks (textures is linear's): 1.2 and 1.8; CD for k = 2, N = 5:
+    // 1.959964 sqrt(6 / 30) = 0.87652, so the two (0.6 apart) are joined by one bar
+    char want[128];
+    snprintf(want, sizeof want, "CD = %.10g", 1.959963985 * sqrt(0.2));
+    CHECK(dat && strstr(dat, "CD = 0.87652") && strstr(dat, "# index 1: groups not significantly different") &&
+              strstr(dat, "1.17\t1.83\t0.25\n"), "cd_diagram.dat CD and group bar (want %s):\n%s", want, dat ? dat : "");
+    free(dat);
+    // linear: per-seed mean of group means 31.667 and 35 (fashion 50 then 60): y 33.333 +- t_{0.975,1} * 5/3,
+    // t_{0.975,1} = tan(0.475 pi) = 12.7062047 (Cauchy); lora r=8 has one complete seed: no bar
+    dat = test_slurp(TEST_TMP "/ranks_plots/acc_vs_params.dat");
+    double v[7];
+    CHECK(dat_row(dat, "\"linear (0)\"", v) && v[5] == 2 && v[6] == 1, "linear's .dat row:\n%s", dat ? dat : "");
+    double h = tan(0.475 * M_PI) * 5 / 3;
+    CHECK_NEAR(v[1], 100.0 / 3, 1e-7, 0, "linear y");
+    CHECK_NEAR(v[3], 100.0 / 3 - h, 1e-7, 0, "linear y_lo95");
+    CHECK_NEAR(v[4], 100.0 / 3 + h, 1e-7, 0, "linear y_hi95");
+    CHECK(dat_row(dat, "\"lora r=8\"", v) && v[5] == 1 && v[3] == v[1] && v[4] == v[1], "lora: one seed, no bar");
+    free(dat);
+    char *gp = test_slurp(TEST_TMP "/ranks_plots/acc_vs_params.gp");
+    CHECK(gp && strstr(gp, "with yerrorbars") && strstr(gp, "1  linear (0)\\n2  lora r=8") && !strstr(gp, "using 2:3:1 with labels"),
+          "gp: error bars and a numbered legend:\n%s", gp ? gp : "");
+    free(gp);
+    gp = test_slurp(TEST_TMP "/ranks_plots/cd_diagram.gp");
+    CHECK(gp && strstr(gp, "index 1 using 1:3:($2 - $1):(0) with vectors nohead lw 5"), "cd gp: group bars");
+    free(gp);
+}
+
 int main(void) {
     test_demsar_example();
     test_distributions();
     test_ties_and_missing();
+    test_commands();
     TEST_END();
 }
