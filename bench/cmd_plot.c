@@ -13,6 +13,7 @@
 
 #include "bench/args.h"
 #include "bench/cmds.h"
+#include "bench/ranks.h"
 #include "bench/record.h"
 #include "bench/results.h"
 #include "loaders/dataset.h"
@@ -24,6 +25,8 @@ typedef struct {
     char label[160];
     double x, y, xraw;
     int clamped;          // x was 0: drawn at the axis floor (log scale)
+    double lo, hi;        // 95% t-interval of the mean over seeds (lo = hi = y with one seed: no bar)
+    int nseeds, num;      // seeds behind the interval; the point's number in the figure's legend
 } Pt;
 
 typedef struct {
@@ -102,11 +105,15 @@ static void clamp_zero(Pt *p, int n) {
         }
 }
 
+#define DAT_CI_NOTE "# y_lo95, y_hi95: 95% Student t-interval of the mean over seeds (y -+ t_{0.975, n-1} sd / sqrt n; " \
+                    "= y with one seed: no bar); seeds: n; num: the point's number in the figure's legend\n"
+
 static void dat_block(FILE *f, const char *title, const Pt *p, int n) {
-    fprintf(f, "# %s\n# label\tx\ty\tx_as_measured\n", title);
+    fprintf(f, "# %s\n# label\tx\ty\tx_as_measured\ty_lo95\ty_hi95\tseeds\tnum\n", title);
     for (int i = 0; i < n; i++) {
         dat_label(f, p[i].label);
-        fprintf(f, "\t%.10g\t%.10g\t%.10g\n", p[i].x, p[i].y, p[i].xraw);
+        fprintf(f, "\t%.10g\t%.10g\t%.10g\t%.10g\t%.10g\t%d\t%d\n", p[i].x, p[i].y, p[i].xraw, p[i].lo, p[i].hi,
+                p[i].nseeds, p[i].num);
     }
     fprintf(f, "\n\n");
 }
@@ -176,26 +183,39 @@ static void gp_head(FILE *g, PlotCtx *x, const char *name, const char *what, int
 }
 static void gp_tail(FILE *g) { fprintf(g, "  unset output\n}\n"); }
 
-// One panel: points, their names as labels, the frontier.
+// One panel: points, their error bars, the frontier. Points carry numbers; the legend beside the panel maps numbers to variants (names collide
+// where points crowd). Error bars: the 95% t-interval over seeds, drawn for points with two or more.
 static void gp_panel(FILE *g, const char *dat, int ib, const char *title, const char *xlabel, const char *ylabel,
-                     int logx, const char *series, const char *color) {
+                     int logx, const char *series, const char *color, const Pt *p, int n) {
+    int any_bar = 0;
+    for (int i = 0; i < n; i++) any_bar |= p[i].nseeds > 1;
+    fprintf(g, "  unset label\n  set rmargin 30\n  set label 1 ");
+    char *legend = NULL;
+    size_t L = 0;
+    FILE *m = open_memstream(&legend, &L);
+    for (int i = 0; i < n; i++) fprintf(m, "%s%d  %s", i ? "\n" : "", p[i].num, p[i].label);
+    fclose(m);
+    gp_str(g, legend);
+    free(legend);
+    fprintf(g, " at graph 1.02, graph 1 left front font \",8\"\n");
     fprintf(g, "  set title ");
     gp_str(g, title);
     fprintf(g, "\n  set xlabel ");
     gp_str(g, xlabel);
     fprintf(g, "\n  set ylabel ");
     gp_str(g, ylabel);
-    fprintf(g, "\n  %s\n  set grid\n  set key bottom right box opaque\n  set offsets graph 0.05, graph 0.25, graph 0.08, graph 0.08\n",
+    fprintf(g, "\n  %s\n  set grid\n  set key bottom right box opaque\n  set offsets graph 0.05, graph 0.08, graph 0.08, graph 0.08\n",
             logx ? "set logscale x" : "unset logscale x");
     fprintf(g,
             "  plot \"%s\" index %d using 2:3 with points pt 7 ps 1.3 lc rgb \"%s\" title ", dat, ib, color);
     gp_str(g, series);
     fprintf(g,
             ", \\\n"
-            "       \"%s\" index %d using 2:3:1 with labels left offset 0.8,0.4 font \",9\" notitle, \\\n"
+            "       \"%s\" index %d using 2:($7 > 1 ? $3 : NaN):5:6 with yerrorbars pt -1 lc rgb \"%s\" %s, \\\n"
+            "       \"%s\" index %d using 2:3:(sprintf(\"%%d\", int($8))) with labels left offset 0.5,0.5 font \",9\" notitle, \\\n"
             "       \"%s\" index %d using 2:3 with steps dt 2 lw 2 lc rgb \"#d62728\" title \"Pareto frontier (upper left)\", \\\n"
             "       \"%s\" index %d using 2:3 with points pt 6 ps 2.4 lw 1.5 lc rgb \"#d62728\" notitle\n",
-            dat, ib, dat, ib + 1, dat, ib + 1);
+            dat, ib, color, any_bar ? "title \"95% t-interval over seeds\"" : "notitle", dat, ib, dat, ib + 1, dat, ib + 1);
 }
 
 typedef struct {
@@ -259,10 +279,60 @@ static int read_published(const char *path, PubRow **rows) {
     return n;
 }
 
+// The 95% t-interval of a full-shot row's plotted accuracy (mean of group means, or over tasks):
+// that accuracy per seed, over the seeds with a result on every task, gives the half-width; the
+// interval is centred on the plotted mean. One seed (or none complete): lo = hi = y, no bar.
+static void row_interval(const ResSet *s, const ResTable *T, const ResRow *w, int use_groups, Pt *q) {
+    q->lo = q->hi = q->y, q->nseeds = 0;
+    int seeds[256], ns = 0;
+    for (int i = 0; i < s->n && ns < 256; i++) {
+        const ResRec *r = &s->r[i];
+        if (!r->ok || r->is_vl || r->shots || strcmp(r->backbone, T->backbone) || strcmp(r->variant, w->variant)) continue;
+        int seen = 0;
+        for (int j = 0; j < ns; j++) seen |= seeds[j] == r->seed;
+        if (!seen) seeds[ns++] = r->seed;
+    }
+    double *acc = nn_malloc(sizeof(double) * (T->ncols + 1)), sum = 0, sum2 = 0;
+    int n = 0;
+    for (int j = 0; j < ns; j++) {
+        int all = 1;
+        for (int c = 0; c < T->ncols; c++) {
+            acc[c] = NAN;
+            for (int i = 0; i < s->n; i++) {
+                const ResRec *r = &s->r[i];
+                if (r->ok && !r->is_vl && !r->shots && r->seed == seeds[j] && !strcmp(r->backbone, T->backbone) &&
+                    !strcmp(r->variant, w->variant) && !strcmp(r->task, T->col_task[c]))
+                    acc[c] = 100 * r->acc;
+            }
+            all &= !isnan(acc[c]);
+        }
+        if (!all) continue;
+        double y = 0;
+        int ng = 0;
+        for (int g = 0; g < RES_NGROUPS && use_groups; g++) {
+            double sm = 0;
+            int cnt = 0;
+            for (int c = 0; c < T->ncols; c++)
+                if (res_group_index(T->col_group[c]) == g) sm += acc[c], cnt++;
+            if (T->groups_present[g] && cnt) y += sm / cnt, ng++;
+        }
+        if (!use_groups)
+            for (int c = 0; c < T->ncols; c++) y += acc[c], ng++;
+        y /= ng;
+        sum += y, sum2 += y * y, n++;
+    }
+    free(acc);
+    q->nseeds = n;
+    if (n < 2) return;
+    double mean = sum / n, var = (sum2 - n * mean * mean) / (n - 1);
+    double h = rank_ci95_halfwidth(sqrt(var > 0 ? var : 0), n);
+    q->lo = q->y - h, q->hi = q->y + h;
+}
+
 // AX_FINAL_FLOPS and AX_STORED plot rec.final (methods that finalize: pruned, masked, quantized).
 typedef enum { AX_PARAMS, AX_MEMORY, AX_FLOPS, AX_FINAL_FLOPS, AX_STORED } Axis;
 
-static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix, const PubRow *pub, int npub,
+static void tradeoff(PlotCtx *x, const ResSet *s, const ResTable *T, Axis ax, const char *suffix, const PubRow *pub, int npub,
                      const char *src) {
     static const char *const names[] = {"acc_vs_params", "acc_vs_memory", "acc_vs_train_flops", "acc_vs_inference_flops",
                                         "acc_vs_stored_size"};
@@ -298,6 +368,8 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
         q->xraw = ax == AX_PARAMS ? w->cost.params_mean : ax == AX_MEMORY ? w->cost.mem_max / 1048576 : ax == AX_FLOPS ? w->cost.train_flops_mean
                   : ax == AX_FINAL_FLOPS ? w->cost.final_flops : w->cost.final_smallest_bytes;
         q->x = q->xraw;
+        q->num = n;
+        row_interval(s, T, w, use_groups, q);
     }
     char name[256];
     snprintf(name, sizeof name, "%s%s", names[ax], suffix);
@@ -316,7 +388,8 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
         for (int i = 0; i < npub; i++) {
             snprintf(pp[i].label, sizeof pp[i].label, "%s", pub[i].method);
             pp[i].x = pp[i].xraw = pub[i].params;
-            pp[i].y = pub[i].avg_groups;
+            pp[i].y = pp[i].lo = pp[i].hi = pub[i].avg_groups;
+            pp[i].num = i + 1;
         }
         clamp_zero(pp, npub);
         pf = nn_calloc(sizeof(Pt) * (npub + 1));
@@ -331,6 +404,7 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
     const char *ydesc = use_groups ? "mean of the VTAB group means of test accuracy (%)" : "mean test accuracy over tasks (%)";
     fprintf(d, "# petl plot %s: %s vs %s\n# results: %s; backbone %s\n# y: %s; x of 0 drawn at the axis floor, label \"(0)\"\n",
             name, ydesc, xl[ax], src, T->backbone, ydesc);
+    fputs(DAT_CI_NOTE, d);
     if (skipped[0]) fprintf(d, "# not plotted (a task without result): %s\n", skipped);
     if (nofinal[0]) fprintf(d, "# not plotted (no rec.final): %s\n", nofinal);
     dat_block(d, "index 0: this run's variants", p, n);
@@ -356,12 +430,12 @@ static void tradeoff(PlotCtx *x, const ResTable *T, Axis ax, const char *suffix,
     snprintf(series, sizeof series, "%s", T->backbone);
     const char *yl = use_groups ? "test accuracy (%), mean of group means" : "test accuracy (%), mean over tasks";
     if (with_pub) fprintf(g, "  set multiplot layout 1,2\n");
-    gp_panel(g, dat, 0, title, xl[ax], yl, ax != AX_MEMORY, series, "#1f77b4");
+    gp_panel(g, dat, 0, title, xl[ax], yl, ax != AX_MEMORY, series, "#1f77b4", p, n);
     if (with_pub) {
         gp_panel(g, dat, 2,
                  "Published: FacT (Jie & Deng, AAAI 2023) Table 1 - ViT-B/16 IN-21k, VTAB-1k\n(as reported: best test accuracy during training)",
                  "trainable parameters (head excluded; log scale)", "VTAB-1k average (%), mean of group means", 1,
-                 "published, ViT-B/16 IN-21k", "#2ca02c");
+                 "published, ViT-B/16 IN-21k", "#2ca02c", pp, npub);
         fprintf(g, "  unset multiplot\n");
     }
     gp_tail(g);
@@ -392,6 +466,10 @@ static void vl_tradeoff(PlotCtx *x, const ResVlTable *T, int memory, const char 
         snprintf(q->label, sizeof q->label, "%s", w->variant);
         q->y = w->avg.mean;
         q->x = q->xraw = memory ? w->cost.mem_max / 1048576 : w->cost.params_mean;
+        q->num = n;
+        q->nseeds = w->avg.n;
+        double h = rank_ci95_halfwidth(w->avg.sd, w->avg.n);
+        q->lo = w->avg.n > 1 ? q->y - h : q->y, q->hi = w->avg.n > 1 ? q->y + h : q->y;
     }
     if (!n) {
         fprintf(stderr, "petl plot: %s: no variant has a result on every VL task (%s): skipped\n", name, skipped);
@@ -411,6 +489,7 @@ static void vl_tradeoff(PlotCtx *x, const ResVlTable *T, int memory, const char 
             T->image_encoder[0] ? ", image encoder " : "", T->image_encoder, ydesc);
     if (T->average_of[0]) fprintf(d, "; a run's average: %s", T->average_of);
     fprintf(d, "%s\n", memory ? "" : "; x of 0 drawn at the axis floor, label \"(0)\"");
+    fputs(DAT_CI_NOTE, d);
     if (skipped[0]) fprintf(d, "# not plotted (a VL task without result): %s\n", skipped);
     dat_block(d, "index 0: this run's variants", p, n);
     dat_block(d, "index 1: their Pareto frontier (upper left: fewer x, higher score)", fr, nf);
@@ -426,7 +505,7 @@ static void vl_tradeoff(PlotCtx *x, const ResVlTable *T, int memory, const char 
     snprintf(what, sizeof what, "average VL score vs %s", memory ? "peak training memory" : "trainable parameters");
     gp_head(g, x, name, what, 1000, 700);
     snprintf(title, sizeof title, "Vision-language: %s, backbone %s (mean over seeds)", src, T->backbone);
-    gp_panel(g, dat, 0, title, xl, "average VL score (%; CIDEr-D x 100)", !memory, T->backbone, "#9467bd");
+    gp_panel(g, dat, 0, title, xl, "average VL score (%; CIDEr-D x 100)", !memory, T->backbone, "#9467bd", p, n);
     gp_tail(g);
     fclose(g);
     run_gnuplot(x, name);
@@ -501,6 +580,113 @@ static void fewshot_plots(PlotCtx *x, const ResTable *T, const char *suffix, con
         run_gnuplot(x, name);
         free(blk);
     }
+}
+
+// ---------------------------------------------------------------- critical-difference diagram
+// Demsar 2006, Fig. 1: the compared methods on an axis of average rank (1, the best, on the left),
+// the better half labelled on the left, the others on the right; thick bars join methods whose
+// average ranks differ by less than the Nemenyi CD (maximal groups only), and the CD is drawn above.
+static void cd_diagram(PlotCtx *x, const char *name, const char *what, char *const *names, const RankTest *rt) {
+    int k = rt->k, *ord = nn_malloc(sizeof(int) * (rt->nmethods + 1)), n = 0;
+    for (int m = 0; m < rt->nmethods; m++)
+        if (rt->used[m]) ord[n++] = m;
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && rt->avg_rank[ord[j]] < rt->avg_rank[ord[j - 1]]; j--) {
+            int t = ord[j];
+            ord[j] = ord[j - 1], ord[j - 1] = t;
+        }
+    FILE *d = open_out(x, name, "dat");
+    if (!d) {
+        x->nfail++;
+        free(ord);
+        return;
+    }
+    double pad = 0.5 * (k - 1), xl = 1 - 0.12 * (k - 1), xr = k + 0.12 * (k - 1);
+    int half = (k + 1) / 2;
+    fprintf(d, "# petl plot %s: critical-difference diagram of %s (Demsar 2006)\n"
+               "# %d methods on %d of %d blocks; Friedman chi2 = %.6g (df %d), p = %.6g; Nemenyi alpha = %g, q_alpha = %.6g, CD = %.10g\n",
+            name, what, k, rt->n, rt->nblocks, rt->chi2, rt->df, rt->chi2_p, rt->alpha, rt->q_alpha, rt->cd);
+    fprintf(d, "# index 0: methods, best first: label\tavg_rank\tline_y\tlabel_x\tside (0 left, 1 right)\n");
+    for (int i = 0; i < n; i++) {
+        int right = i >= half;
+        double y = right ? 1.0 + 0.5 * (n - 1 - i) : 1.0 + 0.5 * i;
+        char lab[256];
+        snprintf(lab, sizeof lab, "%s (%.2f)", names[ord[i]], rt->avg_rank[ord[i]]);
+        dat_label(d, lab);
+        fprintf(d, "\t%.10g\t%.10g\t%.10g\t%d\n", rt->avg_rank[ord[i]], y, right ? xr : xl, right);
+    }
+    // maximal runs (in rank order) whose spread is below the CD, of two methods or more
+    fprintf(d, "\n\n# index 1: groups not significantly different (spread < CD): rank_from\trank_to\tbar_y\n");
+    int ng = 0, last_end = -1;
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        while (j + 1 < n && rt->avg_rank[ord[j + 1]] - rt->avg_rank[ord[i]] < rt->cd) j++;
+        if (j > i && j > last_end) {
+            fprintf(d, "%.10g\t%.10g\t%.10g\n", rt->avg_rank[ord[i]] - 0.03, rt->avg_rank[ord[j]] + 0.03, 0.25 + 0.2 * ng);
+            ng++;
+            last_end = j;
+        }
+    }
+    fprintf(d, "\n\n# index 2: the critical difference: from\tto\ty\n%.10g\t%.10g\t-0.9\n", 1.0, 1.0 + rt->cd);
+    fclose(d);
+    FILE *g = open_out(x, name, "gp");
+    if (!g) {
+        x->nfail++;
+        free(ord);
+        return;
+    }
+    double ymax = 1.0 + 0.5 * half + 0.3;
+    if (0.25 + 0.2 * ng > ymax) ymax = 0.25 + 0.2 * ng + 0.3;
+    int h = 160 + (int)(ymax * 60);
+    char what2[600];
+    snprintf(what2, sizeof what2, "critical-difference diagram of %s", what);
+    gp_head(g, x, name, what2, 1000, h);
+    char title[1024];
+    snprintf(title, sizeof title, "Average ranks of %s (%d of %d blocks); Friedman p = %.3g; Nemenyi CD = %.3f at alpha %.2f", what,
+             rt->n, rt->nblocks, rt->chi2_p, rt->cd, rt->alpha);
+    fprintf(g, "  set title ");
+    gp_str(g, title);
+    fprintf(g, "\n  unset border\n  unset xtics\n  unset ytics\n  unset key\n  unset grid\n  unset logscale x\n  unset label\n"
+               "  set xrange [%.6g:%.6g]\n  set yrange [%.6g:-1.4]\n  set lmargin 2\n  set rmargin 2\n",
+            1 - pad, k + pad, ymax);
+    // the rank axis with its tics and numbers
+    fprintf(g, "  set arrow from 1,0 to %d,0 nohead lw 1.5 front\n", k);
+    for (int r = 1; r <= k; r++) {
+        fprintf(g, "  set arrow from %d,0 to %d,-0.12 nohead lw 1.5 front\n", r, r);
+        fprintf(g, "  set label \"%d\" at %d,-0.3 center front\n", r, r);
+    }
+    fprintf(g, "  set label \"CD\" at %.6g,-1.15 center front\n", 1 + rt->cd / 2);
+    fprintf(g,
+            "  plot \"%s.dat\" index 0 using 2:(0):(0):3 with vectors nohead lw 1 lc rgb \"#333333\", \\\n"
+            "       \"%s.dat\" index 0 using 2:3:($4 - $2):(0) with vectors nohead lw 1 lc rgb \"#333333\", \\\n"
+            "       \"%s.dat\" index 0 using ($5 == 0 ? $4 : NaN):3:1 with labels right offset -0.5,0, \\\n"
+            "       \"%s.dat\" index 0 using ($5 == 1 ? $4 : NaN):3:1 with labels left offset 0.5,0, \\\n"
+            "       \"%s.dat\" index 1 using 1:3:($2 - $1):(0) with vectors nohead lw 5 lc rgb \"#d62728\", \\\n"
+            "       \"%s.dat\" index 2 using 1:3:($2 - $1):(0) with vectors heads size screen 0.006,90 lw 1.5 lc rgb \"black\"\n",
+            name, name, name, name, name, name);
+    gp_tail(g);
+    fclose(g);
+    run_gnuplot(x, name);
+    free(ord);
+}
+
+// The CD diagram of an image table (full-shot: task x seed blocks; few-shot: task x shots x seed) or a VL table.
+static void cd_table(PlotCtx *x, const ResSet *s, const ResTable *T, const ResVlTable *V, const char *suffix) {
+    RankTest rt;
+    int nrows = T ? T->nrows : V->nrows;
+    char name[256], what[256];
+    snprintf(name, sizeof name, "cd_diagram%s%s", T ? T->fewshot ? "_fewshot" : "" : "_vl", suffix);
+    snprintf(what, sizeof what, "%s over %s", T ? T->fewshot ? "few-shot test accuracy" : "test accuracy" : "VL scores",
+             T ? T->fewshot ? "task x shots x seed" : "task x seed" : "VL task x seed");
+    if ((T ? rank_table(s, T, &rt) : rank_vl_table(s, V, &rt))) {
+        fprintf(stderr, "petl plot: %s: %s: skipped\n", name, nn_err());
+        return;
+    }
+    char **names = nn_malloc(sizeof(char *) * (nrows + 1));
+    for (int r = 0; r < nrows; r++) names[r] = T ? T->rows[r].variant : V->rows[r].variant;
+    cd_diagram(x, name, what, names, &rt);
+    free(names);
+    rank_test_free(&rt);
 }
 
 int cmd_plot(int argc, char **argv) {
@@ -586,11 +772,12 @@ int cmd_plot(int argc, char **argv) {
             for (char *q = suffix + 1; *q; q++)
                 if (*q == '.' || *q == ' ') *q = '-';
         }
+        cd_table(&x, &s, &t[k], NULL, suffix);
         if (t[k].fewshot) fewshot_plots(&x, &t[k], suffix, src);
         else {
             int nfin = 0;
             for (int r = 0; r < t[k].nrows; r++) nfin += t[k].rows[r].cost.nfinal > 0;
-            for (int a = 0; a < (nfin ? 5 : 3); a++) tradeoff(&x, &t[k], (Axis)a, suffix, npub ? pub : NULL, npub, src);
+            for (int a = 0; a < (nfin ? 5 : 3); a++) tradeoff(&x, &s, &t[k], (Axis)a, suffix, npub ? pub : NULL, npub, src);
         }
     }
     ResVlTable *vt;
@@ -604,6 +791,7 @@ int cmd_plot(int argc, char **argv) {
                 if (*q == '.' || *q == ' ') *q = '-';
         }
         for (int a = 0; a < 2; a++) vl_tradeoff(&x, &vt[k], a, suffix, src);
+        cd_table(&x, &s, NULL, &vt[k], suffix);
     }
     results_vl_tables_free(vt, nvt);
     if (published && !nfull) fprintf(stderr, "petl plot: --published: no full-shot results to set beside the published ones\n");

@@ -12,6 +12,7 @@
 #include "bench/args.h"
 #include "bench/cmds.h"
 #include "bench/columns.h"
+#include "bench/ranks.h"
 #include "bench/record.h"
 #include "bench/results.h"
 #include "nn/nn.h"
@@ -36,6 +37,11 @@ static void bput(Buf *b, const char *fmt, ...) {
         b->s = realloc(b->s, b->cap);
     }
 }
+
+// average ranks and Friedman's test under each table (defined at the end of the file)
+static void md_table_ranks(Buf *b, const ResSet *s, const ResTable *T);
+static void md_vl_table_ranks(Buf *b, const ResSet *s, const ResVlTable *T);
+static cJSON *json_ranks(const ResSet *s, const ResTable *t, int nt, const ResVlTable *vt, int nvt);
 
 static const char *col_name(const ResTable *t, int c, char *b, size_t cap) {
     if (t->fewshot) snprintf(b, cap, "%s %d-shot", t->col_task[c], t->col_shots[c]);
@@ -215,6 +221,7 @@ static void md_vl_tables(Buf *b, const ResSet *s, const ResVlTable *t, int nt, i
         }
         int nfail = 0;
         for (int r = 0; r < T->nrows; r++) nfail += T->rows[r].failed;
+        md_vl_table_ranks(b, s, T);
         if (nfail) md_failed(b, s, T->backbone, 1, 0);
     }
 }
@@ -353,6 +360,7 @@ static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, const ResVlT
             any_final = 1;
             md_fig_table(b, T, COL_FINAL, dec);
         }
+        md_table_ranks(b, s, T);
         int nfail = 0;
         for (int r = 0; r < T->nrows; r++) nfail += T->rows[r].failed;
         if (nfail) md_failed(b, s, T->backbone, 0, T->fewshot);
@@ -604,6 +612,7 @@ int cmd_table(int argc, char **argv) {
     } else {
         cJSON *o = json_tables(&s, t, nt);
         cJSON_AddItemToObject(o, "vl_tables", json_vl_tables(vt, nvt));
+        cJSON_AddItemToObject(o, "ranks", json_ranks(&s, t, nt, vt, nvt));
         char *txt = cJSON_Print(o);
         bput(&b, "%s\n", txt);
         cJSON_free(txt);
@@ -621,4 +630,128 @@ int cmd_table(int argc, char **argv) {
     results_vl_tables_free(vt, nvt);
     results_free(&s);
     return rc;
+}
+
+// ---------------------------------------------------------------- average ranks (bench/ranks.c)
+// Which blocks a table's ranks are over: "task × seed" and its JSON name.
+static const char *rank_block_name(int vl, int fewshot, int json) {
+    if (vl) return json ? "vl_task x seed" : "VL task × seed";
+    if (fewshot) return json ? "task x shots x seed" : "task × shots × seed";
+    return json ? "task x seed" : "task × seed";
+}
+
+// Row indices in order of average rank (best first), compared rows only; their count.
+static int rank_order(const RankTest *rt, int *ord) {
+    int n = 0;
+    for (int m = 0; m < rt->nmethods; m++)
+        if (rt->used[m]) ord[n++] = m;
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && rt->avg_rank[ord[j]] < rt->avg_rank[ord[j - 1]]; j--) {
+            int tmp = ord[j];
+            ord[j] = ord[j - 1], ord[j - 1] = tmp;
+        }
+    return n;
+}
+
+// "Average ranks (Friedman)" under a table; names[m] is row m's variant.
+static void md_ranks(Buf *b, const RankTest *rt, int ok, char *const *names, int vl, int fewshot) {
+    bput(b, "\nAverage ranks (Friedman) over blocks of %s", rank_block_name(vl, fewshot, 0));
+    if (!ok) {
+        bput(b, ": not computed (%s).\n", nn_err());
+        return;
+    }
+    bput(b, ": %d of %d blocks used (those where every compared method has a result); rank 1 is the best, ties get "
+            "their average rank.", rt->n, rt->nblocks);
+    int nleft = 0;
+    for (int m = 0; m < rt->nmethods; m++)
+        if (!rt->used[m]) bput(b, "%s", nleft++ ? ", " : " Left out for missing blocks (so that more blocks count): "), md_text(b, names[m]);
+    bput(b, "%s\n\n| method | average rank |\n", nleft ? "." : "");
+    md_align(b, 1);
+    int *ord = nn_malloc(sizeof(int) * (rt->nmethods + 1)), n = rank_order(rt, ord);
+    for (int i = 0; i < n; i++) {
+        bput(b, "| ");
+        md_text(b, names[ord[i]]);
+        bput(b, " | %.3f |\n", rt->avg_rank[ord[i]]);
+    }
+    free(ord);
+    bput(b, "\nFriedman χ² = %.3f, df = %d, p = %.3g; Iman-Davenport F = %.3f (df %g, %g), p = %.3g. Nemenyi critical "
+            "difference at α = %.2f (k = %d, N = %d, q_α = %.3f): CD = %.3f — two methods whose average ranks differ by "
+            "less are not significantly different (Demšar 2006).\n",
+            rt->chi2, rt->df, rt->chi2_p, rt->ff, rt->ff_df1, rt->ff_df2, rt->ff_p, rt->alpha, rt->k, rt->n, rt->q_alpha, rt->cd);
+}
+
+static void md_table_ranks(Buf *b, const ResSet *s, const ResTable *T) {
+    RankTest rt;
+    char **names = nn_malloc(sizeof(char *) * (T->nrows + 1));
+    for (int r = 0; r < T->nrows; r++) names[r] = T->rows[r].variant;
+    int ok = rank_table(s, T, &rt) == 0;
+    md_ranks(b, &rt, ok, names, 0, T->fewshot);
+    if (ok) rank_test_free(&rt);
+    free(names);
+}
+
+static void md_vl_table_ranks(Buf *b, const ResSet *s, const ResVlTable *T) {
+    RankTest rt;
+    char **names = nn_malloc(sizeof(char *) * (T->nrows + 1));
+    for (int r = 0; r < T->nrows; r++) names[r] = T->rows[r].variant;
+    int ok = rank_vl_table(s, T, &rt) == 0;
+    md_ranks(b, &rt, ok, names, 1, 0);
+    if (ok) rank_test_free(&rt);
+    free(names);
+}
+
+static cJSON *json_rank(const RankTest *rt, int ok, char *const *names, const char *backbone, const char *regime, int vl,
+                        int fewshot) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "backbone", backbone);
+    cJSON_AddStringToObject(o, "regime", regime);
+    cJSON_AddStringToObject(o, "blocks_are", rank_block_name(vl, fewshot, 1));
+    if (!ok) {
+        cJSON_AddStringToObject(o, "error", nn_err());
+        return o;
+    }
+    cJSON_AddNumberToObject(o, "blocks", rt->nblocks);
+    cJSON_AddNumberToObject(o, "blocks_used", rt->n);
+    cJSON *left = cJSON_AddArrayToObject(o, "left_out_for_missing_blocks");
+    for (int m = 0; m < rt->nmethods; m++)
+        if (!rt->used[m]) cJSON_AddItemToArray(left, cJSON_CreateString(names[m]));
+    cJSON *rows = cJSON_AddArrayToObject(o, "average_ranks");
+    int *ord = nn_malloc(sizeof(int) * (rt->nmethods + 1)), n = rank_order(rt, ord);
+    for (int i = 0; i < n; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "variant", names[ord[i]]);
+        cJSON_AddNumberToObject(r, "average_rank", rt->avg_rank[ord[i]]);
+        cJSON_AddItemToArray(rows, r);
+    }
+    free(ord);
+    cJSON_AddNumberToObject(o, "k", rt->k);
+    cJSON_AddNumberToObject(o, "friedman_chi2", rt->chi2);
+    cJSON_AddNumberToObject(o, "df", rt->df);
+    cJSON_AddNumberToObject(o, "p", rt->chi2_p);
+    if (isfinite(rt->ff)) cJSON_AddNumberToObject(o, "iman_davenport_f", rt->ff);
+    else cJSON_AddStringToObject(o, "iman_davenport_f", "inf");
+    cJSON_AddNumberToObject(o, "f_df1", rt->ff_df1);
+    cJSON_AddNumberToObject(o, "f_df2", rt->ff_df2);
+    cJSON_AddNumberToObject(o, "f_p", rt->ff_p);
+    cJSON_AddNumberToObject(o, "alpha", rt->alpha);
+    cJSON_AddNumberToObject(o, "q_alpha", rt->q_alpha);
+    cJSON_AddNumberToObject(o, "critical_difference", rt->cd);
+    return o;
+}
+
+// "ranks": one entry per image table, then per VL table.
+static cJSON *json_ranks(const ResSet *s, const ResTable *t, int nt, const ResVlTable *vt, int nvt) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int k = 0; k < nt + nvt; k++) {
+        int vl = k >= nt, nrows = vl ? vt[k - nt].nrows : t[k].nrows;
+        char **names = nn_malloc(sizeof(char *) * (nrows + 1));
+        for (int r = 0; r < nrows; r++) names[r] = vl ? vt[k - nt].rows[r].variant : t[k].rows[r].variant;
+        RankTest rt;
+        int ok = (vl ? rank_vl_table(s, &vt[k - nt], &rt) : rank_table(s, &t[k], &rt)) == 0;
+        cJSON_AddItemToArray(arr, json_rank(&rt, ok, names, vl ? vt[k - nt].backbone : t[k].backbone,
+                                            vl ? "vl" : t[k].fewshot ? "fewshot" : "full", vl, !vl && t[k].fewshot));
+        if (ok) rank_test_free(&rt);
+        free(names);
+    }
+    return arr;
 }

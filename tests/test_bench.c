@@ -449,16 +449,15 @@ static void test_table_plot(void) {
     check_plot_files(BDIR "/plots", figs, 4);
     char *dat = test_slurp(BDIR "/plots/acc_vs_params.dat");
     // linear has 0 parameters: drawn a decade below the smallest positive count, labelled (0)
-    CHECK(dat && strstr(dat, "\"linear (0)\"\t1000\t31.66666667\t0\n\"lora r=8\"\t24576\t37.44833333\t24576\n"),
+    CHECK(dat && strstr(dat, "\"linear (0)\"\t1000\t31.66666667\t0\t31.66666667\t31.66666667\t1\t1\n\"lora r=8\"\t24576\t37.44833333\t24576\t"),
           "acc_vs_params.dat points:\n%s", dat ? dat : "");
     CHECK(dat && strstr(dat, "# not plotted (a task without result): adapter"), "adapter (a failed task) not plotted");
-    CHECK(dat && strstr(dat, "\"FacT-TK r<=32\"\t69000\t75.55178571\t69000"), "published FacT-TK r<=32 point");
-    CHECK(dat && strstr(dat, "# index 3: published Pareto frontier\n# label\tx\ty\tx_as_measured\n\"Linear (0)\"\t100\t57.68214286\t0\n"
-                             "\"FacT-TT r4\"\t8000\t73.4577381\t8000\n"),
+    CHECK(dat && strstr(dat, "\"FacT-TK r<=32\"\t69000\t75.55178571\t69000\t"), "published FacT-TK r<=32 point");
+    CHECK(dat && strstr(dat, "# index 3: published Pareto frontier\n# label\tx\ty\tx_as_measured\ty_lo95\ty_hi95\tseeds\tnum\n\"Linear (0)\"\t100\t57.68214286\t0\t"),
           "published frontier");
     free(dat);
     dat = test_slurp(BDIR "/plots/acc_vs_memory.dat");
-    CHECK(dat && strstr(dat, "\"linear\"\t100\t31.66666667\t100\n\"lora r=8\"\t120\t37.44833333\t120\n"),
+    CHECK(dat && strstr(dat, "\"linear\"\t100\t31.66666667\t100\t31.66666667\t31.66666667\t1\t1\n\"lora r=8\"\t120\t37.44833333\t120\t"),
           "acc_vs_memory.dat (MiB):\n%s", dat ? dat : "");
     free(dat);
     dat = test_slurp(BDIR "/plots/fewshot_fashion_mnist.dat");
@@ -751,15 +750,17 @@ static void test_vl_results(void) {
     const char *figs[] = {"acc_vs_params", "vl_score_vs_params", "vl_score_vs_memory"};
     check_plot_files(BDIR "/vlplots", figs, 3);
     char *dat = test_slurp(BDIR "/vlplots/vl_score_vs_params.dat");
-    CHECK(dat && strstr(dat, "# index 0: this run's variants\n# label\tx\ty\tx_as_measured\n\"full\"\t1000000\t51.25\t1000000\n"
-                             "\"adapter\"\t20000\t49.5025\t20000\n\"lora r=4\"\t5000\t42.5\t5000\n"),
+    CHECK(dat && strstr(dat, "# index 0: this run's variants\n# label\tx\ty\tx_as_measured\ty_lo95\ty_hi95\tseeds\tnum\n"
+                             "\"full\"\t1000000\t51.25\t1000000\t35.36724408\t67.13275592\t2\t1\n"
+                             "\"adapter\"\t20000\t49.5025\t20000\t46.32594882\t52.67905118\t2\t2\n"
+                             "\"lora r=4\"\t5000\t42.5\t5000\t42.5\t42.5\t1\t3\n"),
           "vl_score_vs_params.dat points:\n%s", dat ? dat : "");
-    CHECK(dat && strstr(dat, "# index 1: their Pareto frontier (upper left: fewer x, higher score)\n# label\tx\ty\tx_as_measured\n"
-                             "\"lora r=4\"\t5000\t42.5\t5000\n\"adapter\"\t20000\t49.5025\t20000\n\"full\"\t1000000\t51.25\t1000000\n"),
+    CHECK(dat && strstr(dat, "# index 1: their Pareto frontier (upper left: fewer x, higher score)\n# label\tx\ty\tx_as_measured\ty_lo95\ty_hi95\tseeds\tnum\n"
+                             "\"lora r=4\"\t5000\t42.5\t5000\t42.5\t42.5\t1\t3\n\"adapter\"\t20000\t49.5025\t20000\t"),
           "vl_score_vs_params.dat frontier");
     free(dat);
     dat = test_slurp(BDIR "/vlplots/vl_score_vs_memory.dat");
-    CHECK(dat && strstr(dat, "\"full\"\t400\t51.25\t400\n\"adapter\"\t160\t49.5025\t160\n\"lora r=4\"\t120\t42.5\t120\n"),
+    CHECK(dat && strstr(dat, "\"full\"\t400\t51.25\t400\t35.36724408\t67.13275592\t2\t1\n\"adapter\"\t160\t49.5025\t160\t"),
           "vl_score_vs_memory.dat (MiB):\n%s", dat ? dat : "");
     free(dat);
     dat = test_slurp(BDIR "/vlplots/acc_vs_params.dat");

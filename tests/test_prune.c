@@ -628,11 +628,11 @@ static void test_table_plot(void) {
     const char *figs[] = {"acc_vs_inference_flops", "acc_vs_stored_size"};
     check_plot_files(PDIR "/plots", figs, 2);
     char *d = test_slurp(PDIR "/plots/acc_vs_inference_flops.dat");
-    CHECK(d && strstr(d, "\"prune\"\t1500000\t70\t1500000\n") && strstr(d, "# not plotted (no rec.final): full"),
+    CHECK(d && strstr(d, "\"prune\"\t1500000\t70\t1500000\t70\t70\t1\t") && strstr(d, "# not plotted (no rec.final): full"),
           "acc_vs_inference_flops.dat:\n%s", d ? d : "");
     free(d);
     d = test_slurp(PDIR "/plots/acc_vs_stored_size.dat");
-    CHECK(d && strstr(d, "\"prune\"\t12000\t70\t12000\n"), "acc_vs_stored_size.dat:\n%s", d ? d : "");
+    CHECK(d && strstr(d, "\"prune\"\t12000\t70\t12000\t70\t70\t1\t"), "acc_vs_stored_size.dat:\n%s", d ? d : "");
     free(d);
     CHECK(system("rm -rf " PDIR "/plots2") == 0, "clean");
     snprintf(cmd, sizeof cmd, "%s plot tests/ref/bench_records --out " PDIR "/plots2", petl_bin());
