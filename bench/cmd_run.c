@@ -98,8 +98,11 @@ static int img_train(void *ctx, Method *m, const TrainOpts *to, int final, RunSt
 static int img_score(void *ctx, Method *m, const TrainOpts *o, int test, RunScore *sc) {
     ImageRun *r = ctx;
     EvalStats e;
-    if (eval_model(vit_of(m), method_sites(m), test ? r->te : r->va, o, &e)) return -1;
-    *sc = (RunScore){e.acc, e.n, e.flops_per_image, e.images_per_s};
+    float *hits = NULL;
+    if (test ? eval_model_outcomes(vit_of(m), method_sites(m), r->te, o, &e, &hits)
+             : eval_model(vit_of(m), method_sites(m), r->va, o, &e))
+        return -1;
+    *sc = (RunScore){e.acc, e.n, e.flops_per_image, e.images_per_s, hits};
     return 0;
 }
 

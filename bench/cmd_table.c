@@ -15,6 +15,7 @@
 #include "bench/ranks.h"
 #include "bench/record.h"
 #include "bench/results.h"
+#include "bench/stats.h"
 #include "nn/nn.h"
 
 typedef struct {
@@ -49,21 +50,24 @@ static const char *col_name(const ResTable *t, int c, char *b, size_t cap) {
     return b;
 }
 
-// "55.00 ± 7.07", "55.00" (one seed), "—" (no result)
+// "55.00 ± 63.53" (mean ± the 95% t-interval's half-width), "55.00" (one seed), "—" (no result);
+// the column's best in bold, "†" after a row not significantly worse than it (note 5)
 static void fmt_acc(const ResStat *s, int dec, char *b, size_t cap) {
     if (!s->n) {
         snprintf(b, cap, "—");
         return;
     }
-    char m[40], d[40];
+    char m[40], d[40], v[96];
     res_fmt_fixed(s->mean, dec, m, sizeof m);
-    if (s->n < 2) {
-        snprintf(b, cap, "%s", m);
-        return;
+    if (s->n < 2 || !isfinite(s->ci_hi)) snprintf(v, sizeof v, "%s", m);
+    else {
+        res_fmt_fixed(s->ci_hi - s->mean, dec, d, sizeof d);
+        snprintf(v, sizeof v, "%s ± %s", m, d);
     }
-    res_fmt_fixed(s->sd, dec, d, sizeof d);
-    snprintf(b, cap, "%s ± %s", m, d);
+    snprintf(b, cap, s->best ? "**%s**" : s->not_worse ? "%s†" : "%s", v);
 }
+
+static void md_sig_note(Buf *b);
 
 static int table_has_final(const ResTable *T) {
     for (int r = 0; r < T->nrows; r++)
@@ -193,11 +197,14 @@ static void md_vl_tables(Buf *b, const ResSet *s, const ResVlTable *t, int nt, i
         char v[128];
         bput(b, "\n## Vision-language, backbone `%s`", T->backbone);
         if (T->image_encoder[0]) bput(b, " (image encoder `%s`)", T->image_encoder);
-        bput(b, "\n\nScores (%%), mean ± std over seeds: VQA accuracy, GQA exact match, NLVR2 accuracy, COCO captions "
-                "CIDEr-D × 100 and BLEU-4. Avg: each run's average (");
+        bput(b, "\n\nScores (%%), mean ± the 95%% Student t-interval's half-width over seeds (one seed: none): VQA "
+                "accuracy, GQA exact match, NLVR2 accuracy, COCO captions CIDEr-D × 100 and BLEU-4. Avg: each run's "
+                "average (");
         md_text(b, T->average_of[0] ? T->average_of : "the mean of its tasks' scores; BLEU-4 not included");
-        bput(b, "), mean ± std over seeds. Trainable params: the method's own; %% of the VL model's parameters; peak train "
-                "memory: engine accounting, max over cells (MiB); train FLOPs: mean over cells.\n\n| method |");
+        bput(b, "), likewise over seeds. Trainable params: the method's own; %% of the VL model's parameters; peak train "
+                "memory: engine accounting, max over cells (MiB); train FLOPs: mean over cells. ");
+        md_sig_note(b);
+        bput(b, "\n| method |");
         int ncol = 0;
         for (int c = 0; c < RES_VL_NTASKS; c++)
             if (T->task_present[c]) bput(b, " %s |", res_vl_titles[c]), ncol++;
@@ -268,7 +275,8 @@ static void md_mean(Buf *b, double v, int ok, int dec) {
 static int md_acc_table(Buf *b, const ResTable *T, int dec) {
     char cn[160], v[128];
     int any_sd = 0;
-    bput(b, "Test accuracy (%%), mean ± std over seeds.\n\n| method |");
+    bput(b, "Test accuracy (%%), mean ± 95%% CI half-width over seeds (note 2); bold: best, †: not significantly "
+            "worse (Significance, below the notes).\n\n| method |");
     for (int c = 0; c < T->ncols; c++) bput(b, " %s |", col_name(T, c, cn, sizeof cn));
     int ncols = T->ncols + 2;
     if (!T->fewshot) {
@@ -315,6 +323,19 @@ static void md_fig_table(Buf *b, const ResTable *T, ColSection sec, int dec) {
     }
 }
 
+// The significance note of a table (image: note 5; VL: a paragraph).
+static void md_sig_note(Buf *b) {
+    bput(b, "Bold: the best mean of each task column. †: not significantly worse than it: a one-sided paired "
+            "bootstrap over test examples (B = %d resamples with the fixed seed %d; each resample draws the test "
+            "examples with replacement and takes the mean over them of best − method, where each example's "
+            "difference is averaged over the seeds both rows have, paired by seed number), p = the fraction of "
+            "resamples with a mean difference ≤ 0 (ties counted half), † when p ≥ %.2f. Seeds are paired, not "
+            "resampled: the test is over test examples. Records written before per-example outcomes "
+            "(`test_outcomes`) get no † (nor do rows whose records have none). Captions: each image's CIDEr-D "
+            "with the test set's IDF.\n",
+            STATS_BOOT_B, STATS_BOOT_SEED, STATS_ALPHA);
+}
+
 static void md_notes(Buf *b, int any_sd, int dec, int any_final) {
     bput(b, "\nNotes\n\n");
     bput(b, "1. mean (groups) is the mean of the natural, specialized and structured group means (over the "
@@ -322,12 +343,15 @@ static void md_notes(Buf *b, int any_sd, int dec, int any_final) {
                 "tasks. A mean is shown only when every task in it has a result (— otherwise); a task's group "
                 "comes from the matrix, else the VTAB table, else the embedded tasks' (fashion_mnist natural, "
                 "textures specialized, the others structured).\n");
-    bput(b, "2. Accuracy = correct / test examples × 100 per cell; mean and %s over seeds; printed with %d "
-            "decimal%s, rounded half away from zero (CSV and JSON carry full precision). Protocol: "
+    bput(b, "2. Accuracy = correct / test examples × 100 per cell; mean ± %s over seeds; printed with %d "
+            "decimal%s, rounded half away from zero (CSV and JSON carry full precision, the sample standard "
+            "deviation and the interval's ends). Protocol: "
             "petl run's — the learning rate is chosen on validation data (val200 / the val list), the chosen "
             "setting is retrained (train800val200) and tested once; this is not the best test accuracy over "
             "epochs that some public repositories report.\n",
-            any_sd ? "sample standard deviation (n − 1)" : "standard deviation (n − 1; one seed: none)",
+            any_sd ? "the half-width of the 95% Student t-interval of the mean (t quantile with n − 1 degrees of "
+                     "freedom × sample standard deviation / √n; one seed: no interval)"
+                   : "the 95% Student t-interval's half-width (one seed: none)",
             dec, dec == 1 ? "" : "s");
     bput(b, "3. Cost: trainable params are the method's own (head excluded, as the FacT table counts); a "
             "range means they differ across tasks. %% of backbone: of the backbone's parameters. delta: bytes "
@@ -341,6 +365,8 @@ static void md_notes(Buf *b, int any_sd, int dec, int any_final) {
                 "(dense), those weights as CSR with float32 values and int32 indices (CSR), weight matrices at 1 byte "
                 "+ a float32 scale per tensor (int8); inference FLOPs count the zero weights as skipped; img/s on the "
                 "test set with the kernel shown (CSR where it timed faster) and with dense GEMMs on the same weights.\n");
+    bput(b, "\nSignificance. ");
+    md_sig_note(b);
 }
 
 static void md_tables(Buf *b, const ResSet *s, ResTable *t, int nt, const ResVlTable *vt, int nvt, int dec,
@@ -378,6 +404,18 @@ static void csv_field(Buf *b, const char *s) {
         bput(b, "\"");
     } else bput(b, "%s", s);
 }
+// The interval and significance of a task column, appended after a row's other fields:
+// NAME_ci95_low, NAME_ci95_high, NAME_best (1/0), NAME_p_vs_best (empty: the best, or not tested).
+static void csv_sig_header(Buf *b, const char *name) {
+    bput(b, ",%s_ci95_low,%s_ci95_high,%s_best,%s_p_vs_best", name, name, name, name);
+}
+static void csv_sig(Buf *b, const ResStat *st) {
+    csv_num(b, st->ci_lo, st->n > 1);
+    csv_num(b, st->ci_hi, st->n > 1);
+    bput(b, ",%d", st->best);
+    csv_num(b, st->p, st->n > 0);
+}
+
 static void csv_stat(Buf *b, const ResStat *st) {
     csv_num(b, st->mean, st->n > 0);
     csv_num(b, st->sd, st->n > 1);
@@ -416,6 +454,12 @@ static void csv_tables(Buf *b, ResTable *t, int nt, const char *regime) {
         bput(b, ",failed");
         csv_fig_header(b, COL_COST, "image");
         if (fin) csv_fig_header(b, COL_FINAL, "image");
+        for (int c = 0; c < T->ncols; c++) {
+            col_name(T, c, cn, sizeof cn);
+            for (char *p = cn; *p; p++)
+                if (*p == ' ') *p = '_';
+            csv_sig_header(b, cn);
+        }
         bput(b, "\n");
         for (int r = 0; r < T->nrows; r++) {
             const ResRow *w = &T->rows[r];
@@ -430,6 +474,7 @@ static void csv_tables(Buf *b, ResTable *t, int nt, const char *regime) {
             bput(b, ",%d", w->failed);
             csv_fig_cells(b, &w->cost, COL_COST);
             if (fin) csv_fig_cells(b, &w->cost, COL_FINAL);
+            for (int c = 0; c < T->ncols; c++) csv_sig(b, &w->acc[c]);
             bput(b, "\n");
         }
     }
@@ -440,7 +485,8 @@ static void csv_vl_tables(Buf *b, const ResVlTable *t, int nt) {
     for (int c = 0; c < RES_VL_NTASKS; c++) bput(b, ",%s_mean,%s_std,%s_n", res_vl_keys[c], res_vl_keys[c], res_vl_keys[c]);
     bput(b, ",bleu4_mean,bleu4_std,bleu4_n,avg_mean,avg_std,avg_n,failed");
     csv_fig_header(b, COL_COST, "example");
-    bput(b, "\n");
+    for (int c = 0; c < RES_VL_NTASKS; c++) csv_sig_header(b, res_vl_keys[c]);
+    bput(b, ",bleu4_ci95_low,bleu4_ci95_high,avg_ci95_low,avg_ci95_high\n");
     for (int k = 0; k < nt; k++) {
         const ResVlTable *T = &t[k];
         for (int r = 0; r < T->nrows; r++) {
@@ -451,6 +497,9 @@ static void csv_vl_tables(Buf *b, const ResVlTable *t, int nt) {
             csv_stat(b, &w->avg);
             bput(b, ",%d", w->failed);
             csv_fig_cells(b, &w->cost, COL_COST);
+            for (int c = 0; c < RES_VL_NTASKS; c++) csv_sig(b, &w->score[c]);
+            csv_num(b, w->bleu4.ci_lo, w->bleu4.n > 1), csv_num(b, w->bleu4.ci_hi, w->bleu4.n > 1);
+            csv_num(b, w->avg.ci_lo, w->avg.n > 1), csv_num(b, w->avg.ci_hi, w->avg.n > 1);
             bput(b, "\n");
         }
     }
@@ -463,6 +512,15 @@ static void json_stat(cJSON *o, const char *key, const ResStat *st) {
     cJSON_AddNumberToObject(a, "n", st->n);
     if (st->n) cJSON_AddNumberToObject(a, "mean", st->mean);
     if (st->n > 1) cJSON_AddNumberToObject(a, "std", st->sd);
+    if (st->n > 1 && isfinite(st->ci_lo)) {
+        cJSON_AddNumberToObject(a, "ci95_low", st->ci_lo);
+        cJSON_AddNumberToObject(a, "ci95_high", st->ci_hi);
+    }
+    if (st->best) cJSON_AddBoolToObject(a, "best", 1);
+    if (st->n && isfinite(st->p)) {
+        cJSON_AddNumberToObject(a, "p_vs_best", st->p);
+        cJSON_AddBoolToObject(a, "not_significantly_worse", st->not_worse);
+    }
 }
 
 static cJSON *json_vl_tables(const ResVlTable *t, int nt) {
@@ -522,7 +580,16 @@ static cJSON *json_tables(const ResSet *s, ResTable *t, int nt) {
     cJSON_AddNumberToObject(o, "records", s->n);
     cJSON_AddNumberToObject(o, "pending_cells", s->pending);
     cJSON_AddNumberToObject(o, "stale_records", s->stale);
-    cJSON_AddStringToObject(o, "accuracy", "percent; mean and sample std (n-1) over seeds");
+    cJSON_AddStringToObject(o, "accuracy", "percent; mean and sample std (n-1) over seeds; ci95_low/high: 95% Student "
+                                           "t-interval of the mean (n >= 2)");
+    char sig[512];
+    snprintf(sig, sizeof sig,
+             "best: the column's best mean; p_vs_best: one-sided paired bootstrap over test examples (B = %d, seed %d, "
+             "seeds paired by number, per-example differences averaged over the paired seeds), the fraction of "
+             "resamples with mean(best - row) <= 0, ties half; not_significantly_worse: p >= %.2f; absent when the "
+             "records have no test_outcomes",
+             STATS_BOOT_B, STATS_BOOT_SEED, STATS_ALPHA);
+    cJSON_AddStringToObject(o, "significance", sig);
     cJSON *arr = cJSON_AddArrayToObject(o, "tables");
     for (int k = 0; k < nt; k++) {
         const ResTable *T = &t[k];

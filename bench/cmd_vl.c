@@ -132,16 +132,21 @@ static int vl_score(void *ctx, Method *m, const TrainOpts *o, int test, RunScore
     VlRun *r = ctx;
     VlScores vs;
     cJSON *preds = test && r->preds_out ? cJSON_CreateArray() : NULL;
-    int rc = vlrun_evaluate(&built_of(m)->m, m, method_sites(m), r->tok, test ? r->te : r->va, r->beam, &vs, preds);
+    float *each = NULL;
+    int rc = vlrun_evaluate_outcomes(&built_of(m)->m, m, method_sites(m), r->tok, test ? r->te : r->va, r->beam, &vs,
+                                     preds, test ? &each : NULL);
     if (rc == 0 && preds) rc = write_json_atomic(r->preds_out, preds);
     cJSON_Delete(preds);
-    if (rc) return -1;
+    if (rc) {
+        free(each);
+        return -1;
+    }
     char w[64];
     snprintf(w, sizeof w, "  %s (lr %g)", test ? "test" : "val", o->lr);
     print_scores(w, &vs);
     long n = 0;
     for (int t = 0; t < VL_NTASKS; t++) n += vs.n[t];
-    *sc = (RunScore){vs.average / 100.0, n, n ? vs.flops / n : 0, vs.wall_s > 0 ? n / vs.wall_s : 0};
+    *sc = (RunScore){vs.average / 100.0, n, n ? vs.flops / n : 0, vs.wall_s > 0 ? n / vs.wall_s : 0, each};
     if (test) r->test = vs;
     return 0;
 }
@@ -174,6 +179,17 @@ static int vl_record(void *ctx, Method *m, const TrainOpts *o, const RunStats *s
     VlRun *r = ctx;
     VlBuilt *b = built_of(m);
     cJSON_AddItemToObject(rec, "vl", scores_json(&r->test, &b->ts, r->tr));
+    cJSON *oc = cJSON_GetObjectItemCaseSensitive(rec, "test_outcomes");
+    if (oc) {   // which tasks the outcomes are, in order
+        cJSON *parts = cJSON_AddArrayToObject(oc, "parts");
+        for (int t = 0; t < VL_NTASKS; t++) {
+            if (!r->test.present[t]) continue;
+            cJSON *pj = cJSON_CreateObject();
+            cJSON_AddStringToObject(pj, "task", vld_task_name((VlTask)t));
+            cJSON_AddNumberToObject(pj, "n", r->test.n[t]);
+            cJSON_AddItemToArray(parts, pj);
+        }
+    }
     cJSON *bb = cJSON_AddObjectToObject(rec, "backbone");
     cJSON_AddStringToObject(bb, "source", r->sp.backbone);
     char *cfg = vl_config_json(&b->m.cfg);

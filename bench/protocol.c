@@ -82,6 +82,8 @@ static void ok_record(cJSON *rec, Method *m, const TrainOpts *o, const RunStats 
                       double val, cJSON *mem) {
     cJSON_AddNumberToObject(rec, "accuracy", te->score);
     cJSON_AddNumberToObject(rec, "test_examples", (double)te->n);
+    cJSON *oc = te->outcomes ? record_outcomes(te->outcomes, te->n) : NULL;
+    if (oc) cJSON_AddItemToObject(rec, "test_outcomes", oc);
     if (val >= 0) cJSON_AddNumberToObject(rec, "val_accuracy", val);
     train_block(rec, o, st);
     long head = 0, own = method_trainable_of(m, &head);
@@ -156,7 +158,7 @@ static int select_lr(const RunSpec *rs, const RunOps *ops, const TrainOpts *to, 
         TrainOpts o = *to;
         o.lr = rs->grid[k];
         RunStats st = {0};
-        RunScore sc = {-1, 0, 0, 0};
+        RunScore sc = {-1, 0, 0, 0, NULL};
         mem_reset_peaks();
         int rc = ops->train(ops->ctx, m, &o, 0, &st);
         cJSON *mem = rc ? NULL : record_memory();
@@ -167,6 +169,7 @@ static int select_lr(const RunSpec *rs, const RunOps *ops, const TrainOpts *to, 
         else cJSON_AddStringToObject(gp, "error", nn_err());
         if (st.diverged) cJSON_AddBoolToObject(gp, "diverged", 1), s->ndiverged++;
         cJSON_AddItemToArray(grid, gp);
+        free(sc.outcomes);
         fprintf(stderr, "petl run: lr %g -> %s score %.4f\n", rs->grid[k], rs->sel_val, rc ? -1.0 : sc.score);
         if (rc == 0 && sc.score > s->best_val) {
             s->best_val = sc.score, s->best = k;
@@ -250,6 +253,7 @@ done:
     if (s.m) ops->release(ops->ctx, s.m);
     cJSON_Delete(s.mem);
     if (m) ops->release(ops->ctx, m);
+    free(te.outcomes);
     cJSON_Delete(rec);
     cJSON_Delete(grid);
     cJSON_Delete(mem);

@@ -36,6 +36,10 @@ typedef struct {
     long n;                           // examples scored
     double flops_per_example;         // forward FLOPs, measured
     double examples_per_s;
+    // Per-example outcomes of a test score (optional: NULL; malloc'd, n values, freed by the
+    // protocol): image runs 1/0 correct in the test list's order; VL runs each example's own
+    // metric value (its task score / 100 on average), the tasks' test sets in order.
+    float *outcomes;
 } RunScore;
 
 typedef struct {

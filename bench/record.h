@@ -22,6 +22,13 @@ void record_head(cJSON *rec, const RecordHead *h);
 cJSON *record_versions(void);
 // Peak memory by tag, engine total and process peak RSS (bytes).
 cJSON *record_memory(void);
+// Per-example test outcomes (README "Record keys": test_outcomes): {"encoding", "n", "data"}.
+// "bits-hex" when every value is 0 or 1 (hex digit k holds examples 4k..4k+3, example 4k in its
+// high bit 8; ceil(n / 4) digits), else "f32-base64" (little-endian float32, RFC 4648 base64 with
+// padding). NULL when n < 1.
+cJSON *record_outcomes(const float *v, long n);
+// Decodes a test_outcomes object: 0 with *v (malloc'd, *n values), or -1 with nn_err().
+int record_outcomes_parse(const cJSON *o, float **v, long *n);
 // Reads a whole file (NUL-terminated; *len its size); NULL with nn_err() naming the file.
 char *read_text_file(const char *path, size_t *len);
 // Reads and parses a JSON file; NULL with nn_err() naming the file.

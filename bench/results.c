@@ -15,6 +15,7 @@
 #include "bench/columns.h"
 #include "bench/matrix.h"
 #include "bench/record.h"
+#include "bench/stats.h"
 #include "loaders/dataset.h"
 #include "nn/nn.h"
 
@@ -128,11 +129,44 @@ static const char *str(const cJSON *o, const char *k) {
 static void rec_free(ResRec *r) {
     free(r->file), free(r->id), free(r->variant), free(r->method), free(r->margs), free(r->task);
     free(r->group), free(r->backbone), free(r->regime), free(r->reason), free(r->image_encoder), free(r->vl_average_of);
+    free(r->outc);
 }
 
 static void rec_push(ResSet *s, const ResRec *r) {
     s->r = realloc(s->r, sizeof(ResRec) * (s->n + 1));
     s->r[s->n++] = *r;
+}
+
+// rec.test_outcomes of an ok record: r->outc, and for VL records each task's part (its "parts",
+// else rec.vl.tasks[].examples in order). A malformed one is named on stderr and left out.
+static void read_outcomes(const cJSON *j, ResRec *r) {
+    const cJSON *oc = cJSON_GetObjectItemCaseSensitive(j, "test_outcomes");
+    if (!r->ok || !oc) return;
+    if (record_outcomes_parse(oc, &r->outc, &r->noutc)) {
+        fprintf(stderr, "petl: %s: %s (no significance marks from it)\n", r->file, nn_err());
+        return;
+    }
+    if (!r->is_vl) {
+        if (isfinite(r->test_n) && r->test_n != r->noutc) goto bad;
+        return;
+    }
+    const cJSON *parts = cJSON_GetObjectItemCaseSensitive(oc, "parts");
+    if (!parts) parts = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "vl"), "tasks");
+    long off = 0;
+    for (const cJSON *t = cJSON_IsArray(parts) ? parts->child : NULL; t; t = t->next) {
+        int k = vl_task_index(str(t, "task"));
+        double n = isfinite(num(t, "n")) ? num(t, "n") : num(t, "examples");
+        if (k < 0 || !(n >= 0) || off + (long)n > r->noutc) goto bad;
+        r->vl_off[k] = off, r->vl_cnt[k] = (long)n;
+        off += (long)n;
+    }
+    if (off == r->noutc) return;
+bad:
+    fprintf(stderr, "petl: %s: test_outcomes do not match the record's test examples (no significance marks from it)\n",
+            r->file);
+    free(r->outc);
+    r->outc = NULL, r->noutc = 0;
+    memset(r->vl_off, 0, sizeof r->vl_off), memset(r->vl_cnt, 0, sizeof r->vl_cnt);
 }
 
 // 1: a record was added; 0: not a record (counted in skipped); -1: cannot read.
@@ -243,6 +277,7 @@ static int read_record(const char *file, const Manifest *mf, ResSet *s) {
         r.final_dense_ips = num_or(fin, "dense_inference_examples_per_s", "dense_inference_images_per_s");
         r.final_csr = !strcmp(str(fin, "kernel"), "csr");
     }
+    read_outcomes(j, &r);
     const cJSON *fj = cJSON_GetObjectItemCaseSensitive(j, "failure");
     r.reason = nn_strdup(fj && str(fj, "reason")[0] ? str(fj, "reason") : str(j, "reason"));
     rec_push(s, &r);
@@ -351,7 +386,7 @@ static int task_rank(const char *task, const char *group) {
 }
 
 static ResStat stat_of(const double *x, int n) {
-    ResStat s = {0, 0, n};
+    ResStat s = {.n = n, .ci_lo = NAN, .ci_hi = NAN, .p = NAN};
     if (!n) return s;
     double m = 0;
     for (int i = 0; i < n; i++) m += x[i];
@@ -360,7 +395,93 @@ static ResStat stat_of(const double *x, int n) {
     for (int i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m);
     s.mean = m;
     s.sd = n > 1 ? sqrt(v / (n - 1)) : 0;
+    if (n > 1) {
+        double h = stats_t_halfwidth(s.sd, n, 0.95);
+        s.ci_lo = m - h, s.ci_hi = m + h;
+    }
     return s;
+}
+
+// ---------------------------------------------------------------- best and significance per column
+typedef struct {
+    const float *v;
+    long n;
+    int seed;
+} Outc;
+
+// cell[q]: row q's figure in the column (percent); oc[q][0..noc[q]): its records' outcomes. Marks
+// the best mean, and tests every other row against it (paired by seed number, over the seeds both
+// have whose test sets have the same size; d = best - other per example, averaged over the pairs).
+static void sig_column(ResStat *const *cell, Outc *const *oc, const int *noc, int nrows) {
+    int best = -1, nres = 0;
+    for (int q = 0; q < nrows; q++)
+        if (cell[q]->n && (nres++, best < 0 || cell[q]->mean > cell[best]->mean)) best = q;
+    if (nres < 2) return;   // nothing to compare
+    cell[best]->best = 1;
+    for (int q = 0; q < nrows; q++) {
+        if (q == best || !cell[q]->n) continue;
+        double *d = NULL;
+        long n = 0;
+        int pairs = 0;
+        for (int a = 0; a < noc[best]; a++)
+            for (int b = 0; b < noc[q]; b++) {
+                const Outc *x = &oc[best][a], *y = &oc[q][b];
+                if (x->seed != y->seed || x->n != y->n || (pairs && x->n != n)) continue;
+                if (!pairs) n = x->n, d = nn_calloc(sizeof(double) * n);
+                for (long i = 0; i < n; i++) d[i] += (double)x->v[i] - y->v[i];
+                pairs++;
+            }
+        if (pairs) {
+            for (long i = 0; i < n; i++) d[i] /= pairs;
+            cell[q]->p = stats_paired_bootstrap(d, n, STATS_BOOT_B, STATS_BOOT_SEED);
+            cell[q]->not_worse = cell[q]->p >= STATS_ALPHA;
+        }
+        free(d);
+    }
+}
+
+// The outcomes of a column's records per row: oc[q] (noc[q] of them, from records rec[0..nrec)
+// that pick(rec, q, &o) accepts); then sig_column. pick returns 1 when the record is row q's in
+// this column and has outcomes.
+static void sig_rows(ResStat *const *cell, int nrows, const ResSet *s, const int *use, int nuse,
+                     int (*pick)(const ResRec *r, int q, const void *ctx, Outc *o), const void *ctx) {
+    Outc **oc = nn_calloc(sizeof(Outc *) * (nrows + 1));
+    int *noc = nn_calloc(sizeof(int) * (nrows + 1));
+    for (int q = 0; q < nrows; q++) {
+        oc[q] = nn_calloc(sizeof(Outc) * (nuse + 1));
+        for (int u = 0; u < nuse; u++) {
+            Outc o;
+            if (pick(&s->r[use[u]], q, ctx, &o)) oc[q][noc[q]++] = o;
+        }
+    }
+    sig_column(cell, oc, noc, nrows);
+    for (int q = 0; q < nrows; q++) free(oc[q]);
+    free(oc), free(noc);
+}
+
+typedef struct {
+    const ResTable *t;
+    int c;
+} ImgCol;
+static int pick_img(const ResRec *r, int q, const void *ctx, Outc *o) {
+    const ImgCol *k = ctx;
+    const ResTable *t = k->t;
+    if (!r->ok || !r->outc || strcmp(r->variant, t->rows[q].variant) || strcmp(r->task, t->col_task[k->c]) ||
+        r->shots != t->col_shots[k->c])
+        return 0;
+    *o = (Outc){r->outc, r->noutc, r->seed};
+    return 1;
+}
+
+typedef struct {
+    const ResVlTable *t;
+    int k;
+} VlCol;
+static int pick_vl(const ResRec *r, int q, const void *ctx, Outc *o) {
+    const VlCol *c = ctx;
+    if (!r->ok || !r->outc || !r->vl_cnt[c->k] || strcmp(r->variant, c->t->rows[q].variant)) return 0;
+    *o = (Outc){r->outc + r->vl_off[c->k], r->vl_cnt[c->k], r->seed};
+    return 1;
 }
 
 // ---------------------------------------------------------------- a row's figures (bench/columns.c)
@@ -519,6 +640,12 @@ static void build_table(const ResSet *s, const char *backbone, int fewshot, ResT
         }
         cost_end(&w->cost);
     }
+    ResStat **cell = nn_calloc(sizeof(ResStat *) * (t->nrows + 1));
+    for (int c = 0; c < nc; c++) {
+        for (int q = 0; q < t->nrows; q++) cell[q] = &t->rows[q].acc[c];
+        sig_rows(cell, t->nrows, s, use, nuse, pick_img, &(ImgCol){t, c});
+    }
+    free(cell);
     free(x), free(cols), free(use);
 }
 
@@ -626,6 +753,12 @@ static void build_vl_table(const ResSet *s, const char *backbone, ResVlTable *t)
         }
         cost_end(&w->cost);
     }
+    ResStat **cell = nn_calloc(sizeof(ResStat *) * (t->nrows + 1));
+    for (int k = 0; k < RES_VL_NTASKS; k++) {
+        for (int q = 0; q < t->nrows; q++) cell[q] = &t->rows[q].score[k];
+        sig_rows(cell, t->nrows, s, use, nuse, pick_vl, &(VlCol){t, k});
+    }
+    free(cell);
     free(x), free(use);
 }
 

@@ -34,6 +34,11 @@ typedef struct {
     double vl_bleu4, vl_avg;            // caption BLEU-4 (percent); rec.vl.average
     char *image_encoder;                // backbone.image_encoder ("" if absent)
     char *vl_average_of;                // rec.vl.average_of ("" if absent)
+    // rec.test_outcomes (NULL: the record has none, as records before it): per test example, in
+    // the test set's order; VL records: task k's part is outc[vl_off[k] .. + vl_cnt[k]) (cnt 0: none)
+    float *outc;
+    long noutc;
+    long vl_off[RES_VL_NTASKS], vl_cnt[RES_VL_NTASKS];
 } ResRec;
 
 typedef struct {
@@ -53,6 +58,12 @@ void results_free(ResSet *s);
 typedef struct {
     double mean, sd;          // sd: sample standard deviation (n - 1); 0 when n < 2
     int n;
+    double ci_lo, ci_hi;      // 95% Student t-interval of the mean over seeds (bench/stats.h); NAN when n < 2
+    // Task columns: the column's best mean (the first row with it), and for the other rows the
+    // one-sided paired bootstrap against it over the seeds both have (bench/stats.h): p (NAN:
+    // not tested, no outcomes to pair) and not_worse (p >= STATS_ALPHA).
+    int best, not_worse;
+    double p;
 } ResStat;
 
 enum { RES_NATURAL, RES_SPECIALIZED, RES_STRUCTURED, RES_NGROUPS };

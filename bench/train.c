@@ -411,9 +411,12 @@ int eval_model(Vit *v, const Sites *st, const Dataset *d, const TrainOpts *o, Ev
     return eval_model_perturbed(v, st, d, o, NULL, NULL, e);
 }
 
-int eval_model_perturbed(Vit *v, const Sites *st, const Dataset *d, const TrainOpts *o, MethodPerturb perturb,
-                         void *pctx, EvalStats *e) {
+// hits (optional): *hits gets 1/0 correct per example, in the evaluation order (malloc'd, e->n values).
+static int eval_run(Vit *v, const Sites *st, const Dataset *d, const TrainOpts *o, MethodPerturb perturb, void *pctx,
+                    EvalStats *e, float **hits) {
     memset(e, 0, sizeof *e);
+    long cap = 0;
+    if (hits) *hits = NULL;
     BatchIter *it = make_iter(d, v, o, 0);
     if (!it) return -1;
     Graph *g = graph_new(0);
@@ -449,6 +452,17 @@ int eval_model_perturbed(Vit *v, const Sites *st, const Dataset *d, const TrainO
         }
         Tensor *logits = vit_forward(v, g, xt, st);
         Tensor *loss = op_cross_entropy(g, logits, y, 0, -1);
+        if (hits) {
+            if (e->n + nvalid > cap) cap = 2 * (e->n + nvalid), *hits = realloc(*hits, sizeof(float) * cap);
+            int K = tensor_last(logits);
+            for (int i = 0; i < nvalid; i++) {
+                const float *r = logits->data + (long)i * K;
+                int best = 0;
+                for (int k = 1; k < K; k++)
+                    if (r[k] > r[best]) best = k;
+                (*hits)[e->n + i] = best == y[i];   // count_correct's rule
+            }
+        }
         correct += count_correct(logits, y, nvalid);
         loss_sum += (double)loss->data[0] * nvalid;
         e->n += nvalid;
@@ -465,6 +479,17 @@ int eval_model_perturbed(Vit *v, const Sites *st, const Dataset *d, const TrainO
     free(y);
     graph_free(g);
     bi_free(it);
+    return rc;
+}
+
+int eval_model_perturbed(Vit *v, const Sites *st, const Dataset *d, const TrainOpts *o, MethodPerturb perturb,
+                         void *pctx, EvalStats *e) {
+    return eval_run(v, st, d, o, perturb, pctx, e, NULL);
+}
+
+int eval_model_outcomes(Vit *v, const Sites *st, const Dataset *d, const TrainOpts *o, EvalStats *e, float **hits) {
+    int rc = eval_run(v, st, d, o, NULL, NULL, e, hits);
+    if (rc) free(*hits), *hits = NULL;
     return rc;
 }
 

@@ -84,6 +84,9 @@ typedef struct {
 // examples of d, in the evaluation order (no shuffling, no augmentation). 0 or -1 with nn_err().
 int method_prepare_on(struct Method *m, Vit *v, const Dataset *d, const TrainOpts *o);
 int eval_model(Vit *v, const Sites *st, const Dataset *d, const TrainOpts *o, EvalStats *e);
+// The same, with *hits: 1/0 correct per example in the dataset's order (malloc'd, e->n values;
+// NULL on error).
+int eval_model_outcomes(Vit *v, const Sites *st, const Dataset *d, const TrainOpts *o, EvalStats *e, float **hits);
 // The same with each batch replaced by perturb's output first (an attack; NULL: none).
 int eval_model_perturbed(Vit *v, const Sites *st, const Dataset *d, const TrainOpts *o, MethodPerturb perturb,
                          void *pctx, EvalStats *e);

@@ -150,7 +150,16 @@ int vlrun_train(VlModel *m, Method *M, const Sites *st, VlSet *sets, int nsets, 
 // ---------------------------------------------------------------- evaluation
 int vlrun_evaluate(VlModel *m, Method *M, const Sites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS], int beam,
                    VlScores *out, void *preds) {
+    return vlrun_evaluate_outcomes(m, M, st, tok, sets, beam, out, preds, NULL);
+}
+
+int vlrun_evaluate_outcomes(VlModel *m, Method *M, const Sites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS],
+                            int beam, VlScores *out, void *preds, float **outcomes) {
     memset(out, 0, sizeof *out);
+    long total = 0, off = 0;
+    for (int t = 0; t < VL_NTASKS; t++) total += sets[t].n > 0 ? sets[t].n : 0;
+    float *each = outcomes ? nn_malloc(sizeof(float) * (total + 1)) : NULL;
+    if (outcomes) *outcomes = NULL;
     Graph *g = graph_new(0);
     graph_set_grad_enabled(g, 0);
     graph_set_training(g, 0);
@@ -161,6 +170,7 @@ int vlrun_evaluate(VlModel *m, Method *M, const Sites *st, const Tokenizer *tok,
         if (s->n <= 0) continue;
         if (M && method_set_task(M, t < M->tasks ? t : 0)) {
             graph_free(g);
+            free(each);
             return -1;
         }
         VlGenOpts go = vl_gen_defaults();
@@ -177,7 +187,7 @@ int vlrun_evaluate(VlModel *m, Method *M, const Sites *st, const Tokenizer *tok,
             double f0 = graph_flops_fwd(g);
             if (vl_generate(m, g, &b, st, &go, tokens, lens, NULL)) {
                 for (int i = 0; i < i0; i++) free(hyp[i]);
-                free(hyp), free(tokens), free(lens), free(idx), free(eb);
+                free(hyp), free(tokens), free(lens), free(idx), free(eb), free(each);
                 graph_free(g);
                 return -1;
             }
@@ -188,9 +198,9 @@ int vlrun_evaluate(VlModel *m, Method *M, const Sites *st, const Tokenizer *tok,
             }
         }
         double sc = 0;
-        if (vlb_score(s, (const char *const *)hyp, &sc, &out->bleu4[t])) {
+        if (vlb_score_each(s, (const char *const *)hyp, &sc, &out->bleu4[t], each ? each + off : NULL)) {
             for (int i = 0; i < s->n; i++) free(hyp[i]);
-            free(hyp), free(tokens), free(lens), free(idx), free(eb);
+            free(hyp), free(tokens), free(lens), free(idx), free(eb), free(each);
             graph_free(g);
             return -1;
         }
@@ -206,12 +216,14 @@ int vlrun_evaluate(VlModel *m, Method *M, const Sites *st, const Tokenizer *tok,
         out->score[t] = sc;
         out->n[t] = s->n;
         out->present[t] = 1;
+        off += s->n;
         out->average += sc;
         np++;
         for (int i = 0; i < s->n; i++) free(hyp[i]);
         free(hyp), free(tokens), free(lens), free(idx), free(eb);
     }
     out->average = np ? out->average / np : 0;
+    if (outcomes) *outcomes = each;
     out->wall_s = nn_now() - t0;
     graph_free(g);
     return 0;

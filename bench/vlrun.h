@@ -49,4 +49,8 @@ typedef struct {
 // objects. 0, or -1 with nn_err().
 int vlrun_evaluate(VlModel *m, Method *M, const Sites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS], int beam,
                    VlScores *out, void *preds);
+// The same with *outcomes: each example's own metric value (vlb_score_each), the non-empty sets in
+// task order, out->n[t] values each (malloc'd; NULL on error).
+int vlrun_evaluate_outcomes(VlModel *m, Method *M, const Sites *st, const Tokenizer *tok, VlSet sets[VL_NTASKS],
+                            int beam, VlScores *out, void *preds, float **outcomes);
 #endif

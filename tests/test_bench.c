@@ -404,14 +404,17 @@ static void test_table_plot(void) {
     CHECK(rc == 0, "petl table exit %d", rc);
     const char *rows[] = {
         "| method | fashion_mnist | textures | clevr_count | dsprites_loc | natural | specialized | structured | mean (groups)¹ | mean (tasks)¹ | seeds | failed |",
-        "| linear | 50.00 | 30.00 | 20.00 | 10.00 | 50.00 | 30.00 | 15.00 | 31.67 | 27.50 | 1 | 0 |",
-        // 65.00 ± 7.07: two seeds (60, 70); 12.35: 0.12345 rounded half away from zero
-        "| lora r=8 | 65.00 ± 7.07 | 12.35 | 30.00 | 40.00 | 65.00 | 12.35 | 35.00 | 37.45 | 36.84 | 1–2 | 0 |",
-        "| adapter | 55.00 | 25.00 | 35.00 | — | 55.00 | 25.00 | — | — | — | 1 | 1 |",
+        // bold: each task column's best (these records have no test_outcomes: no † marks)
+        "| linear | 50.00 | **30.00** | 20.00 | 10.00 | 50.00 | 30.00 | 15.00 | 31.67 | 27.50 | 1 | 0 |",
+        // 65.00 ± 63.53: two seeds (60, 70), sd 7.07, 95% t-interval 12.706 * 7.07 / sqrt 2;
+        // 12.35: 0.12345 rounded half away from zero
+        "| lora r=8 | **65.00 ± 63.53** | 12.35 | 30.00 | **40.00** | 65.00 | 12.35 | 35.00 | 37.45 | 36.84 | 1–2 | 0 |",
+        "| adapter | 55.00 | 25.00 | **35.00** | — | 55.00 | 25.00 | — | — | — | 1 | 1 |",
         "| lora r=8 | 24576 | 2.04 | 101.0 | 120.0 | 170.0 | 3 T | 167 M | 100.0 | 300.0 |",
         "| method | fashion_mnist 1-shot | fashion_mnist 4-shot | seeds | failed |",
         "| linear | 10.00 ± 0.00 | 30.00 | 1–2 | 0 |",
-        "| lora r=8 | 25.00 ± 7.07 | 50.00 ± 10.00 | 2–3 | 0 |",
+        // three seeds, sd 10: 4.303 * 10 / sqrt 3 = 24.84
+        "| lora r=8 | **25.00 ± 63.53** | **50.00 ± 24.84** | 2–3 | 0 |",
         "training diverged: loss is nan",
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
@@ -560,16 +563,20 @@ static void test_table_columns(void) {
                  "peak_rss_bytes,train_flops,inference_flops_per_image,train_images_per_s,inference_images_per_s,"
                  "final_sparsity,final_params_nonzero,final_stored_dense_bytes,final_stored_sparse_bytes,"
                  "final_stored_int8_bytes,final_stored_smallest_bytes,final_inference_flops_per_image,"
-                 "final_inference_images_per_s,final_dense_inference_images_per_s\n"
+                 "final_inference_images_per_s,final_dense_inference_images_per_s,dsprites_loc_ci95_low,"
+                 "dsprites_loc_ci95_high,dsprites_loc_best,dsprites_loc_p_vs_best\n"
                  "vit-nano,full,prune sparsity=0.5,prune,50,,1,50,50,50,0,1000,1000,100,4096,2097152,8388608,1000000000,"
-                 "2000000,100,300,0.5,2000,16000,12000,4100,4100,1500000,500,400\n"},
+                 "2000000,100,300,0.5,2000,16000,12000,4100,4100,1500000,500,400,,,0,\n"},
         {"vl", "backbone,regime,variant,method,vqa_acc_mean,vqa_acc_std,vqa_acc_n,gqa_em_mean,gqa_em_std,gqa_em_n,"
                "nlvr2_acc_mean,nlvr2_acc_std,nlvr2_acc_n,coco_cider_mean,coco_cider_std,coco_cider_n,bleu4_mean,bleu4_std,"
                "bleu4_n,avg_mean,avg_std,avg_n,failed,params_min,params_max,params_percent_of_backbone,delta_bytes,"
                "peak_memory_bytes,peak_rss_bytes,train_flops,inference_flops_per_example,train_examples_per_s,"
-               "inference_examples_per_s\n"
+               "inference_examples_per_s,vqa_acc_ci95_low,vqa_acc_ci95_high,vqa_acc_best,vqa_acc_p_vs_best,"
+               "gqa_em_ci95_low,gqa_em_ci95_high,gqa_em_best,gqa_em_p_vs_best,nlvr2_acc_ci95_low,nlvr2_acc_ci95_high,"
+               "nlvr2_acc_best,nlvr2_acc_p_vs_best,coco_cider_ci95_low,coco_cider_ci95_high,coco_cider_best,"
+               "coco_cider_p_vs_best,bleu4_ci95_low,bleu4_ci95_high,avg_ci95_low,avg_ci95_high\n"
                "vl-nano,vl,adapter,adapter,50,,1,,,0,,,0,40,,1,20,,1,45,,1,0,500,500,5,2048,1048576,4194304,2000000000,"
-               "3000000,50,200\n"},
+               "3000000,50,200,,,0,,,,0,,,,0,,,,0,,,,,\n"},
     };
     for (int k = 0; k < 2; k++) {
         for (int d = 0; d < 2; d++) {
@@ -688,8 +695,9 @@ static void test_vl_results(void) {
         "## Vision-language, backbone `models/vl-tiny.safetensors` (image encoder `models/vit-micro-fractal.safetensors`)",
         "| method | VQA (acc %) | GQA (EM %) | NLVR2 (acc %) | COCO CIDEr-D (×100) | BLEU-4 | Avg | trainable params | "
         "% of backbone | peak train memory (MiB) | train FLOPs | seeds | failed |",
-        "| full | 51.00 ± 1.41 | 41.00 ± 1.41 | 61.00 ± 1.41 | 52.00 ± 2.83 | 21.00 ± 1.41 | 51.25 ± 1.77 | 1000000 | 100 | 400.0 | 4 T | 2 | 0 |",
-        "| adapter | 46.21 ± 1.41 | 37.00 ± 1.41 | 60.50 ± 1.41 | 54.30 ± 2.83 | 18.70 ± 0.71 | 49.50 ± 0.35 | 20000 | 2 | 160.0 | 2 T | 2 | 0 |",
+        // sd 1.41 over two seeds: 12.706 * 1.41 / sqrt 2 = 12.71; bold: the task columns' best (not BLEU-4, Avg)
+        "| full | **51.00 ± 12.71** | **41.00 ± 12.71** | **61.00 ± 12.71** | 52.00 ± 25.41 | 21.00 ± 12.71 | 51.25 ± 15.88 | 1000000 | 100 | 400.0 | 4 T | 2 | 0 |",
+        "| adapter | 46.21 ± 12.71 | 37.00 ± 12.71 | 60.50 ± 12.71 | **54.30 ± 25.41** | 18.70 ± 6.35 | 49.50 ± 3.18 | 20000 | 2 | 160.0 | 2 T | 2 | 0 |",
         "| lora r=4 | 40.00 | 30.00 | 55.00 | 45.00 | 15.00 | 42.50 | 5000 | 0.5 | 120.0 | 1.5 T | 1 | 1 |",
         "- lora r=4 on vl (full, seed 1): training diverged: loss is nan at step 7",
     };
@@ -709,7 +717,7 @@ static void test_vl_results(void) {
     free(out);
     snprintf(cmd, sizeof cmd, "%s table tests/ref/vl_records --regime vl", bin());
     rc = run_cmd(cmd, &out);
-    CHECK(rc == 0 && out && strstr(out, "| adapter | 46.21 ± 1.41 |") && !strstr(out, "fashion_mnist"), "--regime vl: VL only");
+    CHECK(rc == 0 && out && strstr(out, "| adapter | 46.21 ± 12.71 |") && !strstr(out, "fashion_mnist"), "--regime vl: VL only");
     free(out);
     // csv: the image table by default; --regime vl the VL one, full precision
     snprintf(cmd, sizeof cmd, "%s table tests/ref/vl_records --format csv", bin());
@@ -800,6 +808,138 @@ static void test_format(void) {
     CHECK(!strcmp(n, "1e-05"), "1e-5 -> %s", n);
 }
 
+// ---------------------------------------------------------------- intervals and significance marks
+// A record with per-example outcomes v (n of them; NULL: none, as older records); VL records put
+// the same outcomes under vqa and caption (two parts of n / 2).
+static void write_sig_record(const char *dir, const char *name, const char *method, int seed, const float *v, int n,
+                             int vl) {
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "schema", "petl-result-1");
+    if (vl) cJSON_AddStringToObject(r, "kind", "vl");
+    cJSON_AddStringToObject(r, "status", "ok");
+    cJSON_AddStringToObject(r, "method", method);
+    cJSON_AddStringToObject(r, "method_args", "");
+    cJSON_AddStringToObject(r, "task", vl ? "vl" : "clevr_count");
+    cJSON_AddStringToObject(r, "regime", "full");
+    cJSON_AddNumberToObject(r, "shots", 0);
+    cJSON_AddNumberToObject(r, "seed", seed);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(r, "backbone"), "source", vl ? "vl-sig" : "vit-sig");
+    double acc = 0;
+    for (int i = 0; i < n; i++) acc += v[i];
+    acc /= n;
+    cJSON_AddNumberToObject(r, "accuracy", acc);
+    cJSON_AddNumberToObject(r, "test_examples", n);
+    if (vl) {
+        cJSON *vj = cJSON_AddObjectToObject(r, "vl"), *ts = cJSON_AddArrayToObject(vj, "tasks");
+        const char *tn[2] = {"vqa", "caption"};
+        for (int k = 0; k < 2; k++) {
+            double sc = 0;
+            for (int i = k * n / 2; i < (k + 1) * n / 2; i++) sc += v[i];
+            cJSON *t = cJSON_CreateObject();
+            cJSON_AddStringToObject(t, "task", tn[k]);
+            cJSON_AddNumberToObject(t, "score", 100 * sc / (n / 2));
+            cJSON_AddNumberToObject(t, "examples", n / 2);
+            cJSON_AddItemToArray(ts, t);
+        }
+        cJSON_AddNumberToObject(vj, "average", 100 * acc);
+    }
+    if (strcmp(method, "old")) cJSON_AddItemToObject(r, "test_outcomes", record_outcomes(v, n));
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s.json", dir, name);
+    CHECK(write_json_atomic(p, r) == 0, "write %s", p);
+    cJSON_Delete(r);
+}
+
+// the JSON stat of row `variant`, column 0 of the first table of key `tables` ("accuracy" list or VL "scores")
+static const cJSON *sig_cell(const cJSON *j, const char *tables, const char *variant, const char *vl_key) {
+    const cJSON *rows = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, tables), 0), "rows");
+    for (const cJSON *r = rows ? rows->child : NULL; r; r = r->next)
+        if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(r, "variant")), variant))
+            return vl_key ? cJSON_GetObjectItem(cJSON_GetObjectItem(r, "scores"), vl_key)
+                          : cJSON_GetArrayItem(cJSON_GetObjectItem(r, "accuracy"), 0);
+    return NULL;
+}
+
+// alpha and beta have identical outcomes on every seed: alpha (first) is the best, and beta must be
+// marked not significantly worse (p = 0.5); gamma is 80 examples of 400 worse on every seed (no
+// mark); delta differs on 5 examples (marked); old has no outcomes (no mark, no p). Three seeds
+// with 240, 260, 250 of 400 correct: 62.50 ± t_{0.975,2} 2.5 / sqrt 3 = 62.50 ± 6.21.
+static void test_table_significance(void) {
+    if (access(bin(), X_OK)) return;
+    const char *dir = BDIR "/sig";
+    CHECK(system("rm -rf " BDIR "/sig && mkdir -p " BDIR "/sig") == 0, "clean");
+    enum { N = 400 };
+    static float a[N], g[N], d[N], o[N];
+    const int k[3] = {240, 260, 250};
+    for (int s = 0; s < 3; s++) {
+        for (int i = 0; i < N; i++) {
+            a[i] = i < k[s];
+            g[i] = i < k[s] - 80;
+            d[i] = i < k[s] && i >= 3 ? 1 : i >= N - 2 ? 1 : 0;
+            o[i] = i < 200;
+        }
+        char nm[64];
+        const char *names[5] = {"alpha", "beta", "gamma", "delta", "old"};
+        const float *vs[5] = {a, a, g, d, o};
+        for (int m = 0; m < 5; m++) {
+            snprintf(nm, sizeof nm, "%d_%s_s%d", m, names[m], s);
+            write_sig_record(dir, nm, names[m], s, vs[m], N, 0);
+            snprintf(nm, sizeof nm, "v%d_%s_s%d", m, names[m], s);
+            if (m < 3) write_sig_record(dir, nm, names[m], s, vs[m], N, 1);
+        }
+    }
+    char cmd[1024], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s table %s", bin(), dir);
+    CHECK(run_cmd(cmd, &out) == 0, "petl table (significance fixture)");
+    const char *rows[] = {
+        "| alpha | **62.50 ± 6.21** |", "| beta | 62.50 ± 6.21† |", "| gamma | 42.50 ± 6.21 |",
+        "| delta | 62.25 ± 6.21† |",   "| old | 50.00 ± 0.00 |",
+        // VL: vqa and caption columns (each half of the outcomes)
+        "| alpha | **", "| beta | ", "Significance. Bold: the best mean of each task column", "B = 10000",
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) CHECK(out && strstr(out, rows[i]), "md lacks '%s':\n%s", rows[i], out ? out : "");
+    const char *vl = out ? strstr(out, "## Vision-language") : NULL;
+    CHECK(vl && strstr(vl, "| alpha | **100.00 ± 0.00** | **25.00 ± 12.42** |") &&
+              strstr(vl, "| beta | 100.00 ± 0.00† | 25.00 ± 12.42† |"),
+          "VL: beta (identical to alpha) marked in both task columns:\n%s", vl ? vl : "");
+    CHECK(vl && strstr(vl, "| gamma | 85.00 ± 12.42 | 0.00 ± 0.00 |"), "VL: gamma unmarked");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s table %s --format json", bin(), dir);
+    CHECK(run_cmd(cmd, &out) == 0, "petl table json");
+    cJSON *j = out ? cJSON_Parse(out) : NULL;
+    const cJSON *ca = sig_cell(j, "tables", "alpha", NULL), *cb = sig_cell(j, "tables", "beta", NULL);
+    const cJSON *cg = sig_cell(j, "tables", "gamma", NULL), *cd = sig_cell(j, "tables", "delta", NULL);
+    const cJSON *co = sig_cell(j, "tables", "old", NULL);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(ca, "best")) && !cJSON_GetObjectItem(ca, "p_vs_best"), "alpha: best");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(cb, "p_vs_best")) == 0.5 &&
+              cJSON_IsTrue(cJSON_GetObjectItem(cb, "not_significantly_worse")) && !cJSON_GetObjectItem(cb, "best"),
+          "beta (identical to alpha): p = 0.5, not significantly worse");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(cg, "p_vs_best")) < 0.001 &&
+              cJSON_IsFalse(cJSON_GetObjectItem(cg, "not_significantly_worse")),
+          "gamma (80 of 400 worse): p < 0.001, significantly worse");
+    double pd = cJSON_GetNumberValue(cJSON_GetObjectItem(cd, "p_vs_best"));
+    CHECK(pd >= 0.05 && pd < 0.5 && cJSON_IsTrue(cJSON_GetObjectItem(cd, "not_significantly_worse")), "delta: p %g", pd);
+    CHECK(co && !cJSON_GetObjectItem(co, "p_vs_best") && !cJSON_GetObjectItem(co, "not_significantly_worse"),
+          "old (no test_outcomes): not tested");
+    double h = 4.30265272974946 * 2.5 / sqrt(3.0);   // t_{0.975, 2} (NIST 4.303)
+    CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(ca, "ci95_low")), 62.5 - h, 1e-6, 0, "alpha ci95_low");
+    CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(ca, "ci95_high")), 62.5 + h, 1e-6, 0, "alpha ci95_high");
+    const cJSON *vb = sig_cell(j, "vl_tables", "beta", "vqa_acc"), *vc = sig_cell(j, "vl_tables", "beta", "coco_cider");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(vb, "p_vs_best")) == 0.5 &&
+              cJSON_GetNumberValue(cJSON_GetObjectItem(vc, "p_vs_best")) == 0.5,
+          "VL beta: p = 0.5 in vqa and caption");
+    cJSON_Delete(j);
+    free(out);
+    // CSV: the interval and the marks appended after the existing columns
+    snprintf(cmd, sizeof cmd, "%s table %s --format csv", bin(), dir);
+    CHECK(run_cmd(cmd, &out) == 0 && out && strstr(out, ",clevr_count_ci95_low,clevr_count_ci95_high,clevr_count_best,"
+                                                         "clevr_count_p_vs_best\n"),
+          "csv header:\n%s", out ? out : "");
+    CHECK(out && strstr(out, ",beta,beta,62.5,2.5,3,") && strstr(out, ",1,\n") && strstr(out, ",0,0.5\n"),
+          "csv rows: best 1 (alpha), p 0.5 (beta):\n%s", out ? out : "");
+    free(out);
+}
+
 int main(void) {
     if (system("mkdir -p " TEST_TMP) != 0) return 1;
     test_format();
@@ -808,6 +948,7 @@ int main(void) {
     test_table_plot();
     test_table_columns();
     test_vl_results();
+    test_table_significance();
     test_resume_and_failures();
     TEST_END();
 }

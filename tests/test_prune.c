@@ -616,8 +616,8 @@ static void test_table_plot(void) {
     CHECK(run_capture(cmd, out, sizeof out) == 0, "petl table csv");
     CHECK(strstr(out, ",final_sparsity,final_params_nonzero,final_stored_dense_bytes,final_stored_sparse_bytes,"
                       "final_stored_int8_bytes,final_stored_smallest_bytes,final_inference_flops_per_image,"
-                      "final_inference_images_per_s,final_dense_inference_images_per_s\n") &&
-              strstr(out, ",0.5,2000,16000,12000,4100,12000,1500000,500,400\n"),
+                      "final_inference_images_per_s,final_dense_inference_images_per_s,fashion_mnist_ci95_low,") &&
+              strstr(out, ",0.5,2000,16000,12000,4100,12000,1500000,500,400,,,0,,,,0,\n"),
           "csv final columns:\n%s", out);
     // bench fixture records carry no rec.final: no final columns there
     snprintf(cmd, sizeof cmd, "%s table tests/ref/bench_records", petl_bin());

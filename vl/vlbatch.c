@@ -435,6 +435,10 @@ const char *vlb_metric_name(VlTask t) {
 }
 
 int vlb_score(const VlSet *s, const char *const *hyp, double *score, double *bleu4) {
+    return vlb_score_each(s, hyp, score, bleu4, NULL);
+}
+
+int vlb_score_each(const VlSet *s, const char *const *hyp, double *score, double *bleu4, float *each) {
     *score = 0;
     if (bleu4) *bleu4 = 0;
     if (s->n <= 0) return 0;
@@ -447,8 +451,10 @@ int vlb_score(const VlSet *s, const char *const *hyp, double *score, double *ble
             nr[i] = e->nanswers;
         }
         CapScores cs;
-        int rc = cap_score(hyp, refs, nr, s->n, &cs);
-        free(refs), free(nr);
+        double *per = each ? nn_malloc(sizeof(double) * s->n) : NULL;
+        int rc = cap_score_images(hyp, refs, nr, s->n, &cs, per);
+        for (int i = 0; per && !rc && i < s->n; i++) each[i] = (float)per[i];
+        free(refs), free(nr), free(per);
         if (rc) return -1;
         *score = 100 * cs.cider_d;
         if (bleu4) *bleu4 = 100 * cs.bleu[3];
@@ -457,14 +463,17 @@ int vlb_score(const VlSet *s, const char *const *hyp, double *score, double *ble
     double acc = 0;
     for (int i = 0; i < s->n; i++) {
         const VlExample *e = &s->d->ex[s->src[i]];
+        double a;
         if (s->task == VL_VQA) {
-            double a = e->nanswers > 0 ? vqa_accuracy(hyp[i], (const char *const *)e->answers, e->nanswers) : 0;
-            acc += a > 0 ? a : 0;
+            a = e->nanswers > 0 ? vqa_accuracy(hyp[i], (const char *const *)e->answers, e->nanswers) : 0;
+            a = a > 0 ? a : 0;
         } else if (s->task == VL_GQA) {
-            acc += e->nanswers > 0 ? gqa_exact_match(hyp[i], e->answers[0]) : 0;
+            a = e->nanswers > 0 ? gqa_exact_match(hyp[i], e->answers[0]) : 0;
         } else {
-            acc += nlvr2_correct(hyp[i], e->label ? "true" : "false");
+            a = nlvr2_correct(hyp[i], e->label ? "true" : "false");
         }
+        acc += a;
+        if (each) each[i] = (float)a;
     }
     *score = 100 * acc / s->n;
     return 0;

@@ -102,4 +102,8 @@ const char *vlb_metric_name(VlTask t);
 // with the task's metric (vl/metrics.h), x100: VQA accuracy, GQA exact match, NLVR2 accuracy,
 // CIDEr-D; *bleu4 (may be NULL) gets BLEU-4 x100 for captions, 0 otherwise. 0, or -1 with nn_err().
 int vlb_score(const VlSet *s, const char *const *hyp, double *score, double *bleu4);
+// The same with each example's own metric value in each[i] (may be NULL; s->n values, not x100):
+// VQA accuracy, exact match, NLVR2 correct (0/1), the image's CIDEr-D (corpus IDF); their mean
+// x100 is *score.
+int vlb_score_each(const VlSet *s, const char *const *hyp, double *score, double *bleu4, float *each);
 #endif
