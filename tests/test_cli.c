@@ -2,6 +2,7 @@
 // the end, a wrong tensor shape, a file that is not an image, an unknown option or method, a
 // method aimed at a site the backbone lacks. Each must exit non-zero with a message that names
 // the file (or option) and what was wrong, and never crash (exit by signal).
+#include <cjson/cJSON.h>
 #include <string.h>
 
 #include "nn/nn.h"
@@ -118,6 +119,24 @@ int main(void) {
     CHECK(run_capture(cmd, out, sizeof out) == 0 && strstr(out, "\"backbone\":\t85798656"), "info --json: %s", out);
     snprintf(cmd, sizeof cmd, "%s methods --json", petl_bin());
     CHECK(run_capture(cmd, out, sizeof out) == 0 && strstr(out, "\"lora\""), "methods --json");
+    {   // every entry lists the backbones it serves (issue 12): lst serves both, vpt_deep the ViT only
+        cJSON *ms = cJSON_Parse(out);
+        int entries = 0, listed = 0, lst_both = 0, vpt_vit = 0;
+        for (cJSON *e = ms ? ms->child : NULL; e; e = e->next, entries++) {
+            cJSON *b = cJSON_GetObjectItem(e, "backbones");
+            const char *nm = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
+            listed += cJSON_IsArray(b) && cJSON_GetArraySize(b) > 0;
+            int n = cJSON_GetArraySize(b);
+            const char *b0 = n > 0 ? cJSON_GetStringValue(cJSON_GetArrayItem(b, 0)) : "";
+            const char *b1 = n > 1 ? cJSON_GetStringValue(cJSON_GetArrayItem(b, 1)) : "";
+            if (nm && !strcmp(nm, "lst")) lst_both = n == 2 && !strcmp(b0, "vit") && !strcmp(b1, "vl");
+            if (nm && !strcmp(nm, "vpt_deep")) vpt_vit = n == 1 && !strcmp(b0, "vit");
+        }
+        CHECK(entries >= 20 && listed == entries && lst_both && vpt_vit,
+              "methods --json: %d entries, %d with backbones, lst [vit, vl] %d, vpt_deep [vit] %d", entries, listed,
+              lst_both, vpt_vit);
+        cJSON_Delete(ms);
+    }
     // a VL backbone: the text model's parameters (closed form, counted by hand for vl-tiny with
     // a 2000-token vocabulary) and the cost of one example
     {
