@@ -14,6 +14,7 @@
 #include "bench/args.h"
 #include "bench/cmds.h"
 #include "bench/ranks.h"
+#include "bench/stats.h"
 #include "bench/record.h"
 #include "bench/results.h"
 #include "loaders/dataset.h"
@@ -325,7 +326,7 @@ static void row_interval(const ResSet *s, const ResTable *T, const ResRow *w, in
     q->nseeds = n;
     if (n < 2) return;
     double mean = sum / n, var = (sum2 - n * mean * mean) / (n - 1);
-    double h = rank_ci95_halfwidth(sqrt(var > 0 ? var : 0), n);
+    double h = stats_t_halfwidth(sqrt(var > 0 ? var : 0), n, 0.95);
     q->lo = q->y - h, q->hi = q->y + h;
 }
 
@@ -468,7 +469,7 @@ static void vl_tradeoff(PlotCtx *x, const ResVlTable *T, int memory, const char 
         q->x = q->xraw = memory ? w->cost.mem_max / 1048576 : w->cost.params_mean;
         q->num = n;
         q->nseeds = w->avg.n;
-        double h = rank_ci95_halfwidth(w->avg.sd, w->avg.n);
+        double h = stats_t_halfwidth(w->avg.sd, w->avg.n, 0.95);
         q->lo = w->avg.n > 1 ? q->y - h : q->y, q->hi = w->avg.n > 1 ? q->y + h : q->y;
     }
     if (!n) {

@@ -4,6 +4,8 @@
 // distributions written here so that the numbers do not depend on a statistics library.
 #include "bench/ranks.h"
 
+#include "bench/stats.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,72 +59,16 @@ static double gamma_q(double a, double x) {
     return x < a + 1 ? 1 - gamma_p_series(a, x) : gamma_q_cf(a, x);
 }
 
-// Continued fraction of I_x(a, b) (Numerical Recipes 6.4.5, modified Lentz).
-static double beta_cf(double a, double b, double x) {
-    double qab = a + b, qap = a + 1, qam = a - 1, c = 1, d = 1 - qab * x / qap;
-    if (fabs(d) < RK_TINY) d = RK_TINY;
-    d = 1 / d;
-    double h = d;
-    for (int m = 1; m < RK_ITMAX; m++) {
-        int m2 = 2 * m;
-        double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1 + aa * d;
-        if (fabs(d) < RK_TINY) d = RK_TINY;
-        c = 1 + aa / c;
-        if (fabs(c) < RK_TINY) c = RK_TINY;
-        d = 1 / d;
-        h *= d * c;
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1 + aa * d;
-        if (fabs(d) < RK_TINY) d = RK_TINY;
-        c = 1 + aa / c;
-        if (fabs(c) < RK_TINY) c = RK_TINY;
-        d = 1 / d;
-        double del = d * c;
-        h *= del;
-        if (fabs(del - 1) < RK_EPS) break;
-    }
-    return h;
-}
-
-double rank_beta_inc(double a, double b, double x) {
-    if (!(a > 0) || !(b > 0) || isnan(x)) return NAN;
-    if (x <= 0) return 0;
-    if (x >= 1) return 1;
-    double lbt = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
-    if (x < (a + 1) / (a + b + 2)) return exp(lbt) * beta_cf(a, b, x) / a;
-    return 1 - exp(lbt) * beta_cf(b, a, 1 - x) / b;
-}
-
 double rank_chi2_sf(double x, double df) { return gamma_q(df / 2, x / 2); }
 
 double rank_f_sf(double f, double d1, double d2) {
     if (isnan(f)) return NAN;
     if (f <= 0) return 1;
     if (isinf(f)) return 0;
-    return rank_beta_inc(d2 / 2, d1 / 2, d2 / (d2 + d1 * f));
+    return stats_betainc(d2 / 2, d1 / 2, d2 / (d2 + d1 * f));
 }
 
 double rank_normal_cdf(double z) { return 0.5 * erfc(-z / M_SQRT2); }
-
-// P(|T| > t) for Student's t with df degrees of freedom.
-static double t_two_sided(double t, double df) { return rank_beta_inc(df / 2, 0.5, df / (df + t * t)); }
-
-// t with P(|T| > t) = alpha, by bisection (the tail is monotone in t).
-static double t_quantile_two_sided(double alpha, double df) {
-    double lo = 0, hi = 1e6;
-    for (int i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) {
-        double mid = 0.5 * (lo + hi);
-        if (t_two_sided(mid, df) > alpha) lo = mid;
-        else hi = mid;
-    }
-    return 0.5 * (lo + hi);
-}
-
-double rank_ci95_halfwidth(double sd, int n) {
-    if (n < 2 || isnan(sd)) return NAN;
-    return t_quantile_two_sided(0.05, n - 1) * sd / sqrt(n);
-}
 
 // P(range of k iid N(0,1) <= q) = k * integral phi(z) [Phi(z) - Phi(z - q)]^(k-1) dz, by Simpson's
 // rule on [-10, 10 + q] (the integrand is below 1e-22 outside).

@@ -39,17 +39,13 @@ int rank_vl_table(const ResSet *s, const ResVlTable *T, RankTest *out);
 // Ranks of x[0..n) within one block, 1 = highest, ties get their average rank.
 void rank_block(const double *x, int n, double *rank);
 
-// Distributions: regularized lower incomplete gamma P(a, x); regularized incomplete beta I_x(a, b);
-// upper tails of chi-square and F; the standard normal CDF.
+// Distributions: regularized lower incomplete gamma P(a, x); upper tails of chi-square and F (the
+// incomplete beta and Student's t are bench/stats.h's); the standard normal CDF.
 double rank_gamma_p(double a, double x);
-double rank_beta_inc(double a, double b, double x);
 double rank_chi2_sf(double x, double df);
 double rank_f_sf(double f, double d1, double d2);
 double rank_normal_cdf(double z);
 // The studentized range of k standard normals (infinite df): P(R <= q), and the q with P(R > q) = alpha.
 double rank_range_cdf(double q, int k);
 double rank_range_quantile(int k, double alpha);
-// Half-width of the 95% Student t-interval of a mean over n values with sample sd: t_{0.975, n-1} sd / sqrt n;
-// NAN for n < 2. (Its t quantile stays private to this file.)
-double rank_ci95_halfwidth(double sd, int n);
 #endif

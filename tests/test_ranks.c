@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "bench/ranks.h"
+#include "bench/stats.h"
 #include "nn/nn.h"
 #include "tests/test.h"
 #include "tests/test_util.h"
@@ -61,9 +62,9 @@ static void test_distributions(void) {
     }
     // incomplete beta: I_x(a, 1) = x^a, I_x(1, b) = 1 - (1 - x)^b, I_x(a, b) = 1 - I_{1-x}(b, a)
     for (double v = 0.05; v < 1; v += 0.1) {
-        CHECK_NEAR(rank_beta_inc(3.5, 1, v), pow(v, 3.5), 1e-15, 1e-11, "I_x(3.5, 1)");
-        CHECK_NEAR(rank_beta_inc(1, 7, v), 1 - pow(1 - v, 7), 1e-15, 1e-11, "I_x(1, 7)");
-        CHECK_NEAR(rank_beta_inc(2.5, 4, v) + rank_beta_inc(4, 2.5, 1 - v), 1, 1e-13, 0, "beta symmetry");
+        CHECK_NEAR(stats_betainc(3.5, 1, v), pow(v, 3.5), 1e-15, 1e-11, "I_x(3.5, 1)");
+        CHECK_NEAR(stats_betainc(1, 7, v), 1 - pow(1 - v, 7), 1e-15, 1e-11, "I_x(1, 7)");
+        CHECK_NEAR(stats_betainc(2.5, 4, v) + stats_betainc(4, 2.5, 1 - v), 1, 1e-13, 0, "beta symmetry");
     }
     // F: d1 = d2 = 2 has P(F > f) = 1 / (1 + f); published 5% points F(3, 39) = 2.845, F(2, 10) = 4.103
     CHECK_NEAR(rank_f_sf(3, 2, 2), 0.25, 1e-13, 0, "P(F_{2,2} > 3)");
@@ -72,8 +73,8 @@ static void test_distributions(void) {
     // t interval half-widths: t_{0.975, df} of the published t table, times sd / sqrt n
     const int ns[] = {2, 3, 5, 10, 30};
     const double tq[] = {12.7062, 4.3027, 2.7764, 2.2622, 2.0452};
-    for (int i = 0; i < 5; i++) CHECK_NEAR(rank_ci95_halfwidth(2, ns[i]), tq[i] * 2 / sqrt(ns[i]), 2e-4, 0, "t half-width");
-    CHECK(isnan(rank_ci95_halfwidth(1, 1)), "no interval with one seed");
+    for (int i = 0; i < 5; i++) CHECK_NEAR(stats_t_halfwidth(2, ns[i], 0.95), tq[i] * 2 / sqrt(ns[i]), 2e-4, 0, "t half-width");
+    CHECK(isnan(stats_t_halfwidth(1, 1, 0.95)), "no interval with one seed");
     // studentized range (infinite df) / sqrt 2: Demsar 2006 Table 5(a), alpha 0.05, k = 2..10 (from a
     // three-decimal q table, so within 1e-3)
     const double q05[] = {1.960, 2.343, 2.569, 2.728, 2.850, 2.949, 3.031, 3.102, 3.164};
