@@ -282,20 +282,9 @@ static void grad_check(const char *method, const char *args, int tasks, int task
         int want = 0;
         for (int q = 0; q < nnames; q++) want |= strstr(p->name, names[q]) != NULL;
         if (!want || !p->trainable) continue;
-        for (int e = 0; e < 3; e++) {
-            long j = (long)((e * 7919L + 13) % p->t.n);
-            float keep = p->t.data[j], eps = 1e-3f;
-            p->t.data[j] = keep + eps;
-            float lp = loss_of(&vm, g, &t, st, NULL);
-            p->t.data[j] = keep - eps;
-            float lm = loss_of(&vm, g, &t, st, NULL);
-            p->t.data[j] = keep;
-            double fd = ((double)lp - lm) / (2 * eps);
-            char what[200];
-            snprintf(what, sizeof what, "%s %s d/d %s[%ld]", method, args, p->name, j);
-            CHECK_NEAR(p->t.grad[j], fd, 2e-4, 3e-2, what);
-            checked++;
-        }
+        char label[160];
+        snprintf(label, sizeof label, "%s %s", method, args);
+        checked += toy_fd_param(&vm, g, &t, st, p, label);
     }
     CHECK(checked >= 3 * nnames, "%s: only %d gradient entries checked", method, checked);
     graph_free(g);

@@ -298,20 +298,7 @@ static void test_fd(void) {
         Param *p = ps_find(&m.ps, names[q]);
         CHECK(p && p->trainable, "%s missing", names[q]);
         if (!p) continue;
-        for (int e = 0; e < 3; e++) {
-            long j = (long)((e * 7919L + 13) % p->t.n);
-            float keep = p->t.data[j], eps = 1e-3f;
-            p->t.data[j] = keep + eps;
-            float lp = loss_of(&m, g, &t, st, NULL);
-            p->t.data[j] = keep - eps;
-            float lm = loss_of(&m, g, &t, st, NULL);
-            p->t.data[j] = keep;
-            double fd = ((double)lp - lm) / (2 * eps);
-            char what[200];
-            snprintf(what, sizeof what, "d/d %s[%ld]", p->name, j);
-            CHECK_NEAR(p->t.grad[j], fd, 2e-4, 3e-2, what);
-            checked++;
-        }
+        checked += toy_fd_param(&m, g, &t, st, p, "");
     }
     CHECK(checked == 30, "%d entries checked", checked);
     graph_free(g);

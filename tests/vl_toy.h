@@ -9,6 +9,7 @@
 #include "methods/method.h"
 #include "nn/nn.h"
 #include "nn/optim.h"
+#include "tests/test.h"
 #include "vl/vlmodel.h"
 
 #define B_ 32
@@ -157,6 +158,25 @@ static inline void toy_load_weights(VlModel *m, const float *w) {
         memcpy(m->ps.p[i]->t.data, w + off, sizeof(float) * m->ps.p[i]->t.n);
         off += m->ps.p[i]->t.n;
     }
+}
+
+// Central differences (eps 1e-3) of the loss on t against the gradient the caller left in p, at
+// three entries of p; label names the check. Returns how many entries were checked.
+static inline int toy_fd_param(VlModel *m, Graph *g, Toy *t, const Sites *st, Param *p, const char *label) {
+    for (int e = 0; e < 3; e++) {
+        long j = (long)((e * 7919L + 13) % p->t.n);
+        float keep = p->t.data[j], eps = 1e-3f;
+        p->t.data[j] = keep + eps;
+        float lp = loss_of(m, g, t, st, NULL);
+        p->t.data[j] = keep - eps;
+        float lm = loss_of(m, g, t, st, NULL);
+        p->t.data[j] = keep;
+        double fd = ((double)lp - lm) / (2 * eps);
+        char what[512];
+        snprintf(what, sizeof what, "%.200s d/d %.200s[%ld]", label, p->name, j);
+        CHECK_NEAR(p->t.grad[j], fd, 2e-4, 3e-2, what);
+    }
+    return 3;
 }
 
 // `steps` AdamW steps (no weight decay) at lr on the copy-with-shift-1 task through st; the
