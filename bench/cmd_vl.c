@@ -215,33 +215,28 @@ static int vl_record(void *ctx, Method *m, const TrainOpts *o, const RunStats *s
     return m->desc->report ? m->desc->report(m, m->bb, NULL, rec) : 0;
 }
 
-// The tokenizer, the image encoder and every task's splits (features cached); the shapes come
-// from the checkpoint. 0, or -1 with nn_err().
-static int vl_open(VlRun *r, const char *data, const TrainOpts *to, int skip_bad, int need_val) {
-    VlModel cm;
-    if (!(r->tok = tok_load(r->sp.tokenizer)) || vit_load(&r->enc, r->sp.encoder, 0, 0, -1) || vl_load(&cm, r->sp.backbone))
-        return -1;
+// The tokenizer, the image encoder and every task's splits (features cached), shaped by the
+// model's config c. 0, or -1 with nn_err().
+static int vl_open(VlRun *r, const VlConfig *c, const char *data, const TrainOpts *to, int skip_bad, int need_val) {
+    if (!(r->tok = tok_load(r->sp.tokenizer)) || vit_load(&r->enc, r->sp.encoder, 0, 0, -1)) return -1;
     ps_freeze_all(&r->enc.ps);
-    int rc = -1;
-    if (cm.cfg.vocab != r->tok->n_vocab)
-        nn_seterr("%s: the model's vocabulary has %d tokens, the tokenizer %s has %d", r->sp.backbone, cm.cfg.vocab,
+    if (c->vocab != r->tok->n_vocab) {
+        nn_seterr("%s: the model's vocabulary has %d tokens, the tokenizer %s has %d", r->sp.backbone, c->vocab,
                   r->sp.tokenizer, r->tok->n_vocab);
-    else if (cm.cfg.feat_dim != r->enc.cfg.dim)
-        nn_seterr("%s: the model reads %d-wide image features, the image encoder %s gives %d", r->sp.backbone,
-                  cm.cfg.feat_dim, r->sp.encoder, r->enc.cfg.dim);
-    else {
-        r->fc = vlb_cache_new(cm.cfg.vis_tokens, cm.cfg.feat_dim);
-        VlLoadOpts lo = {.root = data, .tasks = r->mask, .max_examples = r->max_train, .skip_bad = skip_bad,
-                         .norm = to->norm, .verbose = 1};
-        if (vlb_load_split(&lo, "train", r->tok, &cm.cfg, &r->enc, r->fc, r->seed, r->tr) == 0) {
-            lo.max_examples = r->max_eval;
-            if ((!need_val || vlb_load_split(&lo, "val", r->tok, &cm.cfg, &r->enc, r->fc, 0, r->va) == 0) &&
-                vlb_load_split(&lo, "test", r->tok, &cm.cfg, &r->enc, r->fc, 0, r->te) == 0)
-                rc = 0;
-        }
+        return -1;
     }
-    vl_free(&cm);
-    return rc;
+    if (c->feat_dim != r->enc.cfg.dim) {
+        nn_seterr("%s: the model reads %d-wide image features, the image encoder %s gives %d", r->sp.backbone,
+                  c->feat_dim, r->sp.encoder, r->enc.cfg.dim);
+        return -1;
+    }
+    r->fc = vlb_cache_new(c->vis_tokens, c->feat_dim);
+    VlLoadOpts lo = {.root = data, .tasks = r->mask, .max_examples = r->max_train, .skip_bad = skip_bad,
+                     .norm = to->norm, .verbose = 1};
+    if (vlb_load_split(&lo, "train", r->tok, c, &r->enc, r->fc, r->seed, r->tr)) return -1;
+    lo.max_examples = r->max_eval;
+    if (need_val && vlb_load_split(&lo, "val", r->tok, c, &r->enc, r->fc, 0, r->va)) return -1;
+    return vlb_load_split(&lo, "test", r->tok, c, &r->enc, r->fc, 0, r->te);
 }
 
 static void vl_close(VlRun *r) {
@@ -275,18 +270,19 @@ static int vl_run(VlRun *r, const RunSpec *rs, const TrainOpts *to, int skip_bad
         return 1;
     }
     r->seed = (uint64_t)to->seed;
-    {   // the method's argument values against the backbone, before any data is read
-        Method *mc;
-        int rc = vl_build(r, &mc);
-        if (rc) {
-            fprintf(stderr, "petl run: %s\n", nn_err());
-            return rc == -2 ? 2 : 1;
-        }
-        vl_release(r, mc);
+    // the method's argument values against the backbone before any data is read; its config
+    // shapes the data
+    Method *mc;
+    int rc = vl_build(r, &mc);
+    if (rc) {
+        fprintf(stderr, "petl run: %s\n", nn_err());
+        return rc == -2 ? 2 : 1;
     }
     printf("petl run: VL %s %s on %s\n", sp->method, sp->margs, rs->data);
     int status = 1;
-    if (vl_open(r, rs->data, to, skip_bad, rs->ngrid > 1)) fprintf(stderr, "petl run: %s\n", nn_err());
+    rc = vl_open(r, &built_of(mc)->m.cfg, rs->data, to, skip_bad, rs->ngrid > 1);
+    vl_release(r, mc);
+    if (rc) fprintf(stderr, "petl run: %s\n", nn_err());
     else {
         RunOps ops = {r, vl_build, vl_train, vl_score, vl_release, vl_record};
         status = protocol_run(rs, &ops, to);

@@ -44,7 +44,6 @@ static double f2d(float f) {
 }
 
 // nn_hash_str under its old name, for bench/vlrun.c (being rewritten): cell ids are this FNV-1a
-uint64_t mx_hash(const char *s) { return nn_hash_str(s); }
 
 const char *mx_task_group(const char *task) {
     const VtabTask *t = ds_vtab_find(task);

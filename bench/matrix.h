@@ -102,8 +102,6 @@ int matrix_estimate(Matrix *m);
 const MxCell *matrix_find_cell(const Matrix *m, const char *s);
 // Shortest text that reads back as the same double ("0.001", "8", "1e-05").
 void mx_fmt_num(double v, char *buf, int cap);
-// nn_hash_str (64-bit FNV-1a), the hash of cell ids; new code calls nn_hash_str.
-uint64_t mx_hash(const char *s);
 // Group of a task by name: the VTAB table, then the embedded tasks (fashion_mnist natural,
 // textures specialized, the generated structured tasks); "other" when unknown.
 const char *mx_task_group(const char *task);

@@ -26,9 +26,6 @@ static inline char *xprintf(const char *fmt, ...) {
     return p;
 }
 
-// 64-bit FNV-1a of a string (hash tables keyed by names or paths): nn_hash_str.
-static inline uint64_t ld_hash(const char *s) { return nn_hash_str(s); }
-
 // Fisher-Yates shuffle of a[0..n) drawing from *rng.
 static inline void ld_shuffle(int *a, int n, uint64_t *rng) {
     for (int i = n - 1; i > 0; i--) {

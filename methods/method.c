@@ -190,12 +190,7 @@ const Sites *method_sites(const Method *m) {
 
 int method_set_task(Method *m, int task) { return m->desc->set_task ? m->desc->set_task(m, task) : 0; }
 
-int method_serves(const MethodDesc *d, const Backbone *bb) {
-    unsigned have = bb->caps;
-    for (int k = 0; k < bb->nstacks; k++) have |= bb->stack[k].hooks;
-    if (have & HOOK_TOKENS) have |= HOOK_TOKENS_INPUT;
-    return (d->needs & ~have) == 0;
-}
+int method_serves(const MethodDesc *d, const Backbone *bb) { return (d->needs & ~bb_offers(bb)) == 0; }
 
 // A delta holds every trainable parameter (the method's own, and the head); for methods that
 // train backbone tensors (BitFit, full) those tensors are the delta.

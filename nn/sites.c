@@ -16,12 +16,16 @@ const char *hook_name(unsigned mask) {
     return "?";
 }
 
-int bb_require(const Backbone *bb, const char *method, unsigned needs) {
+unsigned bb_offers(const Backbone *bb) {
     unsigned have = bb->caps;
     for (int k = 0; k < bb->nstacks; k++) have |= bb->stack[k].hooks;
     // a stack that takes tokens before every layer takes them before the first one too
     if (have & HOOK_TOKENS) have |= HOOK_TOKENS_INPUT;
-    unsigned miss = needs & ~have;
+    return have;
+}
+
+int bb_require(const Backbone *bb, const char *method, unsigned needs) {
+    unsigned miss = needs & ~bb_offers(bb);
     if (!miss) return 0;
     nn_seterr("method '%s' needs the %s site, which backbone %s lacks", method, hook_name(miss & -miss), bb->kind);
     return -1;

@@ -143,12 +143,6 @@ struct Backbone {
 static inline const char *bb_site_name(const Backbone *bb, Site s) {
     return bb->site_names && s >= 0 && s < SITE_COUNT ? bb->site_names[s] : site_role_name(s);
 }
-// Parameter-name prefix of a stack for methods: "" for a single-stack backbone, else "<name>.".
-static inline const char *bb_stack_prefix(const Backbone *bb, int stack, char *buf, int n) {
-    if (bb->nstacks <= 1) return "";
-    snprintf(buf, (size_t)n, "%s.", bb->stack[stack].name);
-    return buf;
-}
 static inline int bb_has_linear(const Backbone *bb, int stack, Site s) {
     return stack >= 0 && stack < bb->nstacks && (bb->stack[stack].linears >> s & 1u);
 }
@@ -171,6 +165,9 @@ static inline Tensor *bb_bias(const Backbone *bb, int stack, int layer, Site s) 
     bb_weights(bb, stack, layer, s, &b);
     return b;
 }
+// Every HOOK_* some stack calls and every NEED_* the backbone offers (tokens before every layer
+// include tokens before the first).
+unsigned bb_offers(const Backbone *bb);
 // 0 when every hook in `hooks` is called by some stack and every NEED_* in it is offered; else
 // -1 with nn_err() naming the first missing one ("method 'vpt_deep' needs the tokens site, which
 // backbone vl lacks").

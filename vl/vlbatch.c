@@ -8,6 +8,7 @@
 
 #include "loaders/batch.h"
 #include "loaders/ldutil.h"
+#include "nn/util.h"
 #include "loaders/transform.h"
 #include "vl/metrics.h"
 
@@ -45,7 +46,7 @@ double vlb_cache_flops(const VlFeatCache *fc) { return fc->flops; }
 const float *vlb_cache_row(const VlFeatCache *fc, int row) { return fc->feat + (size_t)row * fc->P * fc->D; }
 
 static int cache_find(const VlFeatCache *fc, const char *path) {
-    for (uint64_t h = ld_hash(path) & (fc->nslot - 1);; h = (h + 1) & (fc->nslot - 1)) {
+    for (uint64_t h = nn_hash_str(path) & (fc->nslot - 1);; h = (h + 1) & (fc->nslot - 1)) {
         int r = fc->slot[h];
         if (!r) return -1;
         if (!strcmp(fc->path[r - 1], path)) return r - 1;
@@ -57,7 +58,7 @@ static void cache_rehash(VlFeatCache *fc) {
     fc->nslot *= 2;
     fc->slot = calloc(fc->nslot, sizeof(int));
     for (int r = 0; r < fc->n; r++) {
-        uint64_t h = ld_hash(fc->path[r]) & (fc->nslot - 1);
+        uint64_t h = nn_hash_str(fc->path[r]) & (fc->nslot - 1);
         while (fc->slot[h]) h = (h + 1) & (fc->nslot - 1);
         fc->slot[h] = r + 1;
     }
@@ -75,7 +76,7 @@ static int cache_add(VlFeatCache *fc, const char *path) {
     }
     r = fc->n++;
     fc->path[r] = nn_strdup(path);
-    uint64_t h = ld_hash(path) & (fc->nslot - 1);
+    uint64_t h = nn_hash_str(path) & (fc->nslot - 1);
     while (fc->slot[h]) h = (h + 1) & (fc->nslot - 1);
     fc->slot[h] = r + 1;
     return r;

@@ -192,7 +192,6 @@ long vl_param_count(const VlConfig *c) {
 }
 
 // ---------------------------------------------------------------- parameters
-const char *vl_site_name(Site s) { return site_role_name(s); }
 
 static Tensor *padd(VlModel *m, int d0, int d1, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static Tensor *padd(VlModel *m, int d0, int d1, const char *fmt, ...) {

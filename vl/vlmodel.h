@@ -114,7 +114,6 @@ typedef enum { VL_ENC, VL_DEC } VlStack;
 // final-normed decoder states -> (rows, T, vocab), replacing the tied LM head). Sites.no_kv_cache
 // makes vl_generate recompute every prefix; Sites.release_frozen gives a frozen layer's
 // activations back before tap sees its output.
-const char *vl_site_name(Site s);   // "q", "k", ..., "xq", ..., "fc1", "fc2", "attn_ln", ...
 // The site contract's view of m (nn/sites.h): fills *bb (which refers to m; m must not move).
 void vl_backbone(VlModel *m, Backbone *bb);
 
