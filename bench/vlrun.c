@@ -15,15 +15,10 @@
 
 // ---------------------------------------------------------------- training
 void vlrun_train_defaults(TrainOpts *o) {
-    train_opts_default(o);
+    train_opts_default(o);   // lr 1e-3, AdamW, weight decay 1e-4: the image runs' defaults
     o->epochs = 3;
     o->batch = 32;
-    o->lr = 1e-3f;
-    o->weight_decay = 1e-4f;
     o->warmup = 0.5f;
-    o->optimizer = "adamw";
-    o->momentum = 0.9f;
-    o->seed = 0;
     o->log_every = 20;
 }
 
